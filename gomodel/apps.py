@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GomodelConfig(AppConfig):
+    name = "gomodel"
+    verbose_name = "GoModel"

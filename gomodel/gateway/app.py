@@ -1,0 +1,67 @@
+"""The ASGI app for /v1 and /health: a dict lookup instead of Django's URL resolver and middleware."""
+
+import logging
+
+from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
+from .http import ClientDisconnected, Request
+from .runtime import get_runtime
+from .views import chat_completions, health, list_models, ready
+
+log = logging.getLogger(__name__)
+
+ROUTES = {
+    "/v1/chat/completions": {"POST": chat_completions},
+    "/v1/models": {"GET": list_models},
+    "/health": {"GET": health},
+    "/health/ready": {"GET": ready},
+}
+
+
+def handles(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/v1" or path in ROUTES
+
+
+async def gateway_app(scope, receive, send):
+    req = Request(scope, receive, send)
+    path = req.path.rstrip("/") or "/"
+    methods = ROUTES.get(path)
+    try:
+        if methods is None:
+            raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")
+        handler = methods.get(req.method)
+        if handler is None:
+            if req.method == "HEAD" and "GET" in methods:
+                handler = methods["GET"]
+            else:
+                allow = ", ".join(methods).encode()
+                raise GatewayError(405, INVALID_REQUEST, f"Method {req.method} is not allowed on {path}; use "
+                                   f"{allow.decode()}.", code="method_not_allowed", headers=[(b"allow", allow)])
+        await handler(req)
+    except GatewayError as err:
+        if not req.response_started:
+            await req.respond_error(err)
+    except ClientDisconnected:
+        pass
+    except Exception:
+        log.exception("unhandled error on %s %s (request %s)", req.method, req.path, req.request_id)
+        if not req.response_started:
+            await req.respond_error(GatewayError(500, PROVIDER, "The gateway failed to handle this request; "
+                                                 f"request id {req.request_id}.", code="internal_error"))
+
+
+async def lifespan(scope, receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                runtime = get_runtime()
+                await runtime.registry.ensure_loaded()
+            except Exception as exc:  # the DB or an upstream may be down: serve anyway, load lazily
+                log.warning("gateway start-up could not load providers yet: %s", exc)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            try:
+                await get_runtime().close()
+            finally:
+                await send({"type": "lifespan.shutdown.complete"})
+            return

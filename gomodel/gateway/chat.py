@@ -1,0 +1,182 @@
+"""The chat-completions service: route, call the upstream through its adapter, answer in JSON or relay
+SSE, and emit exactly one usage event however the request ends."""
+
+import asyncio
+import logging
+
+import httpx
+import orjson
+
+from accounting import usage as usage_stream
+from providers.adapters import adapter_for
+from providers.base import SSEDecoder, StreamError, Target, UpstreamError, UpstreamRequest, error_message
+
+from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
+from .http import SSE_HEADERS, Request
+from .routing import resolve
+from .usage_record import UsageRecord
+
+log = logging.getLogger(__name__)
+DONE = b"data: [DONE]\n\n"
+
+
+async def run_chat(req: Request, runtime, body: dict) -> None:
+    target, model = await resolve(runtime.registry, body["model"], body.get("provider"))
+    stream = body.get("stream") is True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    adapter = adapter_for(target.wire)
+    try:
+        upstream = adapter.build_chat_request(body, target, model, stream)
+    except UpstreamError as err:  # the adapter cannot express this request for this provider
+        raise GatewayError(err.status, INVALID_REQUEST, err.message, err.param, err.code) from None
+    record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
+    try:
+        if stream:
+            await _relay_stream(req, runtime, adapter, upstream, record, include_usage)
+        else:
+            await _complete(req, runtime, adapter, upstream, record)
+    except GatewayError as err:
+        record.status, record.error_type = err.status, err.type
+        if not req.response_started:
+            await req.respond_error(err)
+    finally:
+        # After the answer is out: the client never waits on Redis. Shielded, so a cancelled
+        # request (server shutdown) still records what it cost.
+        await asyncio.shield(usage_stream.emit(runtime.redis, record.event()))
+
+
+async def _complete(req: Request, runtime, adapter, upstream: UpstreamRequest, record: UsageRecord):
+    target = record.target
+    try:
+        response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
+                                              content=upstream.body)
+    except httpx.HTTPError as exc:
+        raise transport_error(target, exc) from None
+    if not 200 <= response.status_code < 300:
+        raise upstream_error(target, response.status_code, response.content, response.headers)
+    try:
+        data, usage = adapter.parse_chat_response(response.content)
+    except UpstreamError as err:  # e.g. Gemini's blocked prompt: a 200 that is really a refusal
+        raise upstream_error(target, err.status, orjson.dumps({"error": {"message": err.message,
+                                                                          "code": err.code}}), {}) from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GatewayError(502, PROVIDER, f"Provider '{target.name}' sent a response the gateway could not "
+                           f"read: {exc}", code="invalid_upstream_response") from None
+    data["provider"] = target.name
+    record.usage = usage
+    if usage is None:
+        for choice in data.get("choices") or ():
+            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+                record.relay({"choices": [{"delta": choice["message"]}]})
+    await req.respond(200, orjson.dumps(data))
+
+
+async def _relay_stream(req: Request, runtime, adapter, upstream: UpstreamRequest, record: UsageRecord,
+                        include_usage: bool):
+    target = record.target
+    client = runtime.http
+    try:
+        response = await client.send(
+            client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body),
+            stream=True,
+        )
+    except httpx.HTTPError as exc:
+        raise transport_error(target, exc) from None
+    task = asyncio.current_task()
+    watcher = None
+    parser = None
+    try:
+        if not 200 <= response.status_code < 300:
+            raise upstream_error(target, response.status_code, await response.aread(), response.headers)
+        parser = adapter.StreamParser(record.model)
+        decoder = SSEDecoder()
+        await req.start(200, SSE_HEADERS)
+        watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
+        name = target.name
+        try:
+            async for raw in response.aiter_bytes():
+                for event, data in decoder.feed(raw):
+                    await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
+            for event, data in decoder.close():
+                await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
+            await _send_chunks(req, record, parser.close(), name, include_usage)
+            if not parser.complete:
+                raise StreamError("the upstream stream ended before the response was complete",
+                                  code="upstream_stream_incomplete")
+            record.usage = parser.usage
+        except (StreamError, httpx.HTTPError, ValueError) as exc:
+            record.usage = parser.usage
+            record.status, record.error_type = 502, PROVIDER
+            message, code = _stream_failure(target, exc)
+            watcher.cancel()
+            await req.finish(b"data: " + orjson.dumps(
+                {"error": {"type": PROVIDER, "message": message, "param": None, "code": code}}) + b"\n\n")
+            return
+        watcher.cancel()
+        await req.finish(DONE)
+    except asyncio.CancelledError:
+        if record.error_type != "client_disconnected":
+            raise
+        task.uncancel()  # the watcher cancelled us: the client hung up; record what was generated
+        if record.usage is None and parser is not None:
+            record.usage = parser.usage
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await response.aclose()
+
+
+async def _send_chunks(req: Request, record: UsageRecord, chunks: list[dict], provider: str, include_usage: bool):
+    for chunk in chunks:
+        chunk["provider"] = provider
+        if not include_usage and "usage" in chunk:
+            # The gateway always asks for usage; a client that did not ask never sees it.
+            if chunk.pop("usage") is not None and not chunk.get("choices"):
+                continue
+        record.relay(chunk)
+        record.first_byte()
+        await req.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+
+
+async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecord):
+    while True:
+        message = await req.receive()
+        if message["type"] == "http.disconnect":
+            record.status, record.error_type = 499, "client_disconnected"
+            task.cancel()
+            return
+
+
+def _stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, StreamError):
+        return f"Provider '{target.name}' failed mid-stream: {exc.message}", exc.code or "upstream_stream_error"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"Provider '{target.name}' stopped sending mid-stream (timeout).", "upstream_timeout"
+    if isinstance(exc, ValueError):
+        return f"Provider '{target.name}' sent a stream event the gateway could not read.", "invalid_upstream_response"
+    return f"The connection to provider '{target.name}' broke mid-stream.", "upstream_stream_broken"
+
+
+def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
+    if isinstance(exc, httpx.TimeoutException):
+        return GatewayError(504, PROVIDER, f"Provider '{target.name}' did not answer in time.",
+                            code="upstream_timeout")
+    return GatewayError(502, PROVIDER, f"Could not reach provider '{target.name}' ({type(exc).__name__}).",
+                        code="upstream_unreachable")
+
+
+def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayError:
+    """Map an upstream's non-2xx answer to the gateway's envelope (see the README's error table)."""
+    message, param, code = error_message(raw, status)
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        extra = [(b"retry-after", retry_after.encode())] if retry_after else []
+        return GatewayError(429, RATE_LIMIT, message, param, code or "rate_limit_exceeded", headers=extra)
+    if status in (401, 403):
+        return GatewayError(502, PROVIDER, f"Provider '{target.name}' rejected the gateway's credentials "
+                            f"(HTTP {status}); check that provider's API key.", code="provider_auth_failed")
+    if 400 <= status < 500:
+        return GatewayError(status, INVALID_REQUEST, message, param, code)
+    return GatewayError(502, PROVIDER, f"Provider '{target.name}' failed with HTTP {status}: {message}",
+                        code="upstream_error")

@@ -1,0 +1,86 @@
+"""The few ASGI primitives the /v1 hot path needs, kept free of Django's request machinery
+(every piece of which costs a thread hop; see the README's design notes)."""
+
+import time
+import uuid
+
+from .errors import GatewayError
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class Request:
+    __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
+                 "response_status", "response_started")
+
+    def __init__(self, scope, receive, send):
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.method = scope["method"]
+        self.path = scope["path"]
+        self.headers = dict(scope["headers"])  # lower-case names; a repeated header keeps its last value
+        self.request_id = "req_" + uuid.uuid4().hex
+        self.started = time.perf_counter()
+        self.auth = None
+        self.response_status = 0
+        self.response_started = False
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+    async def read_body(self, limit: int) -> bytes:
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large(limit)
+        chunks = []
+        size = 0
+        more = True
+        while more:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]):
+        self.response_status = status
+        self.response_started = True
+        await self.send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": headers + [(b"x-request-id", self.request_id.encode())],
+        })
+
+    async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):
+        await self.start(status, (headers or []) + JSON_HEADERS)
+        await self.send({"type": "http.response.body", "body": body})
+
+    async def respond_error(self, error: GatewayError):
+        await self.respond(error.status, error.body(), error.headers)
+
+    async def write(self, data: bytes):
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def finish(self, data: bytes = b""):
+        await self.send({"type": "http.response.body", "body": data})
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request was answered."""
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(413, "invalid_request_error", f"Request body is larger than the limit of {limit} bytes.",
+                        code="request_too_large")

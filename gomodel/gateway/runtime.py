@@ -1,0 +1,107 @@
+"""Per-process (per event loop) state of the gateway: the upstream client, the Redis client, the key
+cache and the model registry, plus the background tasks that keep them fresh."""
+
+import asyncio
+import logging
+import weakref
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from accounting import usage
+from providers.http_client import new_client
+from providers.registry import ModelRegistry
+
+from .auth import KeyCache
+
+log = logging.getLogger(__name__)
+_runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()
+
+
+class Runtime:
+    def __init__(self):
+        self.http = new_client()
+        self.redis = aioredis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0,
+                                       health_check_interval=30)
+        self.keys = KeyCache()
+        self.registry = ModelRegistry(self.http)
+        self._tasks: list[asyncio.Task] = []
+
+    def start_background(self):
+        self._tasks = [
+            asyncio.ensure_future(self._listen_invalidations()),
+            asyncio.ensure_future(self._refresh_models_periodically()),
+            asyncio.ensure_future(self._replay_spool_periodically()),
+        ]
+
+    def invalidate(self, what: str):
+        if what in ("keys", "all"):
+            self.keys.clear()
+        if what in ("providers", "all"):
+            self.registry.invalidate()
+
+    async def _listen_invalidations(self):
+        while True:
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(settings.INVALIDATION_CHANNEL)
+                # Anything may have changed while we were not listening.
+                self.invalidate("all")
+                async for message in pubsub.listen():
+                    if message and message.get("type") == "message":
+                        self.invalidate(message["data"].decode())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cache invalidation listener lost Redis (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+
+    async def _refresh_models_periodically(self):
+        while True:
+            await asyncio.sleep(settings.MODEL_REFRESH_INTERVAL)
+            try:
+                if self.registry.loaded:
+                    await self.registry.refresh()
+            except Exception:
+                log.exception("model registry refresh failed")
+
+    async def _replay_spool_periodically(self):
+        while True:
+            await asyncio.sleep(5.0)
+            if settings.USAGE_SPOOL_PATH.exists() and settings.USAGE_SPOOL_PATH.stat().st_size:
+                try:
+                    await asyncio.to_thread(_replay_spool)
+                except Exception as exc:
+                    log.warning("usage spool still waiting for Redis (%s events): %s", usage.spool_size(), exc)
+
+    async def close(self):
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.http.aclose()
+        await self.redis.aclose()
+
+
+def _replay_spool():
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0)
+    try:
+        usage.replay_spool(client)
+    finally:
+        client.close()
+
+
+def get_runtime() -> Runtime:
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is None:
+        runtime = _runtimes[loop] = Runtime()
+        runtime.start_background()
+    return runtime
+
+
+def invalidate_local(what: str):
+    """Clear this process's caches at once (the Redis message reaches the other processes)."""
+    for runtime in list(_runtimes.values()):
+        runtime.invalidate(what)

@@ -1,0 +1,88 @@
+"""What one /v1 request turns into on the usage stream."""
+
+import time
+
+from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
+from providers.base import Target, Usage
+
+
+class UsageRecord:
+    __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages")
+
+    def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
+                 messages: list):
+        self.request_id = req.request_id
+        self.principal = req.auth
+        self.started = req.started
+        self.target = target
+        self.requested_model = requested_model
+        self.model = model
+        self.endpoint = endpoint
+        self.stream = stream
+        self.messages = messages
+        self.status = 200
+        self.error_type = None
+        self.usage: Usage | None = None
+        self.ttft_ms: float | None = None
+        self.relayed: list[str] = []
+
+    def first_byte(self):
+        if self.ttft_ms is None:
+            self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
+
+    def relay(self, chunk: dict):
+        """Keep the text a client was sent, to estimate usage should the stream end without it."""
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            for field in ("content", "reasoning_content"):
+                if isinstance(delta.get(field), str):
+                    self.relayed.append(delta[field])
+            for call in delta.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    for field in ("name", "arguments"):
+                        if isinstance(function.get(field), str):
+                            self.relayed.append(function[field])
+
+    def event(self) -> dict:
+        usage = self.usage
+        source = "reported"
+        if usage is None:
+            if self.status == 200 or self.relayed:
+                # Generated but never reported (hang-up, broken stream): bill what was produced.
+                completion = estimate_text_tokens("".join(self.relayed))
+                prompt = estimate_prompt_tokens(self.messages)
+                usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+                source = "estimated"
+            else:
+                usage = Usage()
+                source = "none"
+        principal = self.principal
+        return {
+            "request_id": self.request_id,
+            "ts": time.time(),
+            "tenant_id": principal.tenant_id,
+            "tenant": principal.tenant_slug,
+            "api_key_id": principal.key_id,
+            "api_key_prefix": principal.key_prefix,
+            "provider_id": self.target.id,
+            "provider": self.target.name,
+            "provider_type": self.target.provider_type,
+            "requested_model": self.requested_model,
+            "model": self.model,
+            "endpoint": self.endpoint,
+            "status": self.status,
+            "error_type": self.error_type,
+            "stream": self.stream,
+            "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
+            "ttft_ms": self.ttft_ms,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "usage_source": source,
+        }

@@ -1,0 +1,83 @@
+"""Request-body checks for /v1/chat/completions: bad input is a 400 naming the field, before any
+upstream call. Fields the gateway does not know pass through untouched."""
+
+import orjson
+
+from .errors import invalid
+
+REASONING_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+def parse_json_object(raw: bytes) -> dict:
+    if not raw.strip():
+        raise invalid("The request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise invalid("The request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_type(body: dict, name: str, ok, expected: str):
+    if name in body and body[name] is not None and not ok(body[name]):
+        raise invalid(f"'{name}' must be {expected}.", param=name, code="invalid_type")
+
+
+def validate_chat(body: dict) -> None:
+    model = body.get("model")
+    if model is None:
+        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
+    messages = body.get("messages")
+    if messages is None:
+        raise invalid("'messages' is required.", param="messages", code="missing_required_parameter")
+    if not isinstance(messages, list) or not messages:
+        raise invalid("'messages' must be a non-empty array.", param="messages", code="invalid_type")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid(f"'messages[{i}]' must be an object.", param=f"messages[{i}]", code="invalid_type")
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise invalid(f"'messages[{i}].role' must be a non-empty string.", param=f"messages[{i}].role",
+                          code="invalid_type")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise invalid(f"'messages[{i}].content' must be a string, an array of parts or null.",
+                          param=f"messages[{i}].content", code="invalid_type")
+    if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
+        raise invalid("'stream' must be a boolean.", param="stream", code="invalid_type")
+    _check_type(body, "stream_options", lambda v: isinstance(v, dict), "an object")
+    options = body.get("stream_options")
+    if isinstance(options, dict) and "include_usage" in options and not isinstance(options["include_usage"], bool):
+        raise invalid("'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage",
+                      code="invalid_type")
+    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
+    _check_type(body, "max_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
+    _check_type(body, "max_completion_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
+    _check_type(body, "temperature", _is_number, "a number")
+    _check_type(body, "top_p", _is_number, "a number")
+    _check_type(body, "parallel_tool_calls", lambda v: isinstance(v, bool), "a boolean")
+    _check_type(body, "tools", lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
+                "an array of objects")
+    _check_type(body, "tool_choice", lambda v: isinstance(v, (str, dict)), "a string or an object")
+    _check_type(body, "user", lambda v: isinstance(v, str), "a string")
+    _check_type(body, "service_tier", lambda v: isinstance(v, str), "a string")
+    _check_type(body, "reasoning", lambda v: isinstance(v, dict), "an object")
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+        if reasoning["effort"] not in REASONING_EFFORTS:
+            raise invalid(f"'reasoning.effort' must be one of {', '.join(REASONING_EFFORTS)}.",
+                          param="reasoning.effort", code="invalid_value")
+    # OpenAI's own flat field also takes values such as "minimal": pass those through.
+    _check_type(body, "reasoning_effort", lambda v: isinstance(v, str), "a string")

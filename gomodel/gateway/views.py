@@ -1,0 +1,59 @@
+"""The /v1 endpoints: each validates its input and calls one service function."""
+
+import time
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from .chat import run_chat
+from .http import Request
+from .runtime import get_runtime
+from .validation import parse_json_object, validate_chat
+
+STARTED = int(time.time())
+
+
+async def chat_completions(req: Request):
+    runtime = get_runtime()
+    req.auth = await runtime.keys.authenticate(req.headers)
+    body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
+    validate_chat(body)
+    await run_chat(req, runtime, body)
+
+
+async def list_models(req: Request):
+    runtime = get_runtime()
+    req.auth = await runtime.keys.authenticate(req.headers)
+    await runtime.registry.ensure_loaded()
+    data = [{"id": f"{target.name}/{model}", "object": "model", "created": STARTED, "owned_by": target.name}
+            for target, model in runtime.registry.listing()]
+    await req.respond(200, orjson.dumps({"object": "list", "data": data}))
+
+
+async def health(req: Request):
+    await req.respond(200, b'{"status":"ok"}')
+
+
+def _database_answers() -> bool:
+    from django.db import close_old_connections, connection
+
+    close_old_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return True
+
+
+async def ready(req: Request):
+    runtime = get_runtime()
+    checks = {}
+    try:
+        checks["database"] = await sync_to_async(_database_answers, thread_sensitive=True)()
+    except Exception:
+        checks["database"] = False
+    try:
+        checks["redis"] = bool(await runtime.redis.ping())
+    except Exception:
+        checks["redis"] = False
+    ok = all(checks.values())
+    await req.respond(200 if ok else 503, orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks}))

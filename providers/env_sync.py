@@ -1,0 +1,63 @@
+"""Upsert the providers configured in the environment into ProviderConfig rows (at start-up)."""
+
+import os
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+from .catalogue import CATALOGUE
+from .models import ProviderConfig
+
+
+def env_providers(environ: Mapping[str, str]) -> list[dict]:
+    """The providers the environment enables, in catalogue order."""
+    found = []
+    for spec in CATALOGUE.values():
+        key = environ.get(f"{spec.env_prefix}_API_KEY", "").strip()
+        base_url = environ.get(f"{spec.env_prefix}_BASE_URL", "").strip()
+        models = environ.get(f"{spec.env_prefix}_MODELS", "").strip()
+        if spec.needs_key and not key:
+            continue
+        if spec.needs_base_url and not base_url:
+            if key and not spec.default_base_url:
+                raise ImproperlyConfigured(
+                    f"{spec.env_prefix}_API_KEY is set but {spec.env_prefix}_BASE_URL is not: "
+                    f"{spec.label} has no default base URL."
+                )
+            continue
+        found.append({"name": spec.key, "provider_type": spec.key, "api_key": key, "base_url": base_url,
+                      "models": models})
+    return found
+
+
+@transaction.atomic
+def sync_env_providers(environ: Mapping[str, str] | None = None) -> list[ProviderConfig]:
+    wanted = env_providers(os.environ if environ is None else environ)
+    synced = []
+    for item in wanted:
+        config = ProviderConfig.objects.filter(name=item["name"]).first() or ProviderConfig(name=item["name"])
+        config.provider_type = item["provider_type"]
+        config.base_url = item["base_url"]
+        config.model_list = item["models"]
+        config.enabled = True
+        config.source = ProviderConfig.SOURCE_ENV
+        if _stale(config, item["api_key"]):
+            config.set_api_key(item["api_key"])
+        config.save()
+        synced.append(config)
+    # An env provider whose variables are gone is disabled, not deleted: usage rows point at it.
+    gone = ProviderConfig.objects.filter(source=ProviderConfig.SOURCE_ENV).exclude(
+        name__in=[item["name"] for item in wanted]
+    )
+    for config in gone.filter(enabled=True):
+        config.enabled = False
+        config.save()
+    return synced
+
+
+def _stale(config: ProviderConfig, key: str) -> bool:
+    try:
+        return config.api_key != key
+    except ValueError:
+        return True

@@ -1,0 +1,12 @@
+from django.core.management.base import BaseCommand
+
+from providers.env_sync import sync_env_providers
+
+
+class Command(BaseCommand):
+    help = "Upsert the providers configured in the environment into ProviderConfig rows."
+
+    def handle(self, **options):
+        synced = sync_env_providers()
+        names = ", ".join(c.name for c in synced) or "none"
+        self.stdout.write(f"Providers from the environment: {names}.")

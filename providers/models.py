@@ -1,0 +1,62 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from . import crypto
+from .catalogue import CATALOGUE, PROVIDER_CHOICES
+
+
+class ProviderConfig(models.Model):
+    """One upstream account. `name` is what clients route by (`name/model` or `provider: name`)."""
+
+    SOURCE_ENV = "env"
+    SOURCE_ADMIN = "admin"
+
+    name = models.SlugField(max_length=64, unique=True, help_text="Routing name, e.g. 'openai'.")
+    provider_type = models.CharField(max_length=32, choices=PROVIDER_CHOICES)
+    base_url = models.URLField(max_length=500, blank=True, help_text="Empty: the catalogue default.")
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    model_list = models.TextField(blank=True, help_text="Extra model ids, comma separated (<P>_MODELS).")
+    enabled = models.BooleanField(default=True)
+    source = models.CharField(
+        max_length=8, choices=[(SOURCE_ENV, "environment"), (SOURCE_ADMIN, "admin")], default=SOURCE_ADMIN
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.name} ({self.provider_type})"
+
+    @property
+    def spec(self):
+        return CATALOGUE[self.provider_type]
+
+    @property
+    def effective_base_url(self) -> str:
+        return (self.base_url or self.spec.default_base_url).rstrip("/")
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_api_key(self, plaintext: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(plaintext)
+
+    @property
+    def api_key_redacted(self) -> str:
+        try:
+            return crypto.redact(self.api_key)
+        except ValueError:
+            return "(undecryptable)"
+
+    @property
+    def extra_models(self) -> list[str]:
+        return [m.strip() for m in self.model_list.split(",") if m.strip()]
+
+    def clean(self):
+        if self.provider_type not in CATALOGUE:
+            raise ValidationError({"provider_type": "Unknown provider type."})
+        if not self.effective_base_url:
+            raise ValidationError({"base_url": f"{self.spec.label} has no default base URL; set one."})

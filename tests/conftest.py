@@ -1,0 +1,112 @@
+import threading
+import time
+
+import orjson
+import pytest
+import redis
+import uvicorn
+from django.conf import settings
+
+from tests.fake_upstream import FakeUpstream, wait_for_port
+
+
+@pytest.fixture(scope="session")
+def redis_sync():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(redis_sync, tmp_path, settings):
+    """Each test starts with an empty usage stream and spool, and caches that know nothing."""
+    from gomodel.gateway.runtime import invalidate_local
+
+    redis_sync.delete(settings.USAGE_STREAM)
+    settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
+    invalidate_local("all")
+    yield
+    invalidate_local("all")
+
+
+@pytest.fixture(scope="session")
+def upstream_server():
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server):
+    upstream_server.requests.clear()
+    upstream_server.models = list(upstream_server.models)
+    return upstream_server
+
+
+@pytest.fixture(scope="session")
+def gateway_server():
+    from gomodel.asgi import application
+
+    config = uvicorn.Config(application, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    port = wait_for_port(server)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def gateway(gateway_server, transactional_db):
+    """The base URL of a running gateway (uvicorn in a thread, sharing this test's database)."""
+    return gateway_server
+
+
+@pytest.fixture
+def make_provider(transactional_db):
+    from providers.models import ProviderConfig
+
+    def make(name="openai", provider_type="openai", base_url="", api_key="sk-upstream-secret", models=""):
+        config = ProviderConfig(name=name, provider_type=provider_type, base_url=base_url, model_list=models)
+        config.set_api_key(api_key)
+        config.save()
+        return config
+
+    return make
+
+
+@pytest.fixture
+def provider(make_provider, upstream):
+    return make_provider(base_url=upstream.base_url)
+
+
+@pytest.fixture
+def tenant_key(transactional_db):
+    """(tenant, key row, plaintext) for a fresh tenant."""
+    from accounting.services import do_create_api_key, do_create_tenant
+
+    tenant = do_create_tenant("acme", "Acme")
+    key, plaintext = do_create_api_key(tenant, name="ci")
+    return tenant, key, plaintext
+
+
+@pytest.fixture
+def usage_events(redis_sync, settings):
+    """Reads back what the gateway appended to the usage stream."""
+
+    def read_now(request_id):
+        events = [orjson.loads(fields[b"e"]) for _, fields in redis_sync.xrange(settings.USAGE_STREAM)]
+        return [e for e in events if request_id is None or e["request_id"] == request_id]
+
+    def read(request_id=None, expect=1, timeout=3.0):
+        """Events are appended just after the response is sent: wait for `expect` of them, then
+        a little longer, so that a duplicate would show up too."""
+        deadline = time.monotonic() + timeout
+        while len(read_now(request_id)) < expect and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        return read_now(request_id)
+
+    return read

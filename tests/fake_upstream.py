@@ -1,0 +1,166 @@
+"""A fake OpenAI-format upstream for end-to-end tests, served by uvicorn on a loopback port.
+
+What it answers depends on the model name (see `behaviour`); every request it receives is recorded.
+"""
+
+import asyncio
+import threading
+import time
+
+import orjson
+import uvicorn
+
+MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
+          "error-event", "long-stream", "no-usage"]
+REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
+
+
+class FakeUpstream:
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.models = list(MODELS)
+        self.server = None
+        self.thread = None
+        self.port = None
+
+    # -- the ASGI app ------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        parsed = orjson.loads(body) if body else None
+        self.requests.append({"method": scope["method"], "path": scope["path"], "query": scope["query_string"],
+                              "headers": headers, "body": parsed})
+        if scope["path"].endswith("/models"):
+            return await self._json(send, 200, {"object": "list", "data": [
+                {"id": m, "object": "model", "owned_by": "fake"} for m in self.models]})
+        if scope["path"].endswith("/chat/completions"):
+            return await self.chat(parsed, send)
+        return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
+
+    async def _json(self, send, status, payload, headers=()):
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), *headers]})
+        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
+
+    async def chat(self, body, send):
+        model = body["model"]
+        if model == "fail-429":
+            return await self._json(send, 429, {"error": {"message": "Rate limit reached for requests",
+                                                          "type": "requests", "code": "rate_limit_exceeded"}},
+                                    [(b"retry-after", b"7")])
+        if model == "fail-401":
+            return await self._json(send, 401, {"error": {"message": "Incorrect API key provided: sk-up***",
+                                                          "type": "invalid_request_error"}})
+        if model == "fail-400":
+            return await self._json(send, 400, {"error": {"message": "temperature is out of range",
+                                                          "type": "invalid_request_error", "param": "temperature",
+                                                          "code": "invalid_value"}})
+        if model == "fail-500":
+            return await self._json(send, 500, {"error": {"message": "The server had an error"}})
+        if model == "slow":
+            await asyncio.sleep(10)
+        if body.get("stream"):
+            return await self.stream(body, send)
+        completion = len(REPLY)
+        message = {"role": "assistant", "content": "".join(REPLY)}
+        finish = "stop"
+        if model == "tool-model":
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                                  "arguments": '{"city":"Paris"}'}}]}
+            finish = "tool_calls"
+        payload = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+                   "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                   "usage": {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion,
+                             "prompt_tokens_details": {"cached_tokens": 2},
+                             "completion_tokens_details": {"reasoning_tokens": 0}}}
+        if model == "no-usage":
+            del payload["usage"]
+        await self._json(send, 200, payload)
+
+    async def stream(self, body, send):
+        model = body["model"]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+
+        async def event(payload):
+            data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
+
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        want_usage = (body.get("stream_options") or {}).get("include_usage")
+        if want_usage:
+            base["usage"] = None
+        await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                          "finish_reason": None}]})
+        pieces = REPLY * 50 if model == "long-stream" else REPLY
+        if model == "tool-model":
+            await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                                              "arguments": ""}}]},
+                "finish_reason": None}]})
+            for part in ['{"ci', 'ty":', '"Paris"}']:
+                await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                    {"index": 0, "function": {"arguments": part}}]}, "finish_reason": None}]})
+            pieces, finish = [], "tool_calls"
+        else:
+            finish = "stop"
+        for i, piece in enumerate(pieces):
+            if model == "break-stream" and i == 2:
+                raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
+            if model == "error-event" and i == 2:
+                await event({"error": {"message": "overloaded", "type": "server_error"}})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            if model == "long-stream":
+                await asyncio.sleep(0.01)
+            await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+        await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if want_usage and model != "no-usage":
+            n = 3 if model == "tool-model" else len(pieces)
+            await event({**base, "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": n,
+                                                          "total_tokens": 11 + n}})
+        await event(b"[DONE]")
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- serving -------------------------------------------------------------------------------
+    def start(self):
+        config = uvicorn.Config(self, host="127.0.0.1", port=0, log_level="critical", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.port = wait_for_port(self.server)
+        return self
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def chat_requests(self):
+        return [r for r in self.requests if r["path"].endswith("/chat/completions")]
+
+
+def wait_for_port(server, timeout=10.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.started and server.servers:
+            return server.servers[0].sockets[0].getsockname()[1]
+        time.sleep(0.01)
+    raise RuntimeError("server did not start")
