@@ -139,4 +139,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},
 }
-FORMS_URLFIELD_ASSUME_HTTPS = True

@@ -6,6 +6,8 @@ from .models import ProviderConfig
 
 
 class ProviderConfigForm(forms.ModelForm):
+    base_url = forms.URLField(required=False, assume_scheme="https", max_length=500,
+                              help_text="Empty: the catalogue default for the provider type.")
     api_key = forms.CharField(
         required=False, widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: stored encrypted, never shown. Leave empty to keep the current key.",

@@ -1,0 +1,35 @@
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-postgres bench migrate clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## Run the whole stack in the foreground: Redis (if none answers), migrations, env providers,
+## the ASGI server on $$PORT and a Celery worker with beat. Ctrl-C stops everything.
+run: $(STAMP)
+	$(PY) manage.py serve
+
+## The whole test suite (needs Redis at $$REDIS_URL, default 127.0.0.1:6379 db 15).
+test: $(STAMP)
+	$(PY) -m pytest
+
+## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
+test-postgres: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+
+## Throughput and latency: the mock upstream alone and through the gateway (see bench/README.md).
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate
+
+clean:
+	rm -rf $(VENV) var

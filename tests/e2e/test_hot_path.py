@@ -1,0 +1,77 @@
+"""A warm /v1/chat/completions request makes no thread hop and no ORM query (ARCHITECTURE.md)."""
+
+import concurrent.futures
+import threading
+
+import httpx
+import pytest
+from asgiref.sync import SyncToAsync
+from django.db.backends import utils as db_utils
+
+pytestmark = [pytest.mark.e2e]
+
+
+class Counter:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.hops = 0
+        self.submits = 0
+        self.queries = 0
+
+    def bump(self, field):
+        with self.lock:
+            setattr(self, field, getattr(self, field) + 1)
+
+
+@pytest.fixture
+def counter(monkeypatch):
+    counter = Counter()
+    original_call = SyncToAsync.__call__
+    original_submit = concurrent.futures.ThreadPoolExecutor.submit
+    original_execute = db_utils.CursorWrapper.execute
+    original_executemany = db_utils.CursorWrapper.executemany
+
+    async def counted_call(self, *args, **kwargs):
+        counter.bump("hops")
+        return await original_call(self, *args, **kwargs)
+
+    def counted_submit(self, *args, **kwargs):
+        counter.bump("submits")
+        return original_submit(self, *args, **kwargs)
+
+    def counted_execute(self, *args, **kwargs):
+        counter.bump("queries")
+        return original_execute(self, *args, **kwargs)
+
+    def counted_executemany(self, *args, **kwargs):
+        counter.bump("queries")
+        return original_executemany(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted_call)
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "submit", counted_submit)
+    monkeypatch.setattr(db_utils.CursorWrapper, "execute", counted_execute)
+    monkeypatch.setattr(db_utils.CursorWrapper, "executemany", counted_executemany)
+    return counter
+
+
+def _post(gateway, key, **body):
+    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
+    with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json=payload, timeout=10) as response:
+        content = response.read()
+        assert response.status_code == 200, content
+        return response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
+                                                       stream):
+    key = tenant_key[2]
+    first = _post(gateway, key, stream=stream)  # cold: loads the key and the providers
+    usage_events(first)
+    assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
+
+    counter.hops = counter.submits = counter.queries = 0
+    second = _post(gateway, key, stream=stream)
+    assert len(usage_events(second)) == 1
+    assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
