@@ -39,8 +39,9 @@ _providers_changed = _on_change("providers")
 
 def connect():
     from accounting.models import ApiKey, Tenant
-    from providers.models import ProviderConfig
+    from providers.models import ModelAlias, ProviderConfig
 
-    for model, handler in ((ApiKey, _keys_changed), (Tenant, _keys_changed), (ProviderConfig, _providers_changed)):
+    for model, handler in ((ApiKey, _keys_changed), (Tenant, _keys_changed), (ProviderConfig, _providers_changed),
+                           (ModelAlias, _providers_changed)):
         post_save.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-save")
         post_delete.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-delete")

@@ -139,3 +139,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+
+# Routing resilience (non-streaming retries, failover, virtual models).
+RETRY_MAX = env_int("RETRY_MAX", 2)
+RETRY_BASE_DELAY = env_float("RETRY_BASE_DELAY", 0.25)
+RETRY_MAX_WAIT = env_float("RETRY_MAX_WAIT", 10.0)  # a longer Retry-After is returned to the client instead
+VIRTUAL_MODELS = os.environ.get("VIRTUAL_MODELS", "")
+FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
+ANTHROPIC_DEFAULT_MAX_TOKENS = env_int("ANTHROPIC_DEFAULT_MAX_TOKENS", 4096)

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from .catalogue import CATALOGUE
-from .models import ProviderConfig
+from .models import ModelAlias, ProviderConfig
 
 
 class ProviderConfigForm(forms.ModelForm):
@@ -42,3 +42,11 @@ class ProviderConfigAdmin(admin.ModelAdmin):
     list_filter = ["provider_type", "enabled", "source"]
     search_fields = ["name"]
     readonly_fields = ["source", "api_key_redacted", "created_at", "updated_at"]
+
+
+@admin.register(ModelAlias)
+class ModelAliasAdmin(admin.ModelAdmin):
+    list_display = ["name", "targets", "enabled", "source", "updated_at"]
+    list_filter = ["enabled", "source"]
+    search_fields = ["name"]
+    readonly_fields = ["source", "updated_at"]

@@ -1,5 +1,6 @@
 """Upsert the providers configured in the environment into ProviderConfig rows (at start-up)."""
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -7,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from .catalogue import CATALOGUE
-from .models import ProviderConfig
+from .models import ModelAlias, ProviderConfig, parse_alias_targets
 
 
 def env_providers(environ: Mapping[str, str]) -> list[dict]:
@@ -53,6 +54,39 @@ def sync_env_providers(environ: Mapping[str, str] | None = None) -> list[Provide
     for config in gone.filter(enabled=True):
         config.enabled = False
         config.save()
+    return synced
+
+
+def parse_virtual_models(raw: str) -> dict[str, list[dict]]:
+    """VIRTUAL_MODELS: {"alias": [targets…]} (see parse_alias_targets for the target forms)."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"VIRTUAL_MODELS is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ImproperlyConfigured("VIRTUAL_MODELS must be a JSON object of alias name -> targets.")
+    aliases = {}
+    for name, targets in data.items():
+        try:
+            aliases[name] = parse_alias_targets(targets)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"VIRTUAL_MODELS alias '{name}': {exc}") from None
+    return aliases
+
+
+@transaction.atomic
+def sync_env_aliases(raw: str | None = None) -> list[ModelAlias]:
+    wanted = parse_virtual_models(os.environ.get("VIRTUAL_MODELS", "") if raw is None else raw)
+    synced = []
+    for name, targets in wanted.items():
+        alias, _ = ModelAlias.objects.update_or_create(
+            name=name, defaults={"targets": targets, "enabled": True, "source": "env"})
+        synced.append(alias)
+    for alias in ModelAlias.objects.filter(source="env", enabled=True).exclude(name__in=list(wanted)):
+        alias.enabled = False
+        alias.save()
     return synced
 
 

@@ -20,5 +20,18 @@ def new_client() -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=timeout(), limits=limits, trust_env=False)
     from httpx_aiohttp import AiohttpTransport
 
+    _fix_exception_map()
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), timeout=timeout(),
                              trust_env=False)
+
+
+def _fix_exception_map():
+    """httpx-aiohttp 0.2.0 maps every aiohttp.ClientConnectionError (refused connection, reset, server
+    disconnect) to httpx.ConnectTimeout, so an unreachable upstream was answered as a timeout (504, not 502).
+    Map the generic case to httpx.NetworkError; the specific entries still win (ServerTimeoutError ->
+    TimeoutException, SocketTimeoutError -> ReadTimeout, ClientConnectorError -> ConnectError)."""
+    import aiohttp
+    from httpx_aiohttp import transport
+
+    if transport.AIOHTTP_EXC_MAP.get(aiohttp.ClientConnectionError) is httpx.ConnectTimeout:
+        transport.AIOHTTP_EXC_MAP[aiohttp.ClientConnectionError] = httpx.NetworkError

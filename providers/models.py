@@ -60,3 +60,52 @@ class ProviderConfig(models.Model):
             raise ValidationError({"provider_type": "Unknown provider type."})
         if not self.effective_base_url:
             raise ValidationError({"base_url": f"{self.spec.label} has no default base URL; set one."})
+
+
+def parse_alias_targets(value) -> list[dict]:
+    """Normalise an alias's targets to [{"target": "provider/model", "weight": int >= 1}].
+
+    Accepts a list of "provider/model" strings or {"target", "weight"} objects, or a
+    {"provider/model": weight} mapping.
+    """
+    if isinstance(value, dict):
+        value = [{"target": k, "weight": v} for k, v in value.items()]
+    if not isinstance(value, list) or not value:
+        raise ValueError("targets must be a non-empty list")
+    targets = []
+    for item in value:
+        if isinstance(item, str):
+            item = {"target": item, "weight": 1}
+        if not isinstance(item, dict) or not isinstance(item.get("target"), str) or "/" not in item["target"]:
+            raise ValueError(f"each target must be 'provider/model' (got {item!r})")
+        weight = item.get("weight", 1)
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 1:
+            raise ValueError(f"the weight of {item['target']} must be a whole number >= 1")
+        targets.append({"target": item["target"], "weight": weight})
+    return targets
+
+
+class ModelAlias(models.Model):
+    """A virtual model: one name that spreads requests over weighted `provider/model` targets,
+    skipping targets whose circuit is open, and failing over between them."""
+
+    name = models.CharField(max_length=200, unique=True)
+    targets = models.JSONField(help_text='e.g. [{"target": "openai/gpt-4o-mini", "weight": 3}, '
+                                         '{"target": "groq/llama-3.1-8b-instant", "weight": 1}]')
+    enabled = models.BooleanField(default=True)
+    source = models.CharField(max_length=8, choices=[("env", "environment"), ("admin", "admin")], default="admin")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model alias"
+        verbose_name_plural = "model aliases"
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        try:
+            self.targets = parse_alias_targets(self.targets)
+        except ValueError as exc:
+            raise ValidationError({"targets": str(exc)})

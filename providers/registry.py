@@ -5,6 +5,8 @@ import asyncio
 import logging
 import time
 
+import orjson
+
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
@@ -13,6 +15,39 @@ from .base import Target
 
 log = logging.getLogger(__name__)
 MISS_REFRESH_INTERVAL = 10.0  # a miss refreshes the lists at most this often
+
+
+def load_aliases() -> dict[str, list[tuple[str, int]]]:
+    from .models import ModelAlias, parse_alias_targets
+
+    aliases = {}
+    for alias in ModelAlias.objects.filter(enabled=True):
+        try:
+            aliases[alias.name] = [(t["target"], t["weight"]) for t in parse_alias_targets(alias.targets)]
+        except ValueError as exc:
+            log.error("model alias %s is invalid and ignored: %s", alias.name, exc)
+    return aliases
+
+
+def load_failover_rules() -> dict[str, list[str]]:
+    """FAILOVER_RULES_JSON: {"provider/model" or "model": ["provider/model", …]}."""
+    from django.conf import settings
+
+    raw = settings.FAILOVER_RULES_JSON
+    if not raw.strip():
+        return {}
+    try:
+        rules = orjson.loads(raw)
+        if not isinstance(rules, dict):
+            raise TypeError("not an object")
+        return {str(k): [str(t) for t in v] for k, v in rules.items() if isinstance(v, list)}
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        log.error("FAILOVER_RULES_JSON is ignored: %s", exc)
+        return {}
+
+
+def load_config() -> tuple[list[Target], dict[str, list[tuple[str, int]]]]:
+    return load_targets(), load_aliases()
 
 
 def load_targets() -> list[Target]:
@@ -37,10 +72,13 @@ class ModelRegistry:
         self.client = client
         self.targets: dict[str, Target] = {}
         self.models: dict[str, list[str]] = {}
+        self.aliases: dict[str, list[tuple[str, int]]] = {}
+        self.failover: dict[str, list[str]] = {}
         self.loaded = False
         self._last_refresh = 0.0
         self._load_lock = asyncio.Lock()
         self._refresh_task: asyncio.Task | None = None
+        self._rr: dict[str, dict[str, int]] = {}  # smooth weighted round-robin state per alias
 
     async def ensure_loaded(self):
         if not self.loaded:
@@ -50,15 +88,23 @@ class ModelRegistry:
 
     async def reload(self):
         """Re-read the configs (after a change in admin), then their model lists."""
-        targets = await sync_to_async(load_targets, thread_sensitive=True)()
+        targets, aliases = await sync_to_async(load_config, thread_sensitive=True)()
         self.targets = {t.name: t for t in targets}
+        self.aliases = aliases
+        self.failover = load_failover_rules()
         self.models = {t.name: list(t.extra_models) + [m for m in self.models.get(t.name, [])
                                                        if m not in t.extra_models] for t in targets}
         self.loaded = True
-        await self.refresh()
+        self._rr.clear()
+        self.refresh_soon()
 
     def invalidate(self):
         self.loaded = False
+
+    def refresh_soon(self):
+        """Start fetching the model lists without waiting; a miss awaits the fetch under way."""
+        if self._refresh_task is None or self._refresh_task.done():
+            self._refresh_task = asyncio.ensure_future(self._refresh_all())
 
     async def refresh(self, min_interval: float = 0.0):
         """Fetch every target's model list; concurrent callers share one refresh."""
@@ -99,6 +145,23 @@ class ModelRegistry:
         if sep and rest and prefix in self.targets:
             return self.targets[prefix], rest
         return None
+
+    def alias_order(self, alias: str, is_open) -> list[str]:
+        """The alias's targets in the order to try: the next weighted round-robin pick among targets
+        whose circuit is closed, then the others by weight (failover order)."""
+        entries = self.aliases[alias]
+        live = [(ref, w) for ref, w in entries if (t := self.split(ref)) is not None and not is_open(t[0].id)]
+        pool = live or entries
+        state = self._rr.setdefault(alias, {})
+        total = sum(w for _, w in pool)
+        best = None
+        for ref, weight in pool:
+            state[ref] = state.get(ref, 0) + weight
+            if best is None or state[ref] > state[best]:
+                best = ref
+        state[best] -= total
+        rest = sorted((e for e in entries if e[0] != best), key=lambda e: -e[1])
+        return [best] + [ref for ref, _ in rest]
 
     def listing(self) -> list[tuple[Target, str]]:
         return [(t, m) for name, t in self.targets.items() for m in self.models.get(name, ())]

@@ -1,3 +1,4 @@
+import os
 import threading
 import time
 
@@ -23,6 +24,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     """Each test starts with an empty usage stream and spool, and caches that know nothing."""
     from gomodel.gateway.runtime import invalidate_local
 
+    # One stream per test process, so that concurrent runs sharing a Redis cannot see each other.
+    settings.USAGE_STREAM = f"gomodel:test:{os.getpid()}:usage"
     redis_sync.delete(settings.USAGE_STREAM)
     settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
     invalidate_local("all")
@@ -40,7 +43,8 @@ def upstream_server():
 @pytest.fixture
 def upstream(upstream_server):
     upstream_server.requests.clear()
-    upstream_server.models = list(upstream_server.models)
+    upstream_server.flaky_failures = 0
+    upstream_server.retry_after = b"0"
     return upstream_server
 
 

@@ -11,7 +11,7 @@ import orjson
 import uvicorn
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
-          "error-event", "long-stream", "no-usage"]
+          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small"]
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 
 
@@ -19,6 +19,8 @@ class FakeUpstream:
     def __init__(self):
         self.requests: list[dict] = []
         self.models = list(MODELS)
+        self.flaky_failures = 0  # how many more times model "flaky" answers 503 before it succeeds
+        self.retry_after = b"0"
         self.server = None
         self.thread = None
         self.port = None
@@ -48,6 +50,8 @@ class FakeUpstream:
                 {"id": m, "object": "model", "owned_by": "fake"} for m in self.models]})
         if scope["path"].endswith("/chat/completions"):
             return await self.chat(parsed, send)
+        if scope["path"].endswith("/embeddings"):
+            return await self.embeddings(parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
 
     async def _json(self, send, status, payload, headers=()):
@@ -72,6 +76,10 @@ class FakeUpstream:
             return await self._json(send, 500, {"error": {"message": "The server had an error"}})
         if model == "slow":
             await asyncio.sleep(10)
+        if model == "flaky" and self.flaky_failures > 0:
+            self.flaky_failures -= 1
+            return await self._json(send, 503, {"error": {"message": "overloaded, try again"}},
+                                    [(b"retry-after", self.retry_after)])
         if body.get("stream"):
             return await self.stream(body, send)
         completion = len(REPLY)
@@ -90,6 +98,15 @@ class FakeUpstream:
         if model == "no-usage":
             del payload["usage"]
         await self._json(send, 200, payload)
+
+    async def embeddings(self, body, send):
+        if body["model"] == "fail-500":
+            return await self._json(send, 500, {"error": {"message": "embedding backend down"}})
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
+        tokens = 3 * len(inputs)
+        await self._json(send, 200, {"object": "list", "data": data, "model": body["model"],
+                                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def stream(self, body, send):
         model = body["model"]

@@ -5,12 +5,13 @@ import logging
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .runtime import get_runtime
-from .views import chat_completions, health, list_models, ready
+from .views import chat_completions, embeddings, health, list_models, ready
 
 log = logging.getLogger(__name__)
 
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
+    "/v1/embeddings": {"POST": embeddings},
     "/v1/models": {"GET": list_models},
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},

@@ -8,12 +8,12 @@ import httpx
 import orjson
 
 from accounting import usage as usage_stream
-from providers.adapters import adapter_for
-from providers.base import SSEDecoder, StreamError, Target, UpstreamError, UpstreamRequest, error_message
+from providers.base import SSEDecoder, StreamError, Target, UpstreamError
 
-from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
+from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
-from .routing import resolve
+from .routing import candidates
+from .upstream import send_upstream, upstream_error
 from .usage_record import UsageRecord
 
 log = logging.getLogger(__name__)
@@ -21,21 +21,19 @@ DONE = b"data: [DONE]\n\n"
 
 
 async def run_chat(req: Request, runtime, body: dict) -> None:
-    target, model = await resolve(runtime.registry, body["model"], body.get("provider"))
+    chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    adapter = adapter_for(target.wire)
-    try:
-        upstream = adapter.build_chat_request(body, target, model, stream)
-    except UpstreamError as err:  # the adapter cannot express this request for this provider
-        raise GatewayError(err.status, INVALID_REQUEST, err.message, err.param, err.code) from None
+    target, model = chain[0]
     record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
     try:
+        response, adapter = await send_upstream(
+            runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream, record)
         if stream:
-            await _relay_stream(req, runtime, adapter, upstream, record, include_usage)
+            await _relay_stream(req, adapter, response, record, include_usage)
         else:
-            await _complete(req, runtime, adapter, upstream, record)
+            await _complete(req, adapter, response, record)
     except GatewayError as err:
         record.status, record.error_type = err.status, err.type
         if not req.response_started:
@@ -46,15 +44,8 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
         await asyncio.shield(usage_stream.emit(runtime.redis, record.event()))
 
 
-async def _complete(req: Request, runtime, adapter, upstream: UpstreamRequest, record: UsageRecord):
+async def _complete(req: Request, adapter, response: httpx.Response, record: UsageRecord):
     target = record.target
-    try:
-        response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
-                                              content=upstream.body)
-    except httpx.HTTPError as exc:
-        raise transport_error(target, exc) from None
-    if not 200 <= response.status_code < 300:
-        raise upstream_error(target, response.status_code, response.content, response.headers)
     try:
         data, usage = adapter.parse_chat_response(response.content)
     except UpstreamError as err:  # e.g. Gemini's blocked prompt: a 200 that is really a refusal
@@ -72,23 +63,12 @@ async def _complete(req: Request, runtime, adapter, upstream: UpstreamRequest, r
     await req.respond(200, orjson.dumps(data))
 
 
-async def _relay_stream(req: Request, runtime, adapter, upstream: UpstreamRequest, record: UsageRecord,
-                        include_usage: bool):
+async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool):
     target = record.target
-    client = runtime.http
-    try:
-        response = await client.send(
-            client.build_request(upstream.method, upstream.url, headers=upstream.headers, content=upstream.body),
-            stream=True,
-        )
-    except httpx.HTTPError as exc:
-        raise transport_error(target, exc) from None
     task = asyncio.current_task()
     watcher = None
     parser = None
     try:
-        if not 200 <= response.status_code < 300:
-            raise upstream_error(target, response.status_code, await response.aread(), response.headers)
         parser = adapter.StreamParser(record.model)
         decoder = SSEDecoder()
         await req.start(200, SSE_HEADERS)
@@ -156,27 +136,3 @@ def _stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ValueError):
         return f"Provider '{target.name}' sent a stream event the gateway could not read.", "invalid_upstream_response"
     return f"The connection to provider '{target.name}' broke mid-stream.", "upstream_stream_broken"
-
-
-def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
-    if isinstance(exc, httpx.TimeoutException):
-        return GatewayError(504, PROVIDER, f"Provider '{target.name}' did not answer in time.",
-                            code="upstream_timeout")
-    return GatewayError(502, PROVIDER, f"Could not reach provider '{target.name}' ({type(exc).__name__}).",
-                        code="upstream_unreachable")
-
-
-def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayError:
-    """Map an upstream's non-2xx answer to the gateway's envelope (see the README's error table)."""
-    message, param, code = error_message(raw, status)
-    if status == 429:
-        retry_after = headers.get("retry-after")
-        extra = [(b"retry-after", retry_after.encode())] if retry_after else []
-        return GatewayError(429, RATE_LIMIT, message, param, code or "rate_limit_exceeded", headers=extra)
-    if status in (401, 403):
-        return GatewayError(502, PROVIDER, f"Provider '{target.name}' rejected the gateway's credentials "
-                            f"(HTTP {status}); check that provider's API key.", code="provider_auth_failed")
-    if 400 <= status < 500:
-        return GatewayError(status, INVALID_REQUEST, message, param, code)
-    return GatewayError(502, PROVIDER, f"Provider '{target.name}' failed with HTTP {status}: {message}",
-                        code="upstream_error")

@@ -11,6 +11,7 @@ from django.conf import settings
 from accounting import usage
 from providers.http_client import new_client
 from providers.registry import ModelRegistry
+from providers.resilience import CircuitBreaker
 
 from .auth import KeyCache
 
@@ -25,6 +26,7 @@ class Runtime:
                                        health_check_interval=30)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
+        self.breaker = CircuitBreaker()
         self._tasks: list[asyncio.Task] = []
 
     def start_background(self):
@@ -39,6 +41,7 @@ class Runtime:
             self.keys.clear()
         if what in ("providers", "all"):
             self.registry.invalidate()
+            self.breaker = CircuitBreaker()  # an edited provider config gets a fresh start
 
     async def _listen_invalidations(self):
         while True:

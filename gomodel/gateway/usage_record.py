@@ -8,7 +8,7 @@ from providers.base import Target, Usage
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
-                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages")
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages: list):
@@ -26,6 +26,11 @@ class UsageRecord:
         self.usage: Usage | None = None
         self.ttft_ms: float | None = None
         self.relayed: list[str] = []
+        self.attempts: list[dict] = []
+
+    def attempt(self, target: Target, model: str, status: int | None, error: str | None):
+        """One upstream try (failover and retries make several); the event names the last one."""
+        self.attempts.append({"provider": target.name, "model": model, "status": status, "error": error})
 
     def first_byte(self):
         if self.ttft_ms is None:
@@ -85,4 +90,5 @@ class UsageRecord:
             "cached_tokens": usage.cached_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
             "usage_source": source,
+            "attempts": self.attempts,
         }

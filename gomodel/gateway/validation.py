@@ -81,3 +81,27 @@ def validate_chat(body: dict) -> None:
                           param="reasoning.effort", code="invalid_value")
     # OpenAI's own flat field also takes values such as "minimal": pass those through.
     _check_type(body, "reasoning_effort", lambda v: isinstance(v, str), "a string")
+
+
+def _is_token_list(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
+
+
+def validate_embeddings(body: dict) -> None:
+    model = body.get("model")
+    if model is None:
+        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model.strip():
+        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
+    if "input" not in body or body["input"] is None:
+        raise invalid("'input' is required.", param="input", code="missing_required_parameter")
+    value = body["input"]
+    ok = (isinstance(value, str) and value != "") or _is_token_list(value) or (
+        isinstance(value, list) and bool(value) and all(
+            (isinstance(v, str) and v != "") or _is_token_list(v) for v in value))
+    if not ok:
+        raise invalid("'input' must be a non-empty string, an array of strings, or token arrays.", param="input",
+                      code="invalid_type")
+    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
+    _check_type(body, "dimensions", lambda v: _is_int(v) and v > 0, "a positive integer")
+    _check_type(body, "encoding_format", lambda v: v in ("float", "base64"), "'float' or 'base64'")

@@ -7,9 +7,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from .chat import run_chat
+from .embeddings import run_embeddings
 from .http import Request
 from .runtime import get_runtime
-from .validation import parse_json_object, validate_chat
+from .validation import parse_json_object, validate_chat, validate_embeddings
 
 STARTED = int(time.time())
 
@@ -20,6 +21,14 @@ async def chat_completions(req: Request):
     body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
     validate_chat(body)
     await run_chat(req, runtime, body)
+
+
+async def embeddings(req: Request):
+    runtime = get_runtime()
+    req.auth = await runtime.keys.authenticate(req.headers)
+    body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
+    validate_embeddings(body)
+    await run_embeddings(req, runtime, body)
 
 
 async def list_models(req: Request):

@@ -1,6 +1,7 @@
 import orjson
 
 from ..base import StreamError, Target, UpstreamRequest, Usage
+from .quirks import adapt_body, extra_headers
 
 STANDARD_USAGE_KEYS = frozenset(
     ("prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details")
@@ -11,6 +12,7 @@ def auth_headers(target: Target) -> dict[str, str]:
     headers = {"content-type": "application/json", "accept": "application/json"}
     if target.api_key:
         headers["authorization"] = f"Bearer {target.api_key}"
+    headers.update(extra_headers(target.provider_type))
     return headers
 
 
@@ -22,6 +24,7 @@ def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> 
     body = dict(body)
     body.pop("provider", None)
     body["model"] = model
+    adapt_body(body, target.provider_type, model)
     if stream:
         options = body.get("stream_options")
         body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
@@ -107,3 +110,17 @@ def parse_models(raw: bytes) -> list[str]:
             if isinstance(model_id, str):
                 ids.append(model_id)
     return ids
+
+
+def build_embeddings_request(body: dict, target: Target, model: str) -> UpstreamRequest:
+    body = dict(body)
+    body.pop("provider", None)
+    body["model"] = model
+    return UpstreamRequest("POST", f"{target.base_url}/embeddings", auth_headers(target), orjson.dumps(body))
+
+
+def parse_embeddings_response(raw: bytes, model: str) -> tuple[dict, Usage | None]:
+    data = orjson.loads(raw)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ValueError("an embeddings response needs a 'data' array")
+    return data, Usage.from_openai(data.get("usage"))

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from providers.env_sync import sync_env_providers
+from providers.env_sync import sync_env_aliases, sync_env_providers
 
 
 class Command(BaseCommand):
@@ -10,3 +10,5 @@ class Command(BaseCommand):
         synced = sync_env_providers()
         names = ", ".join(c.name for c in synced) or "none"
         self.stdout.write(f"Providers from the environment: {names}.")
+        aliases = ", ".join(a.name for a in sync_env_aliases()) or "none"
+        self.stdout.write(f"Virtual models from the environment: {aliases}.")

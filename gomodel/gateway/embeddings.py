@@ -1,0 +1,53 @@
+"""The embeddings service: same routing, resilience, errors and usage event as chat."""
+
+import asyncio
+
+import orjson
+
+from accounting import usage as usage_stream
+from providers.base import UpstreamError
+
+from .errors import PROVIDER, GatewayError
+from .http import Request
+from .routing import candidates
+from .upstream import send_upstream
+from .usage_record import UsageRecord
+
+
+def _build(body: dict):
+    def build(adapter, target, model):
+        builder = getattr(adapter, "build_embeddings_request", None)
+        if builder is None:
+            raise UpstreamError(400, f"Provider '{target.name}' does not offer embeddings.", param="model",
+                                code="embeddings_not_supported")
+        return builder(body, target, model)
+
+    return build
+
+
+def _as_messages(value) -> list[dict]:
+    """The input as messages, so that a missing upstream usage can be estimated like a prompt."""
+    items = value if isinstance(value, list) and value and not isinstance(value[0], int) else [value]
+    return [{"role": "user", "content": item if isinstance(item, str) else " " * (4 * len(item))} for item in items]
+
+
+async def run_embeddings(req: Request, runtime, body: dict) -> None:
+    chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
+    target, model = chain[0]
+    record = UsageRecord(req, target, body["model"], model, "/v1/embeddings", False, _as_messages(body["input"]))
+    try:
+        response, adapter = await send_upstream(runtime, chain, _build(body), False, record)
+        try:
+            data, usage = adapter.parse_embeddings_response(response.content, record.model)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent an embeddings response the "
+                               f"gateway could not read: {exc}", code="invalid_upstream_response") from None
+        data["provider"] = record.target.name
+        record.usage = usage
+        await req.respond(200, orjson.dumps(data))
+    except GatewayError as err:
+        record.status, record.error_type = err.status, err.type
+        if not req.response_started:
+            await req.respond_error(err)
+    finally:
+        await asyncio.shield(usage_stream.emit(runtime.redis, record.event()))

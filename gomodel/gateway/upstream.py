@@ -1,0 +1,104 @@
+"""Sending a request upstream: failover across candidates, retries with backoff for non-streaming
+calls, and a circuit breaker per provider config. Every attempt is noted on the usage record."""
+
+import asyncio
+
+import httpx
+from django.conf import settings
+
+from providers.adapters import adapter_for
+from providers.base import Target, UpstreamError
+from providers.resilience import backoff_delay, retry_after_seconds
+
+from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
+from .usage_record import UsageRecord
+from providers.base import error_message
+
+RETRY_STATUSES = frozenset((429, 502, 503, 504))
+
+
+async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream: bool, record: UsageRecord):
+    """Try each (target, model) in order until one answers 2xx; returns (response, adapter).
+
+    `build(adapter, target, model)` makes the UpstreamRequest. Failover moves on after a 429, a 5xx, a
+    timeout or a connection failure (always before the first byte reaches the client); other 4xx
+    answers are the client's to see. A streaming response comes back unread.
+    """
+    last_error = None
+    for target, model in chain:
+        if not runtime.breaker.allow(target.id):
+            record.attempt(target, model, None, "circuit_open")
+            last_error = GatewayError(502, PROVIDER, f"Provider '{target.name}' is failing; its circuit is open "
+                                      "and it is skipped for now.", code="circuit_open")
+            continue
+        adapter = adapter_for(target.wire)
+        try:
+            upstream = build(adapter, target, model)
+        except UpstreamError as err:  # the request cannot be expressed for this provider
+            raise GatewayError(err.status, INVALID_REQUEST, err.message, err.param, err.code) from None
+        tries = 1 if stream else 1 + max(0, settings.RETRY_MAX)
+        for attempt in range(tries):
+            retry_after = None
+            try:
+                if stream:
+                    response = await runtime.http.send(runtime.http.build_request(
+                        upstream.method, upstream.url, headers=upstream.headers, content=upstream.body), stream=True)
+                else:
+                    response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
+                                                          content=upstream.body)
+            except httpx.HTTPError as exc:
+                error = transport_error(target, exc)
+                runtime.breaker.failure(target.id)
+                # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again.
+                retryable = not isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout))
+                failover = True
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    runtime.breaker.success(target.id)
+                    record.attempt(target, model, status, None)
+                    record.target, record.model = target, model
+                    return response, adapter
+                raw = await response.aread()
+                await response.aclose()
+                error = upstream_error(target, status, raw, response.headers)
+                if status >= 500:
+                    runtime.breaker.failure(target.id)
+                else:
+                    runtime.breaker.success(target.id)
+                retryable = status in RETRY_STATUSES
+                failover = status == 429 or status >= 500
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
+            record.attempt(target, model, error.status, error.code)
+            record.target, record.model = target, model
+            last_error = error
+            if not retryable or attempt + 1 >= tries or (retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):
+                break
+            await asyncio.sleep(backoff_delay(attempt, settings.RETRY_BASE_DELAY, settings.RETRY_MAX_WAIT, retry_after))
+        if not failover:
+            raise last_error
+    raise last_error
+
+
+def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return GatewayError(504, PROVIDER, f"Provider '{target.name}' did not answer in time.",
+                            code="upstream_timeout")
+    return GatewayError(502, PROVIDER, f"Could not reach provider '{target.name}' ({type(exc).__name__}).",
+                        code="upstream_unreachable")
+
+
+def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayError:
+    """Map an upstream's non-2xx answer to the gateway's envelope (see the README's error table)."""
+    message, param, code = error_message(raw, status)
+    if status == 429:
+        retry_after = headers.get("retry-after")
+        extra = [(b"retry-after", retry_after.encode())] if retry_after else []
+        return GatewayError(429, RATE_LIMIT, message, param, code or "rate_limit_exceeded", headers=extra)
+    if status in (401, 403):
+        return GatewayError(502, PROVIDER, f"Provider '{target.name}' rejected the gateway's credentials "
+                            f"(HTTP {status}); check that provider's API key.", code="provider_auth_failed")
+    if 400 <= status < 500:
+        return GatewayError(status, INVALID_REQUEST, message, param, code)
+    return GatewayError(502, PROVIDER, f"Provider '{target.name}' failed with HTTP {status}: {message}",
+                        code="upstream_error")

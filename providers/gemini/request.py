@@ -1,0 +1,334 @@
+"""OpenAI chat request -> Gemini `generateContent` / `streamGenerateContent` request.
+
+Wire format: https://ai.google.dev/api/generate-content (request body),
+https://ai.google.dev/gemini-api/docs/function-calling (tools, toolConfig, functionResponse),
+https://ai.google.dev/gemini-api/docs/thinking (thinkingConfig), https://ai.google.dev/api/models (listing).
+"""
+
+import mimetypes
+import re
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from ..base import Target, UpstreamError, UpstreamRequest
+
+# OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens). 24576 is the top of 2.5 Flash's range.
+THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576, "max": 24576}
+# Gemini 3 and later take a level instead of a budget. Gemini 3 Pro accepts only "low" and "high"
+# ("medium"/"minimal" are Flash-only), so anything above low asks for "high".
+THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "high"}
+
+_GENERATION_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
+_DATA_URL = re.compile(r"data:([^;,]+)?((?:;[^;,]*)*),(.*)", re.DOTALL)
+
+
+def auth_headers(target: Target) -> dict[str, str]:
+    """The key goes in `x-goog-api-key`, never in the URL (URLs end up in logs)."""
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if target.api_key:
+        headers["x-goog-api-key"] = target.api_key
+    return headers
+
+
+def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> UpstreamRequest:
+    model = model.removeprefix("models/")
+    payload = build_payload(body, model)
+    path = quote(model, safe="-._~")
+    headers = auth_headers(target)
+    if stream:
+        headers["accept"] = "text/event-stream"
+        url = f"{target.base_url}/models/{path}:streamGenerateContent?alt=sse"
+    else:
+        url = f"{target.base_url}/models/{path}:generateContent"
+    return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
+
+
+def build_models_request(target: Target) -> UpstreamRequest:
+    headers = auth_headers(target)
+    headers.pop("content-type")
+    # The listing is paginated, 50 a page unless asked; 1000 is the most one page can hold.
+    return UpstreamRequest("GET", f"{target.base_url}/models?pageSize=1000", headers)
+
+
+# -- the body ------------------------------------------------------------------------------------
+
+def build_payload(body: dict, model: str) -> dict:
+    system_parts, contents = _contents(body.get("messages") or [])
+    payload: dict = {"contents": contents}
+    if system_parts:
+        payload["systemInstruction"] = {"parts": system_parts}
+    tools = _tools(body.get("tools"))
+    if tools:
+        payload["tools"] = tools
+    tool_config = _tool_config(body.get("tool_choice"))
+    if tool_config:
+        payload["toolConfig"] = tool_config
+    generation = _generation_config(body, model)
+    if generation:
+        payload["generationConfig"] = generation
+    return payload
+
+
+def _bad(message: str, param: str | None, code: str = "invalid_value") -> UpstreamError:
+    return UpstreamError(400, message, param=param, code=code)
+
+
+def _contents(messages: list) -> tuple[list[dict], list[dict]]:
+    system_parts: list[dict] = []
+    contents: list[dict] = []
+    call_names: dict[str, str] = {}  # tool_call id -> function name, from earlier assistant turns
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"'messages[{i}]' must be an object.", f"messages[{i}]", "invalid_type")
+        role = message.get("role")
+        content = message.get("content")
+        if role in ("system", "developer"):
+            system_parts.extend({"text": text} for text in _texts(content, i) if text)
+        elif role == "user":
+            parts = _user_parts(content, i)
+            if parts:
+                contents.append({"role": "user", "parts": parts})
+        elif role == "assistant":
+            parts = [{"text": text} for text in _texts(content, i) if text]
+            for j, call in enumerate(message.get("tool_calls") or ()):
+                part = _function_call(call, i, j)
+                if isinstance(call.get("id"), str):
+                    call_names[call["id"]] = part["functionCall"]["name"]
+                parts.append(part)
+            legacy = message.get("function_call")
+            if isinstance(legacy, dict) and not message.get("tool_calls"):
+                parts.append(_function_call({"function": legacy}, i, 0))
+            if parts:
+                contents.append({"role": "model", "parts": parts})
+        elif role in ("tool", "function"):
+            name = (call_names.get(message.get("tool_call_id")) if role == "tool" else None) or message.get("name")
+            if not isinstance(name, str) or not name:
+                raise _bad(f"'messages[{i}]' answers tool call '{message.get('tool_call_id')}', which no earlier "
+                           "assistant message made; Gemini needs the function's name.",
+                           f"messages[{i}].tool_call_id")
+            part = {"functionResponse": {"name": name, "response": _function_result(content, i)}}
+            previous = contents[-1] if contents else None
+            if previous is not None and previous.get("_tool_results"):
+                previous["parts"].append(part)  # parallel calls: all the answers go back in one turn
+            else:
+                contents.append({"role": "user", "parts": [part], "_tool_results": True})
+        else:
+            raise _bad(f"'messages[{i}].role' '{role}' cannot be sent to Gemini.", f"messages[{i}].role")
+    for content in contents:
+        content.pop("_tool_results", None)
+    return system_parts, contents
+
+
+def _texts(content, i: int) -> list[str]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text", "refusal"):
+                text = part.get("text", part.get("refusal"))
+                if isinstance(text, str):
+                    texts.append(text)
+            else:
+                raise _bad(f"'messages[{i}].content[{j}]' must be a text part here.",
+                           f"messages[{i}].content[{j}]", "unsupported_content")
+        return texts
+    raise _bad(f"'messages[{i}].content' must be a string, an array of parts or null.", f"messages[{i}].content",
+               "invalid_type")
+
+
+def _user_parts(content, i: int) -> list[dict]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    if not isinstance(content, list):
+        raise _bad(f"'messages[{i}].content' must be a string, an array of parts or null.",
+                   f"messages[{i}].content", "invalid_type")
+    parts = []
+    for j, part in enumerate(content):
+        param = f"messages[{i}].content[{j}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if isinstance(part, str):
+            parts.append({"text": part})
+        elif kind in ("text", "input_text"):
+            if part.get("text"):
+                parts.append({"text": str(part["text"])})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else image
+            if not isinstance(url, str) or not url:
+                raise _bad(f"'{param}.image_url.url' must be a non-empty string.", f"{param}.image_url.url")
+            parts.append(_media(url, f"{param}.image_url.url", "image/jpeg"))
+        elif kind == "input_audio":
+            audio = part.get("input_audio") if isinstance(part.get("input_audio"), dict) else {}
+            if not isinstance(audio.get("data"), str):
+                raise _bad(f"'{param}.input_audio.data' must be base64 text.", f"{param}.input_audio.data")
+            fmt = str(audio.get("format") or "wav")
+            parts.append({"inlineData": {"mimeType": "audio/mpeg" if fmt == "mp3" else f"audio/{fmt}",
+                                         "data": audio["data"]}})
+        elif kind == "file":
+            file = part.get("file") if isinstance(part.get("file"), dict) else {}
+            data = file.get("file_data")
+            if not isinstance(data, str):
+                raise _bad(f"'{param}.file.file_data' must be a data: URL; uploaded file ids cannot reach "
+                           "Gemini.", f"{param}.file", "unsupported_content")
+            parts.append(_media(data, f"{param}.file.file_data", "application/pdf"))
+        else:
+            raise _bad(f"'{param}' has type '{kind}', which the gateway cannot send to Gemini.", param,
+                       "unsupported_content")
+    return parts
+
+
+def _media(url: str, param: str, default_mime: str) -> dict:
+    if url.startswith("data:"):
+        match = _DATA_URL.match(url)
+        if not match or ";base64" not in (match.group(2) or ""):
+            raise _bad(f"'{param}' must be a base64 data: URL.", param)
+        return {"inlineData": {"mimeType": match.group(1) or default_mime, "data": match.group(3)}}
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https", "gs"):
+        mime = mimetypes.guess_type(urlsplit(url).path)[0] or default_mime
+        return {"fileData": {"mimeType": mime, "fileUri": url}}
+    raise _bad(f"'{param}' must be an http(s) URL or a data: URL.", param)
+
+
+def _function_call(call, i: int, j: int) -> dict:
+    param = f"messages[{i}].tool_calls[{j}]"
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+        raise _bad(f"'{param}.function.name' must be a non-empty string.", f"{param}.function.name")
+    arguments = function.get("arguments")
+    if arguments is None or arguments == "":
+        args = {}
+    elif isinstance(arguments, dict):
+        args = arguments
+    else:
+        try:
+            args = orjson.loads(arguments)
+        except (orjson.JSONDecodeError, TypeError):
+            args = None
+        if not isinstance(args, dict):
+            raise _bad(f"'{param}.function.arguments' must be a JSON object; Gemini takes arguments as an object.",
+                       f"{param}.function.arguments")
+    return {"functionCall": {"name": function["name"], "args": args}}
+
+
+def _function_result(content, i: int) -> dict:
+    """Gemini wants an object back: a JSON object goes as it is, anything else as {"result": ...}."""
+    if isinstance(content, list):
+        content = "".join(_texts(content, i))
+    if content is None:
+        content = ""
+    if isinstance(content, dict):
+        return content
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return {"result": content}
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _tools(tools) -> list[dict]:
+    if not isinstance(tools, list):
+        return []
+    declarations = []
+    for k, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise _bad(f"'tools[{k}]' has type '{kind}'; only function tools can be sent to Gemini.",
+                       f"tools[{k}].type", "unsupported_tool")
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise _bad(f"'tools[{k}].function.name' must be a non-empty string.", f"tools[{k}].function.name")
+        declaration = {"name": function["name"]}
+        if isinstance(function.get("description"), str):
+            declaration["description"] = function["description"]
+        parameters = function.get("parameters")
+        if isinstance(parameters, dict) and parameters:
+            # OpenAI tools carry JSON Schema; `parametersJsonSchema` takes it whole, where `parameters`
+            # (an OpenAPI subset) would reject keys such as additionalProperties or $schema.
+            declaration["parametersJsonSchema"] = parameters
+        declarations.append(declaration)
+    return [{"functionDeclarations": declarations}] if declarations else []
+
+
+def _tool_config(choice) -> dict | None:
+    if choice is None:
+        return None
+    if isinstance(choice, str):
+        mode = {"auto": "AUTO", "required": "ANY", "none": "NONE"}.get(choice)
+        if mode is None:
+            raise _bad("'tool_choice' must be 'auto', 'required', 'none' or a named function.", "tool_choice")
+        return {"functionCallingConfig": {"mode": mode}}
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else choice.get("name")
+        if isinstance(name, str) and name:
+            return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
+    raise _bad("'tool_choice' must be 'auto', 'required', 'none' or a named function.", "tool_choice")
+
+
+def _generation_config(body: dict, model: str) -> dict:
+    config: dict = {}
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        config["maxOutputTokens"] = max_tokens
+    if body.get("temperature") is not None:
+        config["temperature"] = body["temperature"]
+    if body.get("top_p") is not None:
+        config["topP"] = body["top_p"]
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        config["stopSequences"] = [stop]
+    elif isinstance(stop, list) and stop:
+        config["stopSequences"] = [s for s in stop if isinstance(s, str)]
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict):
+        kind = response_format.get("type")
+        if kind == "json_object":
+            config["responseMimeType"] = "application/json"
+        elif kind == "json_schema":
+            config["responseMimeType"] = "application/json"
+            schema = response_format.get("json_schema")
+            if isinstance(schema, dict) and isinstance(schema.get("schema"), dict):
+                config["responseJsonSchema"] = schema["schema"]
+    thinking = thinking_config(_effort(body), model)
+    if thinking is not None:
+        config["thinkingConfig"] = thinking
+    return config
+
+
+def _effort(body: dict) -> str | None:
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+        return reasoning["effort"]
+    flat = body.get("reasoning_effort")
+    return flat if isinstance(flat, str) else None
+
+
+def uses_thinking_level(model: str) -> bool:
+    """Gemini 3 and later take `thinkingLevel`; 2.5 (and anything unrecognised) takes `thinkingBudget`."""
+    match = _GENERATION_VERSION.search(model.lower())
+    return bool(match) and int(match.group(1)) >= 3
+
+
+def thinking_config(effort: str | None, model: str) -> dict | None:
+    if effort is None:
+        return None
+    effort = effort.lower()
+    if effort == "none":
+        # Thinking off where the model allows it (2.5 Flash); Gemini 3 cannot turn it off: lowest level.
+        return {"thinkingLevel": "low"} if uses_thinking_level(model) else {"thinkingBudget": 0}
+    if uses_thinking_level(model):
+        level = THINKING_LEVELS.get(effort)
+        return {"thinkingLevel": level, "includeThoughts": True} if level else None
+    budget = THINKING_BUDGETS.get(effort)
+    return {"thinkingBudget": budget, "includeThoughts": True} if budget else None
