@@ -101,6 +101,11 @@ class ModelRegistry:
     def invalidate(self):
         self.loaded = False
 
+    async def settled(self):
+        """Wait for a model-list fetch under way (after a reload), so a listing is complete."""
+        if self._refresh_task is not None and not self._refresh_task.done():
+            await asyncio.shield(self._refresh_task)
+
     def refresh_soon(self):
         """Start fetching the model lists without waiting; a miss awaits the fetch under way."""
         if self._refresh_task is None or self._refresh_task.done():

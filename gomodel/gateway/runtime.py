@@ -41,7 +41,6 @@ class Runtime:
             self.keys.clear()
         if what in ("providers", "all"):
             self.registry.invalidate()
-            self.breaker = CircuitBreaker()  # an edited provider config gets a fresh start
 
     async def _listen_invalidations(self):
         while True:

@@ -35,6 +35,7 @@ async def list_models(req: Request):
     runtime = get_runtime()
     req.auth = await runtime.keys.authenticate(req.headers)
     await runtime.registry.ensure_loaded()
+    await runtime.registry.settled()
     data = [{"id": f"{target.name}/{model}", "object": "model", "created": STARTED, "owned_by": target.name}
             for target, model in runtime.registry.listing()]
     await req.respond(200, orjson.dumps({"object": "list", "data": data}))
