@@ -87,8 +87,13 @@ def error_message(raw: bytes, status: int) -> tuple[str, str | None, str | None]
     if isinstance(err, dict):
         message = err.get("message") or err.get("type") or f"upstream answered HTTP {status}"
         param = err.get("param") if isinstance(err.get("param"), str) else None
+        # OpenAI: error.code; Gemini: error.status ("INVALID_ARGUMENT"), error.code is the HTTP status;
+        # Anthropic: {"type": "error", "error": {"type": "overloaded_error", ...}}.
         code = err.get("code")
-        code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
+        if not isinstance(code, str):
+            code = err.get("status") if isinstance(err.get("status"), str) else None
+        if code is None and data.get("type") == "error" and isinstance(err.get("type"), str):
+            code = err["type"]
         return str(message), param, code
     if isinstance(err, str):
         return err, None, None
