@@ -19,6 +19,7 @@ THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, 
 # ("medium"/"minimal" are Flash-only), so anything above low asks for "high".
 THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "high"}
 
+SKIP_SIGNATURE = "skip_thought_signature_validator"
 _GENERATION_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 _DATA_URL = re.compile(r"data:([^;,]+)?((?:;[^;,]*)*),(.*)", re.DOTALL)
 
@@ -54,7 +55,7 @@ def build_models_request(target: Target) -> UpstreamRequest:
 # -- the body ------------------------------------------------------------------------------------
 
 def build_payload(body: dict, model: str) -> dict:
-    system_parts, contents = _contents(body.get("messages") or [])
+    system_parts, contents = _contents(body.get("messages") or [], uses_thinking_level(model))
     payload: dict = {"contents": contents}
     if system_parts:
         payload["systemInstruction"] = {"parts": system_parts}
@@ -74,7 +75,7 @@ def _bad(message: str, param: str | None, code: str = "invalid_value") -> Upstre
     return UpstreamError(400, message, param=param, code=code)
 
 
-def _contents(messages: list) -> tuple[list[dict], list[dict]]:
+def _contents(messages: list, signatures_required: bool = False) -> tuple[list[dict], list[dict]]:
     system_parts: list[dict] = []
     contents: list[dict] = []
     call_names: dict[str, str] = {}  # tool_call id -> function name, from earlier assistant turns
@@ -91,14 +92,21 @@ def _contents(messages: list) -> tuple[list[dict], list[dict]]:
                 contents.append({"role": "user", "parts": parts})
         elif role == "assistant":
             parts = [{"text": text} for text in _texts(content, i) if text]
+            calls = []
             for j, call in enumerate(message.get("tool_calls") or ()):
                 part = _function_call(call, i, j)
                 if isinstance(call.get("id"), str):
                     call_names[call["id"]] = part["functionCall"]["name"]
-                parts.append(part)
+                calls.append(part)
             legacy = message.get("function_call")
             if isinstance(legacy, dict) and not message.get("tool_calls"):
-                parts.append(_function_call({"function": legacy}, i, 0))
+                calls.append(_function_call({"function": legacy}, i, 0))
+            if calls and signatures_required and not any("thoughtSignature" in c for c in calls):
+                # Gemini 3 rejects a replayed function call without its thought signature; a history
+                # that lost it (or never came from Gemini) may carry this documented stand-in instead:
+                # https://ai.google.dev/gemini-api/docs/thought-signatures
+                calls[0]["thoughtSignature"] = SKIP_SIGNATURE
+            parts += calls
             if parts:
                 contents.append({"role": "model", "parts": parts})
         elif role in ("tool", "function"):
@@ -192,7 +200,7 @@ def _media(url: str, param: str, default_mime: str) -> dict:
             raise _bad(f"'{param}' must be a base64 data: URL.", param)
         return {"inlineData": {"mimeType": match.group(1) or default_mime, "data": match.group(3)}}
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("http", "https", "gs"):
+    if scheme in ("http", "https"):
         mime = mimetypes.guess_type(urlsplit(url).path)[0] or default_mime
         return {"fileData": {"mimeType": mime, "fileUri": url}}
     raise _bad(f"'{param}' must be an http(s) URL or a data: URL.", param)
@@ -216,7 +224,20 @@ def _function_call(call, i: int, j: int) -> dict:
         if not isinstance(args, dict):
             raise _bad(f"'{param}.function.arguments' must be a JSON object; Gemini takes arguments as an object.",
                        f"{param}.function.arguments")
-    return {"functionCall": {"name": function["name"], "args": args}}
+    part = {"functionCall": {"name": function["name"], "args": args}}
+    signature = thought_signature(call)
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def thought_signature(call) -> str | None:
+    """A signature the gateway handed out with the call, as `extra_content.google.thought_signature`
+    (the field Google's own OpenAI-compatible endpoint uses)."""
+    extra = call.get("extra_content") if isinstance(call, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
 
 
 def _function_result(content, i: int) -> dict:
@@ -314,19 +335,30 @@ def _effort(body: dict) -> str | None:
     return flat if isinstance(flat, str) else None
 
 
+def _generation(model: str) -> tuple[int, int] | None:
+    match = _GENERATION_VERSION.search(model.lower())
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
+
+
 def uses_thinking_level(model: str) -> bool:
     """Gemini 3 and later take `thinkingLevel`; 2.5 (and anything unrecognised) takes `thinkingBudget`."""
-    match = _GENERATION_VERSION.search(model.lower())
-    return bool(match) and int(match.group(1)) >= 3
+    generation = _generation(model)
+    return generation is not None and generation >= (3, 0)
 
 
 def thinking_config(effort: str | None, model: str) -> dict | None:
     if effort is None:
         return None
+    generation = _generation(model)
+    if generation is not None and generation < (2, 5):
+        return None  # Gemini 1.x and 2.0 do not think, and reject a thinkingConfig
     effort = effort.lower()
     if effort == "none":
-        # Thinking off where the model allows it (2.5 Flash); Gemini 3 cannot turn it off: lowest level.
-        return {"thinkingLevel": "low"} if uses_thinking_level(model) else {"thinkingBudget": 0}
+        # Gemini 3 cannot stop thinking (its lowest level is the nearest); 2.5 Flash and Flash-Lite stop at a
+        # budget of 0, 2.5 Pro cannot stop either (its default is left alone).
+        if uses_thinking_level(model):
+            return {"thinkingLevel": "low"}
+        return None if "pro" in model.lower() else {"thinkingBudget": 0}
     if uses_thinking_level(model):
         level = THINKING_LEVELS.get(effort)
         return {"thinkingLevel": level, "includeThoughts": True} if level else None

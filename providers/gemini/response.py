@@ -66,27 +66,33 @@ def blocked_error(data: dict) -> UpstreamError | None:
 
 
 def split_parts(parts) -> tuple[list[str], list[str], list[dict]]:
-    """A candidate's parts -> (answer texts, thought texts, functionCall objects)."""
+    """A candidate's parts -> (answer texts, thought texts, functionCall parts)."""
     texts, thoughts, calls = [], [], []
     for part in parts or ():
         if not isinstance(part, dict):
             continue
-        call = part.get("functionCall")
-        if isinstance(call, dict):
-            calls.append(call)
+        if isinstance(part.get("functionCall"), dict):
+            calls.append(part)
         elif isinstance(part.get("text"), str):
             (thoughts if part.get("thought") is True else texts).append(part["text"])
     return texts, thoughts, calls
 
 
-def tool_call(call: dict, number: int) -> dict:
+def tool_call(part: dict, number: int) -> dict:
+    """A functionCall part -> an OpenAI tool call. Its thought signature (Gemini 3 wants it back with the
+    call in the next request) rides along as `extra_content.google.thought_signature`."""
+    call = part["functionCall"]
     args = call.get("args")
-    return {
+    result = {
         "id": f"call_{number}",
         "type": "function",
-        "function": {"name": str(call.get("name") or ""), "arguments": orjson.dumps(args if args is not None else {})
-                     .decode()},
+        "function": {"name": str(call.get("name") or ""),
+                     "arguments": orjson.dumps(args if args is not None else {}).decode()},
     }
+    signature = part.get("thoughtSignature")
+    if isinstance(signature, str) and signature:
+        result["extra_content"] = {"google": {"thought_signature": signature}}
+    return result
 
 
 def completion_id(data: dict) -> str:

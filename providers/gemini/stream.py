@@ -1,6 +1,7 @@
 """Gemini `streamGenerateContent?alt=sse` events -> OpenAI chat.completion.chunk dicts.
 
-Each SSE event is a whole GenerateContentResponse (https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent):
+Each SSE event is a whole GenerateContentResponse
+(https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent):
 text and thought parts arrive piecewise, a functionCall arrives whole, the last event carries the
 candidate's finishReason, and usageMetadata (cumulative) may come with any event, the final one
 included. There is no `[DONE]`: the stream ends at EOF.
@@ -83,7 +84,8 @@ class StreamParser:
                 elif calls:
                     number = self._calls.get(index, 0)
                     self._calls[index] = number + 1
-                    chunks.append(self._delta(index, {"tool_calls": [{"index": number, **tool_call(calls[0], number)}]}))
+                    call = {"index": number, **tool_call(calls[0], number)}
+                    chunks.append(self._delta(index, {"tool_calls": [call]}))
             reason = candidate.get("finishReason")
             if reason:
                 self.finished = True
