@@ -1,52 +1,387 @@
-from django.contrib import admin, messages
+"""Admin for tenants, API keys, prices and usage.
 
-from .models import ApiKey, Tenant
-from .services import do_create_api_key
+Every save of a tenant or key goes through `Model.save()` (never `QuerySet.update()`), so the
+post_save signal clears the gateways' key caches through Redis (gomodel/invalidation.py).
+
+A new key's plaintext exists only in memory: `save_model` keeps it on the request object, and
+`response_add` renders it once on a confirmation page (no redirect, no message, no session; the
+page is `no-store`). Reloading that page re-posts the form, which the browser asks about first.
+"""
+
+from django.contrib import admin, messages
+from django.db.models import BigIntegerField, Count, DecimalField, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
+
+from .keys import KEY_PREFIX, hash_key
+from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
+from .reports import cost_string, today_utc
+from .services import do_create_api_key, do_revoke_api_key
+
+BUDGET_WARN = 0.8  # share of a budget from which the state shows a warning
+
+
+def key_state(key: ApiKey, now=None) -> tuple[str, str]:
+    """(label, css class) of a key: active, revoked, expired or its tenant inactive."""
+    now = now or timezone.now()
+    if not key.active:
+        return "revoked", "bad"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired", "bad"
+    if not key.tenant.active:
+        return "tenant inactive", "warn"
+    return "active", "ok"
+
+
+def badge(label: str, kind: str = ""):
+    return format_html('<span class="gm-badge {}">{}</span>', kind, label)
+
+
+# -- tenants -----------------------------------------------------------------------------------------
+
+def _month_sum(field: str):
+    rows = (UsageDaily.objects.filter(tenant=OuterRef("pk"), day__gte=today_utc().replace(day=1))
+            .order_by().values("tenant").annotate(total=Sum(field)).values("total")[:1])
+    return Coalesce(Subquery(rows, output_field=BigIntegerField()), 0)
+
+
+def budget_field() -> str | None:
+    """The tenant's monthly budget (USD), once the model has one: the first numeric field named *budget*."""
+    fields = [f for f in Tenant._meta.concrete_fields
+              if "budget" in f.name and isinstance(f, (DecimalField, IntegerField))]
+    fields.sort(key=lambda f: "month" not in f.name)
+    return fields[0].name if fields else None
 
 
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
-    fields = ["prefix", "name", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit"]
-    readonly_fields = ["prefix", "last_used_at"]
+    fields = ["prefix", "name", "state", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit"]
+    readonly_fields = ["prefix", "state", "last_used_at"]
     show_change_link = True
 
     def has_add_permission(self, request, obj=None):
         return False  # keys are issued from the API key page, which shows the secret once
 
+    @admin.display(description="state")
+    def state(self, obj):
+        return badge(*key_state(obj))
+
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "active", "created_at"]
+    list_display = ["slug", "name", "active", "active_keys", "month_requests", "month_spend", "budget_state",
+                    "links"]
     list_filter = ["active"]
     search_fields = ["slug", "name"]
     inlines = [ApiKeyInline]
 
+    def get_queryset(self, request):
+        active_keys = (ApiKey.objects.filter(tenant=OuterRef("pk"), active=True).order_by().values("tenant")
+                       .annotate(n=Count("pk")).values("n")[:1])
+        return super().get_queryset(request).annotate(
+            n_active_keys=Coalesce(Subquery(active_keys, output_field=IntegerField()), 0),
+            n_month_requests=_month_sum("requests"),
+            n_month_unpriced=_month_sum("unpriced_requests"),
+            n_month_cost_e10=_month_sum("cost_e10"),
+        )
+
+    @admin.display(description="active keys", ordering="n_active_keys")
+    def active_keys(self, obj):
+        return obj.n_active_keys
+
+    @admin.display(description="requests this month", ordering="n_month_requests")
+    def month_requests(self, obj):
+        return obj.n_month_requests
+
+    @admin.display(description="spend this month (USD)", ordering="n_month_cost_e10")
+    def month_spend(self, obj):
+        spend = cost_string(obj.n_month_cost_e10, obj.n_month_requests - obj.n_month_unpriced)
+        if spend is None:
+            return "unknown" if obj.n_month_requests else "0"
+        return spend
+
+    @admin.display(description="budget")
+    def budget_state(self, obj):
+        field = budget_field()
+        budget = getattr(obj, field) if field else None
+        if not budget:
+            return badge("no budget")
+        spent = obj.n_month_cost_e10 / 1e10
+        share = spent / float(budget)
+        label = f"{share:.0%} of ${budget}"
+        if share >= 1:
+            return badge(f"over budget: {label}", "bad")
+        return badge(label, "warn" if share >= BUDGET_WARN else "ok")
+
+    @admin.display(description="")
+    def links(self, obj):
+        month = today_utc().strftime("%Y-%m")
+        return format_html('<a href="{}?tenant={}">issue a key</a> · <a href="{}?tenant={}&amp;month={}">statement</a>',
+                           reverse("admin:accounting_apikey_add"), obj.pk, reverse("dashboard:statements"),
+                           obj.slug, month)
+
+
+# -- API keys ----------------------------------------------------------------------------------------
+
+class KeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.filter(Q(active=True), Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        if self.value() == "revoked":
+            return queryset.filter(active=False)
+        if self.value() == "expired":
+            return queryset.filter(expires_at__lte=now)
+        return queryset
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "tenant", "name", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit"]
-    list_filter = ["active", "tenant"]
+    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "expires_at",
+                    "created_at"]
+    list_filter = [KeyStateFilter, "tenant"]
+    list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
-    readonly_fields = ["prefix", "last_used_at", "created_at"]
+    search_help_text = "Prefix (e.g. the last 4 characters), name or tenant; or paste a whole key to find it."
+    readonly_fields = ["prefix", "state", "last_used_at", "created_at"]
     actions = ["revoke", "reactivate"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["tenant", "name", "expires_at", "rpm_limit", "tpm_limit"]
+        return ["prefix", "tenant", "name", "state", "active", "expires_at", "rpm_limit", "tpm_limit",
+                "last_used_at", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "tenant"] if obj is not None else []
+
+    @admin.display(description="state")
+    def state(self, obj):
+        return badge(*key_state(obj))
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if term.startswith(KEY_PREFIX) and len(term) > len(KEY_PREFIX) + 20:  # a whole key: find it by its hash
+            return queryset.filter(key_hash=hash_key(term)), False
+        return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
                                            expires_at=obj.expires_at)
-        obj.pk, obj.key_hash, obj.prefix = key.pk, key.key_hash, key.prefix
-        messages.warning(request, f"New key (shown once, copy it now): {plaintext}")
+        obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
+        request._gomodel_new_key = plaintext  # in memory only, for response_add's page
+
+    def response_add(self, request, obj, post_url_continue=None):
+        plaintext = getattr(request, "_gomodel_new_key", None)
+        if plaintext is None:
+            return super().response_add(request, obj, post_url_continue)
+        request._gomodel_new_key = None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API key created", "subtitle": None, "opts": self.opts, "key": obj, "plaintext": plaintext,
+            "change_url": reverse("admin:accounting_apikey_change", args=[obj.pk]),
+            "add_url": reverse("admin:accounting_apikey_add") + f"?tenant={obj.tenant_id}",
+            "list_url": reverse("admin:accounting_apikey_changelist"),
+        }
+        response = TemplateResponse(request, "admin/accounting/apikey/created.html", context)
+        add_never_cache_headers(response)
+        response["Cache-Control"] += ", no-store, private"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        for key in queryset:
-            key.active = False
-            key.save(update_fields=["active"])
+        count = 0
+        for key in queryset.filter(active=True):
+            do_revoke_api_key(key)
+            count += 1
+        self.message_user(request, f"Revoked {count} key(s); every gateway refuses them within a second.",
+                          messages.SUCCESS)
 
     @admin.action(description="Reactivate selected keys")
     def reactivate(self, request, queryset):
-        for key in queryset:
+        count = 0
+        for key in queryset.filter(active=False):
             key.active = True
             key.save(update_fields=["active"])
+            count += 1
+        self.message_user(request, f"Reactivated {count} key(s).", messages.SUCCESS)
+
+
+# -- usage (read-only) -------------------------------------------------------------------------------
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Usage is written by the drain only; the admin shows it, with the totals of what is filtered."""
+
+    totals_template = "admin/accounting/usage_change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def totals(self, queryset) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)
+        if context and "cl" in context:
+            context["gm_totals"] = self.totals(context["cl"].queryset)
+        return response
+
+
+def _distinct(field: str) -> list[tuple[str, str]]:
+    """Filter choices from the roll-ups (small), not from the events table (large)."""
+    values = UsageDaily.objects.order_by(field).values_list(field, flat=True).distinct()[:200]
+    return [(value, value) for value in values if value]
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request, model_admin):
+        return _distinct("provider")
+
+    def queryset(self, request, queryset):
+        return queryset.filter(provider=self.value()) if self.value() else queryset
+
+
+class ModelFilter(ProviderFilter):
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        return _distinct("model")
+
+    def queryset(self, request, queryset):
+        return queryset.filter(model=self.value()) if self.value() else queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status_class"
+    CHOICES = {
+        "ok": ("200 OK", Q(status=200)),
+        "error": ("any error", ~Q(status=200)),
+        "4xx": ("4xx (client errors)", Q(status__gte=400, status__lt=500)),
+        "429": ("429 (rate limited)", Q(status=429)),
+        "499": ("499 (client went away)", Q(status=499)),
+        "5xx": ("5xx (upstream or gateway errors)", Q(status__gte=500, status__lt=600)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.CHOICES.items()]
+
+    def queryset(self, request, queryset):
+        choice = self.CHOICES.get(self.value() or "")
+        return queryset.filter(choice[1]) if choice else queryset
+
+
+class PricedFilter(admin.SimpleListFilter):
+    title = "price"
+    parameter_name = "priced"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Priced"), ("no", "No price matched")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(cost__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(cost__isnull=True)
+        return queryset
+
+
+def _n(value) -> str:
+    return f"{value or 0:,}"
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "request_id", "tenant_slug", "api_key_prefix", "provider", "model", "status",
+                    "stream", "prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_ms", "ttft_ms",
+                    "usage_source", "cost"]
+    list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "stream"]
+    search_fields = ["=request_id"]
+    search_help_text = "Exact request id (the x-request-id response header)."
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    change_list_template = ReadOnlyAdmin.totals_template
+
+    def totals(self, queryset):
+        t = queryset.aggregate(requests=Count("pk"), errors=Count("pk", filter=~Q(status=200)),
+                               unpriced=Count("pk", filter=Q(cost__isnull=True)), prompt=Sum("prompt_tokens"),
+                               completion=Sum("completion_tokens"), total=Sum("total_tokens"), cost=Sum("cost"))
+        cost = t["cost"]
+        return [("requests", _n(t["requests"])), ("errors", _n(t["errors"])), ("prompt tokens", _n(t["prompt"])),
+                ("completion tokens", _n(t["completion"])), ("total tokens", _n(t["total"])),
+                ("cost (USD)", format(cost.normalize(), "f") if cost is not None else "unknown"),
+                ("unpriced", f"{t['unpriced']} without a matching price")]
+
+
+class HasErrorsFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "errors"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "With errors"), ("no", "Without errors")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(errors__gt=0)
+        if self.value() == "no":
+            return queryset.filter(errors=0)
+        return queryset
+
+
+@admin.register(UsageDaily)
+class UsageDailyAdmin(ReadOnlyAdmin):
+    list_display = ["day", "tenant_slug", "api_key_prefix", "provider", "model", "requests", "errors",
+                    "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "unpriced_requests",
+                    "cost_usd"]
+    list_filter = ["tenant", "provider", "model", HasErrorsFilter]
+    search_fields = ["tenant_slug", "api_key_prefix", "model"]
+    date_hierarchy = "day"
+    change_list_template = ReadOnlyAdmin.totals_template
+
+    @admin.display(description="cost (USD)")
+    def cost_usd(self, obj):
+        return obj.cost
+
+    def totals(self, queryset):
+        t = queryset.aggregate(requests=Sum("requests"), errors=Sum("errors"), unpriced=Sum("unpriced_requests"),
+                               prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"),
+                               total=Sum("total_tokens"), cost_e10=Sum("cost_e10"))
+        requests = t["requests"] or 0
+        cost = cost_string(t["cost_e10"] or 0, requests - (t["unpriced"] or 0))
+        return [("requests", _n(requests)), ("errors", _n(t["errors"])), ("prompt tokens", _n(t["prompt"])),
+                ("completion tokens", _n(t["completion"])), ("total tokens", _n(t["total"])),
+                ("cost (USD)", cost if cost is not None else ("unknown" if requests else "0")),
+                ("unpriced", f"{t['unpriced'] or 0} without a matching price")]
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ["provider", "model_pattern", "input_per_million", "cached_input_per_million",
+                    "output_per_million", "reasoning_per_million", "valid_from", "note"]
+    list_filter = ["provider"]
+    search_fields = ["model_pattern", "provider"]

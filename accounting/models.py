@@ -37,3 +37,131 @@ class ApiKey(models.Model):
     def is_usable(self, now=None) -> bool:
         now = now or timezone.now()
         return self.active and self.tenant.active and (self.expires_at is None or self.expires_at > now)
+
+
+class UsageSource(models.TextChoices):
+    REPORTED = "reported", "reported by the upstream"
+    ESTIMATED = "estimated", "estimated by the gateway"
+    NONE = "none", "nothing generated"
+
+
+class UsageEvent(models.Model):
+    """One /v1 request, as the gateway recorded it (written only by the usage drain).
+
+    `request_id` is unique, so an event delivered twice (stream redelivery, spool replay) is stored
+    once. Tenant and key are kept as text too, so history outlives a deleted tenant or key.
+    """
+
+    request_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(db_index=True, help_text="When the request ended (UTC).")
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tenant_slug = models.CharField(max_length=64, blank=True)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key_prefix = models.CharField(max_length=32, blank=True)
+    provider_config_id = models.BigIntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=64, help_text="Provider config name.")
+    provider_type = models.CharField(max_length=32, blank=True)
+    requested_model = models.CharField(max_length=255, blank=True)
+    model = models.CharField(max_length=255, help_text="The model the upstream was asked for.")
+    endpoint = models.CharField(max_length=64, blank=True)
+    status = models.PositiveSmallIntegerField()
+    error_type = models.CharField(max_length=64, blank=True)
+    stream = models.BooleanField(default=False)
+    latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.REPORTED)
+    cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True,
+                               help_text="USD; empty when no price matched (unknown, not free).")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self):
+        return self.request_id
+
+
+class UsageDaily(models.Model):
+    """Roll-up per tenant × key × provider × model × UTC day; the drain adds each new event once.
+
+    Cost is kept as an integer number of 1e-10 USD (`cost_e10`) so that the additive upsert is exact
+    on SQLite too (its decimals are floats); `cost` gives it back as a Decimal.
+    """
+
+    COST_EXPONENT = -10
+
+    day = models.DateField()
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tenant_slug = models.CharField(max_length=64, blank=True)
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    api_key_prefix = models.CharField(max_length=32, blank=True)
+    provider = models.CharField(max_length=64)
+    provider_type = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=255)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0, help_text="Requests that did not end with HTTP 200.")
+    estimated_requests = models.BigIntegerField(default=0, help_text="Requests whose usage was estimated.")
+    unpriced_requests = models.BigIntegerField(default=0, help_text="Requests no price matched.")
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_e10 = models.BigIntegerField(default=0, help_text="Cost of the priced requests, in 1e-10 USD.")
+
+    class Meta:
+        ordering = ["-day", "tenant_slug", "provider", "model"]
+        verbose_name = "daily usage"
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(fields=["day", "tenant", "api_key", "provider", "model"],
+                                    name="usage_daily_unique_key"),
+        ]
+        indexes = [models.Index(fields=["tenant", "day"])]
+
+    def __str__(self):
+        return f"{self.day} {self.tenant_slug} {self.provider}/{self.model}"
+
+    @property
+    def cost(self):
+        """USD as a Decimal; None when none of the requests had a price."""
+        from decimal import Decimal
+
+        if self.requests and self.unpriced_requests >= self.requests:
+            return None
+        return Decimal(self.cost_e10).scaleb(self.COST_EXPONENT)
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens for models of one provider type, from `valid_from` on.
+
+    `model_pattern` is an exact model id or a shell-style glob (`gpt-4o-mini*`); the most specific
+    match wins (exact, then the longest pattern), and among those the latest `valid_from` not after
+    the request. Empty cached / reasoning prices fall back to the input / output price. How reasoning
+    tokens are billed per provider is explained in accounting/prices.py.
+    """
+
+    provider = models.CharField(max_length=64, help_text="Provider type (e.g. 'openai') or a provider config name.")
+    model_pattern = models.CharField(max_length=255, help_text="Model id, or a glob such as 'gpt-4o-mini*'.")
+    input_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    cached_input_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                                   help_text="Empty: the input price.")
+    output_per_million = models.DecimalField(max_digits=14, decimal_places=6)
+    reasoning_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                                help_text="Empty: the output price.")
+    valid_from = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=255, blank=True, help_text="Where the price comes from.")
+
+    class Meta:
+        ordering = ["provider", "model_pattern", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model_pattern", "valid_from"], name="model_price_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.provider}/{self.model_pattern} from {self.valid_from:%Y-%m-%d}"

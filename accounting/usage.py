@@ -8,9 +8,12 @@ on `request_id`, so an event replayed twice is still counted once.
 import fcntl
 import logging
 import os
+import time
 
 import orjson
 from django.conf import settings
+
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +26,31 @@ async def emit(redis, event: dict) -> None:
     """XADD the event; never raises (a failure spools it)."""
     payload = encode(event)
     try:
+        metrics.observe_event(event)
+    except Exception:  # metrics must never cost an event
+        log.exception("could not count usage event %s in the metrics", event.get("request_id"))
+    try:
         await redis.xadd(settings.USAGE_STREAM, {"e": payload})
     except Exception as exc:  # Redis down, timeout, OOM: keep the event, say so
         spool(payload)
-        log.warning("usage event %s spooled to %s: Redis unavailable (%s)", event.get("request_id"),
-                    settings.USAGE_SPOOL_PATH, exc)
+        metrics.SPOOLED.inc()
+        _log_spooled(event.get("request_id"), exc)
+
+
+_spool_log = {"at": 0.0, "since": 0}
+SPOOL_LOG_INTERVAL = 5.0
+
+
+def _log_spooled(request_id, exc) -> None:
+    """One warning per SPOOL_LOG_INTERVAL with the spool's size, not one per event in an outage."""
+    _spool_log["since"] += 1
+    now = time.monotonic()
+    if now - _spool_log["at"] < SPOOL_LOG_INTERVAL:
+        return
+    log.warning("usage events spooled to %s since the last report: %d (latest %s); spool size %d events; "
+                "Redis unavailable (%s)", settings.USAGE_SPOOL_PATH, _spool_log["since"], request_id, spool_size(),
+                exc)
+    _spool_log["at"], _spool_log["since"] = now, 0
 
 
 def spool(payload: bytes) -> None:

@@ -7,3 +7,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
 app = Celery("gomodel")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def schedule_usage_tasks(sender, **kwargs):
+    from django.conf import settings
+
+    interval = settings.USAGE_FLUSH_INTERVAL
+    sender.conf.beat_schedule = {
+        # A run that could not start in time is dropped (`expires`): the next one drains everything.
+        "usage-drain": {"task": "accounting.drain_usage", "schedule": interval,
+                        "options": {"expires": max(interval * 2, 1.0)}},
+        "usage-retention": {"task": "accounting.purge_usage_events", "schedule": 3600.0,
+                            "options": {"expires": 1800.0}},
+    }

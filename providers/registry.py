@@ -75,6 +75,7 @@ class ModelRegistry:
         self.aliases: dict[str, list[tuple[str, int]]] = {}
         self.failover: dict[str, list[str]] = {}
         self.loaded = False
+        self._generation = 0  # bumped by invalidate(): a reload that straddles it is not taken as current
         self._last_refresh = 0.0
         self._load_lock = asyncio.Lock()
         self._refresh_task: asyncio.Task | None = None
@@ -88,18 +89,20 @@ class ModelRegistry:
 
     async def reload(self):
         """Re-read the configs (after a change in admin), then their model lists."""
+        generation = self._generation
         targets, aliases = await sync_to_async(load_config, thread_sensitive=True)()
         self.targets = {t.name: t for t in targets}
         self.aliases = aliases
         self.failover = load_failover_rules()
         self.models = {t.name: list(t.extra_models) + [m for m in self.models.get(t.name, [])
                                                        if m not in t.extra_models] for t in targets}
-        self.loaded = True
+        self.loaded = generation == self._generation  # else a change landed mid-read: reload next time
         self._rr.clear()
         self.refresh_soon()
 
     def invalidate(self):
         self.loaded = False
+        self._generation += 1
 
     async def settled(self):
         """Wait for a model-list fetch under way (after a reload), so a listing is complete."""

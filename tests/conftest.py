@@ -114,3 +114,33 @@ def usage_events(redis_sync, settings):
         return read_now(request_id)
 
     return read
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_invalidation_channel():
+    """One cache-invalidation channel per test process (as for the usage stream): another test run sharing
+    this Redis must not clear this run's key cache in the middle of a test. Set before the gateway starts
+    (it subscribes once), and in the environment for any subprocess."""
+    channel = f"gomodel:test:{os.getpid()}:invalidate"
+    os.environ["INVALIDATION_CHANNEL"] = channel
+    settings.INVALIDATION_CHANNEL = channel
+    yield channel
+
+
+@pytest.fixture(scope="session")
+def _gateway_db_connections(django_db_setup):
+    """Closes the gateway thread's database connection before the test database is dropped (otherwise
+    PostgreSQL refuses: 'database "test_…" is being accessed by other users'). The gateway's ORM calls run
+    in asgiref's single sync thread, so that is where the connection lives."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _db_outlives_gateway(request):
+    """Set up the test database before the gateway server, so that it is torn down after it."""
+    if "gateway_server" in request.fixturenames:
+        request.getfixturevalue("_gateway_db_connections")

@@ -5,6 +5,7 @@ import logging
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .runtime import get_runtime
+from .usage_views import prometheus_metrics, usage
 from .views import chat_completions, embeddings, health, list_models, ready
 
 log = logging.getLogger(__name__)
@@ -13,6 +14,8 @@ ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
     "/v1/models": {"GET": list_models},
+    "/v1/usage": {"GET": usage},
+    "/metrics": {"GET": prometheus_metrics},
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},
 }

@@ -66,9 +66,11 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 class KeyCache:
     def __init__(self):
         self._entries: dict[str, tuple[Principal | None, float]] = {}
+        self._generation = 0  # bumped by clear(): a lookup that straddles a clear is not cached
 
     def clear(self):
         self._entries.clear()
+        self._generation += 1
 
     async def authenticate(self, headers: dict[bytes, bytes]) -> Principal:
         key = presented_key(headers)
@@ -82,11 +84,14 @@ class KeyCache:
         now = time.monotonic()
         entry = self._entries.get(key_hash)
         if entry is None or entry[1] < now:
+            generation = self._generation
             principal = await sync_to_async(lookup_key, thread_sensitive=True)(key_hash)
             ttl = settings.AUTH_CACHE_TTL if principal else min(NEGATIVE_TTL, settings.AUTH_CACHE_TTL)
             if len(self._entries) > 100_000:  # bounded: a flood of random keys must not grow memory
                 self._entries.clear()
-            entry = self._entries[key_hash] = (principal, now + ttl)
+            entry = (principal, now + ttl)
+            if generation == self._generation:  # else a change landed mid-lookup: this answer may be stale
+                self._entries[key_hash] = entry
         principal = entry[0]
         if principal is None or (principal.expires_at is not None and principal.expires_at <= time.time()):
             raise GatewayError(401, AUTHENTICATION, "Invalid, revoked or expired API key.", code="invalid_api_key")

@@ -2,6 +2,7 @@
 
 import time
 
+from accounting import tokens
 from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
 from providers.base import Target, Usage
 
@@ -27,6 +28,8 @@ class UsageRecord:
         self.ttft_ms: float | None = None
         self.relayed: list[str] = []
         self.attempts: list[dict] = []
+        if stream:
+            tokens.warm()  # a hang-up is estimated with tiktoken: load it off the event loop, once
 
     def attempt(self, target: Target, model: str, status: int | None, error: str | None):
         """One upstream try (failover and retries make several); the event names the last one."""
@@ -58,8 +61,8 @@ class UsageRecord:
         if usage is None:
             if self.status == 200 or self.relayed:
                 # Generated but never reported (hang-up, broken stream): bill what was produced.
-                completion = estimate_text_tokens("".join(self.relayed))
-                prompt = estimate_prompt_tokens(self.messages)
+                completion = estimate_text_tokens("".join(self.relayed), self.model)
+                prompt = estimate_prompt_tokens(self.messages, self.model)
                 usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
                 source = "estimated"
             else:

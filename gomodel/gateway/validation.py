@@ -105,3 +105,4 @@ def validate_embeddings(body: dict) -> None:
     _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
     _check_type(body, "dimensions", lambda v: _is_int(v) and v > 0, "a positive integer")
     _check_type(body, "encoding_format", lambda v: v in ("float", "base64"), "'float' or 'base64'")
+    _check_type(body, "user", lambda v: isinstance(v, str), "a string")

@@ -78,10 +78,15 @@ class StreamParser:
             err = chunk["error"]
             message = err.get("message", "upstream stream error") if isinstance(err, dict) else str(err)
             raise StreamError(str(message))
+        choice_usage = None
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict) and choice.get("finish_reason"):
                 self.finished = True
+                if isinstance(choice.get("usage"), dict):
+                    choice_usage = choice["usage"]
         usage = chunk.get("usage")
+        if not isinstance(usage, dict) and choice_usage is not None:
+            usage = choice_usage  # Moonshot/Kimi: the final usage sits in the finishing choice, not at the top
         if isinstance(usage, dict):
             self.usage = Usage.from_openai(usage)
             chunk["usage"] = with_raw_usage(usage)

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
 
     def handle(self, slug, name, **options):
-        if slugify(slug) != slug:
+        if not slug or slugify(slug) != slug:
             raise CommandError(f"'{slug}' is not a valid slug (lowercase letters, digits, '-' and '_').")
         if Tenant.objects.filter(slug=slug).exists():
             raise CommandError(f"Tenant '{slug}' already exists.")

@@ -72,6 +72,12 @@ class Command(BaseCommand):
         try:
             env = os.environ.copy()
             env["REDIS_URL"] = self.ensure_redis(settings.REDIS_URL)
+            if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+                # /metrics adds up every web worker's and the Celery worker's values (accounting/metrics.py).
+                metrics_dir = settings.VAR_DIR / "prometheus"
+                shutil.rmtree(metrics_dir, ignore_errors=True)
+                metrics_dir.mkdir(parents=True)
+                env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
             call_command("migrate", interactive=False, verbosity=1)
             call_command("sync_providers")
             port = settings.PORT

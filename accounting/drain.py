@@ -1,0 +1,398 @@
+"""The usage drain: Redis Stream → `UsageEvent` rows and `UsageDaily` roll-ups, exactly once.
+
+    replay the local spool (if any) → take the drain lock → XAUTOCLAIM entries idle on dead consumers
+    → XREADGROUP our pending entries, then new ones (batches of USAGE_BATCH_SIZE) → one DB transaction
+    per batch: skip request ids already stored, insert the new events, add *those* to the roll-ups,
+    bump ApiKey.last_used_at → commit → XACK + XDEL.
+
+Delivery is at-least-once (a batch whose commit or ack did not happen is read again); the unique
+`request_id`, checked inside the same transaction as the insert, makes the rows and the roll-ups
+exactly-once. Drains are serialised twice: a Redis lock (one drain at a time across workers, so no
+work is wasted) and, for correctness even if that lock expired, the database itself (a transaction-
+scoped advisory lock on PostgreSQL; SQLite's IMMEDIATE transactions already take the write lock).
+
+Entries are deleted from the stream once acknowledged, so XLEN is the backlog and the oldest entry's
+age is the drain lag. An entry that cannot be parsed, or that the database rejects on its own, goes
+to the `<stream>:dead` list (and the log) instead of blocking every later event.
+"""
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import orjson
+import redis
+from django.conf import settings
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import metrics, usage
+from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
+from .prices import PriceBook, to_e10
+
+log = logging.getLogger(__name__)
+
+PG_LOCK_KEY = 0x676F6D6F64656C  # "gomodel": the transaction-scoped advisory lock of the drain
+MAX_INT = 2**31 - 1
+CHUNK = 500  # ids per IN (...) query
+DEAD_CONSUMER_IDLE_MS = 3_600_000
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+
+
+@dataclass
+class DrainResult:
+    read: int = 0  # stream entries handled (reclaimed ones included)
+    reclaimed: int = 0  # entries taken over from consumers that went quiet
+    inserted: int = 0  # new UsageEvent rows
+    duplicates: int = 0  # events already stored (redelivery, spool replay)
+    dead: int = 0  # unusable entries moved to the dead-letter list
+    batches: int = 0
+    replayed: int = 0  # spooled events moved into the stream first
+    skipped: bool = False  # another drain held the lock
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10.0, socket_connect_timeout=5.0)
+
+
+class DrainLock:
+    def __init__(self, client: redis.Redis, ttl_seconds: float):
+        self.client = client
+        self.key = settings.USAGE_STREAM + ":drain-lock"
+        self.token = uuid.uuid4().hex
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+
+    def acquire(self) -> bool:
+        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    def refresh(self) -> bool:
+        return bool(self.client.eval(_REFRESH, 1, self.key, self.token, self.ttl_ms))
+
+    def release(self) -> None:
+        try:
+            self.client.eval(_RELEASE, 1, self.key, self.token)
+        except redis.RedisError as exc:  # it expires on its own
+            log.warning("could not release the usage drain lock (%s)", exc)
+
+
+def ensure_group(client: redis.Redis) -> None:
+    try:
+        client.xgroup_create(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def drain(client: redis.Redis | None = None, *, consumer: str | None = None, claim_idle_ms: int | None = None,
+          max_seconds: float | None = None, batch_size: int | None = None) -> DrainResult:
+    """Drain the usage stream until it is empty or `max_seconds` have passed (one drain at a time)."""
+    own_client = client is None
+    client = client or redis_client()
+    consumer = consumer or consumer_name()
+    claim_idle_ms = settings.USAGE_CLAIM_IDLE_MS if claim_idle_ms is None else claim_idle_ms
+    max_seconds = settings.USAGE_DRAIN_MAX_SECONDS if max_seconds is None else max_seconds
+    batch_size = batch_size or settings.USAGE_BATCH_SIZE
+    result = DrainResult()
+    try:
+        if settings.USAGE_SPOOL_PATH.exists():
+            result.replayed = usage.replay_spool(client)
+        lock = DrainLock(client, settings.USAGE_DRAIN_LOCK_TTL)
+        if not lock.acquire():
+            result.skipped = True
+            return result
+        try:
+            ensure_group(client)
+            result.reclaimed = reclaim(client, consumer, claim_idle_ms, batch_size)
+            prices = PriceBook.load()
+            deadline = time.monotonic() + max_seconds
+            pending_first = True  # our own unacknowledged entries (reclaimed or from a failed batch) first
+            while time.monotonic() < deadline:
+                entries = read_batch(client, consumer, batch_size, "0" if pending_first else ">")
+                if not entries:
+                    if pending_first:
+                        pending_first = False
+                        continue
+                    break
+                store_and_ack(client, entries, prices, result)
+                if not lock.refresh():
+                    log.warning("the usage drain lock expired mid-drain; stopping this run")
+                    break
+            client.set(settings.USAGE_STREAM + metrics.LAST_DRAIN_KEY_SUFFIX,
+                       orjson.dumps({"at": time.time(), **result.as_dict()}))
+        finally:
+            lock.release()
+    finally:
+        if own_client:
+            client.close()
+    if result.read or result.replayed:
+        log.info("usage drain: %s", result.as_dict())
+    return result
+
+
+def reclaim(client: redis.Redis, consumer: str, min_idle_ms: int, batch_size: int) -> int:
+    """Take over entries that other consumers left pending for longer than `min_idle_ms`."""
+    stream, group = settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP
+    claimed = 0
+    start = "0-0"
+    for _ in range(1000):  # bounded: each call scans up to `batch_size` pending entries
+        answer = client.xautoclaim(stream, group, consumer, min_idle_ms, start_id=start, count=batch_size)
+        start = answer[0]
+        claimed += len(answer[1])
+        if start in (b"0-0", "0-0"):
+            break
+    if claimed:
+        log.warning("usage drain %s reclaimed %d entries left pending by a consumer that went quiet",
+                    consumer, claimed)
+    _forget_dead_consumers(client, consumer)
+    return claimed
+
+
+def _forget_dead_consumers(client: redis.Redis, me: str) -> None:
+    """Every worker process is a consumer; drop the ones gone for an hour with nothing pending."""
+    try:
+        for info in client.xinfo_consumers(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP):
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if name != me and info["pending"] == 0 and info["idle"] > DEAD_CONSUMER_IDLE_MS:
+                client.xgroup_delconsumer(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, name)
+    except redis.ResponseError:
+        pass
+
+
+def read_batch(client: redis.Redis, consumer: str, count: int, start: str) -> list:
+    answer = client.xreadgroup(settings.USAGE_CONSUMER_GROUP, consumer, {settings.USAGE_STREAM: start},
+                               count=count)
+    return answer[0][1] if answer else []
+
+
+def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result: DrainResult) -> None:
+    ids = [entry_id for entry_id, _ in entries]
+    events, dead = [], []
+    for entry_id, fields in entries:
+        raw = (fields or {}).get(b"e")
+        if raw is None:
+            continue  # deleted from the stream while pending (XDEL after a commit whose XACK was lost)
+        try:
+            events.append(normalise(orjson.loads(raw)))
+        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            dead.append((raw, f"unreadable: {exc}"))
+    started = time.perf_counter()
+    try:
+        inserted, duplicates = store(events, prices)
+    except (IntegrityError, DataError):
+        # One event the database refuses must not block the others: store them one by one.
+        inserted = duplicates = 0
+        for event in events:
+            try:
+                one_inserted, one_duplicate = store([event], prices)
+            except (IntegrityError, DataError) as exc:
+                dead.append((orjson.dumps(event.get("_raw") or {}), f"rejected by the database: {exc}"))
+                continue
+            inserted += one_inserted
+            duplicates += one_duplicate
+    metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+    if dead:
+        pipe = client.pipeline(transaction=False)
+        for raw, why in dead:
+            log.error("usage event moved to %s:dead (%s): %.300r", settings.USAGE_STREAM, why, raw)
+            pipe.rpush(settings.USAGE_STREAM + ":dead", raw)
+        pipe.execute()
+    ack(client, ids)  # after the commit: a crash before this line only means a redelivery
+    metrics.DRAINED.inc(inserted)
+    result.read += len(entries)
+    result.inserted += inserted
+    result.duplicates += duplicates
+    result.dead += len(dead)
+    result.batches += 1
+
+
+def ack(client: redis.Redis, ids: list) -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, *ids)
+    pipe.xdel(settings.USAGE_STREAM, *ids)
+    pipe.execute()
+
+
+# -- events ------------------------------------------------------------------------------------------
+
+_TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
+                "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
+_TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+
+
+def _count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, min(int(value), MAX_INT))
+
+
+def _optional_int(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _optional_float(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def normalise(raw) -> dict:
+    """A stream event as the drain stores it; ValueError when it cannot be billed."""
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    request_id = raw.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise ValueError("no request_id")
+    event = {"_raw": raw}
+    for field, limit in _TEXT_LIMITS.items():
+        value = raw.get(field)
+        event[field] = value[:limit] if isinstance(value, str) else ""
+    if len(request_id) > _TEXT_LIMITS["request_id"]:
+        raise ValueError("request_id too long")
+    for field in _TOKENS:
+        event[field] = _count(raw.get(field))
+    if not event["total_tokens"]:
+        event["total_tokens"] = min(MAX_INT, event["prompt_tokens"] + event["completion_tokens"])
+    ts = _optional_float(raw.get("ts"))
+    event["created_at"] = (datetime.fromtimestamp(ts, dt_timezone.utc) if ts is not None and ts > 0
+                           else timezone.now())
+    event["ts"] = event["created_at"].timestamp()
+    event["day"] = event["created_at"].date()
+    event["tenant_id"] = _optional_int(raw.get("tenant_id"))
+    event["api_key_id"] = _optional_int(raw.get("api_key_id"))
+    event["provider_id"] = _optional_int(raw.get("provider_id"))
+    status = raw.get("status")
+    event["status"] = status if isinstance(status, int) and 0 <= status < 1000 else 0
+    event["stream"] = raw.get("stream") is True
+    event["latency_ms"] = _optional_float(raw.get("latency_ms"))
+    event["ttft_ms"] = _optional_float(raw.get("ttft_ms"))
+    source = raw.get("usage_source")
+    event["usage_source"] = source if source in UsageSource.values else UsageSource.REPORTED
+    return event
+
+
+def _ids_in(model, field: str, values) -> set:
+    values = list(values)
+    found = set()
+    for i in range(0, len(values), CHUNK):
+        found.update(model.objects.filter(**{f"{field}__in": values[i:i + CHUNK]}).values_list(field, flat=True))
+    return found
+
+
+def _serialise_drains() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_LOCK_KEY])
+
+
+def store(events: list[dict], prices: PriceBook) -> tuple[int, int]:
+    """Insert the events not stored yet and add exactly those to the roll-ups; (inserted, duplicates)."""
+    unique: dict[str, dict] = {}
+    for event in events:
+        unique.setdefault(event["request_id"], event)
+    with transaction.atomic():
+        _serialise_drains()
+        existing = _ids_in(UsageEvent, "request_id", unique)
+        new = [event for request_id, event in unique.items() if request_id not in existing]
+        if not new:
+            return 0, len(events)
+        tenants = _ids_in(Tenant, "id", {e["tenant_id"] for e in new if e["tenant_id"]})
+        keys = _ids_in(ApiKey, "id", {e["api_key_id"] for e in new if e["api_key_id"]})
+        rows = []
+        for event in new:
+            event["tenant_id"] = event["tenant_id"] if event["tenant_id"] in tenants else None
+            event["api_key_id"] = event["api_key_id"] if event["api_key_id"] in keys else None
+            event["cost"] = prices.cost(event, event["created_at"])
+            rows.append(UsageEvent(
+                request_id=event["request_id"], created_at=event["created_at"], tenant_id=event["tenant_id"],
+                tenant_slug=event["tenant"], api_key_id=event["api_key_id"], api_key_prefix=event["api_key_prefix"],
+                provider_config_id=event["provider_id"], provider=event["provider"],
+                provider_type=event["provider_type"], requested_model=event["requested_model"], model=event["model"],
+                endpoint=event["endpoint"], status=event["status"], error_type=event["error_type"],
+                stream=event["stream"], latency_ms=event["latency_ms"], ttft_ms=event["ttft_ms"],
+                prompt_tokens=event["prompt_tokens"], completion_tokens=event["completion_tokens"],
+                total_tokens=event["total_tokens"], cached_tokens=event["cached_tokens"],
+                reasoning_tokens=event["reasoning_tokens"], usage_source=event["usage_source"], cost=event["cost"],
+            ))
+        UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
+        add_to_rollups(new)
+        _touch_keys(new)
+    return len(new), len(events) - len(new)
+
+
+def rollup_key(event: dict) -> tuple:
+    return (event["day"], event["tenant_id"], event["api_key_id"], event["provider"], event["model"])
+
+
+def aggregate(events: list[dict]) -> dict[tuple, dict]:
+    """Sum events per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
+    totals: dict[tuple, dict] = {}
+    for event in events:
+        key = rollup_key(event)
+        row = totals.get(key)
+        if row is None:
+            row = totals[key] = {"tenant_slug": event["tenant"], "api_key_prefix": event["api_key_prefix"],
+                                 "provider_type": event["provider_type"], "requests": 0, "errors": 0,
+                                 "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
+                                 **{field: 0 for field in _TOKENS}}
+        row["requests"] += 1
+        row["errors"] += event["status"] != 200
+        row["estimated_requests"] += event["usage_source"] == UsageSource.ESTIMATED
+        row["unpriced_requests"] += event["cost"] is None
+        row["cost_e10"] += to_e10(event["cost"])
+        for field in _TOKENS:
+            row[field] += event[field]
+    return totals
+
+
+ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *_TOKENS)
+
+
+def add_to_rollups(events: list[dict]) -> None:
+    """Additive upsert: UPDATE … SET n = n + delta, INSERT when there is no row yet (drains are
+    serialised, so the INSERT cannot race; the unique constraint would refuse it if it did)."""
+    for (day, tenant_id, key_id, provider, model), row in aggregate(events).items():
+        match = {"day": day, "tenant_id": tenant_id, "api_key_id": key_id, "provider": provider, "model": model}
+        updated = UsageDaily.objects.filter(**match).update(**{field: F(field) + row[field] for field in ADDITIVE})
+        if not updated:
+            UsageDaily.objects.create(**match, **row)
+
+
+def _touch_keys(events: list[dict]) -> None:
+    """ApiKey.last_used_at through .update(): no signal, so the gateway's key caches stay warm."""
+    latest: dict[int, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=dt_timezone.utc))
+    for event in events:
+        if event["api_key_id"]:
+            latest[event["api_key_id"]] = max(latest[event["api_key_id"]], event["created_at"])
+    for key_id, when in latest.items():
+        ApiKey.objects.filter(pk=key_id).filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)).update(
+            last_used_at=when)
+
+
+# -- retention ---------------------------------------------------------------------------------------
+
+def purge_old_events(days: int | None = None, chunk: int = 5000, max_chunks: int = 10_000) -> int:
+    """Delete raw events older than USAGE_RETENTION_DAYS (roll-ups are kept); returns how many."""
+    days = settings.USAGE_RETENTION_DAYS if days is None else days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    for _ in range(max_chunks):
+        ids = list(UsageEvent.objects.filter(created_at__lt=cutoff).order_by().values_list("id", flat=True)[:chunk])
+        if not ids:
+            break
+        deleted += UsageEvent.objects.filter(id__in=ids).delete()[0]
+    if deleted:
+        log.info("usage retention: deleted %d events older than %d days", deleted, days)
+    return deleted

@@ -1,0 +1,146 @@
+"""The data behind `GET /v1/usage`: a tenant's daily roll-ups plus its events not drained yet.
+
+Freshness without double counting: the caller reads the stream first (events still waiting for the
+drain), then `usage_report` reads, in ONE database snapshot, which of those are already stored and
+the roll-ups. An event the drain committed before that snapshot is in the roll-ups and skipped from
+the stream; one it had not is counted from the stream and absent from the roll-ups. (A drain deletes
+an entry from the stream only after its commit, so an event is never in neither.)
+"""
+
+import calendar
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+import orjson
+from django.db import connection, transaction
+
+from .drain import aggregate, normalise
+from .models import Tenant, UsageDaily, UsageEvent
+from .prices import PriceBook
+
+FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+MAX_DAYS = 366
+
+
+class ReportError(ValueError):
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, date]:
+    """`?start=&end=` (inclusive, UTC days); both default to this calendar month."""
+    month_start = today.replace(day=1)
+    month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    first = _parse_day(start, "start") if start else None
+    last = _parse_day(end, "end") if end else None
+    if first is None and last is None:
+        first, last = month_start, month_end
+    elif first is None:
+        first = last.replace(day=1)
+    elif last is None:
+        last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
+    if last < first:
+        raise ReportError("'end' must not be before 'start'.", "end")
+    if (last - first).days >= MAX_DAYS:
+        raise ReportError(f"The range may span at most {MAX_DAYS} days.", "end")
+    return first, last
+
+
+def _parse_day(value: str, param: str) -> date:
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ReportError(f"'{param}' must be a date as YYYY-MM-DD, not '{value[:40]}'.", param)
+
+
+def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -> list[dict]:
+    """The stream entries that belong to this tenant and range, normalised as the drain would."""
+    events = []
+    for fields in raw_entries:
+        raw = fields.get(b"e") if fields else None
+        if raw is None:
+            continue
+        try:
+            event = normalise(orjson.loads(raw))
+        except (ValueError, TypeError, orjson.JSONDecodeError):
+            continue
+        if event["tenant_id"] == tenant_id and first <= event["day"] <= last:
+            events.append(event)
+    return events
+
+
+def resolve_tenant(slug: str) -> Tenant | None:
+    return Tenant.objects.filter(slug=slug).first()
+
+
+def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pending: list[dict]) -> dict:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            with connection.cursor() as cursor:  # both reads below see the same committed state
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        unique = {}
+        for event in pending:
+            unique.setdefault(event["request_id"], event)
+        stored = set()
+        ids = list(unique)
+        for i in range(0, len(ids), 500):
+            stored.update(UsageEvent.objects.filter(request_id__in=ids[i:i + 500]).values_list("request_id", flat=True))
+        daily = list(UsageDaily.objects.filter(tenant_id=tenant_id, day__gte=first, day__lte=last))
+        fresh = [event for request_id, event in unique.items() if request_id not in stored]
+        if fresh:
+            prices = PriceBook.load()
+            for event in fresh:
+                event["cost"] = prices.cost(event, event["created_at"])
+
+    rows: dict[tuple, dict] = {}
+
+    def add(day, provider, model, key_id, prefix, values: dict, cost_e10: int, priced: int):
+        row = rows.get((day, provider, model, key_id))
+        if row is None:
+            row = rows[(day, provider, model, key_id)] = {
+                "date": day.isoformat(), "provider": provider, "model": model, "api_key": prefix,
+                **{field: 0 for field in FIELDS}, "_cost_e10": 0, "_priced": 0}
+        for field in FIELDS:
+            row[field] += values[field]
+        row["_cost_e10"] += cost_e10
+        row["_priced"] += priced
+
+    for item in daily:
+        add(item.day, item.provider, item.model, item.api_key_id, item.api_key_prefix,
+            {field: getattr(item, field) for field in FIELDS}, item.cost_e10, item.requests - item.unpriced_requests)
+    for (day, _tenant, key_id, provider, model), values in aggregate(fresh).items():
+        add(day, provider, model, key_id, values["api_key_prefix"], values, values["cost_e10"],
+            values["requests"] - values["unpriced_requests"])
+
+    data = sorted(rows.values(), key=lambda r: (r["date"], r["provider"], r["model"], r["api_key"] or ""))
+    totals = {field: 0 for field in FIELDS}
+    total_cost, total_priced = 0, 0
+    for row in data:
+        for field in FIELDS:
+            totals[field] += row[field]
+        total_cost += row["_cost_e10"]
+        total_priced += row["_priced"]
+        row["cost_usd"] = cost_string(row.pop("_cost_e10"), row.pop("_priced"))
+    totals["cost_usd"] = cost_string(total_cost, total_priced)
+    return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
+            "totals": totals, "data": data}
+
+
+def cost_string(cost_e10: int, priced_requests: int) -> str | None:
+    """USD as a plain decimal string; null when no request in it had a known price."""
+    if not priced_requests:
+        return None
+    value = Decimal(cost_e10).scaleb(-10).normalize()
+    return format(value, "f") if value else "0"
+
+
+def today_utc() -> date:
+    return datetime.now(dt_timezone.utc).date()

@@ -1,0 +1,89 @@
+"""`GET /v1/usage` (a tenant's tokens and cost, from the roll-ups plus what is not drained yet) and
+`GET /metrics` (Prometheus). Neither is on the chat hot path: both may hop to a thread for the ORM."""
+
+import hmac
+import logging
+import re
+from urllib.parse import parse_qs
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from accounting import metrics
+from accounting.reports import ReportError, parse_range, pending_events, resolve_tenant, today_utc, usage_report
+
+from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
+from .http import Request
+from .runtime import get_runtime
+
+log = logging.getLogger(__name__)
+PAGE = 1000
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # a tenant slug; anything else (a NUL byte…) is no tenant
+
+
+def _query(req: Request) -> dict[str, str]:
+    parsed = parse_qs(req.scope.get("query_string", b"").decode("latin-1"))
+    return {name: values[-1] for name, values in parsed.items() if values}
+
+
+async def _undrained(redis) -> list:
+    """The usage stream's entries (oldest first), at most USAGE_API_SCAN_LIMIT; [] if Redis is down."""
+    entries: list = []
+    start = "-"
+    try:
+        while len(entries) < settings.USAGE_API_SCAN_LIMIT:
+            page = await redis.xrange(settings.USAGE_STREAM, min=start, count=PAGE)
+            entries.extend(fields for _, fields in page)
+            if len(page) < PAGE:
+                break
+            start = "(" + page[-1][0].decode()
+    except Exception as exc:  # the roll-ups still answer; only the last seconds are missing
+        log.warning("/v1/usage could not read the usage stream (%s); answering from the database only", exc)
+    return entries
+
+
+def _report(tenant_id, tenant_slug, first, last, entries):
+    return usage_report(tenant_id, tenant_slug, first, last, pending_events(entries, tenant_id, first, last))
+
+
+async def usage(req: Request):
+    runtime = get_runtime()
+    principal = req.auth = await runtime.keys.authenticate(req.headers)
+    query = _query(req)
+    try:
+        first, last = parse_range(query.get("start"), query.get("end"), today_utc())
+    except ReportError as err:
+        raise GatewayError(400, INVALID_REQUEST, str(err), err.param, "invalid_date_range") from None
+    if principal.is_master:
+        slug = query.get("tenant")
+        if not slug:
+            raise GatewayError(400, INVALID_REQUEST, "The master key belongs to no tenant: add ?tenant=<slug>.",
+                               "tenant", "missing_tenant")
+        tenant = await sync_to_async(resolve_tenant, thread_sensitive=True)(slug) if SLUG.fullmatch(slug) else None
+        if tenant is None:
+            raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
+        tenant_id, tenant_slug = tenant.id, tenant.slug
+    else:
+        tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
+    entries = await _undrained(runtime.redis)
+    report = await sync_to_async(_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last, entries)
+    await req.respond(200, orjson.dumps(report))
+
+
+async def prometheus_metrics(req: Request):
+    token = settings.METRICS_TOKEN
+    if token:
+        presented = req.header(b"authorization") or ""
+        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
+            raise GatewayError(401, AUTHENTICATION, "Send 'Authorization: Bearer <METRICS_TOKEN>'.",
+                               code="invalid_metrics_token")
+    runtime = get_runtime()
+    try:
+        state = await metrics.stream_state(runtime.redis)
+    except Exception as exc:
+        log.warning("/metrics could not read the usage stream (%s)", exc)
+        state = None
+    body, content_type = metrics.render(state, metrics.spool_events())
+    await req.start(200, [(b"content-type", content_type.encode())])
+    await req.finish(body)

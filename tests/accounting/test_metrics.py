@@ -1,0 +1,79 @@
+"""GET /metrics: Prometheus text with the request counters and histograms, and the usage pipeline's
+stream length, pending entries, spool size and drain lag."""
+
+import re
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from accounting.drain import drain
+
+pytestmark = [pytest.mark.e2e]
+
+
+def scrape(gateway, **headers) -> dict:
+    response = httpx.get(f"{gateway}/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_count_requests_and_show_the_usage_pipeline(gateway, provider, tenant_key, usage_events, settings):
+    before = scrape(gateway)
+    key = tenant_key[2]
+    for model in ("gpt-4o-mini", "gpt-4o-mini", "fail-400"):
+        httpx.post(f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                   json={"model": model, "messages": [{"role": "user", "content": "Hi"}]})
+    with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                      json={"model": "gpt-4o-mini", "stream": True,
+                            "messages": [{"role": "user", "content": "Hi"}]}) as response:
+        response.read()
+    usage_events(None, expect=4)
+    after = scrape(gateway)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("gomodel_requests_total", provider="openai", model="gpt-4o-mini", status="200") == 3
+    assert delta("gomodel_requests_total", provider="openai", model="fail-400", status="400") == 1
+    assert delta("gomodel_upstream_errors_total", provider="openai", error_type="invalid_request_error") == 1
+    assert delta("gomodel_request_latency_seconds_count", provider="openai", model="gpt-4o-mini") == 3
+    assert delta("gomodel_time_to_first_token_seconds_count", provider="openai", model="gpt-4o-mini") == 1
+    assert delta("gomodel_tokens_total", provider="openai", model="gpt-4o-mini", kind="completion") == 18
+    assert value(after, "gomodel_usage_stream_length") == 4
+    assert value(after, "gomodel_usage_drain_lag_seconds") > 0
+    assert value(after, "gomodel_usage_spool_events") == 0
+    assert value(after, "gomodel_usage_redis_up") == 1
+
+    drain()
+    drained = scrape(gateway)
+    assert value(drained, "gomodel_usage_stream_length") == 0
+    assert value(drained, "gomodel_usage_stream_pending") == 0
+    assert value(drained, "gomodel_usage_drain_lag_seconds") == 0
+    assert value(drained, "gomodel_usage_last_drain_timestamp_seconds") > 0
+    assert delta_drained(drained, after) == 4
+
+
+def delta_drained(later, earlier):
+    return value(later, "gomodel_usage_events_drained_total") - value(earlier, "gomodel_usage_events_drained_total")
+
+
+def test_spool_size_is_a_metric(gateway, settings, transactional_db):
+    settings.USAGE_SPOOL_PATH.write_bytes(b'{"request_id":"a"}\n{"request_id":"b"}\n')
+    assert value(scrape(gateway), "gomodel_usage_spool_events") == 2
+
+
+def test_metrics_token(gateway, settings, transactional_db):
+    settings.METRICS_TOKEN = "s3cret"
+    assert httpx.get(f"{gateway}/metrics").status_code == 401
+    assert re.search(r"gomodel_usage_stream_length", httpx.get(
+        f"{gateway}/metrics", headers={"Authorization": "Bearer s3cret"}).text)

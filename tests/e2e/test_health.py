@@ -1,0 +1,33 @@
+"""/health (liveness) and /health/ready (database and Redis answer), served outside Django."""
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e]
+
+
+def test_health_is_200_without_a_key(gateway):
+    response = httpx.get(f"{gateway}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_health_answers_head(gateway):
+    response = httpx.head(f"{gateway}/health")
+    assert response.status_code == 200
+
+
+def test_ready_checks_database_and_redis(gateway):
+    response = httpx.get(f"{gateway}/health/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ok", "checks": {"database": True, "redis": True}}
+
+
+def test_health_with_a_wrong_method_is_405(gateway):
+    response = httpx.post(f"{gateway}/health/ready")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.json()["error"]["type"] == "invalid_request_error"
+

@@ -1,0 +1,84 @@
+"""providers.http_client: the shared upstream client (httpx on aiohttp) over real loopback sockets. What
+kind of httpx error a failure becomes decides 502 vs 504, so each failure is produced for real."""
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+
+from providers.http_client import new_client
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def serve(handler):
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def transport(request, monkeypatch):
+    monkeypatch.setenv("GOMODEL_HTTP_TRANSPORT", request.param)
+    return request.param
+
+
+def test_refused_connection_is_a_connect_error_not_a_timeout(transport):
+    async def run():
+        async with new_client() as client:
+            with pytest.raises(httpx.HTTPError) as caught:
+                await client.get(f"http://127.0.0.1:{closed_port()}/v1/models")
+            return caught.value
+
+    error = asyncio.run(run())
+    assert isinstance(error, httpx.ConnectError), type(error)
+    assert not isinstance(error, httpx.TimeoutException)
+
+
+def test_silent_upstream_is_a_read_timeout(transport, settings):
+    settings.UPSTREAM_TIMEOUT = 0.3
+
+    async def run():
+        async def never_answer(reader, writer):
+            await reader.read(65536)
+            await asyncio.sleep(5)
+
+        server, port = await serve(never_answer)
+        async with server, new_client() as client:
+            with pytest.raises(httpx.HTTPError) as caught:
+                await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
+            return caught.value
+
+    error = asyncio.run(run())
+    assert isinstance(error, httpx.TimeoutException), type(error)
+
+
+def test_connection_dropped_mid_body_is_not_a_timeout(transport):
+    async def run():
+        async def half_a_stream(reader, writer):
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                         b"10\r\ndata: {\"a\": 1}\n\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.transport.abort()
+
+        server, port = await serve(half_a_stream)
+        received = b""
+        async with server, new_client() as client:
+            request = client.build_request("POST", f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
+            response = await client.send(request, stream=True)
+            assert response.status_code == 200
+            with pytest.raises(httpx.HTTPError) as caught:
+                async for piece in response.aiter_bytes():
+                    received += piece
+            await response.aclose()
+        return caught.value, received
+
+    error, received = asyncio.run(run())
+    assert received == b'data: {"a": 1}\n\n'
+    assert not isinstance(error, httpx.TimeoutException), type(error)

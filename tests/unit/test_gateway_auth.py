@@ -1,0 +1,155 @@
+"""gomodel.gateway.auth: which header carries the key, and the in-process key cache over the real DB."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from accounting.keys import hash_key
+from accounting.models import ApiKey
+from accounting.services import do_create_api_key, do_create_tenant
+from gomodel.gateway.auth import MASTER, KeyCache, presented_key
+from gomodel.gateway.errors import GatewayError
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({b"authorization": b"Bearer sk_gom_abc"}, "sk_gom_abc"),
+    ({b"authorization": b"bearer   sk_gom_abc  "}, "sk_gom_abc"),
+    ({b"x-api-key": b" sk_gom_abc "}, "sk_gom_abc"),
+    ({b"authorization": b"Bearer sk_gom_a", b"x-api-key": b"sk_gom_b"}, "sk_gom_a"),
+    ({b"authorization": b"Basic dXNlcjpwYXNz", b"x-api-key": b"sk_gom_b"}, "sk_gom_b"),
+    ({b"authorization": b"Bearer"}, None),
+    ({b"authorization": b"sk_gom_abc"}, None),  # no scheme
+    ({b"x-api-key": b"  "}, None),
+    ({}, None),
+])
+def test_presented_key(headers, expected):
+    assert presented_key(headers) == expected
+
+
+def authenticate(cache, key=None, header=b"authorization"):
+    headers = {} if key is None else {header: (f"Bearer {key}" if header == b"authorization" else key).encode()}
+    return async_to_sync(cache.authenticate)(headers)
+
+
+def rejected(cache, key, code="invalid_api_key"):
+    with pytest.raises(GatewayError) as caught:
+        authenticate(cache, key)
+    assert (caught.value.status, caught.value.type, caught.value.code) == (401, "authentication_error", code)
+    return caught.value
+
+
+@pytest.fixture
+def acme(transactional_db):
+    # lookup_key() calls close_old_connections(), as a request would: that closes a connection held in a
+    # test transaction, so these tests commit for real (transactional_db).
+    tenant = do_create_tenant("acme")
+    key, plaintext = do_create_api_key(tenant, name="ci", rpm=60, tpm=1000)
+    return tenant, key, plaintext
+
+
+def test_a_valid_key_gives_its_principal(acme):
+    tenant, key, plaintext = acme
+    principal = authenticate(KeyCache(), plaintext)
+    assert (principal.tenant_id, principal.tenant_slug, principal.key_id, principal.key_prefix) == (
+        tenant.id, "acme", key.id, key.prefix)
+    assert (principal.rpm_limit, principal.tpm_limit, principal.expires_at) == (60, 1000, None)
+    assert not principal.is_master
+
+
+def test_missing_key():
+    rejected(KeyCache(), None, code="missing_api_key")
+
+
+def test_master_key(transactional_db, settings):
+    principal = authenticate(KeyCache(), settings.GOMODEL_MASTER_KEY, header=b"x-api-key")
+    assert principal is MASTER and principal.is_master
+    rejected(KeyCache(), settings.GOMODEL_MASTER_KEY + "x")
+
+
+def test_no_master_key_configured_means_none_is_accepted(transactional_db, settings):
+    settings.GOMODEL_MASTER_KEY = ""
+    rejected(KeyCache(), "sk_master_test_0123456789")
+
+
+def test_a_warm_key_is_served_from_the_cache_until_cleared(acme, django_assert_num_queries):
+    _, key, plaintext = acme
+    cache = KeyCache()
+    with django_assert_num_queries(1):
+        authenticate(cache, plaintext)
+    ApiKey.objects.filter(id=key.id).update(active=False)  # behind the cache's back
+    with django_assert_num_queries(0):
+        authenticate(cache, plaintext)
+    cache.clear()  # what an invalidation does
+    rejected(cache, plaintext)
+
+
+def test_cache_entries_expire_after_the_ttl(acme, settings):
+    _, key, plaintext = acme
+    settings.AUTH_CACHE_TTL = 0.05
+    cache = KeyCache()
+    authenticate(cache, plaintext)
+    ApiKey.objects.filter(id=key.id).update(active=False)
+    time.sleep(0.1)
+    rejected(cache, plaintext)
+
+
+def test_an_unknown_key_is_cached_as_unknown_until_cleared(acme):
+    tenant, _, _ = acme
+    cache = KeyCache()
+    rejected(cache, "sk_gom_later")
+    ApiKey.objects.create(tenant=tenant, key_hash=hash_key("sk_gom_later"), prefix="sk_gom_…ater")
+    rejected(cache, "sk_gom_later")  # negative cache
+    cache.clear()
+    assert authenticate(cache, "sk_gom_later").tenant_slug == "acme"
+
+
+def test_revoked_and_inactive_tenant_keys_are_rejected(acme):
+    tenant, key, plaintext = acme
+    key.active = False
+    key.save()
+    rejected(KeyCache(), plaintext)
+    key.active = True
+    key.save()
+    tenant.active = False
+    tenant.save()
+    rejected(KeyCache(), plaintext)
+
+
+def test_expired_key_is_rejected_even_from_the_cache(acme, monkeypatch):
+    tenant, _, _ = acme
+    key, plaintext = do_create_api_key(tenant, expires_at=timezone.now() + timedelta(hours=1))
+    cache = KeyCache()
+    assert authenticate(cache, plaintext).expires_at == pytest.approx(key.expires_at.timestamp())
+    later = time.time() + 2 * 3600
+    monkeypatch.setattr("gomodel.gateway.auth.time.time", lambda: later)
+    rejected(cache, plaintext)
+
+
+def test_already_expired_key(acme):
+    tenant, _, _ = acme
+    _, plaintext = do_create_api_key(tenant, expires_at=timezone.now() - timedelta(seconds=1))
+    rejected(KeyCache(), plaintext)
+
+
+def test_an_invalidation_during_a_lookup_is_not_undone_by_it(acme, monkeypatch):
+    """The key is revoked (and the cache cleared) while a cold lookup is reading it: the lookup's now stale
+    answer may serve the request that made it, but must not be cached for the requests after."""
+    from gomodel.gateway import auth
+
+    _, key, plaintext = acme
+    cache = KeyCache()
+    real_lookup = auth.lookup_key
+
+    def lookup_then_revoke(key_hash):
+        principal = real_lookup(key_hash)  # read while still active
+        ApiKey.objects.filter(id=key.id).update(active=False)
+        cache.clear()  # what the revocation's invalidation does, landing mid-lookup
+        return principal
+
+    monkeypatch.setattr(auth, "lookup_key", lookup_then_revoke)
+    assert authenticate(cache, plaintext).key_id == key.id
+    monkeypatch.setattr(auth, "lookup_key", real_lookup)
+    rejected(cache, plaintext)

@@ -1,0 +1,99 @@
+"""providers.base: SSE framing, usage normalisation and upstream error bodies."""
+
+import pytest
+
+from providers.base import SSEDecoder, Usage, error_message
+
+
+def feed_all(pieces: list[bytes]) -> list[tuple[str | None, bytes]]:
+    decoder = SSEDecoder()
+    events = []
+    for piece in pieces:
+        events.extend(decoder.feed(piece))
+    return events + decoder.close()
+
+
+STREAM = (b'data: {"a":1}\n\n'
+          b"data:{\"b\":2}\n\n"  # no space after the colon (Kimi)
+          b": keep-alive comment\n\n"
+          b"event: message_start\r\ndata: {\"c\":3}\r\n\r\n"  # CRLF framing and an event name
+          b"id: 7\nretry: 1000\ndata: line one\ndata: line two\n\n"  # multi-line data, ignored fields
+          b"data: [DONE]\n\n")
+EXPECTED = [(None, b'{"a":1}'), (None, b'{"b":2}'), ("message_start", b'{"c":3}'), (None, b"line one\nline two"),
+            (None, b"[DONE]")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 13, len(STREAM)])
+def test_decoder_events_do_not_depend_on_chunk_boundaries(size):
+    pieces = [STREAM[i:i + size] for i in range(0, len(STREAM), size)]
+    assert feed_all(pieces) == EXPECTED
+
+
+def test_decoder_returns_events_as_soon_as_they_are_complete():
+    decoder = SSEDecoder()
+    assert decoder.feed(b'data: {"a"') == []
+    assert decoder.feed(b":1}\n") == []
+    assert decoder.feed(b"\n") == [(None, b'{"a":1}')]
+    assert decoder.close() == []
+
+
+def test_decoder_close_flushes_a_last_event_without_blank_line():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: [DONE]") == []
+    assert decoder.close() == [(None, b"[DONE]")]
+
+
+def test_decoder_event_name_applies_to_one_event_only():
+    events = feed_all([b"event: ping\ndata: 1\n\ndata: 2\n\n"])
+    assert events == [("ping", b"1"), (None, b"2")]
+
+
+def test_decoder_drops_blank_events_and_comments():
+    assert feed_all([b"\n\n: just a comment\n\nevent: x\n\n"]) == []
+
+
+def test_decoder_keeps_a_data_value_whose_own_text_starts_with_a_space():
+    # Only the one optional space after "data:" is framing.
+    assert feed_all([b"data:  two spaces\n\n"]) == [(None, b" two spaces")]
+
+
+def test_usage_from_openai_full():
+    usage = Usage.from_openai({"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
+                               "prompt_tokens_details": {"cached_tokens": 60},
+                               "completion_tokens_details": {"reasoning_tokens": 30}})
+    assert usage == Usage(100, 40, 140, 60, 30)
+
+
+@pytest.mark.parametrize("raw", [None, [], "12", 3])
+def test_usage_from_openai_not_a_dict(raw):
+    assert Usage.from_openai(raw) is None
+
+
+def test_usage_from_openai_tolerates_odd_details():
+    usage = Usage.from_openai({"prompt_tokens": 2, "completion_tokens": 3, "prompt_tokens_details": "n/a",
+                               "completion_tokens_details": None})
+    assert usage == Usage(2, 3, 5, 0, 0)
+
+
+def test_error_message_openai_dialect():
+    raw = b'{"error": {"message": "temperature is out of range", "type": "invalid_request_error", ' \
+          b'"param": "temperature", "code": "invalid_value"}}'
+    assert error_message(raw, 400) == ("temperature is out of range", "temperature", "invalid_value")
+
+
+def test_error_message_without_code_or_param():
+    assert error_message(b'{"error": {"message": "The server had an error"}}', 500) == (
+        "The server had an error", None, None)
+
+
+def test_error_message_from_plain_text_and_empty_bodies():
+    assert error_message(b"Bad Gateway\n", 502) == ("Bad Gateway", None, None)
+    assert error_message(b"", 503) == ("upstream answered HTTP 503", None, None)
+    assert error_message(b"x" * 2000, 500)[0] == "x" * 500  # bounded
+
+
+def test_error_message_other_shapes():
+    assert error_message(b'{"error": "model not loaded"}', 404) == ("model not loaded", None, None)
+    assert error_message(b'{"message": "quota exceeded"}', 429) == ("quota exceeded", None, None)
+    assert error_message(b"[1, 2]", 500) == ("upstream answered HTTP 500", None, None)
+    assert error_message(b'{"error": {"type": "overloaded"}}', 503)[0] == "overloaded"
