@@ -22,7 +22,7 @@ ROUTES = {
 
 
 def handles(path: str) -> bool:
-    return path.startswith("/v1/") or path == "/v1" or path in ROUTES
+    return path.startswith("/v1/") or path == "/v1" or (path.rstrip("/") or "/") in ROUTES
 
 
 async def gateway_app(scope, receive, send):

@@ -31,3 +31,8 @@ def test_health_with_a_wrong_method_is_405(gateway):
     assert response.headers["allow"] == "GET"
     assert response.json()["error"]["type"] == "invalid_request_error"
 
+
+
+def test_health_with_a_trailing_slash_is_the_same_route(gateway):
+    response = httpx.get(f"{gateway}/health/ready/")
+    assert response.status_code == 200 and response.json()["checks"]["redis"] is True
