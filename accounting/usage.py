@@ -5,6 +5,7 @@ When Redis cannot take an event, it goes to an append-only spool file (and the l
 on `request_id`, so an event replayed twice is still counted once.
 """
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -35,6 +36,51 @@ async def emit(redis, event: dict) -> None:
         spool(payload)
         metrics.SPOOLED.inc()
         _log_spooled(event.get("request_id"), exc)
+
+
+class UsageWriter:
+    """The gateway's writer (one per event loop): the events of one loop tick go to Redis as one
+    pipelined XADD. bench/ measured ~75 µs CPU per awaited single XADD against ~10 µs batched.
+
+    `emit` queues the event at once, so a request cancelled afterwards (shutdown, hang-up) still has
+    its event written; awaiting the returned future waits until Redis, or failing that the spool,
+    has it. Never raises.
+    """
+
+    def __init__(self, get_redis, timeout: float = 5.0):
+        self._get_redis = get_redis  # looked up per batch: the client may be replaced (tests, reconnects)
+        self._timeout = timeout
+        self._queue: list[tuple[bytes, str | None]] = []
+        self._written: asyncio.Future | None = None
+
+    def emit(self, event: dict) -> asyncio.Future:
+        try:
+            metrics.observe_event(event)
+        except Exception:  # metrics must never cost an event
+            log.exception("could not count usage event %s in the metrics", event.get("request_id"))
+        self._queue.append((encode(event), event.get("request_id")))
+        if self._written is None:
+            loop = asyncio.get_running_loop()
+            self._written = loop.create_future()
+            loop.create_task(self._flush(self._written))
+        return asyncio.shield(self._written)
+
+    async def _flush(self, written: asyncio.Future):
+        await asyncio.sleep(0)  # let the rest of this loop tick's events join the batch
+        batch, self._queue, self._written = self._queue, [], None
+        try:
+            async with asyncio.timeout(self._timeout):
+                pipe = self._get_redis().pipeline(transaction=False)
+                for payload, _ in batch:
+                    pipe.xadd(settings.USAGE_STREAM, {"e": payload})
+                await pipe.execute()
+        except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
+            for payload, request_id in batch:
+                spool(payload)
+                metrics.SPOOLED.inc()
+                _log_spooled(request_id, exc)
+        finally:
+            written.set_result(len(batch))
 
 
 _spool_log = {"at": 0.0, "since": 0}

@@ -1,11 +1,16 @@
-"""The one upstream HTTP client per process (per event loop): httpx's API on aiohttp's transport.
+"""The one upstream HTTP client per process (per event loop).
 
-aiohttp's connection pool costs ~0.1 ms CPU a request where httpcore's costs 2-4 ms under
-concurrency (ARCHITECTURE.md, encode/httpx#3215); bench/ compares the two (GOMODEL_HTTP_TRANSPORT).
+The gateway speaks httpx's client API (`request`, `build_request` + `send(stream=True)`, responses
+with `status_code`, `headers`, `content`, `aread`, `aiter_bytes`, `aclose`, and httpx's exception
+types), but by default it runs straight on an aiohttp session: bench/ measured httpx's request and
+response objects at ~200 µs CPU per call on top of aiohttp's ~60 µs, half the gateway's whole cost
+per request (README, Benchmarks). GOMODEL_HTTP_TRANSPORT picks another implementation for
+comparison: `httpx-aiohttp` (httpx on aiohttp's transport) or `httpx` (httpcore's pool).
 """
 
 import os
 
+import aiohttp
 import httpx
 from django.conf import settings
 
@@ -14,9 +19,12 @@ def timeout() -> httpx.Timeout:
     return httpx.Timeout(settings.UPSTREAM_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT)
 
 
-def new_client() -> httpx.AsyncClient:
+def new_client():
+    kind = os.environ.get("GOMODEL_HTTP_TRANSPORT", "aiohttp")
+    if kind == "aiohttp":
+        return AiohttpClient()
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
-    if os.environ.get("GOMODEL_HTTP_TRANSPORT", "aiohttp") == "httpx":
+    if kind == "httpx":
         return httpx.AsyncClient(timeout=timeout(), limits=limits, trust_env=False)
     from httpx_aiohttp import AiohttpTransport
 
@@ -30,8 +38,123 @@ def _fix_exception_map():
     disconnect) to httpx.ConnectTimeout, so an unreachable upstream was answered as a timeout (504, not 502).
     Map the generic case to httpx.NetworkError; the specific entries still win (ServerTimeoutError ->
     TimeoutException, SocketTimeoutError -> ReadTimeout, ClientConnectorError -> ConnectError)."""
-    import aiohttp
     from httpx_aiohttp import transport
 
     if transport.AIOHTTP_EXC_MAP.get(aiohttp.ClientConnectionError) is httpx.ConnectTimeout:
         transport.AIOHTTP_EXC_MAP[aiohttp.ClientConnectionError] = httpx.NetworkError
+
+
+def _httpx_error(exc: BaseException) -> httpx.HTTPError:
+    """The httpx exception an aiohttp failure corresponds to (decides 502 vs 504, and retries)."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(exc, (aiohttp.ServerTimeoutError, TimeoutError)):
+        return httpx.ReadTimeout(message)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+        return httpx.RemoteProtocolError(message)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        return httpx.UnsupportedProtocol(message)
+    return httpx.NetworkError(message)
+
+
+class Prepared:
+    __slots__ = ("method", "url", "headers", "content")
+
+    def __init__(self, method, url, headers, content):
+        self.method, self.url, self.headers, self.content = method, url, headers, content
+
+
+class Response:
+    """What the gateway reads of an httpx.Response, over an aiohttp one."""
+
+    __slots__ = ("status_code", "headers", "content", "_raw", "_read")
+
+    def __init__(self, raw: aiohttp.ClientResponse):
+        self._raw = raw
+        self.status_code = raw.status
+        self.headers = raw.headers  # case-insensitive, like httpx's
+        self.content = b""
+        self._read = False
+
+    async def aread(self) -> bytes:
+        if not self._read:
+            try:
+                self.content = await self._raw.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise _httpx_error(exc) from exc
+            self._read = True
+        return self.content
+
+    async def aiter_bytes(self):
+        try:
+            async for chunk in self._raw.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc) from exc
+
+    async def aclose(self):
+        self._raw.release()
+
+    def json(self):
+        import orjson
+
+        return orjson.loads(self.content)
+
+
+class AiohttpClient:
+    def __init__(self):
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+                                              sock_read=settings.UPSTREAM_TIMEOUT)
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Made on first use: a ClientSession belongs to the event loop that is running then.
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=1000, keepalive_timeout=60, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True,
+                                                  skip_auto_headers=("user-agent",))
+        return self._session
+
+    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
+        return Prepared(method, url, headers, content)
+
+    async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> Response:
+        client_timeout = self._timeout if timeout is None else aiohttp.ClientTimeout(
+            total=timeout, sock_connect=min(timeout, settings.UPSTREAM_CONNECT_TIMEOUT))
+        try:
+            raw = await self._get_session().request(
+                request.method, request.url, headers=request.headers, data=request.content,
+                timeout=client_timeout, allow_redirects=False)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc) from exc
+        response = Response(raw)
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                raw.release()
+        return response
+
+    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
+                      timeout: float | None = None) -> Response:
+        return await self.send(Prepared(method, url, headers, content), timeout=timeout)
+
+    async def get(self, url: str, headers=None, timeout: float | None = None) -> Response:
+        return await self.request("GET", url, headers=headers, timeout=timeout)
+
+    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
+        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
+
+    async def aclose(self):
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()

@@ -7,7 +7,6 @@ import logging
 import httpx
 import orjson
 
-from accounting import usage as usage_stream
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError
 
 from .errors import PROVIDER, GatewayError
@@ -39,9 +38,9 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
         if not req.response_started:
             await req.respond_error(err)
     finally:
-        # After the answer is out: the client never waits on Redis. Shielded, so a cancelled
-        # request (server shutdown) still records what it cost.
-        await asyncio.shield(usage_stream.emit(runtime.redis, record.event()))
+        # After the answer is out: the client never waits on Redis. The event is queued before any
+        # await, so a cancelled request (server shutdown) still records what it cost.
+        await runtime.usage.emit(record.event())
 
 
 async def _complete(req: Request, adapter, response: httpx.Response, record: UsageRecord):

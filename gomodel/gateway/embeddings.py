@@ -4,7 +4,6 @@ import asyncio
 
 import orjson
 
-from accounting import usage as usage_stream
 from providers.base import UpstreamError
 
 from .errors import PROVIDER, GatewayError
@@ -50,4 +49,4 @@ async def run_embeddings(req: Request, runtime, body: dict) -> None:
         if not req.response_started:
             await req.respond_error(err)
     finally:
-        await asyncio.shield(usage_stream.emit(runtime.redis, record.event()))
+        await runtime.usage.emit(record.event())

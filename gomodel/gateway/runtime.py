@@ -22,8 +22,12 @@ _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = wea
 class Runtime:
     def __init__(self):
         self.http = new_client()
-        self.redis = aioredis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0,
-                                       health_check_interval=30)
+        # A blocking pool waits for a free connection instead of failing with "Too many connections";
+        # no socket_timeout (on Python 3.11 it costs a task per command): callers bound their own waits.
+        pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=64, timeout=5.0,
+                                                        socket_connect_timeout=2.0, health_check_interval=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
+        self.usage = usage.UsageWriter(lambda: self.redis)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
         self.breaker = CircuitBreaker()

@@ -1,6 +1,7 @@
 """`GET /v1/usage` (a tenant's tokens and cost, from the roll-ups plus what is not drained yet) and
 `GET /metrics` (Prometheus). Neither is on the chat hot path: both may hop to a thread for the ORM."""
 
+import asyncio
 import hmac
 import logging
 import re
@@ -33,7 +34,8 @@ async def _undrained(redis) -> list:
     start = "-"
     try:
         while len(entries) < settings.USAGE_API_SCAN_LIMIT:
-            page = await redis.xrange(settings.USAGE_STREAM, min=start, count=PAGE)
+            async with asyncio.timeout(2.0):  # the runtime's client has no socket timeout of its own
+                page = await redis.xrange(settings.USAGE_STREAM, min=start, count=PAGE)
             entries.extend(fields for _, fields in page)
             if len(page) < PAGE:
                 break
@@ -80,7 +82,8 @@ async def prometheus_metrics(req: Request):
                                code="invalid_metrics_token")
     runtime = get_runtime()
     try:
-        state = await metrics.stream_state(runtime.redis)
+        async with asyncio.timeout(2.0):
+            state = await metrics.stream_state(runtime.redis)
     except Exception as exc:
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None

@@ -1,5 +1,6 @@
 """The /v1 endpoints: each validates its input and calls one service function."""
 
+import asyncio
 import time
 
 import orjson
@@ -62,7 +63,8 @@ async def ready(req: Request):
     except Exception:
         checks["database"] = False
     try:
-        checks["redis"] = bool(await runtime.redis.ping())
+        async with asyncio.timeout(2.0):
+            checks["redis"] = bool(await runtime.redis.ping())
     except Exception:
         checks["redis"] = False
     ok = all(checks.values())

@@ -1,4 +1,4 @@
-"""providers.http_client: the shared upstream client (httpx on aiohttp) over real loopback sockets. What
+"""providers.http_client: the shared upstream client (httpx API on aiohttp, and the httpx alternatives) over real loopback sockets. What
 kind of httpx error a failure becomes decides 502 vs 504, so each failure is produced for real."""
 
 import asyncio
@@ -21,7 +21,7 @@ async def serve(handler):
     return server, server.sockets[0].getsockname()[1]
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
+@pytest.fixture(params=["aiohttp", "httpx-aiohttp", "httpx"])
 def transport(request, monkeypatch):
     monkeypatch.setenv("GOMODEL_HTTP_TRANSPORT", request.param)
     return request.param
