@@ -33,6 +33,57 @@ def _check_type(body: dict, name: str, ok, expected: str):
         raise invalid(f"'{name}' must be {expected}.", param=name, code="invalid_type")
 
 
+# The seed's ContentPart objects and their string fields (core.ImageURLContent, core.InputAudioContent).
+PART_OBJECTS = {"image_url": ("url", "detail", "media_type"), "input_audio": ("data", "format")}
+
+
+def _optional(obj: dict, name: str, ok, expected: str, where: str, nullable: bool = False):
+    """A present field must have its type; null counts as absent only where `nullable` says so (a
+    message's own optional fields, which some clients send as null)."""
+    if name in obj and not (nullable and obj[name] is None) and not ok(obj[name]):
+        raise invalid(f"'{where}.{name}' must be {expected}.", param=f"{where}.{name}", code="invalid_type")
+
+
+def _is_str(value) -> bool:
+    return isinstance(value, str)
+
+
+def _validate_message(message: dict, where: str) -> None:
+    content = message.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise invalid(f"'{where}.content' must be a string, an array of parts or null.", param=f"{where}.content",
+                      code="invalid_type")
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            at = f"{where}.content[{j}]"
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise invalid(f"'{at}' must be an object with a string 'type'.", param=at, code="invalid_type")
+            _optional(part, "text", _is_str, "a string", at)
+            for field, keys in PART_OBJECTS.items():
+                _optional(part, field, lambda v: isinstance(v, dict), "an object", at)
+                if isinstance(part.get(field), dict):
+                    for key in keys:
+                        _optional(part[field], key, _is_str, "a string", f"{at}.{field}")
+            if part["type"] == "text" and not isinstance(part.get("text"), str):
+                raise invalid(f"'{at}.text' must be a string.", param=f"{at}.text", code="invalid_type")
+    _optional(message, "name", _is_str, "a string", where, nullable=True)
+    _optional(message, "tool_call_id", _is_str, "a string", where, nullable=True)
+    calls = message.get("tool_calls")
+    if calls is not None:
+        if not isinstance(calls, list):
+            raise invalid(f"'{where}.tool_calls' must be an array.", param=f"{where}.tool_calls", code="invalid_type")
+        for j, call in enumerate(calls):
+            at = f"{where}.tool_calls[{j}]"
+            if not isinstance(call, dict):
+                raise invalid(f"'{at}' must be an object.", param=at, code="invalid_type")
+            _optional(call, "id", _is_str, "a string", at)
+            _optional(call, "type", _is_str, "a string", at)
+            _optional(call, "function", lambda v: isinstance(v, dict), "an object", at)
+            if isinstance(call.get("function"), dict):
+                _optional(call["function"], "name", _is_str, "a string", f"{at}.function")
+                _optional(call["function"], "arguments", _is_str, "a string", f"{at}.function")
+
+
 def validate_chat(body: dict) -> None:
     model = body.get("model")
     if model is None:
@@ -51,10 +102,7 @@ def validate_chat(body: dict) -> None:
         if not isinstance(role, str) or not role:
             raise invalid(f"'messages[{i}].role' must be a non-empty string.", param=f"messages[{i}].role",
                           code="invalid_type")
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise invalid(f"'messages[{i}].content' must be a string, an array of parts or null.",
-                          param=f"messages[{i}].content", code="invalid_type")
+        _validate_message(message, f"messages[{i}]")
     if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
         raise invalid("'stream' must be a boolean.", param="stream", code="invalid_type")
     _check_type(body, "stream_options", lambda v: isinstance(v, dict), "an object")
@@ -96,9 +144,10 @@ def validate_embeddings(body: dict) -> None:
     if "input" not in body or body["input"] is None:
         raise invalid("'input' is required.", param="input", code="missing_required_parameter")
     value = body["input"]
+    # One kind per request: a string, a token array, or an array of either (not a mix of both).
     ok = (isinstance(value, str) and value != "") or _is_token_list(value) or (
-        isinstance(value, list) and bool(value) and all(
-            (isinstance(v, str) and v != "") or _is_token_list(v) for v in value))
+        isinstance(value, list) and bool(value) and (
+            all(isinstance(v, str) and v != "" for v in value) or all(_is_token_list(v) for v in value)))
     if not ok:
         raise invalid("'input' must be a non-empty string, an array of strings, or token arrays.", param="input",
                       code="invalid_type")

@@ -1,0 +1,24 @@
+"""The management REST API under /api/v1/ (Django REST framework) and GET /openapi.json.
+
+Credentials: `Authorization: Bearer <GOMODEL_MASTER_KEY>` or `Authorization: Bearer <staff token>`
+(DRF tokens, issued in admin under "Auth Token"; `Token <staff token>` works too). No credentials, or
+unknown ones (also a revoked tenant key): 401 with `WWW-Authenticate: Bearer`. A valid tenant API key
+(sk_gom_…) or a token of a user who is not staff is recognised and refused: 403, saying why.
+
+    tenants    GET POST /tenants/   GET PUT PATCH /tenants/{id}/   POST /tenants/{id}/deactivate/
+               GET POST /tenants/{id}/keys/   GET /tenants/{id}/usage/?start=&end=
+    keys       GET POST /keys/ (?tenant=&tenant_slug=&active=)   GET PUT PATCH /keys/{id}/
+               POST /keys/{id}/revoke/
+    providers  GET POST /providers/   GET PUT PATCH /providers/{id}/   POST /providers/{id}/disable/
+               POST /providers/{id}/test/
+    prices     GET POST /prices/   GET PUT PATCH /prices/{id}/
+    audit      GET /audit/   GET /audit/{id}/
+
+Design: nothing is deleted through the API (DELETE is 405): a tenant is deactivated, a key revoked,
+a provider disabled, and usage rows and the audit trail keep pointing at them. A key's plaintext is
+in the 201 answer that issued it and nowhere else (not in later answers, logs or audit rows); a
+provider's key is write-only and comes back redacted. Every write goes through gomodel.api.services,
+which writes the change and its gomodel.AuditEntry in one transaction; saving through the ORM clears
+the gateway's caches in every process (gomodel.invalidation). Lists are paginated with
+`?limit=&offset=` and filtered by validated query parameters (a bad value is a 400 in DRF's shape).
+"""

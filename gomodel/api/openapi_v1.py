@@ -1,0 +1,563 @@
+"""The gateway's own endpoints (/v1, /health, /metrics) in the OpenAPI document, hand-kept to follow the seed
+(shared/seed/: GoModel's published `POST /v1/chat/completions`). They are plain ASGI handlers, not
+DRF views, so drf-spectacular cannot see them: `add_gateway_paths` (a postprocessing hook) writes
+them into the generated document, ahead of the management API.
+
+The seed's schema names and fields are kept as they are. Where the seed says less than the gateway
+really does, this document says what the gateway does (and tests/api/test_schemathesis.py holds the
+gateway to it):
+- `core.Message.content` / `core.ResponseMessage.content`: the seed writes `type: array` and puts the
+  real rule in `x-oneof` (null, a string, or an array of parts). Here that rule is the schema itself
+  (`nullable` + `oneOf`); `x-oneof` is kept.
+- What the gateway checks is in the schemas: `core.ChatRequest` requires a non-blank `model` and a
+  non-empty `messages`, each message a non-empty `role`; `max_tokens` is at least 1; `reasoning.effort`
+  is one of the values its description names; `tool_choice` is a string or an object.
+- The gateway treats an optional field sent as null like an absent one (as OpenAI's API does), so
+  those fields are `nullable`. `max_completion_tokens` and `reasoning_effort`, which it also checks,
+  are listed.
+- Values OpenAI-format upstreams send as null, which the gateway passes through (`logprobs`,
+  `finish_reason`, `system_fingerprint`, `usage`), are `nullable`.
+- Every status the gateway really answers is listed (the seed lists 200, 400, 401, 429, 502), each
+  error with the `core.OpenAIErrorEnvelope`.
+"""
+
+import copy
+
+ENVELOPE = {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}
+REQUEST_ID = {"X-Request-Id": {"description": "The gateway's id for this request (also in usage rows and logs).",
+                               "schema": {"type": "string"}}}
+
+ERROR_DESCRIPTIONS = {
+    "400": "Bad Request: malformed JSON, a missing or ill-typed field (named in `param`), or an upstream's 400.",
+    "401": "Unauthorized: missing, unknown, revoked or expired API key.",
+    "404": "Not Found: no configured provider serves the model, or the named provider is not configured.",
+    "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
+    "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
+    "429": "Too Many Requests: a rate limit (the gateway's or the upstream's); Retry-After says when to retry.",
+    "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
+           "an answer the gateway could not read.",
+    "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT.",
+}
+
+
+def _error(code: str, sse: bool = False) -> dict:
+    content = {"application/json": {"schema": ENVELOPE}}
+    if sse:  # as in the seed: errors are documented for both media types of the chat endpoint
+        content["text/event-stream"] = {"schema": ENVELOPE}
+    response = {"description": ERROR_DESCRIPTIONS[code], "headers": REQUEST_ID, "content": content}
+    if code == "429":
+        response["headers"] = {**REQUEST_ID, "Retry-After": {"description": "Seconds to wait before retrying.",
+                                                             "schema": {"type": "string"}}}
+    if code == "405":
+        response["headers"] = {**REQUEST_ID, "Allow": {"description": "The methods this path takes.",
+                                                       "schema": {"type": "string"}}}
+    return response
+
+
+def _errors(*codes: str, sse: bool = False) -> dict:
+    return {code: _error(code, sse) for code in codes}
+
+
+CHAT_EXAMPLE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
+EMBEDDINGS_EXAMPLE = {"model": "text-embedding-3-small", "input": "Hello"}
+
+PATHS = {
+    "/v1/chat/completions": {
+        "post": {
+            "tags": ["chat"],
+            "summary": "Create a chat completion",
+            "operationId": "createChatCompletion",
+            "description": "Routes `model` (optionally `provider/model`, or with the `provider` hint) to a "
+                           "configured provider. With `stream: true` the answer is server-sent events, each "
+                           "`data:` a chunk in the ChatResponse shape, ending with `data: [DONE]`; an upstream "
+                           "failure after the stream started arrives as one `data: {\"error\": …}` event.",
+            "requestBody": {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/core.ChatRequest"},
+                                                 "example": CHAT_EXAMPLE}},
+                "description": "Chat completion request",
+                "required": True,
+            },
+            "responses": {
+                "200": {
+                    "description": "JSON response or SSE stream when stream=true",
+                    "headers": REQUEST_ID,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/core.ChatResponse"}},
+                        "text/event-stream": {"schema": {"$ref": "#/components/schemas/core.ChatResponse"}},
+                    },
+                },
+                **_errors("400", "401", "404", "405", "413", "429", "502", "504", sse=True),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/embeddings": {
+        "post": {
+            "tags": ["embeddings"],
+            "summary": "Create embeddings",
+            "operationId": "createEmbeddings",
+            "requestBody": {
+                "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/core.EmbeddingRequest"},
+                    "example": EMBEDDINGS_EXAMPLE}},
+                "description": "Embeddings request",
+                "required": True,
+            },
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.EmbeddingResponse"}}}},
+                **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/models": {
+        "get": {
+            "tags": ["models"],
+            "summary": "List the models every configured provider serves",
+            "description": "Ids are `provider/model`, the form that routes to exactly that provider.",
+            "operationId": "listModels",
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ModelsResponse"}}}},
+                **_errors("401", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/usage": {
+        "get": {
+            "tags": ["usage"],
+            "summary": "The calling tenant's usage: tokens and cost per day, provider, model and key",
+            "description": "From the daily roll-ups plus the events not drained yet. Without `start`/`end`: "
+                           "this calendar month (UTC); with one of them: that day's month; at most 366 days. "
+                           "The master key names the tenant with `?tenant=<slug>`.",
+            "operationId": "getUsage",
+            "parameters": [
+                {"in": "query", "name": "start", "schema": {"type": "string", "format": "date"},
+                 "description": "First day, YYYY-MM-DD (inclusive)."},
+                {"in": "query", "name": "end", "schema": {"type": "string", "format": "date"},
+                 "description": "Last day, YYYY-MM-DD (inclusive)."},
+                {"in": "query", "name": "tenant", "schema": {"type": "string"},
+                 "description": "A tenant's slug; only with the master key, which it is required with."},
+            ],
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.UsageReport"}}}},
+                **_errors("400", "401", "404", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/metrics": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Prometheus metrics",
+            "description": "Prometheus text format. When METRICS_TOKEN is set, it needs "
+                           "`Authorization: Bearer <METRICS_TOKEN>`.",
+            "operationId": "metrics",
+            "responses": {
+                "200": {"description": "OK", "content": {
+                    "text/plain": {"schema": {"type": "string"}}}},
+                **_errors("401", "405"),
+            },
+            "security": [],
+        }
+    },
+    "/health": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Liveness: the process answers",
+            "operationId": "health",
+            "responses": {
+                "200": {"description": "OK", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.HealthResponse"}}}},
+                **_errors("405"),
+            },
+            "security": [],
+        }
+    },
+    "/health/ready": {
+        "get": {
+            "tags": ["health"],
+            "summary": "Readiness: the database and Redis answer",
+            "operationId": "ready",
+            "responses": {
+                "200": {"description": "Ready", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ReadyResponse"}}}},
+                "503": {"description": "A dependency does not answer (see `checks`)", "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ReadyResponse"}}}},
+                **_errors("405"),
+            },
+            "security": [],
+        }
+    },
+}
+
+_CONTENT_DOC = ("ContentSchema documents that `content` accepts either a plain string\n"
+                "or an array of ContentPart values.")
+_CONTENT_ONEOF = '[{"type":"null"},{"type":"string"},{"type":"array","items":{"$ref":"#/definitions/core.ContentPart"}}]'
+
+
+def _content() -> dict:
+    return {
+        "description": _CONTENT_DOC,
+        "nullable": True,
+        "oneOf": [{"type": "string"},
+                  {"type": "array", "items": {"$ref": "#/components/schemas/core.ContentPart"}}],
+        "x-oneof": _CONTENT_ONEOF,
+    }
+
+
+SCHEMAS = {
+    # -- the seed's schemas ------------------------------------------------------------------------
+    "core.ChatRequest": {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "max_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "max_completion_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/core.Message"}},
+            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "parallel_tool_calls": {"type": "boolean", "nullable": True},
+            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
+                         "type": "string", "minLength": 1, "nullable": True},
+            "reasoning": {"allOf": [{"$ref": "#/components/schemas/core.Reasoning"}], "nullable": True},
+            "reasoning_effort": {"type": "string", "nullable": True,
+                                 "description": "OpenAI's flat field; passed through as given."},
+            "service_tier": {"type": "string", "nullable": True},
+            "stream": {"type": "boolean", "nullable": True},
+            "stream_options": {"allOf": [{"$ref": "#/components/schemas/core.StreamOptions"}], "nullable": True},
+            "temperature": {"type": "number", "nullable": True},
+            "tool_choice": {"description": "string or object", "nullable": True,
+                            "anyOf": [{"type": "string"}, {"type": "object"}]},
+            "tools": {"type": "array", "nullable": True, "items": {"type": "object", "additionalProperties": {}}},
+            "top_p": {"type": "number", "nullable": True},
+            "user": {"type": "string", "nullable": True},
+        },
+    },
+    "core.ChatResponse": {
+        "type": "object",
+        "properties": {
+            "choices": {"type": "array", "items": {"$ref": "#/components/schemas/core.Choice"}},
+            "created": {"type": "integer"},
+            "id": {"type": "string"},
+            "model": {"type": "string"},
+            "object": {"type": "string"},
+            "provider": {"type": "string"},
+            "system_fingerprint": {"type": "string", "nullable": True},
+            "usage": {"allOf": [{"$ref": "#/components/schemas/core.Usage"}], "nullable": True},
+        },
+    },
+    "core.OpenAIErrorEnvelope": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"$ref": "#/components/schemas/core.OpenAIErrorObject"}},
+    },
+    "core.Message": {
+        "type": "object",
+        "required": ["role"],
+        "properties": {
+            "content": _content(),
+            "role": {"type": "string", "minLength": 1},
+            "tool_call_id": {"type": "string", "nullable": True},
+            "tool_calls": {"type": "array", "nullable": True,
+                           "items": {"$ref": "#/components/schemas/core.ToolCall"}},
+        },
+    },
+    "core.Reasoning": {
+        "type": "object",
+        "properties": {
+            "effort": {
+                "description": "Effort controls how much reasoning effort the model should use.\n"
+                               "Valid values are \"low\", \"medium\", \"high\", \"xhigh\", and \"max\".\n"
+                               "\"xhigh\" and \"max\" are supported by newer models such as Claude Opus 4.8;\n"
+                               "providers downgrade unsupported levels to their nearest equivalent.",
+                "type": "string",
+                "enum": ["low", "medium", "high", "xhigh", "max", None],
+                "nullable": True,
+            }
+        },
+    },
+    "core.StreamOptions": {
+        "type": "object",
+        "properties": {
+            "include_usage": {
+                "description": "IncludeUsage requests token usage information in streaming responses.\n"
+                               "When true, the final streaming chunk will include usage statistics.",
+                "type": "boolean",
+            }
+        },
+    },
+    "core.Choice": {
+        "type": "object",
+        "properties": {
+            "finish_reason": {"type": "string", "nullable": True},
+            "index": {"type": "integer"},
+            "logprobs": {"type": "object", "nullable": True},
+            "message": {"$ref": "#/components/schemas/core.ResponseMessage"},
+        },
+    },
+    "core.Usage": {
+        "type": "object",
+        "properties": {
+            "completion_tokens": {"type": "integer"},
+            "completion_tokens_details": {"$ref": "#/components/schemas/core.CompletionTokensDetails"},
+            "prompt_tokens": {"type": "integer"},
+            "prompt_tokens_details": {"$ref": "#/components/schemas/core.PromptTokensDetails"},
+            "raw_usage": {"type": "object", "additionalProperties": {}},
+            "total_tokens": {"type": "integer"},
+        },
+    },
+    "core.OpenAIErrorObject": {
+        "type": "object",
+        "required": ["code", "message", "param", "type"],
+        "properties": {
+            "code": {"type": "string", "nullable": True},
+            "message": {"type": "string"},
+            "param": {"type": "string", "nullable": True},
+            "type": {"$ref": "#/components/schemas/core.ErrorType"},
+        },
+    },
+    "core.ContentPart": {
+        "type": "object",
+        "properties": {
+            "image_url": {"$ref": "#/components/schemas/core.ImageURLContent"},
+            "input_audio": {"$ref": "#/components/schemas/core.InputAudioContent"},
+            "text": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    },
+    "core.ToolCall": {
+        "type": "object",
+        "properties": {
+            "function": {"$ref": "#/components/schemas/core.FunctionCall"},
+            "id": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    },
+    "core.ResponseMessage": {
+        "type": "object",
+        "properties": {
+            "content": _content(),
+            "role": {"type": "string"},
+            "tool_calls": {"type": "array", "items": {"$ref": "#/components/schemas/core.ToolCall"}},
+        },
+    },
+    "core.CompletionTokensDetails": {
+        "type": "object",
+        "properties": {
+            "accepted_prediction_tokens": {"type": "integer"},
+            "audio_tokens": {"type": "integer"},
+            "reasoning_tokens": {"type": "integer"},
+            "rejected_prediction_tokens": {"type": "integer"},
+        },
+    },
+    "core.PromptTokensDetails": {
+        "type": "object",
+        "properties": {
+            "audio_tokens": {"type": "integer"},
+            "cached_tokens": {"type": "integer"},
+            "image_tokens": {"type": "integer"},
+            "text_tokens": {"type": "integer"},
+        },
+    },
+    "core.ErrorType": {
+        "type": "string",
+        "enum": ["provider_error", "rate_limit_error", "invalid_request_error", "authentication_error",
+                 "not_found_error"],
+        "x-enum-varnames": ["ErrorTypeProvider", "ErrorTypeRateLimit", "ErrorTypeInvalidRequest",
+                            "ErrorTypeAuthentication", "ErrorTypeNotFound"],
+    },
+    "core.ImageURLContent": {
+        "type": "object",
+        "properties": {"detail": {"type": "string"}, "media_type": {"type": "string"}, "url": {"type": "string"}},
+    },
+    "core.InputAudioContent": {
+        "type": "object",
+        "properties": {"data": {"type": "string"}, "format": {"type": "string"}},
+    },
+    "core.FunctionCall": {
+        "type": "object",
+        "properties": {"arguments": {"type": "string"}, "name": {"type": "string"}},
+    },
+    # -- beyond the seed: the gateway's other endpoints ------------------------------------------------
+    "core.EmbeddingRequest": {
+        "type": "object",
+        "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "input": {
+                "description": "A non-empty string, an array of them, an array of token ids, or an array of "
+                               "token-id arrays.",
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                    {"type": "array", "minItems": 1, "items": {"type": "integer"}},
+                    {"type": "array", "minItems": 1,
+                     "items": {"type": "array", "minItems": 1, "items": {"type": "integer"}}},
+                ],
+            },
+            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
+                         "type": "string", "minLength": 1, "nullable": True},
+            "dimensions": {"type": "integer", "minimum": 1, "nullable": True},
+            "encoding_format": {"type": "string", "enum": ["float", "base64", None], "nullable": True},
+            "user": {"type": "string", "nullable": True},
+        },
+    },
+    "core.EmbeddingResponse": {
+        "type": "object",
+        "properties": {
+            "object": {"type": "string"},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.EmbeddingData"}},
+            "model": {"type": "string"},
+            "provider": {"type": "string"},
+            "usage": {"allOf": [{"$ref": "#/components/schemas/core.EmbeddingUsage"}], "nullable": True},
+        },
+    },
+    "core.EmbeddingData": {
+        "type": "object",
+        "properties": {
+            "object": {"type": "string"},
+            "index": {"type": "integer"},
+            "embedding": {"description": "Floats, or a base64 string when encoding_format is base64.",
+                          "oneOf": [{"type": "array", "items": {"type": "number"}}, {"type": "string"}]},
+        },
+    },
+    "core.EmbeddingUsage": {
+        "type": "object",
+        "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}},
+    },
+    "core.ModelsResponse": {
+        "type": "object",
+        "required": ["object", "data"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.Model"}},
+        },
+    },
+    "core.Model": {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by"],
+        "properties": {
+            "id": {"type": "string", "description": "provider/model"},
+            "object": {"type": "string", "enum": ["model"]},
+            "created": {"type": "integer"},
+            "owned_by": {"type": "string", "description": "The provider config's name."},
+        },
+    },
+    "core.HealthResponse": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    },
+    "core.ReadyResponse": {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
+            "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        },
+    },
+    "core.UsageReport": {
+        "type": "object",
+        "required": ["object", "tenant", "start", "end", "totals", "data"],
+        "properties": {
+            "object": {"type": "string", "enum": ["usage"]},
+            "tenant": {"type": "string", "description": "The tenant's slug."},
+            "start": {"type": "string", "format": "date"},
+            "end": {"type": "string", "format": "date"},
+            "totals": {"$ref": "#/components/schemas/core.UsageTotals"},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.UsageRow"}},
+        },
+    },
+    "core.UsageTotals": {
+        "type": "object",
+        "required": ["requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
+                     "reasoning_tokens", "cost_usd"],
+        "properties": {
+            "requests": {"type": "integer"},
+            "prompt_tokens": {"type": "integer"},
+            "completion_tokens": {"type": "integer"},
+            "total_tokens": {"type": "integer"},
+            "cached_tokens": {"type": "integer"},
+            "reasoning_tokens": {"type": "integer"},
+            "cost_usd": {"type": "string", "nullable": True,
+                         "description": "USD as a decimal string; null when no request in it had a known price."},
+        },
+    },
+    "core.UsageRow": {
+        "allOf": [
+            {"$ref": "#/components/schemas/core.UsageTotals"},
+            {"type": "object", "required": ["date", "provider", "model", "api_key"], "properties": {
+                "date": {"type": "string", "format": "date"},
+                "provider": {"type": "string"},
+                "model": {"type": "string"},
+                "api_key": {"type": "string", "nullable": True, "description": "The key's display prefix."},
+            }},
+        ],
+    },
+    # -- the management API's error bodies (DRF's usual shapes) --------------------------------------
+    "ErrorDetail": {
+        "type": "object",
+        "required": ["detail"],
+        "properties": {"detail": {"type": "string"}},
+    },
+    "ValidationError": {
+        "description": "DRF's usual shape: {\"field\": [\"message\", …]}, {\"non_field_errors\": […]}, or "
+                       "{\"detail\": \"…\"} for a body that is not JSON.",
+        "type": "object",
+        "additionalProperties": {},
+    },
+    "NotFound": {
+        "description": "DRF's {\"detail\"} for an unknown id; the gateway's envelope for a path no route matches.",
+        "anyOf": [{"$ref": "#/components/schemas/ErrorDetail"},
+                  {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}],
+    },
+}
+
+SECURITY_SCHEMES = {
+    "BearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "A tenant API key (sk_gom_…) or GOMODEL_MASTER_KEY. The gateway also takes "
+                                  "the key in an `x-api-key` header."},
+}
+
+TAGS = [
+    {"name": "chat", "description": "OpenAI-compatible chat completions (the gateway's hot path)."},
+    {"name": "embeddings", "description": "OpenAI-compatible embeddings."},
+    {"name": "models", "description": "What the configured providers serve."},
+    {"name": "usage", "description": "A tenant's tokens and cost."},
+    {"name": "health", "description": "Liveness, readiness and metrics."},
+    {"name": "tenants", "description": "Management API: tenants."},
+    {"name": "keys", "description": "Management API: tenants' API keys (the secret is shown once, at creation)."},
+    {"name": "providers", "description": "Management API: upstream provider configs (keys are write-only)."},
+    {"name": "prices", "description": "Management API: model prices (USD per million tokens)."},
+    {"name": "audit", "description": "Management API: the audit trail of every write."},
+]
+
+SEED_DESCRIPTION = ("AI gateway routing requests to multiple LLM providers (OpenAI, Anthropic, Gemini, Groq, "
+                    "OpenRouter, DeepSeek, Z.ai, xAI, MiniMax, Xiaomi MiMo, OpenCode Go, Oracle, Ollama, "
+                    "Bailian). Drop-in OpenAI-compatible API.")
+MANAGEMENT_DESCRIPTION = (
+    "\n\nThe management API (`/api/v1/`) takes `Authorization: Bearer <GOMODEL_MASTER_KEY>` or a staff user's "
+    "token (`Bearer <token>` or `Token <token>`, issued in admin). Without credentials, or with unknown ones, it "
+    "answers 401; a tenant API key is refused with 403. Validation errors use Django REST framework's usual "
+    "shape; lists are paginated with `limit`/`offset`.")
+
+SERVERS = [{"url": "{base_url}", "description": "Edit the base URL to point at your GoModel deployment.",
+            "variables": {"base_url": {"default": "http://localhost:8080",
+                                       "description": "Your GoModel deployment URL"}}}]
+
+
+def add_gateway_paths(result, generator=None, request=None, public=True):
+    """drf-spectacular postprocessing hook: the /v1 and /health paths first, then the management API."""
+    result["info"]["description"] = SEED_DESCRIPTION + MANAGEMENT_DESCRIPTION
+    result["info"].setdefault("contact", {})
+    result["servers"] = copy.deepcopy(SERVERS)
+    result["paths"] = {**copy.deepcopy(PATHS), **result.get("paths", {})}
+    components = result.setdefault("components", {})
+    components["schemas"] = {**copy.deepcopy(SCHEMAS), **components.get("schemas", {})}
+    components["securitySchemes"] = {**copy.deepcopy(SECURITY_SCHEMES), **components.get("securitySchemes", {})}
+    result["tags"] = copy.deepcopy(TAGS) + [t for t in result.get("tags", []) if t["name"] not in
+                                            {tag["name"] for tag in TAGS}]
+    return result

@@ -1,0 +1,243 @@
+"""Shapes of the management API. Secrets are write-only: a provider key comes back redacted, a tenant
+key's plaintext only in the response that created it (ApiKeyCreatedSerializer)."""
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounting.models import ApiKey, ModelPrice, Tenant
+from gomodel.models import AuditEntry
+from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
+from providers.models import ProviderConfig
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    """Every editable field of Tenant (so budgets appear here as soon as the model has them)."""
+
+    class Meta:
+        model = Tenant
+        fields = "__all__"
+        read_only_fields = ["id", "created_at"]
+
+
+class TenantUpdateSerializer(TenantSerializer):
+    """The slug names the tenant in usage rows and dashboards: fixed once created."""
+
+    class Meta(TenantSerializer.Meta):
+        read_only_fields = ["id", "slug", "created_at"]
+
+
+KEY_STATES = ["active", "revoked", "expired", "tenant_inactive"]
+
+
+LIMIT = 2**31 - 1
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    tenant_slug = serializers.CharField(source="tenant.slug", read_only=True)
+    state = serializers.SerializerMethodField()
+    rpm_limit = serializers.IntegerField(min_value=1, max_value=LIMIT, allow_null=True, required=False,
+                                         help_text="Requests per minute; null: no limit.")
+    tpm_limit = serializers.IntegerField(min_value=1, max_value=LIMIT, allow_null=True, required=False,
+                                         help_text="Tokens per minute; null: no limit.")
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
+                  "rpm_limit", "tpm_limit", "created_at"]
+        read_only_fields = ["id", "tenant", "prefix", "active", "last_used_at", "created_at"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=KEY_STATES))
+    def get_state(self, key) -> str:
+        if not key.active:
+            return "revoked"
+        if key.expires_at is not None and key.expires_at <= timezone.now():
+            return "expired"
+        if not key.tenant.active:
+            return "tenant_inactive"
+        return "active"
+
+
+class NewKeyMixin:
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+
+class ApiKeyCreateSerializer(NewKeyMixin, ApiKeySerializer):
+    """POST /api/v1/keys/ names the tenant; POST /api/v1/tenants/{id}/keys/ takes it from the path."""
+
+    tenant = serializers.PrimaryKeyRelatedField(queryset=Tenant.objects.all())
+
+    class Meta(ApiKeySerializer.Meta):
+        read_only_fields = ["id", "prefix", "active", "last_used_at", "created_at"]
+
+    def validate_tenant(self, tenant):
+        if not tenant.active:
+            raise serializers.ValidationError("This tenant is deactivated; reactivate it before issuing keys.")
+        return tenant
+
+
+class TenantKeyCreateSerializer(NewKeyMixin, ApiKeySerializer):
+    class Meta(ApiKeySerializer.Meta):
+        pass
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The plaintext key. Shown in this response only.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ApiKeySerializer.Meta.fields + ["key"]
+
+
+class ProviderConfigSerializer(serializers.ModelSerializer):
+    provider_type = serializers.ChoiceField(choices=PROVIDER_CHOICES)
+    api_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True,
+                                    max_length=4096, style={"input_type": "password"},
+                                    help_text="Write-only: stored encrypted, returned redacted. Omit or send '' "
+                                              "on update to keep the current key.")
+    api_key_redacted = serializers.CharField(read_only=True)
+    effective_base_url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ProviderConfig
+        fields = ["id", "name", "provider_type", "base_url", "effective_base_url", "api_key", "api_key_redacted",
+                  "model_list", "enabled", "source", "created_at", "updated_at"]
+        read_only_fields = ["id", "source", "created_at", "updated_at"]
+
+    def validate_api_key(self, value):
+        # It travels in an HTTP header: printable ASCII without spaces, as every provider's keys are.
+        if value and not all(33 <= ord(c) <= 126 for c in value):
+            raise serializers.ValidationError("Must be printable ASCII without spaces.")
+        return value
+
+    def validate(self, attrs):
+        instance = self.instance
+        provider_type = attrs.get("provider_type", getattr(instance, "provider_type", None))
+        spec = CATALOGUE[provider_type]
+        base_url = attrs.get("base_url", getattr(instance, "base_url", ""))
+        if not (base_url or spec.default_base_url):
+            raise serializers.ValidationError({"base_url": f"{spec.label} has no default base URL; set one."})
+        has_key = bool(attrs.get("api_key")) or bool(instance is not None and instance.api_key_encrypted)
+        if spec.needs_key and not has_key:
+            raise serializers.ValidationError({"api_key": f"{spec.label} needs an API key."})
+        return attrs
+
+
+class ProviderTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="True when the upstream listed its models.")
+    status = serializers.IntegerField(allow_null=True, help_text="The upstream's HTTP status; null if unreachable.")
+    models = serializers.ListField(child=serializers.CharField())
+    error = serializers.CharField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "created_at", "actor", "action", "object_type", "object_id", "object_repr", "changes"]
+        read_only_fields = fields
+
+
+# -- query-string filters (validated: a bad value is a 400 in DRF's usual shape) -----------------------
+
+class DateRangeFilter(serializers.Serializer):
+    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
+
+    def validate(self, attrs):
+        after, before = attrs.get("created_after"), attrs.get("created_before")
+        if after and before and after > before:
+            raise serializers.ValidationError({"created_before": "Must not be earlier than created_after."})
+        return attrs
+
+
+class TenantFilter(DateRangeFilter):
+    active = serializers.BooleanField(required=False)
+    search = serializers.CharField(required=False, max_length=200, help_text="Part of the slug or name.")
+
+
+class ApiKeyFilter(DateRangeFilter):
+    tenant = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Tenant id.")
+    tenant_slug = serializers.CharField(required=False, max_length=64)
+    active = serializers.BooleanField(required=False)
+
+
+class TenantKeyFilter(DateRangeFilter):
+    active = serializers.BooleanField(required=False)
+
+
+class ProviderFilter(serializers.Serializer):
+    provider_type = serializers.ChoiceField(choices=PROVIDER_CHOICES, required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class AuditFilter(DateRangeFilter):
+    actor = serializers.CharField(required=False, max_length=150)
+    action = serializers.CharField(required=False, max_length=32)
+    object_type = serializers.CharField(required=False, max_length=64)
+    object_id = serializers.CharField(required=False, max_length=64)
+
+
+# -- prices and usage ---------------------------------------------------------------------------------
+
+class ModelPriceSerializer(serializers.ModelSerializer):
+    """USD per million tokens for a provider type (or one provider config's name) and a model id or glob."""
+
+    class Meta:
+        model = ModelPrice
+        fields = ["id", "provider", "model_pattern", "input_per_million", "cached_input_per_million",
+                  "output_per_million", "reasoning_per_million", "valid_from", "note"]
+        read_only_fields = ["id"]
+        extra_kwargs = {field: {"min_value": Decimal(0)} for field in (
+            "input_per_million", "cached_input_per_million", "output_per_million", "reasoning_per_million")}
+
+
+class PriceFilter(serializers.Serializer):
+    provider = serializers.CharField(required=False, max_length=64)
+    model_pattern = serializers.CharField(required=False, max_length=255)
+    search = serializers.CharField(required=False, max_length=255, help_text="Part of the model pattern.")
+
+
+class UsageQuery(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="First day (UTC, YYYY-MM-DD, inclusive). Default: "
+                                                            "the first of end's month, or of this month.")
+    end = serializers.DateField(required=False, help_text="Last day (inclusive). Default: the last of start's "
+                                                          "month, or of this month.")
+
+    def validate(self, attrs):
+        if attrs.get("start") and attrs.get("end") and attrs["end"] < attrs["start"]:
+            raise serializers.ValidationError({"end": "Must not be before start."})
+        return attrs
+
+
+class UsageTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cached_tokens = serializers.IntegerField()
+    reasoning_tokens = serializers.IntegerField()
+    cost_usd = serializers.CharField(allow_null=True, help_text="USD as a decimal string; null when no request "
+                                                                "in it had a known price.")
+
+
+class UsageRowSerializer(UsageTotalsSerializer):
+    date = serializers.DateField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    api_key = serializers.CharField(allow_null=True, allow_blank=True, help_text="The key's display prefix.")
+
+
+class UsageReportSerializer(serializers.Serializer):
+    """The same document as GET /v1/usage answers (accounting.reports.usage_report)."""
+
+    object = serializers.ChoiceField(choices=["usage"])
+    tenant = serializers.CharField()
+    start = serializers.DateField()
+    end = serializers.DateField()
+    totals = UsageTotalsSerializer()
+    data = UsageRowSerializer(many=True)

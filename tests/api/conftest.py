@@ -1,0 +1,64 @@
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+
+@pytest.fixture
+def staff_token(db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user("ops", password="x", is_staff=True)
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def plain_user_token(db):
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user("someone", password="x", is_staff=False)
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture(params=["master", "staff"])
+def admin_credentials(request, db):
+    """(Authorization header value, the actor the audit trail names) for each kind of credential."""
+    if request.param == "master":
+        return f"Bearer {settings.GOMODEL_MASTER_KEY}", "master"
+    return f"Bearer {request.getfixturevalue('staff_token')}", "ops"
+
+
+@pytest.fixture
+def api(admin_credentials):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=admin_credentials[0])
+    client.actor = admin_credentials[1]
+    return client
+
+
+@pytest.fixture
+def master_api(db):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {settings.GOMODEL_MASTER_KEY}")
+    client.actor = "master"
+    return client
+
+
+@pytest.fixture
+def tenant_api(db):
+    """A client holding a valid tenant API key (which the management API refuses with 403)."""
+    from accounting.services import do_create_api_key, do_create_tenant
+
+    tenant = do_create_tenant("intruder", "Intruder")
+    _, plaintext = do_create_api_key(tenant, name="ci")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    return client
+
+
+@pytest.fixture
+def make_tenant(db):
+    from accounting.services import do_create_tenant
+
+    return lambda slug="acme", name="Acme": do_create_tenant(slug, name)
