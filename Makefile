@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres bench migrate clean
+.PHONY: run test test-postgres test-browser bench migrate clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
 test-postgres: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
+
+## Only the admin/dashboard browser tests (Playwright driving Debian's Chromium: apt-get install chromium).
+test-browser: $(STAMP)
+	$(PY) -m pytest tests/browser
 
 ## Throughput and latency: the mock upstream alone and through the gateway (see bench/README.md).
 bench: $(STAMP)

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
 from .reports import cost_string, today_utc
-from .services import do_create_api_key, do_revoke_api_key
+from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
 BUDGET_WARN = 0.8  # share of a budget from which the state shows a warning
 
@@ -215,8 +215,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def reactivate(self, request, queryset):
         count = 0
         for key in queryset.filter(active=False):
-            key.active = True
-            key.save(update_fields=["active"])
+            do_reactivate_api_key(key)
             count += 1
         self.message_user(request, f"Reactivated {count} key(s).", messages.SUCCESS)
 

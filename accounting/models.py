@@ -6,6 +6,9 @@ class Tenant(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
+    monthly_budget_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True,
+        help_text="Spend per UTC month the admin and dashboard warn about (80 %) and flag (100 %); empty: none.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

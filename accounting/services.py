@@ -26,3 +26,9 @@ def do_revoke_api_key(key: ApiKey) -> ApiKey:
     key.active = False
     key.save(update_fields=["active"])
     return key
+
+
+def do_reactivate_api_key(key: ApiKey) -> ApiKey:
+    key.active = True
+    key.save(update_fields=["active"])
+    return key

@@ -8,11 +8,18 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
 django_application = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
+from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from gomodel.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from gomodel.gateway.app import gateway_app, handles, lifespan  # noqa: E402
 
-django_router = ProtocolTypeRouter({"http": django_application})
+django_router = ProtocolTypeRouter({
+    "http": django_application,
+    # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
+    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+})
 
 
 async def application(scope, receive, send):

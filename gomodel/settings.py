@@ -81,7 +81,9 @@ ASGI_APPLICATION = "gomodel.asgi.application"
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'gomodel.sqlite3'}",
-        conn_max_age=600,
+        # 0 by default: under ASGI Django runs each admin/API request's sync code in a thread of its own,
+        # so a persistent connection would outlive its thread (Django's docs advise 0 for ASGI).
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
         conn_health_checks=True,
     )
 }
@@ -147,3 +149,65 @@ RETRY_MAX_WAIT = env_float("RETRY_MAX_WAIT", 10.0)  # a longer Retry-After is re
 VIRTUAL_MODELS = os.environ.get("VIRTUAL_MODELS", "")
 FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
 ANTHROPIC_DEFAULT_MAX_TOKENS = env_int("ANTHROPIC_DEFAULT_MAX_TOKENS", 4096)
+
+# Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
+INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular"]
+REST_FRAMEWORK = {
+    # GOMODEL_MASTER_KEY or a staff user's DRF token, both as "Authorization: Bearer …" (or "Token …").
+    "DEFAULT_AUTHENTICATION_CLASSES": ["gomodel.api.authentication.ManagementAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["gomodel.api.permissions.IsGatewayAdmin"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "gomodel.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "gomodel.api.openapi.ManagementAutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GoModel API",
+    "DESCRIPTION": "OpenAI-compatible gateway (/v1) and its management API (/api/v1).",
+    "VERSION": "1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "providers.catalogue.PROVIDER_CHOICES"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "gomodel.api.openapi_v1.add_gateway_paths",
+    ],
+}
+
+# Usage accounting (accounting/drain.py): the Celery beat drain of the usage stream, prices, retention.
+USAGE_CONSUMER_GROUP = os.environ.get("USAGE_CONSUMER_GROUP", "gomodel-usage")
+USAGE_FLUSH_INTERVAL = env_float("USAGE_FLUSH_INTERVAL", 5.0)  # seconds between two drains
+USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 1000)  # stream entries per DB transaction
+USAGE_CLAIM_IDLE_MS = env_int("USAGE_CLAIM_IDLE_MS", 60_000)  # pending this long on a dead worker → reclaimed
+USAGE_DRAIN_LOCK_TTL = env_float("USAGE_DRAIN_LOCK_TTL", 60.0)  # the one-drain-at-a-time lock, refreshed per batch
+USAGE_DRAIN_MAX_SECONDS = env_float("USAGE_DRAIN_MAX_SECONDS", 30.0)  # one drain run stops after this long
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent rows; roll-ups are kept
+USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
+TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # set: GET /metrics needs "Authorization: Bearer <it>"
+import sys  # noqa: E402
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "pytest" in sys.modules:
+    # Tests: a file (not :memory:), so that a Celery worker in a subprocess shares the test database;
+    # one per test process. A run's files that outlived it (WAL files of connections left open) go now.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
+    for _stale in VAR_DIR.glob("test-*.sqlite3*"):
+        _pid = _stale.name[5:].split(".", 1)[0]
+        if _pid.isdigit() and not Path(f"/proc/{_pid}").exists():
+            _stale.unlink(missing_ok=True)
+
+# Admin and usage dashboard (gomodel/dashboard/): the app (its static files), static files served by the
+# ASGI app itself (`make run` runs no collectstatic: WhiteNoise serves from the apps' static folders),
+# and how many raw events one dashboard view reads at most for its latency percentiles.
+INSTALLED_APPS += ["gomodel.dashboard"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "gomodel.dashboard.staticfiles.StaticFilesMiddleware")  # WhiteNoise, ASGI-friendly
+WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic
+WHITENOISE_AUTOREFRESH = DEBUG
+DASHBOARD_SCAN_LIMIT = env_int("DASHBOARD_SCAN_LIMIT", 50_000)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise also serves a collectstatic there, if one was run

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.http import JsonResponse
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("dashboard/", include("gomodel.dashboard.urls")),  # usage dashboard and statements (staff only)
+    path("", include("gomodel.api.urls")),  # /api/v1/ (management API) and /openapi.json
 ]
 
 

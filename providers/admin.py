@@ -108,11 +108,12 @@ class ProviderTypeSelect(forms.Select):
 class ProviderConfigForm(forms.ModelForm):
     provider_type = forms.ChoiceField(choices=[("", "---------"), *PROVIDER_CHOICES], widget=ProviderTypeSelect,
                                       help_text="One of the seed providers; picks the wire format and defaults.")
-    base_url = forms.URLField(required=False, assume_scheme="https", max_length=500,
+    base_url = forms.URLField(required=False, assume_scheme="https", max_length=500, label="Base URL",
                               help_text="Filled in with the type's default; a URL equal to the default is stored "
                                         "empty, so the config follows the catalogue.")
     api_key = forms.CharField(
-        required=False, strip=True, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        required=False, strip=True, label="API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the current key.",
     )
     clear_api_key = forms.BooleanField(required=False, label="Remove the stored key",
@@ -129,6 +130,9 @@ class ProviderConfigForm(forms.ModelForm):
             self.initial["base_url"] = CATALOGUE[instance.provider_type].default_base_url
         if "base_url" in self.fields:
             self.fields["base_url"].widget.attrs["class"] = "vURLField gm-base-url"
+        if "model_list" in self.fields:
+            self.fields["model_list"].help_text = ("Extra model ids, comma separated (as the PREFIX_MODELS environment "
+                                                   "variable), added to what the upstream lists.")
 
     def clean(self):
         cleaned = super().clean()
@@ -236,8 +240,8 @@ class ProviderConfigAdmin(admin.ModelAdmin):
         for config in queryset[:20]:
             result = test_connection(config)
             level = messages.SUCCESS if result.ok else messages.ERROR
-            self.message_user(request, f"Connection to {config.name}: {'OK' if result.ok else 'failed'} — {result.summary()}",
-                              level)
+            outcome = "OK" if result.ok else "failed"
+            self.message_user(request, f"Connection to {config.name}: {outcome} — {result.summary()}", level)
 
     @admin.action(description="Enable selected providers")
     def enable(self, request, queryset):

@@ -8,7 +8,8 @@ import redis
 import uvicorn
 from django.conf import settings
 
-from tests.fake_upstream import FakeUpstream, wait_for_port
+from tests.fake_server import wait_for_port
+from tests.fake_upstream import FakeUpstream
 
 
 @pytest.fixture(scope="session")

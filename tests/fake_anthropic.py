@@ -5,12 +5,10 @@ It answers in Anthropic's own format: `POST /v1/messages` as a Message or as SSE
 `messages`); every request it receives is recorded.
 """
 
-import threading
 
 import orjson
-import uvicorn
 
-from tests.fake_upstream import wait_for_port
+from tests.fake_server import FakeServer
 
 MODELS = ["claude-sonnet-4-20250514", "claude-tool", "claude-error-stream", "claude-fail-400", "claude-overloaded",
           "claude-opus-4-6", "claude-3-7-sonnet-20250219"]
@@ -30,34 +28,13 @@ def error_body(kind: str, message: str) -> dict:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer):
     def __init__(self):
-        self.requests: list[dict] = []
+        super().__init__()
         self.models = list(MODELS)
-        self.server = None
-        self.thread = None
-        self.port = None
 
     # -- the ASGI app ------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        parsed = orjson.loads(body) if body else None
-        self.requests.append({"method": scope["method"], "path": scope["path"], "query": scope["query_string"],
-                              "headers": headers, "body": parsed})
+    async def handle(self, scope, headers, parsed, send):
         if not headers.get("x-api-key"):
             return await self._json(send, 401, error_body("authentication_error", "x-api-key header is required"))
         if not headers.get("anthropic-version"):
@@ -71,11 +48,6 @@ class FakeAnthropic:
         if scope["method"] == "POST" and scope["path"] == "/v1/messages":
             return await self.messages(parsed, send)
         return await self._json(send, 404, error_body("not_found_error", "Not found"))
-
-    async def _json(self, send, status, payload):
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
 
     async def messages(self, body, send):
         model = body.get("model")
@@ -157,23 +129,6 @@ class FakeAnthropic:
                                       "usage": {"output_tokens": STREAM_OUTPUT_TOKENS}})
         await event("message_stop", {"type": "message_stop"})
         await send({"type": "http.response.body", "body": b""})
-
-    # -- serving -------------------------------------------------------------------------------
-    def start(self):
-        config = uvicorn.Config(self, host="127.0.0.1", port=0, log_level="critical", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.port = wait_for_port(self.server)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def message_requests(self):
         return [r for r in self.requests if r["path"] == "/v1/messages"]

@@ -7,12 +7,10 @@ It answers like https://ai.google.dev/api/generate-content documents:
 What it answers depends on the model name (see MODELS); every request it receives is recorded.
 """
 
-import threading
 
 import orjson
-import uvicorn
 
-from tests.fake_upstream import wait_for_port
+from tests.fake_server import FakeServer
 
 MODELS = {
     "gemini-2.5-flash": "text (with thought parts when the request asks includeThoughts)",
@@ -44,34 +42,17 @@ def usage(thinking: bool, final: bool = True) -> dict:
     return meta
 
 
-class FakeGemini:
+class FakeGemini(FakeServer):
+    base_path = "/v1beta"
+    query_as_text = True
+    content_type = b"application/json; charset=UTF-8"
+
     def __init__(self):
-        self.requests: list[dict] = []
-        self.server = None
-        self.thread = None
-        self.port = None
+        super().__init__()
 
     # -- the ASGI app ------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        parsed = orjson.loads(body) if body else None
+    async def handle(self, scope, headers, parsed, send):
         path = scope["path"]
-        self.requests.append({"method": scope["method"], "path": path, "query": scope["query_string"].decode(),
-                              "headers": headers, "body": parsed})
         if headers.get("x-goog-api-key") != "gm-upstream-secret":
             return await self._json(send, 403, {"error": {"code": 403, "message": "API key not valid.",
                                                           "status": "PERMISSION_DENIED"}})
@@ -88,11 +69,6 @@ class FakeGemini:
             if method == "streamGenerateContent":
                 return await self.stream(model, parsed, send)
         return await self._json(send, 404, {"error": {"code": 404, "message": "Not found.", "status": "NOT_FOUND"}})
-
-    async def _json(self, send, status, payload):
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json; charset=UTF-8")]})
-        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
 
     @staticmethod
     def thinking(body) -> bool:
@@ -171,23 +147,6 @@ class FakeGemini:
                 await event(self.envelope(model, candidate([{"text": piece}], "STOP" if last else None),
                                           usage(thinking, final=last)))
         await send({"type": "http.response.body", "body": b""})
-
-    # -- serving -------------------------------------------------------------------------------
-    def start(self):
-        config = uvicorn.Config(self, host="127.0.0.1", port=0, log_level="critical", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.port = wait_for_port(self.server)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.port}/v1beta"
 
     def generate_requests(self):
         return [r for r in self.requests if r["method"] == "POST"]

@@ -4,47 +4,26 @@ What it answers depends on the model name (see `behaviour`); every request it re
 """
 
 import asyncio
-import threading
 import time
 
 import orjson
-import uvicorn
+
+from tests.fake_server import FakeServer
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
           "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small"]
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 
 
-class FakeUpstream:
+class FakeUpstream(FakeServer):
     def __init__(self):
-        self.requests: list[dict] = []
+        super().__init__()
         self.models = list(MODELS)
         self.flaky_failures = 0  # how many more times model "flaky" answers 503 before it succeeds
         self.retry_after = b"0"
-        self.server = None
-        self.thread = None
-        self.port = None
 
     # -- the ASGI app ------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        parsed = orjson.loads(body) if body else None
-        self.requests.append({"method": scope["method"], "path": scope["path"], "query": scope["query_string"],
-                              "headers": headers, "body": parsed})
+    async def handle(self, scope, headers, parsed, send):
         if scope["path"].endswith("/models"):
             return await self._json(send, 200, {"object": "list", "data": [
                 {"id": m, "object": "model", "owned_by": "fake"} for m in self.models]})
@@ -53,11 +32,6 @@ class FakeUpstream:
         if scope["path"].endswith("/embeddings"):
             return await self.embeddings(parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
-
-    async def _json(self, send, status, payload, headers=()):
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), *headers]})
-        await send({"type": "http.response.body", "body": orjson.dumps(payload)})
 
     async def chat(self, body, send):
         model = body["model"]
@@ -153,31 +127,6 @@ class FakeUpstream:
         await event(b"[DONE]")
         await send({"type": "http.response.body", "body": b""})
 
-    # -- serving -------------------------------------------------------------------------------
-    def start(self):
-        config = uvicorn.Config(self, host="127.0.0.1", port=0, log_level="critical", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.port = wait_for_port(self.server)
-        return self
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.port}/v1"
-
     def chat_requests(self):
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]
 
-
-def wait_for_port(server, timeout=10.0) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.started and server.servers:
-            return server.servers[0].sockets[0].getsockname()[1]
-        time.sleep(0.01)
-    raise RuntimeError("server did not start")

@@ -13,7 +13,7 @@ from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
 from .routing import candidates
 from .upstream import send_upstream, upstream_error
-from .usage_record import UsageRecord
+from .usage_record import UsageRecord, recorded
 
 log = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
@@ -26,21 +26,13 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
     target, model = chain[0]
     record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
-    try:
+    async with recorded(req, runtime, record):
         response, adapter = await send_upstream(
             runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream, record)
         if stream:
             await _relay_stream(req, adapter, response, record, include_usage)
         else:
             await _complete(req, adapter, response, record)
-    except GatewayError as err:
-        record.status, record.error_type = err.status, err.type
-        if not req.response_started:
-            await req.respond_error(err)
-    finally:
-        # After the answer is out: the client never waits on Redis. The event is queued before any
-        # await, so a cancelled request (server shutdown) still records what it cost.
-        await runtime.usage.emit(record.event())
 
 
 async def _complete(req: Request, adapter, response: httpx.Response, record: UsageRecord):

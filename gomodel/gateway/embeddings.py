@@ -1,7 +1,5 @@
 """The embeddings service: same routing, resilience, errors and usage event as chat."""
 
-import asyncio
-
 import orjson
 
 from providers.base import UpstreamError
@@ -10,7 +8,7 @@ from .errors import PROVIDER, GatewayError
 from .http import Request
 from .routing import candidates
 from .upstream import send_upstream
-from .usage_record import UsageRecord
+from .usage_record import UsageRecord, recorded
 
 
 def _build(body: dict):
@@ -34,7 +32,7 @@ async def run_embeddings(req: Request, runtime, body: dict) -> None:
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
     target, model = chain[0]
     record = UsageRecord(req, target, body["model"], model, "/v1/embeddings", False, _as_messages(body["input"]))
-    try:
+    async with recorded(req, runtime, record):
         response, adapter = await send_upstream(runtime, chain, _build(body), False, record)
         try:
             data, usage = adapter.parse_embeddings_response(response.content, record.model)
@@ -44,9 +42,3 @@ async def run_embeddings(req: Request, runtime, body: dict) -> None:
         data["provider"] = record.target.name
         record.usage = usage
         await req.respond(200, orjson.dumps(data))
-    except GatewayError as err:
-        record.status, record.error_type = err.status, err.type
-        if not req.response_started:
-            await req.respond_error(err)
-    finally:
-        await runtime.usage.emit(record.event())

@@ -1,5 +1,6 @@
 """What one /v1 request turns into on the usage stream."""
 
+import contextlib
 import time
 
 from accounting import tokens
@@ -95,3 +96,20 @@ class UsageRecord:
             "usage_source": source,
             "attempts": self.attempts,
         }
+
+
+@contextlib.asynccontextmanager
+async def recorded(req, runtime, record: UsageRecord):
+    """Answer a GatewayError in the envelope (unless the response already started), then emit the
+    request's one usage event. The event is queued before any await, so a request cancelled here
+    (server shutdown) still records what it cost; the client never waits on Redis."""
+    from .errors import GatewayError
+
+    try:
+        yield record
+    except GatewayError as err:
+        record.status, record.error_type = err.status, err.type
+        if not req.response_started:
+            await req.respond_error(err)
+    finally:
+        await runtime.usage.emit(record.event())

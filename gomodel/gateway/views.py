@@ -16,20 +16,20 @@ from .validation import parse_json_object, validate_chat, validate_embeddings
 STARTED = int(time.time())
 
 
-async def chat_completions(req: Request):
+async def _json_call(req: Request, validate, service):
     runtime = get_runtime()
     req.auth = await runtime.keys.authenticate(req.headers)
     body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
-    validate_chat(body)
-    await run_chat(req, runtime, body)
+    validate(body)
+    await service(req, runtime, body)
+
+
+async def chat_completions(req: Request):
+    await _json_call(req, validate_chat, run_chat)
 
 
 async def embeddings(req: Request):
-    runtime = get_runtime()
-    req.auth = await runtime.keys.authenticate(req.headers)
-    body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
-    validate_embeddings(body)
-    await run_embeddings(req, runtime, body)
+    await _json_call(req, validate_embeddings, run_embeddings)
 
 
 async def list_models(req: Request):

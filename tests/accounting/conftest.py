@@ -17,7 +17,7 @@ import uvicorn
 from django.conf import settings
 from django.db import connection
 
-from tests.fake_upstream import wait_for_port
+from tests.fake_server import wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

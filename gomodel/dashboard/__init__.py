@@ -1,0 +1,1 @@
+"""The usage dashboard (/dashboard/, staff only): charts, the live feed of requests, monthly statements."""
