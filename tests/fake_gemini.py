@@ -68,6 +68,9 @@ class FakeGemini(FakeServer):
                 return await self.generate(model, parsed, send)
             if method == "streamGenerateContent":
                 return await self.stream(model, parsed, send)
+            if method == "batchEmbedContents":
+                return await self._json(send, 200, {"embeddings": [
+                    {"values": [0.1 * (i + 1), 0.2, 0.3]} for i, _ in enumerate(parsed["requests"])]})
         return await self._json(send, 404, {"error": {"code": 404, "message": "Not found.", "status": "NOT_FOUND"}})
 
     @staticmethod

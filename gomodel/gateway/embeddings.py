@@ -35,7 +35,8 @@ async def run_embeddings(req: Request, runtime, body: dict) -> None:
     async with recorded(req, runtime, record):
         response, adapter = await send_upstream(runtime, chain, _build(body), False, record)
         try:
-            data, usage = adapter.parse_embeddings_response(response.content, record.model)
+            data, usage = adapter.parse_embeddings_response(response.content, record.model,
+                                                            body.get("encoding_format"))
         except (ValueError, TypeError, KeyError) as exc:
             raise GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent an embeddings response the "
                                f"gateway could not read: {exc}", code="invalid_upstream_response") from None

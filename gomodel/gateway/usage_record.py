@@ -101,7 +101,7 @@ class UsageRecord:
 @contextlib.asynccontextmanager
 async def recorded(req, runtime, record: UsageRecord):
     """Answer a GatewayError in the envelope (unless the response already started), then emit the
-    request's one usage event. The event is queued before any await, so a request cancelled here
+    request's one usage event if it reached an upstream. The event is queued before any await, so a request cancelled here
     (server shutdown) still records what it cost; the client never waits on Redis."""
     from .errors import GatewayError
 
@@ -112,4 +112,7 @@ async def recorded(req, runtime, record: UsageRecord):
         if not req.response_started:
             await req.respond_error(err)
     finally:
-        await runtime.usage.emit(record.event())
+        # A request refused before any upstream attempt (input the provider cannot take) is bad
+        # input like any other 400: it records nothing.
+        if record.attempts:
+            await runtime.usage.emit(record.event())

@@ -148,8 +148,11 @@ def parse_chat_response(raw: bytes, model: str = "") -> tuple[dict, Usage | None
     return result, usage
 
 
+SERVED_METHODS = frozenset(("generateContent", "embedContent", "batchEmbedContents"))
+
+
 def parse_models(raw: bytes) -> list[str]:
-    """`models[].name` without its "models/" prefix; only models that can generateContent, when told."""
+    """`models[].name` without its "models/" prefix; only models that can generateContent or embed, when told."""
     data = orjson.loads(raw)
     items = data.get("models") if isinstance(data, dict) else None
     names = []
@@ -157,7 +160,7 @@ def parse_models(raw: bytes) -> list[str]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         methods = item.get("supportedGenerationMethods")
-        if isinstance(methods, list) and "generateContent" not in methods:
+        if isinstance(methods, list) and not SERVED_METHODS.intersection(methods):
             continue
         names.append(item["name"].removeprefix("models/"))
     return names

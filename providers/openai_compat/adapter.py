@@ -124,7 +124,8 @@ def build_embeddings_request(body: dict, target: Target, model: str) -> Upstream
     return UpstreamRequest("POST", f"{target.base_url}/embeddings", auth_headers(target), orjson.dumps(body))
 
 
-def parse_embeddings_response(raw: bytes, model: str) -> tuple[dict, Usage | None]:
+def parse_embeddings_response(raw: bytes, model: str, encoding_format: str | None = None) -> tuple[dict, Usage | None]:
+    """The upstream already encoded the vectors as asked (`encoding_format` went with the body)."""
     data = orjson.loads(raw)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ValueError("an embeddings response needs a 'data' array")

@@ -289,6 +289,30 @@ def test_models_listing_uses_the_key_header_and_keeps_generate_content_models(cl
             break
         time.sleep(0.05)
     assert {"gemini/gemini-2.5-flash", "gemini/gemini-3-pro-preview", "gemini/gemini-tool"} <= ids
-    assert "gemini/text-embedding-004" not in ids
+    assert "gemini/text-embedding-004" in ids  # served by /v1/embeddings (batchEmbedContents)
     assert listing and all(r["path"] == "/v1beta/models" and r["headers"]["x-goog-api-key"] == SECRET
                            and SECRET not in r["query"] and "key=" not in r["query"] for r in listing)
+
+
+def test_embeddings_through_batch_embed_contents(client, fake, usage_events):
+    # The SDK asks for base64 by default and decodes it: the vectors survive the round trip.
+    raw = client.embeddings.with_raw_response.create(model="gemini/text-embedding-004", input=["hello", "world"])
+    result = raw.parse()
+    assert [d.index for d in result.data] == [0, 1]
+    assert result.data[1].embedding == pytest.approx([0.2, 0.2, 0.3])
+    [sent] = [r for r in fake.requests if r["method"] == "POST"]
+    assert sent["path"] == "/v1beta/models/text-embedding-004:batchEmbedContents"
+    assert sent["headers"]["x-goog-api-key"] == SECRET
+    assert [r["content"]["parts"][0]["text"] for r in sent["body"]["requests"]] == ["hello", "world"]
+    [event] = usage_events(raw.headers["x-request-id"])
+    # Gemini reports no tokens for embeddings: billed on an estimate of the input.
+    assert (event["endpoint"], event["provider"], event["usage_source"]) == ("/v1/embeddings", "gemini", "estimated")
+    assert event["prompt_tokens"] > 0
+
+
+def test_embeddings_of_token_arrays_are_a_400_and_not_forwarded(client, fake, usage_events):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="gemini/text-embedding-004", input=[[1, 2, 3]])
+    assert caught.value.body["param"] == "input"
+    assert [r for r in fake.requests if r["method"] == "POST"] == []
+    assert usage_events(expect=0) == []

@@ -608,11 +608,43 @@ def test_models_request():
     assert request.body is None
 
 
-def test_parse_models_strips_prefix_and_keeps_generate_content_models():
+def test_parse_models_strips_prefix_and_keeps_generating_and_embedding_models():
     raw = orjson.dumps({"models": [
         {"name": "models/gemini-2.5-flash", "version": "001", "displayName": "Gemini 2.5 Flash",
          "supportedGenerationMethods": ["generateContent", "countTokens", "createCachedContent"]},
         {"name": "models/text-embedding-004", "supportedGenerationMethods": ["embedContent"]},
+        {"name": "models/aqa", "supportedGenerationMethods": ["generateAnswer"]},
         {"name": "models/gemini-3-pro-preview"},
     ], "nextPageToken": ""})
-    assert gemini.parse_models(raw) == ["gemini-2.5-flash", "gemini-3-pro-preview"]
+    assert gemini.parse_models(raw) == ["gemini-2.5-flash", "text-embedding-004", "gemini-3-pro-preview"]
+
+
+def test_embeddings_request_is_batch_embed_contents():
+    request = gemini.build_embeddings_request({"model": "gemini/text-embedding-004", "input": ["a", "b"],
+                                               "dimensions": 8}, TARGET, "text-embedding-004")
+    assert request.url == "https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:batchEmbedContents"
+    assert request.headers["x-goog-api-key"] == "AIza-test-key"
+    assert orjson.loads(request.body) == {"requests": [
+        {"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 8},
+        {"model": "models/text-embedding-004", "content": {"parts": [{"text": "b"}]}, "outputDimensionality": 8}]}
+
+
+def test_embeddings_of_token_arrays_are_refused():
+    with pytest.raises(UpstreamError) as caught:
+        gemini.build_embeddings_request({"input": [[1, 2, 3]]}, TARGET, "text-embedding-004")
+    assert caught.value.status == 400 and caught.value.param == "input"
+
+
+def test_embeddings_response_float_and_base64():
+    import base64
+    import struct
+
+    raw = orjson.dumps({"embeddings": [{"values": [0.5, -1.0]}, {"values": [0.25, 2.0]}]})
+    data, usage = gemini.parse_embeddings_response(raw, "text-embedding-004")
+    assert usage is None  # Gemini reports no tokens here: the gateway estimates
+    assert data == {"object": "list", "model": "text-embedding-004", "data": [
+        {"object": "embedding", "index": 0, "embedding": [0.5, -1.0]},
+        {"object": "embedding", "index": 1, "embedding": [0.25, 2.0]}]}
+    data, _ = gemini.parse_embeddings_response(raw, "text-embedding-004", "base64")
+    packed = base64.b64decode(data["data"][1]["embedding"])
+    assert struct.unpack("<2f", packed) == (0.25, 2.0)
