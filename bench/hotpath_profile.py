@@ -17,7 +17,6 @@ import collections
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
