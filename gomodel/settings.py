@@ -190,17 +190,6 @@ USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent row
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
 TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # set: GET /metrics needs "Authorization: Bearer <it>"
-import sys  # noqa: E402
-
-if DATABASES["default"]["ENGINE"].endswith("sqlite3") and "pytest" in sys.modules:
-    # Tests: a file (not :memory:), so that a Celery worker in a subprocess shares the test database;
-    # one per test process. A run's files that outlived it (WAL files of connections left open) go now.
-    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
-    for _stale in VAR_DIR.glob("test-*.sqlite3*"):
-        _pid = _stale.name[5:].split(".", 1)[0]
-        if _pid.isdigit() and not Path(f"/proc/{_pid}").exists():
-            _stale.unlink(missing_ok=True)
-
 # Admin and usage dashboard (gomodel/dashboard/): the app (its static files), static files served by the
 # ASGI app itself (`make run` runs no collectstatic: WhiteNoise serves from the apps' static folders),
 # and how many raw events one dashboard view reads at most for its latency percentiles.

@@ -13,6 +13,19 @@ from tests.fake_upstream import FakeUpstream
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """On SQLite the test database is a file (not :memory:), one per test process, so that a Celery
+    worker in a subprocess shares it. A dead run's leftover files (WAL of open connections) go first."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        for stale in settings.VAR_DIR.glob("test-*.sqlite3*"):
+            pid = stale.name[5:].split(".", 1)[0]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                stale.unlink(missing_ok=True)
+        db.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / f"test-{os.getpid()}.sqlite3")
+
+
+@pytest.fixture(scope="session")
 def redis_sync():
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.ping()
