@@ -44,6 +44,15 @@ def _save_changes(instance, changes: dict, extra_fields=()):
         instance.save(update_fields=fields)
 
 
+def _update(actor: str, instance, data: dict):
+    """Apply the fields, save only what changed, and audit it, in the caller's transaction."""
+    changes = _apply(instance, data)
+    if changes:
+        _save_changes(instance, changes)
+        record(actor, "update", instance, changes)
+    return instance
+
+
 # -- tenants ----------------------------------------------------------------------------------------
 
 @transaction.atomic
@@ -57,11 +66,7 @@ def do_api_create_tenant(actor: str, data: dict) -> Tenant:
 
 @transaction.atomic
 def do_api_update_tenant(actor: str, tenant: Tenant, data: dict) -> Tenant:
-    changes = _apply(tenant, data)
-    if changes:
-        _save_changes(tenant, changes)
-        record(actor, "update", tenant, changes)
-    return tenant
+    return _update(actor, tenant, data)
 
 
 @transaction.atomic
@@ -88,11 +93,7 @@ def do_api_create_key(actor: str, tenant: Tenant, data: dict) -> tuple[ApiKey, s
 
 @transaction.atomic
 def do_api_update_key(actor: str, key: ApiKey, data: dict) -> ApiKey:
-    changes = _apply(key, data)
-    if changes:
-        _save_changes(key, changes)
-        record(actor, "update", key, changes)
-    return key
+    return _update(actor, key, data)
 
 
 @transaction.atomic
@@ -195,11 +196,7 @@ def do_api_create_price(actor: str, data: dict) -> ModelPrice:
 
 @transaction.atomic
 def do_api_update_price(actor: str, price: ModelPrice, data: dict) -> ModelPrice:
-    changes = _apply(price, data)
-    if changes:
-        _save_changes(price, changes)
-        record(actor, "update", price, changes)
-    return price
+    return _update(actor, price, data)
 
 
 # -- usage ----------------------------------------------------------------------------------------------
