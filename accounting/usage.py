@@ -52,6 +52,7 @@ class UsageWriter:
         self._timeout = timeout
         self._queue: list[tuple[bytes, str | None]] = []
         self._written: asyncio.Future | None = None
+        self._flushing: set[asyncio.Task] = set()
 
     def emit(self, event: dict) -> asyncio.Future:
         try:
@@ -62,7 +63,9 @@ class UsageWriter:
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()
-            loop.create_task(self._flush(self._written))
+            task = loop.create_task(self._flush(self._written))
+            self._flushing.add(task)  # a strong reference: the loop keeps only weak ones to tasks
+            task.add_done_callback(self._flushing.discard)
         return asyncio.shield(self._written)
 
     async def _flush(self, written: asyncio.Future):
