@@ -33,8 +33,8 @@ def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, 
     """`?start=&end=` (inclusive, UTC days); both default to this calendar month."""
     month_start = today.replace(day=1)
     month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-    first = _parse_day(start, "start") if start else None
-    last = _parse_day(end, "end") if end else None
+    first = parse_day(start, "start") if start else None
+    last = parse_day(end, "end") if end else None
     if first is None and last is None:
         first, last = month_start, month_end
     elif first is None:
@@ -48,13 +48,14 @@ def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, 
     return first, last
 
 
-def _parse_day(value: str, param: str) -> date:
+def parse_day(value: str, param: str) -> date:
+    """A YYYY-MM-DD query parameter, or a ReportError naming it."""
     try:
         if len(value) == 10:
             return date.fromisoformat(value)
-    except ValueError:
+    except (TypeError, ValueError):
         pass
-    raise ReportError(f"'{param}' must be a date as YYYY-MM-DD, not '{value[:40]}'.", param)
+    raise ReportError(f"'{param}' must be a date as YYYY-MM-DD, not '{str(value)[:40]}'.", param)
 
 
 def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -> list[dict]:

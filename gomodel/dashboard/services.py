@@ -28,7 +28,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 
 from accounting.models import Tenant, UsageDaily, UsageEvent
-from accounting.reports import FIELDS, MAX_DAYS, ReportError, pending_events, today_utc, usage_report
+from accounting.reports import FIELDS, MAX_DAYS, ReportError, parse_day, pending_events, today_utc, usage_report
 
 DEFAULT_DAYS = 14  # the range shown when none is asked for: the last two weeks
 HOUR_MAX_DAYS = 31  # hourly buckets only for ranges up to this long (744 buckets)
@@ -82,14 +82,7 @@ def parse_filters(query, today: date | None = None) -> Filters:
 
 
 def _day(value, param: str) -> date | None:
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            return date.fromisoformat(value)
-    except ValueError:
-        pass
-    raise ReportError(f"'{param}' must be a date as YYYY-MM-DD, not '{str(value)[:40]}'.", param)
+    return parse_day(value, param) if value else None
 
 
 def _tenant(slug) -> Tenant | None:
