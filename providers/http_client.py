@@ -98,11 +98,6 @@ class Response:
     async def aclose(self):
         self._raw.release()
 
-    def json(self):
-        import orjson
-
-        return orjson.loads(self.content)
-
 
 class AiohttpClient:
     def __init__(self):
