@@ -17,6 +17,8 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
+from gomodel.readonly_admin import ReadOnlyAdminMixin
+
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
 from .reports import cost_string, today_utc
@@ -222,19 +224,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # -- usage (read-only) -------------------------------------------------------------------------------
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Usage is written by the drain only; the admin shows it, with the totals of what is filtered."""
 
     totals_template = "admin/accounting/usage_change_list.html"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def totals(self, queryset) -> list[tuple[str, str]]:
         raise NotImplementedError

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from .models import AuditEntry
+from .readonly_admin import ReadOnlyAdminMixin
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the audit trail is written by the management API, never edited by hand."""
 
     list_display = ["created_at", "actor", "action", "object_type", "object_id", "object_repr"]
@@ -12,12 +13,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
     search_fields = ["actor", "object_id", "object_repr"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "actor", "action", "object_type", "object_id", "object_repr", "changes"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
