@@ -2,7 +2,6 @@
 SSE, and emit exactly one usage event however the request ends."""
 
 import asyncio
-import logging
 
 import httpx
 import orjson
@@ -15,7 +14,6 @@ from .routing import candidates
 from .upstream import send_upstream, upstream_error
 from .usage_record import UsageRecord, recorded
 
-log = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 
 

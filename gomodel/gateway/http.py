@@ -16,7 +16,7 @@ SSE_HEADERS = [
 
 class Request:
     __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_status", "response_started")
+                 "response_started")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -28,7 +28,6 @@ class Request:
         self.request_id = "req_" + uuid.uuid4().hex
         self.started = time.perf_counter()
         self.auth = None
-        self.response_status = 0
         self.response_started = False
 
     def header(self, name: bytes) -> str | None:
@@ -55,7 +54,6 @@ class Request:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]):
-        self.response_status = status
         self.response_started = True
         await self.send({
             "type": "http.response.start",
