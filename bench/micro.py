@@ -6,7 +6,7 @@
     - httpx.AsyncClient on its own httpcore pool (GOMODEL_HTTP_TRANSPORT=httpx)
     - aiohttp.ClientSession directly (no httpx API on top)
   usage event XADD to Redis (db 14, a throw-away stream) with redis-py asyncio
-    - one XADD per event, awaited (what accounting.usage.emit does)
+    - one XADD per event, awaited (what the gateway did before accounting.usage.UsageWriter)
     - events batched: 1 pipeline of 32 XADDs
 
     .venv/bin/python bench/micro.py [-n 20000]

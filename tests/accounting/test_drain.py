@@ -144,8 +144,9 @@ def test_events_spooled_while_redis_was_down_are_replayed_and_drained(acme, redi
     async def emit_without_redis():
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, retry=None)
         try:
+            writer = usage.UsageWriter(lambda: dead)
             for event in events:
-                await usage.emit(dead, event)
+                await writer.emit(event)
         finally:
             await dead.aclose()
 

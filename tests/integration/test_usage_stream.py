@@ -31,8 +31,9 @@ def emit_with(client_factory, events):
     async def run():
         client = client_factory()
         try:
+            writer = usage.UsageWriter(lambda: client)
             for e in events:
-                await usage.emit(client, e)
+                await writer.emit(e)
         finally:
             await client.aclose()
 
