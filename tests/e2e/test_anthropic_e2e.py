@@ -340,3 +340,12 @@ def test_models_are_listed_from_anthropic(client, fake):
     assert listing and listing[0]["method"] == "GET" and listing[0]["query"] == b"limit=1000"
     assert listing[0]["headers"]["x-api-key"] == "sk-ant-upstream"
     assert listing[0]["headers"]["anthropic-version"] == "2023-06-01"
+
+
+def test_embeddings_are_refused_with_a_400_and_nothing_forwarded_or_recorded(client, fake, usage_events):
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="anthropic/claude-sonnet-4-5", input="hello")
+    assert caught.value.body["type"] == "invalid_request_error"
+    assert caught.value.body["code"] == "embeddings_not_supported" and caught.value.body["param"] == "model"
+    assert [r for r in fake.requests if r["method"] == "POST"] == []
+    assert usage_events(expect=0) == []
