@@ -12,7 +12,7 @@ from accounting.price_table import DEFAULT_PRICES, load_default_prices
 from accounting.prices import Price, PriceBook, event_cost, reasoning_outside_completion
 from providers.base import Usage
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
