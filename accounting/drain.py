@@ -33,7 +33,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import metrics, usage
+from . import usage, usage_metrics
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
 from .prices import PriceBook, to_e10
 
@@ -132,7 +132,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
                 if not lock.refresh():
                     log.warning("the usage drain lock expired mid-drain; stopping this run")
                     break
-            client.set(settings.USAGE_STREAM + metrics.LAST_DRAIN_KEY_SUFFIX,
+            client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
                        orjson.dumps({"at": time.time(), **result.as_dict()}))
         finally:
             lock.release()
@@ -204,7 +204,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
                 continue
             inserted += one_inserted
             duplicates += one_duplicate
-    metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+    usage_metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
     if dead:
         pipe = client.pipeline(transaction=False)
         for raw, why in dead:
@@ -212,7 +212,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
             pipe.rpush(settings.USAGE_STREAM + ":dead", raw)
         pipe.execute()
     ack(client, ids)  # after the commit: a crash before this line only means a redelivery
-    metrics.DRAINED.inc(inserted)
+    usage_metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
     result.duplicates += duplicates

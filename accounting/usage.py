@@ -14,7 +14,7 @@ import time
 import orjson
 from django.conf import settings
 
-from . import metrics
+from . import usage_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,6 @@ class UsageWriter:
         self._flushing: set[asyncio.Task] = set()
 
     def emit(self, event: dict) -> asyncio.Future:
-        try:
-            metrics.observe_event(event)
-        except Exception:  # metrics must never cost an event
-            log.exception("could not count usage event %s in the metrics", event.get("request_id"))
         self._queue.append((encode(event), event.get("request_id")))
         if self._written is None:
             loop = asyncio.get_running_loop()
@@ -65,7 +61,7 @@ class UsageWriter:
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
             for payload, request_id in batch:
                 spool(payload)
-                metrics.SPOOLED.inc()
+                usage_metrics.SPOOLED.inc()
                 _log_spooled(request_id, exc)
         finally:
             written.set_result(len(batch))

@@ -1,7 +1,7 @@
 """Every write the management API makes goes through one of these functions, each in a transaction
 with its audit row. Tenants and keys are created/revoked by accounting.services (the same functions
 the admin and the management commands use); saving through the ORM clears the gateway's caches in
-every process (gomodel.invalidation), so a change is live everywhere as soon as it commits."""
+every process (gomodel.gateway.invalidation), so a change is live everywhere as soon as it commits."""
 
 import logging
 import time

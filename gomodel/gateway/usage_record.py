@@ -1,11 +1,16 @@
 """What one /v1 request turns into on the usage stream."""
 
 import contextlib
+import logging
 import time
 
 from accounting import tokens
 from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
 from providers.base import Target, Usage
+
+from . import metrics
+
+log = logging.getLogger(__name__)
 
 
 class UsageRecord:
@@ -115,4 +120,9 @@ async def recorded(req, runtime, record: UsageRecord):
         # A request refused before any upstream attempt (input the provider cannot take) is bad
         # input like any other 400: it records nothing.
         if record.attempts:
-            await runtime.usage.emit(record.event())
+            event = record.event()
+            try:
+                metrics.observe_event(event)
+            except Exception:  # metrics must never cost an event
+                log.exception("could not count usage event %s in the metrics", event.get("request_id"))
+            await runtime.usage.emit(event)

@@ -11,9 +11,10 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from accounting import metrics
+from accounting import usage_metrics
 from accounting.reports import ReportError, parse_range, pending_events, resolve_tenant, today_utc, usage_report
 
+from . import metrics
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
 from .http import Request
 from .runtime import get_runtime
@@ -83,10 +84,10 @@ async def prometheus_metrics(req: Request):
     runtime = get_runtime()
     try:
         async with asyncio.timeout(2.0):
-            state = await metrics.stream_state(runtime.redis)
+            state = await usage_metrics.stream_state(runtime.redis)
     except Exception as exc:
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None
-    body, content_type = metrics.render(state, metrics.spool_events())
+    body, content_type = metrics.render(state, usage_metrics.spool_events())
     await req.start(200, [(b"content-type", content_type.encode())])
     await req.finish(body)

@@ -1,4 +1,4 @@
-"""providers.http_client: the shared upstream client (httpx API on aiohttp, and the httpx alternatives) over real loopback sockets. What
+"""gomodel.gateway.http_client: the shared upstream client (httpx API on aiohttp, and the httpx alternatives) over real loopback sockets. What
 kind of httpx error a failure becomes decides 502 vs 504, so each failure is produced for real."""
 
 import asyncio
@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from providers.http_client import new_client
+from gomodel.gateway.http_client import new_client
 
 
 def closed_port() -> int:
