@@ -11,16 +11,12 @@ import logging
 import os
 import time
 
-import orjson
 from django.conf import settings
 
 from . import usage_metrics
+from .usage_event import StreamEvent, encode
 
 log = logging.getLogger(__name__)
-
-
-def encode(event: dict) -> bytes:
-    return orjson.dumps(event)
 
 
 class UsageWriter:
@@ -39,8 +35,8 @@ class UsageWriter:
         self._written: asyncio.Future | None = None
         self._flushing: set[asyncio.Task] = set()
 
-    def emit(self, event: dict) -> asyncio.Future:
-        self._queue.append((encode(event), event.get("request_id")))
+    def emit(self, event: StreamEvent) -> asyncio.Future:
+        self._queue.append((encode(event), event.request_id))
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()

@@ -17,6 +17,8 @@ import os
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from accounting.usage_event import StreamEvent
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
@@ -32,21 +34,17 @@ TOKENS = Counter("gomodel_tokens", "Tokens by provider, model and kind (prompt/c
                  ["provider", "model", "kind"])
 
 
-def observe_event(event: dict) -> None:
-    provider = event.get("provider") or ""
-    model = event.get("model") or ""
-    status = event.get("status") or 0
-    REQUESTS.labels(provider, model, str(status)).inc()
-    latency = event.get("latency_ms")
-    if latency is not None:
-        LATENCY.labels(provider, model).observe(latency / 1000)
-    ttft = event.get("ttft_ms")
-    if ttft is not None:
-        TTFT.labels(provider, model).observe(ttft / 1000)
-    error = event.get("error_type")
+def observe_event(event: StreamEvent) -> None:
+    provider, model = event.provider or "", event.model or ""
+    REQUESTS.labels(provider, model, str(event.status)).inc()
+    if event.latency_ms is not None:
+        LATENCY.labels(provider, model).observe(event.latency_ms / 1000)
+    if event.ttft_ms is not None:
+        TTFT.labels(provider, model).observe(event.ttft_ms / 1000)
+    error = event.error_type
     if error and error != "client_disconnected":
         UPSTREAM_ERRORS.labels(provider, error).inc()
-    prompt, completion = event.get("prompt_tokens") or 0, event.get("completion_tokens") or 0
+    prompt, completion = event.prompt_tokens, event.completion_tokens
     if prompt:
         TOKENS.labels(provider, model, "prompt").inc(prompt)
     if completion:
