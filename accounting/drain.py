@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -29,6 +28,8 @@ from decimal import Decimal
 
 import orjson
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 PG_LOCK_KEY = 0x676F6D6F64656C  # "gomodel": the transaction-scoped advisory lock of the drain
 CHUNK = 500  # ids per IN (...) query
 DEAD_CONSUMER_IDLE_MS = 3_600_000
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-_REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 
 
 @dataclass
@@ -71,24 +70,28 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10.0, socket_connect_timeout=5.0)
 
 
-class DrainLock:
-    def __init__(self, client: redis.Redis, ttl_seconds: float):
-        self.client = client
-        self.key = settings.USAGE_STREAM + ":drain-lock"
-        self.token = uuid.uuid4().hex
-        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+def drain_lock(client: redis.Redis, ttl_seconds: float) -> Lock:
+    """One drain at a time across workers: `acquire()` answers at once (False: another drain runs)."""
+    return client.lock(settings.USAGE_STREAM + ":drain-lock", timeout=ttl_seconds, blocking=False,
+                       thread_local=False)
 
-    def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
-    def refresh(self) -> bool:
-        return bool(self.client.eval(_REFRESH, 1, self.key, self.token, self.ttl_ms))
+def _still_held(lock: Lock) -> bool:
+    """Extend the lock by its whole timeout again; False when it expired (and may be another's now)."""
+    try:
+        lock.reacquire()
+        return True
+    except LockError:
+        return False
 
-    def release(self) -> None:
-        try:
-            self.client.eval(_RELEASE, 1, self.key, self.token)
-        except redis.RedisError as exc:  # it expires on its own
-            log.warning("could not release the usage drain lock (%s)", exc)
+
+def _release(lock: Lock) -> None:
+    try:
+        lock.release()
+    except LockError:  # expired: nothing to release
+        pass
+    except redis.RedisError as exc:  # it expires on its own
+        log.warning("could not release the usage drain lock (%s)", exc)
 
 
 def ensure_group(client: redis.Redis) -> None:
@@ -112,7 +115,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
     try:
         if settings.USAGE_SPOOL_PATH.exists():
             result.replayed = usage.replay_spool(client)
-        lock = DrainLock(client, settings.USAGE_DRAIN_LOCK_TTL)
+        lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
         if not lock.acquire():
             result.skipped = True
             return result
@@ -130,13 +133,13 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
                         continue
                     break
                 store_and_ack(client, entries, prices, result)
-                if not lock.refresh():
+                if not _still_held(lock):
                     log.warning("the usage drain lock expired mid-drain; stopping this run")
                     break
             client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
                        orjson.dumps({"at": time.time(), **result.as_dict()}))
         finally:
-            lock.release()
+            _release(lock)
     finally:
         if own_client:
             client.close()

@@ -18,10 +18,10 @@ import asyncio
 import hashlib
 import logging
 import time
-import uuid
 import weakref
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -35,8 +35,15 @@ LOCK_RETRY_SECONDS = 2.0  # a process whose sockets ride on another process's ta
 LAST_ID_TTL_SECONDS = 30  # a tailer taking over within this long resumes where the last one stopped
 PRICES_TTL = 60.0
 BATCH = 200
-_REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+async def _still_held(lock) -> bool:
+    """Extend the tailer lock by its whole timeout again; False when it expired (another process may tail now)."""
+    try:
+        await lock.reacquire()
+        return True
+    except LockError:
+        return False
 
 
 def group_name() -> str:
@@ -126,12 +133,12 @@ class Tailer:
     async def _run(self) -> None:
         client = aioredis.from_url(settings.REDIS_URL, socket_timeout=BLOCK_MS / 1000 + 5,
                                    socket_connect_timeout=2.0)
-        token = uuid.uuid4().hex
+        lock = client.lock(_lock_key(), timeout=LOCK_TTL_MS / 1000, blocking=False, thread_local=False)
         try:
             while True:
                 try:
-                    if await client.set(_lock_key(), token, nx=True, px=LOCK_TTL_MS):
-                        await self._tail(client, token)
+                    if await lock.acquire():
+                        await self._tail(client, lock)
                     else:
                         self.ready.set()  # another process tails; its batches reach our sockets
                         await asyncio.sleep(LOCK_RETRY_SECONDS)
@@ -142,14 +149,14 @@ class Tailer:
                     await asyncio.sleep(1.0)
         finally:
             try:
-                await asyncio.shield(self._close(client, token))
+                await asyncio.shield(self._close(client, lock))
             except asyncio.CancelledError:
                 pass
 
-    async def _close(self, client, token: str) -> None:
+    async def _close(self, client, lock) -> None:
         try:
-            await client.eval(_RELEASE, 1, _lock_key(), token)
-        except Exception:  # it expires on its own
+            await lock.release()
+        except Exception:  # not held, expired, or Redis gone: it expires on its own
             pass
         await client.aclose()
 
@@ -164,13 +171,13 @@ class Tailer:
         last = info.get("last-generated-id") or info.get(b"last-generated-id")
         return last.decode() if isinstance(last, bytes) else str(last)
 
-    async def _tail(self, client, token: str) -> None:
+    async def _tail(self, client, lock) -> None:
         layer = get_channel_layer()
         group = group_name()
         last = await self._start_id(client)
         await self._refresh_prices()
         self.ready.set()
-        while await client.eval(_REFRESH, 1, _lock_key(), token, LOCK_TTL_MS):
+        while await _still_held(lock):
             answer = await client.xread({settings.USAGE_STREAM: last}, count=BATCH, block=BLOCK_MS)
             if not answer:
                 continue

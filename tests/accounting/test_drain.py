@@ -16,7 +16,7 @@ from django.db.models.signals import post_save
 
 from accounting import drain as drain_module
 from accounting import usage, usage_event
-from accounting.drain import DrainLock, drain, purge_old_events
+from accounting.drain import drain, drain_lock, purge_old_events
 from accounting.models import ApiKey, ModelPrice, UsageDaily, UsageEvent
 from accounting.price_table import load_default_prices
 from accounting.usage_event import StreamEvent
@@ -184,7 +184,7 @@ def test_odd_values_are_clamped_and_a_deleted_tenant_keeps_its_name(acme, redis_
 
 def test_only_one_drain_at_a_time(acme, redis_sync, settings):
     add(redis_sync, settings, make_event(acme))
-    lock = DrainLock(redis_sync, 5)
+    lock = drain_lock(redis_sync, 5)
     assert lock.acquire()
     try:
         assert drain().skipped
@@ -234,3 +234,18 @@ def test_admin_lists_usage_and_counts_unpriced_events(acme, redis_sync, settings
     assert admin_client.get("/admin/accounting/modelprice/").status_code == 200
     assert ModelPrice.objects.exists()
     assert admin_client.get("/admin/accounting/usageevent/add/").status_code == 403
+
+
+def test_an_expired_drain_lock_is_neither_extended_nor_released_as_ours(redis_sync, settings):
+    key = settings.USAGE_STREAM + ":drain-lock"
+    mine = drain_lock(redis_sync, 5)
+    assert mine.acquire()
+    assert drain_module._still_held(mine)
+    redis_sync.delete(key)  # what its expiry does
+    theirs = drain_lock(redis_sync, 5)
+    assert theirs.acquire() and not mine.acquire()
+    assert not drain_module._still_held(mine)
+    drain_module._release(mine)  # must not free the other drain's lock
+    assert redis_sync.exists(key)
+    drain_module._release(theirs)
+    assert not redis_sync.exists(key)
