@@ -3,12 +3,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-postgres test-browser bench migrate clean
+.PHONY: run test test-fast test-postgres test-browser lint bench migrate clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 ## Run the whole stack in the foreground: Redis (if none answers), migrations, env providers,
@@ -19,6 +19,14 @@ run: $(STAMP)
 ## The whole test suite (needs Redis at $$REDIS_URL, default 127.0.0.1:6379 db 15).
 test: $(STAMP)
 	$(PY) -m pytest
+
+## The suite without the slow tests (schemathesis, accounting load and crash recovery, browser).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+## Lint (ruff; configuration in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 ## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
 test-postgres: $(STAMP)

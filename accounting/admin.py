@@ -17,10 +17,9 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from .readonly_admin import ReadOnlyAdminMixin
-
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
+from .readonly_admin import ReadOnlyAdminMixin
 from .reports import cost_string, today_utc
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 

@@ -28,12 +28,12 @@ from decimal import Decimal
 
 import orjson
 import redis
-from redis.exceptions import LockError
-from redis.lock import Lock
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from . import usage, usage_event, usage_metrics
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
@@ -186,7 +186,7 @@ def read_batch(client: redis.Redis, consumer: str, count: int, start: str) -> li
 def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result: DrainResult) -> None:
     ids = [entry_id for entry_id, _ in entries]
     events, raws, dead = [], {}, []
-    for entry_id, fields in entries:
+    for _, fields in entries:
         raw = (fields or {}).get(b"e")
         if raw is None:
             continue  # deleted from the stream while pending (XDEL after a commit whose XACK was lost)

@@ -1,10 +1,11 @@
 """The data behind `GET /v1/usage`: a tenant's daily roll-ups plus its events not drained yet.
 
 Freshness without double counting: `tenant_report` reads the stream first (events still waiting for
-the drain, `undrained_entries`), then `usage_report` reads, in ONE database snapshot, which of those are already stored and
-the roll-ups. An event the drain committed before that snapshot is in the roll-ups and skipped from
-the stream; one it had not is counted from the stream and absent from the roll-ups. (A drain deletes
-an entry from the stream only after its commit, so an event is never in neither.)
+the drain, `undrained_entries`), then `usage_report` reads, in ONE database snapshot, which of those
+are already stored and the roll-ups. An event the drain committed before that snapshot is in the
+roll-ups and skipped from the stream; one it had not is counted from the stream and absent from the
+roll-ups. (A drain deletes an entry from the stream only after its commit, so an event is never in
+neither.)
 """
 
 import calendar

@@ -3,10 +3,9 @@ bench/run.py serves this module instead of the gateway's own when it compares tr
 
 import os
 
+from bench.transports import TRANSPORTS, new_client
 from gomodel.asgi import application  # noqa: F401  (sets Django up)
 from gomodel.gateway import runtime
-
-from bench.transports import TRANSPORTS, new_client
 
 _kind = os.environ.get("GOMODEL_HTTP_TRANSPORT", "aiohttp")
 if _kind not in TRANSPORTS:  # fail at start, not on the first request

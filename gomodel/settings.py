@@ -146,9 +146,9 @@ LOGGING = {
 RETRY_MAX = env_int("RETRY_MAX", 2)
 RETRY_BASE_DELAY = env_float("RETRY_BASE_DELAY", 0.25)
 RETRY_MAX_WAIT = env_float("RETRY_MAX_WAIT", 10.0)  # a longer Retry-After is returned to the client instead
-VIRTUAL_MODELS = os.environ.get("VIRTUAL_MODELS", "")
 FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
-ANTHROPIC_DEFAULT_MAX_TOKENS = env_int("ANTHROPIC_DEFAULT_MAX_TOKENS", 4096)
+# VIRTUAL_MODELS (providers/env_sync.py, at sync) and ANTHROPIC_DEFAULT_MAX_TOKENS (the Anthropic adapter, per
+# request) are read from the environment where they are used; see .env.example.
 
 # Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
 INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular"]

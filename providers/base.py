@@ -64,7 +64,6 @@ class UpstreamError(Exception):
     message: str
     param: str | None = None
     code: str | None = None
-    retry_after: str | None = None
 
 
 @dataclass

@@ -21,9 +21,9 @@ import time
 import weakref
 
 import redis.asyncio as aioredis
-from redis.exceptions import LockError
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import LockError
 
 from accounting import usage_event
 
@@ -127,7 +127,7 @@ class Tailer:
         try:
             await asyncio.wait_for(self.ready.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def _run(self) -> None:

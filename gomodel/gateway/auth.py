@@ -64,7 +64,8 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 class KeyCache:
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self._clock = clock  # seconds, monotonic; tests pass their own
         self._entries: dict[str, tuple[Principal | None, float]] = {}
         self._generation = 0  # bumped by clear(): a lookup that straddles a clear is not cached
 
@@ -81,7 +82,7 @@ class KeyCache:
         if master and hmac.compare_digest(key.encode(), master.encode()):
             return MASTER
         key_hash = hash_key(key)
-        now = time.monotonic()
+        now = self._clock()
         entry = self._entries.get(key_hash)
         if entry is None or entry[1] < now:
             generation = self._generation

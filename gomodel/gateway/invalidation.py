@@ -22,8 +22,8 @@ def publish(what: str) -> None:
         finally:
             client.close()
     except redis.RedisError as exc:
-        log.warning("could not publish cache invalidation '%s' (%s); other processes catch up within "
-                    "AUTH_CACHE_TTL", what, exc)
+        log.warning("could not publish cache invalidation '%s' (%s); other processes' key caches catch up "
+                    "within AUTH_CACHE_TTL, their model registries at the next invalidation or restart", what, exc)
 
 
 def _on_change(what):

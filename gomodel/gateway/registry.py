@@ -6,7 +6,6 @@ import logging
 import time
 
 import orjson
-
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 

@@ -71,7 +71,8 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
             record.attempt(target, model, error.status, error.code)
             record.target, record.model = target, model
             last_error = error
-            if not retryable or attempt + 1 >= tries or (retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):
+            if not retryable or attempt + 1 >= tries or (
+                    retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):
                 break
             await asyncio.sleep(backoff_delay(attempt, settings.RETRY_BASE_DELAY, settings.RETRY_MAX_WAIT, retry_after))
         if not failover:

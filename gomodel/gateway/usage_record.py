@@ -107,8 +107,8 @@ class UsageRecord:
 @contextlib.asynccontextmanager
 async def recorded(req, runtime, record: UsageRecord):
     """Answer a GatewayError in the envelope (unless the response already started), then emit the
-    request's one usage event if it reached an upstream. The event is queued before any await, so a request cancelled here
-    (server shutdown) still records what it cost; the client never waits on Redis."""
+    request's one usage event if it reached an upstream. The event is queued before any await, so a
+    request cancelled here (server shutdown) still records what it cost; the client never waits on Redis."""
     from .errors import GatewayError
 
     try:

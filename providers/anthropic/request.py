@@ -37,7 +37,7 @@ def build_models_request(target: Target) -> UpstreamRequest:
 
 
 def default_max_tokens() -> int:
-    """settings.ANTHROPIC_DEFAULT_MAX_TOKENS, read at call time (Anthropic requires max_tokens)."""
+    """ANTHROPIC_DEFAULT_MAX_TOKENS from the environment, read at call time (Anthropic requires max_tokens)."""
     return int(os.environ.get("ANTHROPIC_DEFAULT_MAX_TOKENS", DEFAULT_MAX_TOKENS))
 
 

@@ -3,8 +3,8 @@
 Pure functions: `build_chat_request` turns an OpenAI chat request into
 `POST {base}/models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`), `parse_chat_response`
 turns a GenerateContentResponse back into a chat.completion, `StreamParser` turns the SSE events into
-chat.completion.chunk dicts, and `build_models_request`/`parse_models` list `GET {base}/models`; `build_embeddings_request` /
-`parse_embeddings_response` speak `batchEmbedContents`.
+chat.completion.chunk dicts, and `build_models_request`/`parse_models` list `GET {base}/models`;
+`build_embeddings_request` / `parse_embeddings_response` speak `batchEmbedContents`.
 """
 
 from .embeddings import build_embeddings_request, parse_embeddings_response  # noqa: F401

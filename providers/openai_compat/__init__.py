@@ -2,8 +2,8 @@
 
 from .adapter import (  # noqa: F401
     StreamParser,
-    build_embeddings_request,
     build_chat_request,
+    build_embeddings_request,
     build_models_request,
     parse_chat_response,
     parse_embeddings_response,

@@ -26,7 +26,7 @@ from django.conf import settings
 
 from gomodel.models import AuditEntry
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ST = Path(sys.executable).parent / "st"

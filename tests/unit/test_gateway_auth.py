@@ -88,11 +88,14 @@ def test_a_warm_key_is_served_from_the_cache_until_cleared(acme, django_assert_n
 
 def test_cache_entries_expire_after_the_ttl(acme, settings):
     _, key, plaintext = acme
-    settings.AUTH_CACHE_TTL = 0.05
-    cache = KeyCache()
+    settings.AUTH_CACHE_TTL = 60
+    now = [1000.0]
+    cache = KeyCache(clock=lambda: now[0])
     authenticate(cache, plaintext)
     ApiKey.objects.filter(id=key.id).update(active=False)
-    time.sleep(0.1)
+    now[0] += 59
+    authenticate(cache, plaintext)  # still cached
+    now[0] += 2
     rejected(cache, plaintext)
 
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from gomodel.gateway import registry as registry_module
-from providers.models import ProviderConfig
 from gomodel.gateway.registry import ModelRegistry
+from providers.models import ProviderConfig
 
 
 def closed_url() -> str:
