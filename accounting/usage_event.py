@@ -31,7 +31,7 @@ class StreamEvent:
     request_id: str
     ts: float = 0.0  # Unix time the request ended
     tenant_id: int | None = None
-    tenant: str = ""  # the slug, kept with the event should the tenant be deleted
+    tenant: str | None = ""  # the slug, kept should the tenant be deleted (None: the master key; decoded as "")
     api_key_id: int | None = None
     api_key_prefix: str = ""
     provider_id: int | None = None

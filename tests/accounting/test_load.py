@@ -5,11 +5,12 @@ import asyncio
 import threading
 import time
 
-import orjson
 import pytest
 
+from accounting import usage_event
 from accounting.drain import drain
 from accounting.price_table import load_default_prices
+from accounting.usage_event import StreamEvent
 
 from .conftest import wait_until
 from .load import check_events, check_rollups_match_events, run_load, stored_events
@@ -73,8 +74,8 @@ def test_load_bills_every_request_once_as_its_client_was_told(gateway, provider,
 
     pipe = redis_sync.pipeline(transaction=False)
     for request_id in list(events)[:500]:
-        pipe.xadd(settings.USAGE_STREAM, {"e": orjson.dumps({"request_id": request_id, "status": 200,
-                                                              "prompt_tokens": 999, "ts": time.time()})})
+        pipe.xadd(settings.USAGE_STREAM, {"e": usage_event.encode(StreamEvent(
+            request_id=request_id, status=200, prompt_tokens=999, ts=time.time()))})
     pipe.execute()
     again = drain()
     assert (again.inserted, again.duplicates) == (0, 500)

@@ -6,14 +6,15 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import httpx
-import orjson
 import pytest
 
 from accounting import drain as drain_module
+from accounting import usage_event
 from accounting.drain import drain
 from accounting.models import UsageEvent
 from accounting.price_table import load_default_prices
 from accounting.services import do_create_api_key, do_create_tenant
+from accounting.usage_event import StreamEvent
 
 pytestmark = [pytest.mark.e2e]
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
@@ -110,11 +111,11 @@ def test_date_range(gateway, provider, tenants, redis_sync, settings):
     key = tenant_key[0]
     old = datetime(2025, 1, 15, 12, tzinfo=timezone.utc)
     for ts in (old, old + timedelta(days=1), datetime.now(timezone.utc)):
-        redis_sync.xadd(settings.USAGE_STREAM, {"e": orjson.dumps({
-            "request_id": f"req_{ts.timestamp()}", "ts": ts.timestamp(), "tenant_id": key.tenant_id, "tenant": "acme",
-            "api_key_id": key.id, "api_key_prefix": key.prefix, "provider": "openai", "provider_type": "openai",
-            "model": "gpt-4o-mini", "status": 200, "prompt_tokens": 10, "completion_tokens": 1,
-            "total_tokens": 11, "usage_source": "reported"})})
+        redis_sync.xadd(settings.USAGE_STREAM, {"e": usage_event.encode(StreamEvent(
+            request_id=f"req_{ts.timestamp()}", ts=ts.timestamp(), tenant_id=key.tenant_id, tenant="acme",
+            api_key_id=key.id, api_key_prefix=key.prefix, provider="openai", provider_type="openai",
+            model="gpt-4o-mini", status=200, prompt_tokens=10, completion_tokens=1,
+            total_tokens=11, usage_source="reported"))})
     drain()
     january = usage(gateway, secret, start="2025-01-01", end="2025-01-31").json()
     assert (january["start"], january["end"], january["totals"]["requests"]) == ("2025-01-01", "2025-01-31", 2)
