@@ -1,8 +1,8 @@
+import dataclasses
 import os
 import threading
 import time
 
-import orjson
 import pytest
 import redis
 import uvicorn
@@ -112,10 +112,13 @@ def tenant_key(transactional_db):
 
 @pytest.fixture
 def usage_events(redis_sync, settings):
-    """Reads back what the gateway appended to the usage stream."""
+    """Reads back what the gateway appended to the usage stream, decoded as the drain decodes it (as
+    dicts of the StreamEvent's fields)."""
+    from accounting import usage_event
 
     def read_now(request_id):
-        events = [orjson.loads(fields[b"e"]) for _, fields in redis_sync.xrange(settings.USAGE_STREAM)]
+        events = [dataclasses.asdict(usage_event.decode(fields[b"e"]))
+                  for _, fields in redis_sync.xrange(settings.USAGE_STREAM)]
         return [e for e in events if request_id is None or e["request_id"] == request_id]
 
     def read(request_id=None, expect=1, timeout=3.0):
