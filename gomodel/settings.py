@@ -225,7 +225,9 @@ USAGE_DRAIN_MAX_SECONDS = env_float("USAGE_DRAIN_MAX_SECONDS", 30.0)  # one drai
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent rows; roll-ups are kept
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
 TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # set: GET /metrics needs "Authorization: Bearer <it>"
+# GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (or the master key) unless METRICS_PUBLIC=1.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # Admin and usage dashboard (gomodel/dashboard/): the app (its static files), static files served by the
 # ASGI app itself (`make run` runs no collectstatic: WhiteNoise serves from the apps' static folders),
 # and how many raw events one dashboard view reads at most for its latency percentiles.

@@ -153,8 +153,8 @@ PATHS = {
         "get": {
             "tags": ["health"],
             "summary": "Prometheus metrics",
-            "description": "Prometheus text format. When METRICS_TOKEN is set, it needs "
-                           "`Authorization: Bearer <METRICS_TOKEN>`.",
+            "description": "Prometheus text format. Needs `Authorization: Bearer <METRICS_TOKEN>` (or the "
+                           "master key), unless the server runs with METRICS_PUBLIC=1.",
             "operationId": "metrics",
             "responses": {
                 "200": {"description": "OK", "content": {

@@ -114,6 +114,7 @@ def test_gateway_endpoints_follow_their_document(request, tmp_path, gateway, fak
         # the master key names any tenant: ?tenant= is exercised too
         {"include-path": "/v1/usage", "headers": {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}},
         {"include-path": "/health/ready", "checks": allow_5xx(503)},
+        {"include-path": "/metrics", "headers": {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}},
     ]}
     code, output, cases = run_schemathesis(request, tmp_path, gateway, "gateway", config, "^/(v1|health|metrics)")
     assert cases > 0, output
