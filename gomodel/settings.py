@@ -159,6 +159,8 @@ for _key in GOMODEL_ENCRYPTION_KEYS:
         raise ImproperlyConfigured("GOMODEL_ENCRYPTION_KEYS holds a value that is not a Fernet key "
                                    "(32 url-safe base64-encoded bytes).") from None
 BODY_SIZE_LIMIT = env_int("BODY_SIZE_LIMIT", 10 * 1024 * 1024)
+# The same for everything Django serves (admin, dashboard, management API): 413 as the body streams in.
+DJANGO_BODY_SIZE_LIMIT = env_int("DJANGO_BODY_SIZE_LIMIT", 2_621_440)  # 2.5 MiB, Django's own form-data default
 # Upstream timeouts (seconds): connecting, and the whole wait for a response / next stream bytes.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_TIMEOUT = env_float("UPSTREAM_TIMEOUT", 600.0)
