@@ -189,7 +189,7 @@ FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
 ANTHROPIC_DEFAULT_MAX_TOKENS = env_int("ANTHROPIC_DEFAULT_MAX_TOKENS", 4096)
 
 # Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
-INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular"]
+INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular", "django_filters"]
 REST_FRAMEWORK = {
     # GOMODEL_MASTER_KEY or a staff user's DRF token, both as "Authorization: Bearer …" (or "Token …").
     "DEFAULT_AUTHENTICATION_CLASSES": ["gomodel.api.authentication.ManagementAuthentication"],
