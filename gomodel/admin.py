@@ -1,9 +1,9 @@
 from django.contrib import admin
 
 from accounting.models import AuditEntry
+from accounting.readonly_admin import ReadOnlyAdminMixin
 
 from . import provider_admin  # noqa: F401  (registers the provider config and model alias admins)
-from .readonly_admin import ReadOnlyAdminMixin
 
 
 @admin.register(AuditEntry)

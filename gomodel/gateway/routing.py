@@ -2,9 +2,9 @@
 provider listing the model; then the failover candidates that follow it."""
 
 from providers.base import Target
-from providers.registry import MISS_REFRESH_INTERVAL, ModelRegistry
 
 from .errors import NOT_FOUND, PROVIDER, GatewayError
+from .registry import MISS_REFRESH_INTERVAL, ModelRegistry
 
 
 def undecryptable(registry: ModelRegistry, model: str, provider: str | None) -> GatewayError | None:
