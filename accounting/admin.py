@@ -17,12 +17,12 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from .readonly_admin import ReadOnlyAdminMixin
-
+from . import money
+from .audited_admin import AuditedModelAdmin, actor
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
+from .readonly_admin import ReadOnlyAdminMixin
 from .reports import cost_string, today_utc
-from .audited_admin import AuditedModelAdmin, actor
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
 BUDGET_WARN = 0.8  # share of a budget from which the state shows a warning
@@ -327,7 +327,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
         cost = t["cost"]
         return [("requests", _n(t["requests"])), ("errors", _n(t["errors"])), ("prompt tokens", _n(t["prompt"])),
                 ("completion tokens", _n(t["completion"])), ("total tokens", _n(t["total"])),
-                ("cost (USD)", format(cost.normalize(), "f") if cost is not None else "unknown"),
+                ("cost (USD)", money.usd(cost) or "unknown"),
                 ("unpriced", f"{t['unpriced']} without a matching price")]
 
 
