@@ -5,6 +5,7 @@ clear every gateway's caches, so a change is live everywhere as soon as it commi
 
 from django.db import transaction
 
+from providers.catalogue import CATALOGUE
 from providers.models import ProviderConfig
 
 from .audit import record
@@ -130,7 +131,7 @@ def do_create_price(actor: str, data: dict) -> ModelPrice:
 # -- provider configs -------------------------------------------------------------------------------
 
 def check_provider_change(config: ProviderConfig, new_base_url: str, new_api_key: str | None,
-                          clears_key: bool = False) -> None:
+                          clears_key: bool = False, new_provider_type: str | None = None) -> None:
     """The rules for changing a stored provider: env-defined rows are changed in the environment; a new base
     URL needs the key again (else whoever may edit the URL could send the stored key to a host of theirs)."""
     if config.pk is None:
@@ -139,7 +140,8 @@ def check_provider_change(config: ProviderConfig, new_base_url: str, new_api_key
         raise DomainError({"source": f"Provider '{config.name}' is defined by environment variables; change it "
                                      "there."})
     old_url = config.effective_base_url
-    new_url = (new_base_url or config.spec.default_base_url).rstrip("/")
+    spec = CATALOGUE.get(new_provider_type or config.provider_type, config.spec)
+    new_url = (new_base_url or spec.default_base_url).rstrip("/")
     if new_url != old_url and config.api_key_encrypted and not new_api_key and not clears_key:
         raise DomainError({"api_key": "Changing the base URL sends the stored key to the new host: send the API "
                                       "key again in the same request."})
@@ -162,7 +164,8 @@ def do_update_provider(actor: str, config: ProviderConfig, data: dict, clear_api
     """`api_key`: write-only; empty or missing keeps the stored one (unless `clear_api_key`)."""
     data = dict(data)
     api_key = data.pop("api_key", None) or None
-    check_provider_change(config, data.get("base_url", config.base_url), api_key, clear_api_key)
+    check_provider_change(config, data.get("base_url", config.base_url), api_key, clear_api_key,
+                          data.get("provider_type"))
     changes = _apply(config, data)
     extra = []
     if api_key:

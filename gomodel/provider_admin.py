@@ -95,7 +95,7 @@ class ProviderConfigForm(forms.ModelForm):
             stored = ProviderConfig.objects.get(pk=self.instance.pk)  # the instance already holds the new values
             try:
                 services.check_provider_change(stored, cleaned["base_url"], cleaned.get("api_key"),
-                                               bool(cleaned.get("clear_api_key")))
+                                               bool(cleaned.get("clear_api_key")), spec.key)
             except services.DomainError as exc:
                 for name, message in exc.errors.items():
                     self.add_error(name if name in self.fields else None, message)

@@ -141,3 +141,16 @@ def test_a_plain_token_without_staff_is_refused(db, plain_user_token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {plain_user_token}")
     assert client.get("/api/v1/tenants/").status_code == 403
+
+
+def test_a_new_type_that_moves_the_default_host_needs_the_key_too(master_api, db):
+    config = ProviderConfig(name="plain", provider_type="openai", base_url="")  # follows the catalogue default
+    config.set_api_key(ADMIN_KEY)
+    config.save()
+    response = master_api.patch(f"/api/v1/providers/{config.pk}/", {"provider_type": "groq"}, format="json")
+    assert response.status_code == 400 and "api_key" in response.json()
+    response = master_api.patch(f"/api/v1/providers/{config.pk}/", {"provider_type": "groq", "api_key": "gsk-1234"},
+                                format="json")
+    assert response.status_code == 200
+    response = master_api.patch(f"/api/v1/providers/{config.pk}/", {"model_list": "a,b"}, format="json")
+    assert response.status_code == 200  # nothing that moves the key: no key needed
