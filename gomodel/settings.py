@@ -240,3 +240,12 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic
 WHITENOISE_AUTOREFRESH = DEBUG
 DASHBOARD_SCAN_LIMIT = env_int("DASHBOARD_SCAN_LIMIT", 50_000)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise also serves a collectstatic there, if one was run
+
+# The placeholders of .env.production.example are public: refuse them as real secrets (outside DEBUG).
+if not DEBUG:
+    for _name, _value in [("DJANGO_SECRET_KEY", SECRET_KEY), ("GOMODEL_MASTER_KEY", GOMODEL_MASTER_KEY),
+                          ("METRICS_TOKEN", METRICS_TOKEN), *[("GOMODEL_ENCRYPTION_KEYS", k) for k in
+                                                             GOMODEL_ENCRYPTION_KEYS]]:
+        if _value.upper().replace("-", "").startswith("CHANGEME"):
+            raise ImproperlyConfigured(f"{_name} is still the placeholder of .env.production.example; set a "
+                                       "random value.")

@@ -3,6 +3,7 @@ encryption key under var/ (0600, reused); the public default secret is refused o
 local by default; the documented production environment passes `check --deploy` without a warning."""
 
 import os
+import secrets
 import stat
 import subprocess
 import sys
@@ -70,14 +71,28 @@ def test_allowed_hosts_are_local_unless_debug_or_set(tmp_path):
     assert run_settings(tmp_path, code, DJANGO_ALLOWED_HOSTS="gw.example.com").stdout.strip() == "gw.example.com"
 
 
-def production_env() -> dict:
+def production_env(fill_placeholders=True) -> dict:
+    """The documented production environment, with its CHANGE-ME placeholders replaced as a deployer
+    must (random values of the same form)."""
     env = {}
     for line in (REPO / ".env.production.example").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, value = line.partition("=")
             env[name.strip()] = value.strip()
+    if fill_placeholders:
+        for name, value in env.items():
+            if name == "GOMODEL_ENCRYPTION_KEYS":
+                env[name] = Fernet.generate_key().decode()
+            elif "CHANGE-ME" in value:
+                env[name] = value.replace("CHANGE-ME", secrets.token_urlsafe(8))
     return env
+
+
+def test_the_production_placeholders_are_refused(tmp_path):
+    env = production_env(fill_placeholders=False)
+    refused = run_settings(tmp_path, "", **{k: v for k, v in env.items() if k != "DATABASE_URL"})
+    assert refused.returncode != 0 and "placeholder" in refused.stderr
 
 
 def test_check_deploy_is_clean_with_the_documented_production_env(tmp_path):
