@@ -92,7 +92,7 @@ class ProviderConfigForm(forms.ModelForm):
         if spec and spec.needs_key and not has_key:
             self.add_error("api_key", f"{spec.label} needs an API key.")
         if self.instance.pk is not None and spec and "base_url" in cleaned:
-            stored = ProviderConfig.objects.get(pk=self.instance.pk)  # the instance already holds the new values
+            stored = ProviderConfig.objects.get(pk=self.instance.pk)  # the row as stored, not as being edited
             try:
                 services.check_provider_change(stored, cleaned["base_url"], cleaned.get("api_key"),
                                                bool(cleaned.get("clear_api_key")), spec.key)
