@@ -44,10 +44,12 @@ def input_items(value) -> list[dict]:
     return [dict(item) for item in value]
 
 
-def with_ids(items: list[dict]) -> list[dict]:
-    """Items as GET …/input_items lists them: each with an id (messages get `msg_…` when they had none)."""
+def listed_items(items: list[dict], response_id: str) -> list[dict]:
+    """Items as GET …/input_items lists them: messages with content parts, each item with an id. Items
+    sent without one get an id derived from the response and their position, so pages stay stable."""
     out = []
-    for item in items:
+    stem = response_id.split("_", 1)[-1]
+    for i, item in enumerate(items):
         item = dict(item)
         if item.get("type") is None and "role" in item:
             item["type"] = "message"
@@ -55,8 +57,9 @@ def with_ids(items: list[dict]) -> list[dict]:
             kind = "output_text" if item.get("role") == "assistant" else "input_text"
             item["content"] = [{"type": kind, "text": item["content"]}]
         if not item.get("id"):
-            prefixes = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
-            item["id"] = new_id(prefixes.get(item.get("type"), "item"))
+            prefix = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}.get(item.get("type"),
+                                                                                                 "item")
+            item["id"] = f"{prefix}_{stem}_{i}"
         out.append(item)
     return out
 
@@ -490,9 +493,10 @@ class NativeStreamReader:
 
     TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
-    def __init__(self, response_id: str, provider: str):
+    def __init__(self, response_id: str, provider: str, previous_response_id: str | None = None):
         self.response_id = response_id
         self.provider = provider
+        self.previous_response_id = previous_response_id
         self.usage: Usage | None = None
         self.output: list[dict] = []
         self.status: str | None = None
@@ -519,6 +523,7 @@ class NativeStreamReader:
         if isinstance(response, dict):
             response["id"] = self.response_id
             response["provider"] = self.provider
+            response["previous_response_id"] = self.previous_response_id
             if kind in self.TERMINAL:
                 self.status = response.get("status") or kind.rsplit(".", 1)[-1]
                 self.usage = usage_from_responses(response.get("usage"))
