@@ -137,6 +137,8 @@ def to_chat_messages(instructions, items: list[dict], strict: bool = True) -> li
         elif kind == "function_call":
             call = {"id": item.get("call_id") or item.get("id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
+            if isinstance(item.get("extra_content"), dict):  # Gemini's thought signature, handed back
+                call["extra_content"] = item["extra_content"]
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":  # text and calls of one turn: one message
                 last.setdefault("tool_calls", []).append(call)
@@ -233,7 +235,10 @@ def build_native_request(body: dict, items: list[dict], target: Target, model: s
     out.pop("provider", None)
     out.pop("previous_response_id", None)
     out["model"] = model
-    out["input"] = items
+    # `extra_content` (a Gemini thought signature on a call from an earlier, translated turn) is the
+    # gateway's own; OpenAI refuses unknown item fields.
+    out["input"] = [{k: v for k, v in item.items() if k != "extra_content"} if "extra_content" in item else item
+                    for item in items]
     headers = auth_headers(target)
     if stream:
         headers["accept"] = "text/event-stream"
@@ -316,8 +321,11 @@ def from_chat_response(chat: dict) -> tuple[list[dict], str, dict | None]:
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
-            output.append(_call_item(call.get("id") or new_id("call"), function.get("name") or "",
-                                     function.get("arguments") or ""))
+            item = _call_item(call.get("id") or new_id("call"), function.get("name") or "",
+                              function.get("arguments") or "")
+            if isinstance(call.get("extra_content"), dict):
+                item["extra_content"] = call["extra_content"]
+            output.append(item)
     reason = INCOMPLETE_REASONS.get(choice.get("finish_reason"))
     if reason is not None:
         return output, "incomplete", {"reason": reason}
@@ -459,6 +467,8 @@ class StreamTranslator:
                     self.calls[position] = index
                     events.append(added)
                 item = self.open[index]
+                if isinstance(call.get("extra_content"), dict):
+                    item["extra_content"] = call["extra_content"]
                 if function.get("name") and not item["name"]:
                     item["name"] = function["name"]
                 arguments = function.get("arguments")
@@ -480,10 +490,10 @@ class StreamTranslator:
         return events + [self._event("response.completed",
                                      response=self._response("completed", usage_to_responses(usage)))]
 
-    def fail(self, message: str, code: str, usage: Usage | None = None) -> list[dict]:
-        """The stream broke: the items so far stay as they were, the response ends as failed."""
-        return [self._event("response.failed", response=self._response(
-            "failed", usage_to_responses(usage), error={"code": code, "message": message}))]
+    def fail(self, message: str, code: str, usage: Usage | None = None) -> dict:
+        """The stream broke: the terminal event; the items finished so far are in its output."""
+        return self._event("response.failed", response=self._response(
+            "failed", usage_to_responses(usage), error={"code": code, "message": message}))
 
 
 class NativeStreamReader:
