@@ -64,8 +64,8 @@ def _validate_item(item, at: str):
     kind = item.get("type")
     if kind is None and "role" in item:
         kind = "message"
-    if not isinstance(kind, str):
-        _fail(f"{at}.type", "a string")
+    if not isinstance(kind, str) or not kind:
+        _fail(f"{at}.type", "a non-empty string")
     if kind == "message":
         if item.get("role") not in ROLES:
             _fail(f"{at}.role", "one of " + ", ".join(ROLES), code="invalid_value")

@@ -5,6 +5,7 @@ id is a 404, exactly like an id that never existed."""
 
 import asyncio
 import logging
+import re
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -20,6 +21,7 @@ from .usage_views import _query
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 100
+RESPONSE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # anything else (a NUL byte, 1 MB of text) names no response
 
 # Writes not finished yet, by response id: a read of that id in this process waits for its write, so
 # that a client asking for a response right after receiving it finds it. Registered before the answer
@@ -72,11 +74,13 @@ async def _written(response_id: str) -> None:
 
 
 def _not_found(response_id: str, param: str = "response_id") -> GatewayError:
-    return GatewayError(404, NOT_FOUND, f"No response with id '{response_id}' was found.", param=param,
+    return GatewayError(404, NOT_FOUND, f"No response with id '{response_id[:64]}' was found.", param=param,
                         code="response_not_found")
 
 
 async def _find(principal, response_id: str):
+    if not RESPONSE_ID.fullmatch(response_id):
+        return None
     await _written(response_id)
     return await sync_to_async(responses_store.find_response, thread_sensitive=True)(principal.tenant_id,
                                                                                       response_id)
@@ -100,6 +104,8 @@ async def retrieve_response(req: Request, response_id: str):
 
 async def delete_response(req: Request, response_id: str):
     req.auth = await get_runtime().keys.authenticate(req.headers)
+    if not RESPONSE_ID.fullmatch(response_id):
+        raise _not_found(response_id)
     await _written(response_id)
     deleted = await sync_to_async(responses_store.do_delete_response, thread_sensitive=True)(req.auth.tenant_id,
                                                                                              response_id)

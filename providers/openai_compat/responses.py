@@ -90,6 +90,8 @@ def _text_of(content) -> str:
 def _chat_parts(content, param: str, strict: bool) -> list[dict] | str:
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        return ""
     parts = []
     for j, part in enumerate(content):
         kind = part.get("type")
@@ -124,7 +126,9 @@ def to_chat_messages(instructions, items: list[dict], strict: bool = True) -> li
     if isinstance(instructions, str) and instructions:
         messages.append({"role": "system", "content": instructions})
     for i, item in enumerate(items):
-        kind = item.get("type") or ("message" if "role" in item else None)
+        kind = item.get("type")
+        if kind is None and "role" in item:
+            kind = "message"
         param = f"input[{i}]"
         if kind == "message":
             role = item.get("role")
