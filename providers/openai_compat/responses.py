@@ -363,7 +363,6 @@ class StreamTranslator:
         self.text_index: int | None = None
         self.reasoning_index: int | None = None
         self.finish_reason = None
-        self.text: list[str] = []  # all generated text, for an estimate should usage never come
 
     def _event(self, kind: str, **fields) -> dict:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -427,7 +426,6 @@ class StreamTranslator:
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             thought = delta.get("reasoning_content")
             if isinstance(thought, str) and thought:
-                self.text.append(thought)
                 if self.reasoning_index is None:
                     events.extend(self._close_all())
                     item = {"id": new_id("rs"), "type": "reasoning", "summary": [],
@@ -441,7 +439,6 @@ class StreamTranslator:
                                           output_index=self.reasoning_index, content_index=0, delta=thought))
             content = delta.get("content")
             if isinstance(content, str) and content:
-                self.text.append(content)
                 if self.text_index is None:
                     events.extend(self._close_all())
                     item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant",
@@ -477,7 +474,6 @@ class StreamTranslator:
                     item["name"] = function["name"]
                 arguments = function.get("arguments")
                 if isinstance(arguments, str) and arguments:
-                    self.text.append(arguments)
                     item["arguments"] += arguments
                     events.append(self._event("response.function_call_arguments.delta", item_id=item["id"],
                                               output_index=index, delta=arguments))
@@ -503,7 +499,7 @@ class StreamTranslator:
 class NativeStreamReader:
     """Reads a native upstream's Responses stream on its way to the client: renames the response to
     the gateway's id, names the provider, and keeps what accounting and storage need (usage, the
-    final output items, the text relayed so far)."""
+    final output items)."""
 
     TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
@@ -514,7 +510,6 @@ class NativeStreamReader:
         self.usage: Usage | None = None
         self.output: list[dict] = []
         self.status: str | None = None
-        self.text: list[str] = []
         self.sequence = 0
 
     @property
@@ -530,9 +525,6 @@ class NativeStreamReader:
             raise StreamError(str(event.get("message") or "upstream stream error"), code=event.get("code"))
         if isinstance(event.get("sequence_number"), int):
             self.sequence = event["sequence_number"] + 1
-        delta = event.get("delta")
-        if isinstance(delta, str) and kind and kind.endswith(".delta"):
-            self.text.append(delta)
         response = event.get("response")
         if isinstance(response, dict):
             response["id"] = self.response_id
