@@ -7,6 +7,7 @@ Shapes follow https://platform.openai.com/docs/api-reference/responses and the o
 ground truth for what an upstream sends.
 """
 
+import re
 import time
 import uuid
 
@@ -24,6 +25,9 @@ ECHOED_FIELDS = {
     "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
     "top_p": 1.0, "truncation": "disabled", "user": None,
 }
+
+
+MINTED_REASONING = re.compile(r"rs_[0-9a-f]{32}")  # what new_id("rs") makes
 
 
 def new_id(prefix: str) -> str:
@@ -65,11 +69,12 @@ def listed_items(items: list[dict], response_id: str) -> list[dict]:
 
 
 def replayable(items: list[dict]) -> list[dict]:
-    """Stored items sent again as input of a later turn. A reasoning item without encrypted content
-    is only a reference to the upstream's own storage, which another provider (or a store=false
-    upstream) does not have: it is left out."""
+    """Stored output sent again as input of a later turn. Reasoning the gateway itself turned into an
+    item (a translated provider's thoughts, id minted by `new_id`) is left out: no provider can take
+    another's thoughts back, and a native upstream would not know its id. A native upstream's own
+    reasoning items stay (OpenAI wants them next to the function calls they led to)."""
     return [item for item in items
-            if not (item.get("type") == "reasoning" and not item.get("encrypted_content"))]
+            if not (item.get("type") == "reasoning" and MINTED_REASONING.fullmatch(str(item.get("id"))))]
 
 
 # -- request: Responses -> chat completions --------------------------------------------------------

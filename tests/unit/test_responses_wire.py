@@ -250,12 +250,13 @@ def test_a_chat_completion_becomes_output_items():
     assert (status, incomplete) == ("incomplete", {"reason": "max_output_tokens"})
 
 
-def test_stored_items_are_listed_with_stable_ids_and_replayed_without_bare_reasoning():
+def test_stored_items_are_listed_with_stable_ids_and_replayed_without_translated_reasoning():
     items = wire.input_items("Hi") + [{"type": "function_call_output", "call_id": "c", "output": "x"}]
     listed = wire.listed_items(items, "resp_abc")
     assert [item["id"] for item in listed] == ["msg_abc_0", "fco_abc_1"]
     assert listed == wire.listed_items(items, "resp_abc")
-    output = [{"type": "reasoning", "id": "rs_1", "summary": []},
-              {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "e"},
-              {"type": "message", "id": "msg_1", "role": "assistant", "content": []}]
-    assert [item["id"] for item in wire.replayable(output)] == ["rs_2", "msg_1"]
+    minted = wire.from_chat_response({"choices": [{"message": {"reasoning_content": "Hmm", "content": "x"}}]})[0]
+    native = orjson.loads(recorded("xai/responses.json"))["output"]
+    assert [item["type"] for item in minted + native] == ["reasoning", "message", "reasoning", "message"]
+    kept = wire.replayable(minted + native)
+    assert [item["id"] for item in kept] == [minted[1]["id"], native[0]["id"], native[1]["id"]]
