@@ -162,3 +162,23 @@ def test_a_stream_that_breaks_ends_in_response_failed(client, provider, groq, up
     assert event["completion_tokens"] > 0
     with pytest.raises(openai.NotFoundError):  # a failed response is not stored
         client.responses.retrieve(failed.id)
+
+
+def test_a_client_hanging_up_mid_stream_is_recorded_once_as_499_and_not_stored(gateway, groq, upstream, tenant_key,
+                                                                               usage_events, client):
+    body = {"model": "groq/long-stream", "input": "Hi", "stream": True}
+    with httpx.stream("POST", f"{gateway}/v1/responses", json=body, timeout=10,
+                      headers={"Authorization": f"Bearer {tenant_key[2]}"}) as response:
+        lines = []
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                lines.append(line)
+            if len(lines) == 8:
+                break
+        request_id = response.headers["x-request-id"]
+    response_id = httpx.Response(200, content=lines[0][len("data: "):]).json()["response"]["id"]
+    [event] = usage_events(request_id, timeout=5.0)
+    assert (event["endpoint"], event["status"], event["error_type"]) == ("/v1/responses", 499, "client_disconnected")
+    assert event["usage_source"] == "estimated" and 0 < event["completion_tokens"] < 150
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(response_id)
