@@ -209,3 +209,29 @@ def test_another_tenant_cannot_read_or_delete_a_response(client, gateway, provid
         assert caught.value.body["type"] == "not_found_error"
         assert "Secret" not in str(caught.value.body)
     assert client.responses.retrieve(response.id).output_text == TEXT  # still there for its own tenant
+
+
+def test_an_xai_target_gets_the_responses_api_natively(client, make_provider, upstream, usage_events):
+    make_provider(name="xai", provider_type="xai", base_url=upstream.base_url, api_key="xai-upstream")
+    response = client.responses.create(model="xai/gpt-4o-mini", input="Hi")
+    assert response.output_text == TEXT and response.provider == "xai"
+    [sent] = upstream.responses_requests()
+    assert sent["headers"]["authorization"] == "Bearer xai-upstream" and upstream.chat_requests() == []
+    [event] = usage_events(None)
+    assert (event["provider_type"], event["prompt_tokens"], event["cached_tokens"]) == ("xai", 17, 4)
+
+
+def test_a_virtual_model_fails_over_from_a_native_to_a_translated_target(client, provider, groq, upstream,
+                                                                         usage_events, settings):
+    from providers.models import ModelAlias
+
+    settings.RETRY_MAX = 0
+    ModelAlias.objects.create(name="resilient", targets=[{"target": "openai/fail-500", "weight": 5},
+                                                         {"target": "groq/gpt-4o-mini", "weight": 1}])
+    raw = client.responses.with_raw_response.create(model="resilient", input="Hi")
+    response = raw.parse()
+    assert response.provider == "groq" and response.output_text == TEXT
+    assert [r["body"]["model"] for r in upstream.responses_requests() + upstream.chat_requests()] == [
+        "fail-500", "gpt-4o-mini"]
+    [event] = usage_events(raw.headers["x-request-id"])
+    assert [(a["provider"], a["status"]) for a in event["attempts"]] == [("openai", 502), ("groq", 200)]
