@@ -36,7 +36,8 @@ class Exchange:
 
     def build(self, adapter, target, model):
         if wire.supports_native(target):
-            return wire.build_native_request(self.body, self.items, target, model, self.stream)
+            history = self.items if self.body.get("previous_response_id") else None
+            return wire.build_native_request(self.body, history, target, model, self.stream)
         if self.chat_body is None:
             self.chat_body = wire.to_chat_body(self.body, self.items, self.stream)
         return adapter.build_chat_request(self.chat_body, target, model, self.stream)

@@ -14,6 +14,7 @@ import uuid
 import orjson
 
 from ..base import StreamError, Target, UpstreamError, UpstreamRequest, Usage, _int
+from .adapter import auth_headers
 
 # Provider types whose API serves POST /responses itself: the request goes there as is.
 NATIVE_PROVIDER_TYPES = frozenset(("openai", "xai"))
@@ -235,19 +236,20 @@ def to_chat_body(body: dict, items: list[dict], stream: bool) -> dict:
     return chat
 
 
-def build_native_request(body: dict, items: list[dict], target: Target, model: str, stream: bool) -> UpstreamRequest:
-    """The client's body as it came, with the upstream's model, the conversation expanded (the
-    gateway's response ids mean nothing upstream) and the gateway's own fields removed."""
-    from .adapter import auth_headers
-
+def build_native_request(body: dict, items: list[dict] | None, target: Target, model: str,
+                         stream: bool) -> UpstreamRequest:
+    """The client's body as it came, with the upstream's model and the gateway's own fields removed.
+    `items` (when a previous response is continued) replaces `input`: the conversation expanded,
+    since the gateway's response ids mean nothing upstream."""
     out = dict(body)
     out.pop("provider", None)
     out.pop("previous_response_id", None)
     out["model"] = model
-    # `extra_content` (a Gemini thought signature on a call from an earlier, translated turn) is the
-    # gateway's own; OpenAI refuses unknown item fields.
-    out["input"] = [{k: v for k, v in item.items() if k != "extra_content"} if "extra_content" in item else item
-                    for item in items]
+    if items is not None:
+        # `extra_content` (a Gemini thought signature on a call of an earlier, translated turn) is
+        # the gateway's own; OpenAI refuses unknown item fields.
+        out["input"] = [{k: v for k, v in item.items() if k != "extra_content"} if "extra_content" in item
+                        else item for item in items]
     headers = auth_headers(target)
     if stream:
         headers["accept"] = "text/event-stream"

@@ -49,10 +49,9 @@ def test_native_create_relays_the_upstream_answer_under_the_gateways_id(client, 
     [sent] = upstream.responses_requests()
     assert sent["headers"]["authorization"] == "Bearer sk-upstream-secret"
     body = sent["body"]
-    # As the client sent it: model kept (the upstream's name), fields untouched, the string input as an item.
-    assert body["model"] == "gpt-4o-mini" and body["instructions"] == "Be brief."
-    assert body["temperature"] == 0.5 and body["metadata"] == {"run": "1"}
-    assert body["input"] == [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}]
+    # As the client sent it: the upstream's model name, every field untouched.
+    assert body == {"model": "gpt-4o-mini", "input": "Hi", "instructions": "Be brief.", "temperature": 0.5,
+                    "metadata": {"run": "1"}}
     event = _event(usage_events, raw.headers["x-request-id"])
     assert (event["prompt_tokens"], event["completion_tokens"], event["cached_tokens"], event["usage_source"]) == (
         17, len(REPLY), 4, "reported")
@@ -105,8 +104,9 @@ def test_native_function_call_round_trip_with_previous_response_id(client, provi
     call = _round_trip(client, "tool-model")
     first, second = upstream.responses_requests()[:2]
     assert "previous_response_id" not in second["body"]  # the gateway's id means nothing upstream
+    assert first["body"]["input"] == "Weather in Paris?"
     assert second["body"]["input"] == [
-        first["body"]["input"][0],
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
         {"id": "fc_fake1", "type": "function_call", "status": "completed", "call_id": call.call_id,
          "name": "get_weather", "arguments": '{"city":"Paris"}'},
         {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'}]

@@ -222,6 +222,9 @@ def test_native_request_is_the_body_as_sent_with_model_and_context():
     assert orjson.loads(request.body) == {"model": "gpt-4o", "tools": [{"type": "web_search"}], "store": False,
                                           "input": [{"type": "function_call", "call_id": "c", "name": "f",
                                                      "arguments": "{}"}]}
+    alone = wire.build_native_request(body, None, target("openai"), "gpt-4o", stream=False)
+    assert orjson.loads(alone.body)["input"] == "Hi"  # no history: the input exactly as sent
+    assert alone.headers["accept"] == "application/json"
 
 
 def test_native_support_is_by_provider_type():
