@@ -235,3 +235,19 @@ def test_a_virtual_model_fails_over_from_a_native_to_a_translated_target(client,
         "fail-500", "gpt-4o-mini"]
     [event] = usage_events(raw.headers["x-request-id"])
     assert [(a["provider"], a["status"]) for a in event["attempts"]] == [("openai", 502), ("groq", 200)]
+
+
+def test_the_async_client(gateway, tenant_key, groq):
+    import asyncio
+
+    async def run():
+        async with openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key=tenant_key[2], max_retries=0) as client:
+            created = await client.responses.create(model="groq/gpt-4o-mini", input="Hi")
+            async with client.responses.stream(model="groq/gpt-4o-mini", input="Hi") as stream:
+                deltas = [event.delta async for event in stream if event.type == "response.output_text.delta"]
+                final = await stream.get_final_response()
+            return created, deltas, final, await client.responses.retrieve(created.id)
+
+    created, deltas, final, retrieved = asyncio.run(run())
+    assert created.output_text == final.output_text == "".join(deltas) == TEXT
+    assert retrieved.id == created.id and retrieved.output_text == TEXT
