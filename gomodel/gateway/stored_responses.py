@@ -4,6 +4,7 @@ GET /v1/responses/{id}/input_items. Every read is scoped to the caller's tenant:
 id is a 404, exactly like an id that never existed."""
 
 import asyncio
+import functools
 import logging
 import re
 
@@ -78,28 +79,40 @@ def _not_found(response_id: str, param: str = "response_id") -> GatewayError:
                         code="response_not_found")
 
 
-async def _find(principal, response_id: str):
+async def _read(principal, response_id: str, shape, param: str = "response_id"):
+    """The caller's stored response, passed through `shape` in the ORM's thread: what it does grows with
+    the stored conversation, so it stays off the event loop."""
     if not RESPONSE_ID.fullmatch(response_id):
-        return None
+        raise _not_found(response_id, param)
     await _written(response_id)
-    return await sync_to_async(responses_store.find_response, thread_sensitive=True)(principal.tenant_id,
-                                                                                      response_id)
+
+    def read():
+        stored = responses_store.find_response(principal.tenant_id, response_id)
+        if stored is None:
+            raise _not_found(response_id, param)
+        return shape(stored)
+
+    return await sync_to_async(read, thread_sensitive=True)()
+
+
+def _context(stored) -> list[dict]:
+    items = list(stored.input_items) + wire.replayable(stored.response.get("output") or [])
+    # The expanded request must stay within what one request may carry (and what the loop then handles).
+    if len(orjson.dumps(items)) > settings.BODY_SIZE_LIMIT:
+        raise invalid(f"The conversation of '{stored.id}' is larger than BODY_SIZE_LIMIT "
+                      f"({settings.BODY_SIZE_LIMIT} bytes); start a new one or send the items you need as input.",
+                      param="previous_response_id", code="context_too_large")
+    return items
 
 
 async def load_previous(principal, response_id: str) -> list[dict]:
-    """The context a continued conversation starts from: the stored input and output items."""
-    stored = await _find(principal, response_id)
-    if stored is None:
-        raise _not_found(response_id, param="previous_response_id")
-    return list(stored.input_items) + wire.replayable(stored.response.get("output") or [])
+    """The context a continued conversation starts from: the stored input and output items (one read)."""
+    return await _read(principal, response_id, _context, param="previous_response_id")
 
 
 async def retrieve_response(req: Request, response_id: str):
     req.auth = await get_runtime().keys.authenticate(req.headers)
-    stored = await _find(req.auth, response_id)
-    if stored is None:
-        raise _not_found(response_id)
-    await req.respond(200, orjson.dumps(stored.response))
+    await req.respond(200, await _read(req.auth, response_id, lambda stored: orjson.dumps(stored.response)))
 
 
 async def delete_response(req: Request, response_id: str):
@@ -125,25 +138,25 @@ def _page_params(req: Request) -> tuple[int, str, str | None]:
     return int(limit), order, query.get("after")
 
 
-async def list_input_items(req: Request, response_id: str):
-    req.auth = await get_runtime().keys.authenticate(req.headers)
-    limit, order, after = _page_params(req)
-    stored = await _find(req.auth, response_id)
-    if stored is None:
-        raise _not_found(response_id)
-    items = wire.listed_items(stored.input_items, response_id)
+def _item_page(limit: int, order: str, after: str | None, stored) -> bytes:
+    items = wire.listed_items(stored.input_items, stored.id)
     if order == "desc":
         items.reverse()
     if after is not None:
         ids = [item["id"] for item in items]
         if after not in ids:
-            raise invalid(f"'after' names no input item of response '{response_id}'.", param="after",
+            raise invalid(f"'after' names no input item of response '{stored.id}'.", param="after",
                           code="invalid_value")
         items = items[ids.index(after) + 1:]
     page = items[:limit]
-    await req.respond(200, orjson.dumps({
-        "object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit}))
+    return orjson.dumps({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                         "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit})
+
+
+async def list_input_items(req: Request, response_id: str):
+    req.auth = await get_runtime().keys.authenticate(req.headers)
+    limit, order, after = _page_params(req)
+    await req.respond(200, await _read(req.auth, response_id, functools.partial(_item_page, limit, order, after)))
 
 
 def routes(rest: str) -> dict | None:

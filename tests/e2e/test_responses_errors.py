@@ -18,6 +18,11 @@ def groq(make_provider, upstream):
     return make_provider(name="groq", provider_type="groq", base_url=upstream.base_url, api_key="gsk-upstream")
 
 
+def generation_requests(upstream):
+    """What reached the upstream's generation routes (its /models listing may be read any time)."""
+    return upstream.responses_requests() + upstream.chat_requests()
+
+
 def _post(gateway, key, body, **kwargs):
     return httpx.post(f"{gateway}/v1/responses", headers={"Authorization": f"Bearer {key}"}, json=body, timeout=10,
                       **kwargs)
@@ -78,7 +83,7 @@ def test_invalid_bodies_are_400_naming_the_field_and_reach_no_upstream(gateway, 
                                                                       usage_events, body, param):
     response = _post(gateway, tenant_key[2], body)
     _envelope(response, 400, "invalid_request_error", param=param)
-    assert upstream.requests == []
+    assert generation_requests(upstream) == []
     assert usage_events(None, expect=0, timeout=0.1) == []
 
 
@@ -92,7 +97,7 @@ def test_what_only_the_responses_api_can_do_is_400_on_a_translated_target(client
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model="groq/gpt-4o-mini", input="Hi", tools=[{"type": "web_search"}])
     assert caught.value.body["param"] == "tools[0]" and caught.value.body["code"] == "unsupported_value"
-    assert upstream.requests == [] and usage_events(None, expect=0, timeout=0.1) == []
+    assert generation_requests(upstream) == [] and usage_events(None, expect=0, timeout=0.1) == []
 
 
 def test_unknown_model_is_404(client, provider):
@@ -110,7 +115,7 @@ def test_unknown_response_ids_are_404(client, gateway, tenant_key, provider, ups
     with pytest.raises(openai.NotFoundError) as caught:
         client.responses.create(model="gpt-4o-mini", input="Hi", previous_response_id="resp_missing")
     assert caught.value.body["param"] == "previous_response_id"
-    assert upstream.requests == []
+    assert generation_requests(upstream) == []
     response = httpx.get(f"{gateway}/v1/responses/resp_x/other", timeout=10,
                          headers={"Authorization": f"Bearer {tenant_key[2]}"})
     _envelope(response, 404, "not_found_error", "route_not_found")
