@@ -187,3 +187,12 @@ def test_a_client_hanging_up_mid_stream_is_recorded_once_as_499_and_not_stored(g
     assert event["usage_source"] == "estimated" and 0 < event["completion_tokens"] < 150
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response_id)
+
+
+def test_a_conversation_larger_than_the_body_limit_is_not_continued(client, provider, upstream, settings):
+    first = client.responses.create(model="gpt-4o-mini", input="x" * 5000)
+    settings.BODY_SIZE_LIMIT = 4096
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input="And?")
+    assert (caught.value.body["param"], caught.value.body["code"]) == ("previous_response_id", "context_too_large")
+    assert len(generation_requests(upstream)) == 1
