@@ -153,5 +153,8 @@ def validate_responses(body: dict) -> None:
         _fail("metadata", f"an object of at most {MAX_METADATA_KEYS} string values")
     _field(body, "previous_response_id", lambda v: isinstance(v, str) and 0 < len(v) <= 64,
            "a response id (a string of at most 64 characters)")
+    if body.get("background") is True:  # the gateway answers while it waits; there is nothing to poll
+        raise invalid("'background' responses are not supported by the gateway; send background: false.",
+                      param="background", code="unsupported_value")
     _field(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
     _field(body, "user", _is_str, "a string")

@@ -78,6 +78,7 @@ def test_missing_and_wrong_keys_are_401(gateway, provider):
     ({"model": "gpt-4o-mini", "input": "Hi", "store": 1}, "store"),
     ({"model": "gpt-4o-mini", "input": "Hi", "metadata": {"k": 1}}, "metadata"),
     ({"model": "gpt-4o-mini", "input": "Hi", "previous_response_id": 7}, "previous_response_id"),
+    ({"model": "gpt-4o-mini", "input": "Hi", "background": True}, "background"),
 ])
 def test_invalid_bodies_are_400_naming_the_field_and_reach_no_upstream(gateway, provider, upstream, tenant_key,
                                                                       usage_events, body, param):
