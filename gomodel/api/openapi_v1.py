@@ -624,6 +624,8 @@ SCHEMAS = {
                       "RESPONSES_RETENTION_DAYS, readable by the same tenant only."},
             "previous_response_id": {"type": "string", "nullable": True, "minLength": 1, "maxLength": 64},
             "stream": {"type": "boolean", "nullable": True},
+            "background": {"type": "boolean", "nullable": True, "enum": [False, None],
+                           "description": "Background responses are not supported (400)."},
             "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
                          "type": "string", "minLength": 1, "nullable": True},
             "user": {"type": "string", "nullable": True},
