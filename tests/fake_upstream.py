@@ -188,6 +188,11 @@ class FakeUpstream(FakeServer):
             for i, piece in enumerate(REPLY):
                 if model == "break-stream" and i == 2:
                     raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
+                if model == "error-event" and i == 2:  # the upstream's own terminal failure
+                    await event("response.failed", response={**response("failed", []), "error": {
+                        "code": "server_error", "message": "The model failed to generate a response."}})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
                 await event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,
                             delta=piece, logprobs=[])
             text = "".join(REPLY)

@@ -197,3 +197,15 @@ def test_a_conversation_larger_than_the_body_limit_is_not_continued(client, prov
         client.responses.create(model="gpt-4o-mini", previous_response_id=first.id, input="And?")
     assert (caught.value.body["param"], caught.value.body["code"]) == ("previous_response_id", "context_too_large")
     assert len(generation_requests(upstream)) == 1
+
+
+def test_a_native_upstreams_own_response_failed_is_relayed_and_recorded(client, provider, upstream, usage_events):
+    with client.responses.stream(model="error-event", input="Hi") as stream:
+        events = list(stream)
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "server_error"
+    assert events[-1].response.id == events[0].response.id != "resp_fake0123456789"
+    [event] = usage_events(None)
+    assert (event["status"], event["error_type"], event["usage_source"]) == (502, "provider_error", "estimated")
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(events[-1].response.id)
