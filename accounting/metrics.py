@@ -40,9 +40,16 @@ DRAIN_SECONDS = Histogram("gomodel_usage_drain_batch_seconds", "Time to store on
 LAST_DRAIN_KEY_SUFFIX = ":last-drain"
 
 
-def observe_event(event: dict) -> None:
+OTHER_MODEL = "other"
+
+
+def observe_event(event: dict, known_model=None) -> None:
+    """Count one request. `known_model(provider, model)` says whether the model may be a label: a
+    tenant can send any `provider/<name>` upstream, and each new label value is a new time series."""
     provider = event.get("provider") or ""
     model = event.get("model") or ""
+    if known_model is not None and not known_model(provider, model):
+        model = OTHER_MODEL
     status = event.get("status") or 0
     REQUESTS.labels(provider, model, str(status)).inc()
     latency = event.get("latency_ms")

@@ -32,8 +32,9 @@ class UsageWriter:
     has it. Never raises.
     """
 
-    def __init__(self, get_redis, timeout: float = 5.0):
+    def __init__(self, get_redis, timeout: float = 5.0, known_model=None):
         self._get_redis = get_redis  # looked up per batch: the client may be replaced (tests, reconnects)
+        self._known_model = known_model  # which models /metrics may name (metrics.observe_event)
         self._timeout = timeout
         self._queue: list[tuple[bytes, str | None]] = []
         self._written: asyncio.Future | None = None
@@ -41,7 +42,7 @@ class UsageWriter:
 
     def emit(self, event: dict) -> asyncio.Future:
         try:
-            metrics.observe_event(event)
+            metrics.observe_event(event, self._known_model)
         except Exception:  # metrics must never cost an event
             log.exception("could not count usage event %s in the metrics", event.get("request_id"))
         self._queue.append((encode(event), event.get("request_id")))

@@ -123,6 +123,9 @@ PORT = env_int("PORT", 8080)
 GOMODEL_MASTER_KEY = os.environ.get("GOMODEL_MASTER_KEY", "")
 GOMODEL_ENCRYPTION_KEY = os.environ.get("GOMODEL_ENCRYPTION_KEY", "")
 BODY_SIZE_LIMIT = env_int("BODY_SIZE_LIMIT", 10 * 1024 * 1024)
+# A /v1 JSON body nested deeper, or holding more values and containers, is a 400 before it is parsed.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
+JSON_MAX_ITEMS = env_int("JSON_MAX_ITEMS", 100_000)
 # Upstream timeouts (seconds): connecting, and the whole wait for a response / next stream bytes.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_TIMEOUT = env_float("UPSTREAM_TIMEOUT", 600.0)

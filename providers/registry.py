@@ -147,6 +147,10 @@ class ModelRegistry:
                 return target
         return None
 
+    def knows(self, provider: str, model: str) -> bool:
+        """Whether `model` is on `provider`'s list (what /metrics may name; anything else is "other")."""
+        return model in self.models.get(provider, ())
+
     def split(self, model: str) -> tuple[Target, str] | None:
         """`provider/model`, when the prefix names a configured provider."""
         prefix, sep, rest = model.partition("/")

@@ -27,9 +27,9 @@ class Runtime:
         pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=64, timeout=5.0,
                                                         socket_connect_timeout=2.0, health_check_interval=30)
         self.redis = aioredis.Redis(connection_pool=pool)
-        self.usage = usage.UsageWriter(lambda: self.redis)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
+        self.usage = usage.UsageWriter(lambda: self.redis, known_model=self.registry.knows)
         self.breaker = CircuitBreaker()
         self._tasks: list[asyncio.Task] = []
 

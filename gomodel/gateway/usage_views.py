@@ -87,6 +87,7 @@ async def prometheus_metrics(req: Request):
     except Exception as exc:
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None
-    body, content_type = metrics.render(state, metrics.spool_events())
+    # Off the loop: rendering grows with the number of series (and, multi-process, reads their files).
+    body, content_type = await asyncio.to_thread(metrics.render, state, metrics.spool_events())
     await req.start(200, [(b"content-type", content_type.encode())])
     await req.finish(body)

@@ -1,23 +1,25 @@
 """Request-body checks for /v1/chat/completions: bad input is a 400 naming the field, before any
 upstream call. Fields the gateway does not know pass through untouched."""
 
-import orjson
-
 from .errors import invalid
 
 REASONING_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+# Model and provider names reach logs, error messages and the usage stream: bounded, one printable
+# token (no whitespace, no control characters). Real ids are well under 100 characters.
+NAME_MAX = 256
 
 
-def parse_json_object(raw: bytes) -> dict:
-    if not raw.strip():
-        raise invalid("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.", code="invalid_json")
-    return body
+def check_name(body: dict, name: str, required: bool) -> None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"'{name}' is required.", param=name, code="missing_required_parameter")
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f"'{name}' must be a non-empty string.", param=name, code="invalid_type")
+    if len(value) > NAME_MAX or not value.isprintable() or " " in value:
+        raise invalid(f"'{name}' must be at most {NAME_MAX} printable characters without spaces.", param=name,
+                      code="invalid_value")
 
 
 def _is_int(value) -> bool:
@@ -85,11 +87,7 @@ def _validate_message(message: dict, where: str) -> None:
 
 
 def validate_chat(body: dict) -> None:
-    model = body.get("model")
-    if model is None:
-        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
+    check_name(body, "model", required=True)
     messages = body.get("messages")
     if messages is None:
         raise invalid("'messages' is required.", param="messages", code="missing_required_parameter")
@@ -110,7 +108,7 @@ def validate_chat(body: dict) -> None:
     if isinstance(options, dict) and "include_usage" in options and not isinstance(options["include_usage"], bool):
         raise invalid("'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage",
                       code="invalid_type")
-    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
+    check_name(body, "provider", required=False)
     _check_type(body, "max_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
     _check_type(body, "max_completion_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
     _check_type(body, "temperature", _is_number, "a number")
@@ -136,11 +134,7 @@ def _is_token_list(value) -> bool:
 
 
 def validate_embeddings(body: dict) -> None:
-    model = body.get("model")
-    if model is None:
-        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
+    check_name(body, "model", required=True)
     if "input" not in body or body["input"] is None:
         raise invalid("'input' is required.", param="input", code="missing_required_parameter")
     value = body["input"]
@@ -151,7 +145,7 @@ def validate_embeddings(body: dict) -> None:
     if not ok:
         raise invalid("'input' must be a non-empty string, an array of strings, or token arrays.", param="input",
                       code="invalid_type")
-    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
+    check_name(body, "provider", required=False)
     _check_type(body, "dimensions", lambda v: _is_int(v) and v > 0, "a positive integer")
     _check_type(body, "encoding_format", lambda v: v in ("float", "base64"), "'float' or 'base64'")
     _check_type(body, "user", lambda v: isinstance(v, str), "a string")

@@ -4,7 +4,8 @@ import orjson
 import pytest
 
 from gomodel.gateway.errors import GatewayError
-from gomodel.gateway.validation import parse_json_object, validate_chat
+from gomodel.gateway.json_body import parse_json_object
+from gomodel.gateway.validation import validate_chat
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
