@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from .adapters import adapter_for
-from .base import Target, error_message
+from .base import Target, error_message, scrub_secrets
 from .catalogue import CATALOGUE, PROVIDER_CHOICES
 from .models import ModelAlias, ProviderConfig
 
@@ -78,7 +78,7 @@ def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | Non
             response = client.request(request.method, request.url, headers=request.headers)
         result.status = response.status_code
         if response.status_code != 200:
-            message, _, code = error_message(response.content, response.status_code)
+            message, _, code = error_message(response.content, response.status_code, target)
             result.error = message + (f" [{code}]" if code else "")
         else:
             result.models = adapter.parse_models(response.content)
@@ -88,8 +88,8 @@ def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | Non
     except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         result.error = f"the upstream's model list could not be read: {exc}"
     result.elapsed_ms = (time.perf_counter() - started) * 1000
-    if api_key:  # an upstream or a transport error must not echo the key back into the page
-        result.error = result.error.replace(api_key, "…")
+    # An upstream or a transport error must not echo the key (or anything like one) into the page.
+    result.error = scrub_secrets(result.error, api_key, target.base_url)
     return result
 
 

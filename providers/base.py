@@ -1,6 +1,8 @@
 """What every adapter shares: the upstream request, normalised usage, SSE framing, upstream errors."""
 
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -76,13 +78,46 @@ class StreamError(Exception):
     details: dict = field(default_factory=dict)
 
 
-def error_message(raw: bytes, status: int) -> tuple[str, str | None, str | None]:
-    """Pull (message, param, code) out of an upstream error body, whatever its dialect."""
+REDACTED = "[redacted]"
+# What looks like a credential in free text: an Authorization value, the usual API key shapes
+# (sk-…, sk_…, gsk_…, xai-…, AIza…), and any long unbroken base64/hex-like run.
+_CREDENTIALS = re.compile(
+    r"\b(?:bearer|basic|token)\s+[^\s\"',;]+"
+    r"|\b(?:sk|pk|rk|gsk|xai|api[-_]?key)[-_][A-Za-z0-9_\-]{8,}"
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"
+    r"|[A-Za-z0-9+/_\-]{32,}={0,2}",
+    re.IGNORECASE,
+)
+
+
+def scrub_secrets(text: str, api_key: str = "", base_url: str = "") -> str:
+    """`text` from or about an upstream, fit to show someone else: without the provider's key, anything
+    shaped like a credential, or the upstream's host name (the one scrubber; test-connection uses it too)."""
+    if api_key:
+        text = text.replace(api_key, REDACTED)
+    text = _CREDENTIALS.sub(REDACTED, text)
+    host = urlsplit(base_url).hostname if base_url else None
+    if host:
+        text = re.sub(re.escape(host), "[upstream host]", text, flags=re.IGNORECASE)
+    return text
+
+
+def error_message(raw: bytes, status: int, target: "Target | None" = None) -> tuple[str, str | None, str | None]:
+    """Pull (message, param, code) out of an upstream error body, whatever its dialect. With `target`,
+    the message is scrubbed of its key, credentials and host name (scrub_secrets) for showing on."""
+    message, param, code = _error_parts(raw, status, target)
+    if target is not None:
+        message = scrub_secrets(message[:4000], target.api_key, target.base_url)[:500]
+    return message, param, code
+
+
+def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str | None]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        text = raw.decode("utf-8", "replace").strip()
-        return (text[:500] or f"upstream answered HTTP {status}"), None, None
+        # Scrubbed (by the caller) before the cut to 500 characters, so no key is cut in half first.
+        text = raw[:4000].decode("utf-8", "replace").strip()
+        return (text if target is not None else text[:500]) or f"upstream answered HTTP {status}", None, None
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         message = err.get("message") or err.get("type") or f"upstream answered HTTP {status}"

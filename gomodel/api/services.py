@@ -16,7 +16,7 @@ from accounting.models import ApiKey, ModelPrice, Tenant
 from accounting.reports import parse_range, pending_events, today_utc, usage_report
 from accounting.services import do_create_api_key, do_create_tenant, do_revoke_api_key
 from providers.adapters import adapter_for
-from providers.base import Target, error_message
+from providers.base import Target, error_message, scrub_secrets
 from providers.models import ProviderConfig
 
 from .audit import record
@@ -177,11 +177,11 @@ def probe_provider(config: ProviderConfig, timeout: float | None = None) -> dict
             except Exception as exc:  # noqa: BLE001 — an unparseable listing is a test failure, not ours
                 result["error"] = f"Provider '{config.name}' sent a model list the gateway could not read ({exc})."
         else:
-            message, _, _ = error_message(response.content, response.status_code)
+            message, _, _ = error_message(response.content, response.status_code, target)
             result["error"] = f"HTTP {response.status_code}: {message}"
     result["latency_ms"] = round((time.perf_counter() - started) * 1000)
-    if result["error"] and target.api_key:
-        result["error"] = result["error"].replace(target.api_key, "…")  # never echo the provider's key
+    if result["error"]:  # never echo the provider's key (or anything like one)
+        result["error"] = scrub_secrets(result["error"], target.api_key, target.base_url)
     return result
 
 

@@ -6,7 +6,7 @@ import asyncio
 import httpx
 import orjson
 
-from providers.base import SSEDecoder, StreamError, Target, UpstreamError
+from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
@@ -119,7 +119,8 @@ async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecor
 
 def _stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
     if isinstance(exc, StreamError):
-        return f"Provider '{target.name}' failed mid-stream: {exc.message}", exc.code or "upstream_stream_error"
+        message = scrub_secrets(exc.message[:4000], target.api_key, target.base_url)[:500]
+        return f"Provider '{target.name}' failed mid-stream: {message}", exc.code or "upstream_stream_error"
     if isinstance(exc, httpx.TimeoutException):
         return f"Provider '{target.name}' stopped sending mid-stream (timeout).", "upstream_timeout"
     if isinstance(exc, ValueError):

@@ -89,7 +89,7 @@ def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
 
 def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayError:
     """Map an upstream's non-2xx answer to the gateway's envelope (see the README's error table)."""
-    message, param, code = error_message(raw, status)
+    message, param, code = error_message(raw, status, target)  # scrubbed: tenants must not see secrets
     if status == 429:
         retry_after = headers.get("retry-after")
         extra = [(b"retry-after", retry_after.encode())] if retry_after else []

@@ -1,5 +1,6 @@
 """providers.base: SSE framing, usage normalisation and upstream error bodies."""
 
+import orjson
 import pytest
 
 from providers.base import SSEDecoder, Usage, error_message
@@ -97,3 +98,32 @@ def test_error_message_other_shapes():
     assert error_message(b'{"message": "quota exceeded"}', 429) == ("quota exceeded", None, None)
     assert error_message(b"[1, 2]", 500) == ("upstream answered HTTP 500", None, None)
     assert error_message(b'{"error": {"type": "overloaded"}}', 503)[0] == "overloaded"
+
+
+def test_scrub_secrets_removes_keys_tokens_and_the_host():
+    from providers.base import REDACTED, scrub_secrets
+
+    text = ("proxy api.example.com:443 said: Authorization: Bearer abc.def.ghi refused; key my-plain-key-123 "
+            "sk-proj-abcdefghijkl gsk_0123456789abcdef AIzaSyA0123456789abcdefghijklmnop "
+            "ZXhhbXBsZV9pbnRlcm5hbF9zZWNyZXRfdG9rZW4xMjM0NTY3OA== 0123456789abcdef0123456789abcdef; try later")
+    clean = scrub_secrets(text, api_key="my-plain-key-123", base_url="https://API.example.com/v1")
+    for secret in ("example.com", "abc.def.ghi", "my-plain-key-123", "sk-proj", "gsk_", "AIza", "ZXhhbXBs",
+                   "0123456789abcdef0"):
+        assert secret not in clean, secret
+    assert clean.startswith("proxy [upstream host]:443 said:") and clean.endswith("; try later")
+    assert clean.count(REDACTED) == 7
+    # Ordinary prose, ids and numbers stay readable.
+    plain = "The model 'gpt-4o-mini' is overloaded (HTTP 503); retry in 2 s, request req_12ab."
+    assert scrub_secrets(plain, api_key="", base_url="") == plain
+
+
+def test_error_message_scrubs_for_a_target_before_cutting():
+    from providers.base import Target
+
+    target = Target(id=1, name="p", provider_type="openai", wire="openai", base_url="http://10.1.2.3:8000/v1",
+                    api_key="sk-live-0123456789")
+    raw = b"x " * 240 + b"at 10.1.2.3 with sk-live-0123456789 " + b"y " * 400
+    message, _, _ = error_message(raw, 502, target)
+    assert "10.1.2.3" not in message and "sk-live" not in message and len(message) <= 500
+    raw = orjson.dumps({"error": {"message": "bad key sk-live-0123456789 for 10.1.2.3", "code": "x"}})
+    assert error_message(raw, 400, target) == ("bad key [redacted] for [upstream host]", None, "x")
