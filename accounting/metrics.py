@@ -33,6 +33,8 @@ UPSTREAM_ERRORS = Counter("gomodel_upstream_errors", "Requests that ended in an 
 TOKENS = Counter("gomodel_tokens", "Tokens by provider, model and kind (prompt/completion).",
                  ["provider", "model", "kind"])
 SPOOLED = Counter("gomodel_usage_events_spooled", "Usage events written to the local spool (Redis unavailable).")
+DROPPED = Counter("gomodel_usage_events_dropped", "Usage events lost: Redis unavailable and the spool full "
+                  "(USAGE_SPOOL_MAX_BYTES).")
 DRAINED = Counter("gomodel_usage_events_drained", "Usage events stored by the drain (duplicates excluded).")
 DRAIN_SECONDS = Histogram("gomodel_usage_drain_batch_seconds", "Time to store one batch of usage events.",
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -94,24 +96,20 @@ async def stream_state(redis) -> dict:
 def spool_events() -> int:
     from . import usage
 
-    path = settings.USAGE_SPOOL_PATH
-    try:
-        if not os.path.getsize(path):
-            return 0
-    except OSError:
-        return 0
     return usage.spool_size()
 
 
 class _Snapshot:
     """A collector that reports values read just before the scrape."""
 
-    def __init__(self, state: dict | None, spool: int):
-        self.state, self.spool = state, spool
+    def __init__(self, state: dict | None, spool: int, spool_bytes: int = 0):
+        self.state, self.spool, self.spool_bytes = state, spool, spool_bytes
 
     def collect(self):
         yield GaugeMetricFamily("gomodel_usage_spool_events", "Usage events waiting in the local spool.",
                                 value=self.spool)
+        yield GaugeMetricFamily("gomodel_usage_spool_bytes", "Size of the local spool (its cap is "
+                                "USAGE_SPOOL_MAX_BYTES).", value=self.spool_bytes)
         if self.state is None:
             yield GaugeMetricFamily("gomodel_usage_redis_up", "Whether the usage stream's Redis answered.", value=0)
             return
@@ -129,7 +127,7 @@ class _Snapshot:
                                     value=last.get("at", 0))
 
 
-def render(state: dict | None, spool: int) -> tuple[bytes, str]:
+def render(state: dict | None, spool: int, spool_bytes: int = 0) -> tuple[bytes, str]:
     """The exposition text: this process's (or every process's) metrics plus the snapshot gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -142,5 +140,5 @@ def render(state: dict | None, spool: int) -> tuple[bytes, str]:
 
         body = generate_latest(REGISTRY)
     snapshot = CollectorRegistry()
-    snapshot.register(_Snapshot(state, spool))
+    snapshot.register(_Snapshot(state, spool, spool_bytes))
     return body + generate_latest(snapshot), CONTENT_TYPE_LATEST

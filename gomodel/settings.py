@@ -134,6 +134,8 @@ MODEL_REFRESH_INTERVAL = env_float("MODEL_REFRESH_INTERVAL", 300.0)
 AUTH_CACHE_TTL = env_float("AUTH_CACHE_TTL", 60.0)
 USAGE_STREAM = os.environ.get("USAGE_STREAM", "gomodel:usage")
 USAGE_SPOOL_PATH = Path(os.environ.get("USAGE_SPOOL_PATH", VAR_DIR / "usage-spool.jsonl"))
+# Beyond this the spool drops events (an error log line and gomodel_usage_events_dropped say so).
+USAGE_SPOOL_MAX_BYTES = env_int("USAGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
 INVALIDATION_CHANNEL = os.environ.get("INVALIDATION_CHANNEL", "gomodel:invalidate")
 
 LOGGING = {

@@ -74,7 +74,7 @@ class Runtime:
     async def _replay_spool_periodically(self):
         while True:
             await asyncio.sleep(5.0)
-            if settings.USAGE_SPOOL_PATH.exists() and settings.USAGE_SPOOL_PATH.stat().st_size:
+            if usage.spool_bytes():
                 try:
                     await asyncio.to_thread(_replay_spool)
                 except Exception as exc:

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounting import metrics
+from accounting import usage as usage_spool
 from accounting.reports import ReportError, parse_range, pending_events, resolve_tenant, today_utc, usage_report
 
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
@@ -88,6 +89,7 @@ async def prometheus_metrics(req: Request):
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None
     # Off the loop: rendering grows with the number of series (and, multi-process, reads their files).
-    body, content_type = await asyncio.to_thread(metrics.render, state, metrics.spool_events())
+    spool = (metrics.spool_events(), usage_spool.spool_bytes())  # O(1) each
+    body, content_type = await asyncio.to_thread(metrics.render, state, *spool)
     await req.start(200, [(b"content-type", content_type.encode())])
     await req.finish(body)
