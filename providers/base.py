@@ -138,21 +138,32 @@ def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str 
 
 
 class SSEDecoder:
-    """Splits a byte stream into server-sent events: (event name or None, data bytes)."""
+    """Splits a byte stream into server-sent events: (event name or None, data bytes).
 
-    __slots__ = ("_buffer", "_event", "_data")
+    Linear in the stream: the buffer is a bytearray searched from where the last search stopped (a
+    long line arriving in many chunks was re-joined and re-split on every chunk), and a line or an
+    event longer than `max_event` bytes is a StreamError rather than unbounded memory.
+    """
 
-    def __init__(self):
-        self._buffer = b""
+    __slots__ = ("_buffer", "_scanned", "_event", "_data", "_size", "_max")
+
+    def __init__(self, max_event: int = 8 * 1024 * 1024):
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
         self._event = None
         self._data = []
+        self._size = 0  # bytes of data in the event being built
+        self._max = max_event
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         events = []
-        buffer = self._buffer + chunk
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        for line in lines:
+        buffer = self._buffer
+        buffer += chunk
+        start = 0
+        newline = buffer.find(b"\n", self._scanned)
+        while newline >= 0:
+            line = bytes(buffer[start:newline])
+            start = newline + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
@@ -160,12 +171,27 @@ class SSEDecoder:
                     events.append((self._event, b"\n".join(self._data)))
                 self._event = None
                 self._data = []
+                self._size = 0
             elif line.startswith(b"data:"):
-                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+                data = line[6:] if line[5:6] == b" " else line[5:]
+                self._size += len(data) + 1
+                if self._size > self._max:
+                    raise self._too_large()
+                self._data.append(data)
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode()
             # comments (":") and other fields (id, retry) are of no use to a relay
+            newline = buffer.find(b"\n", start)
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer)
+        if self._scanned > self._max:
+            raise self._too_large()
         return events
+
+    def _too_large(self) -> StreamError:
+        return StreamError(f"the upstream sent a stream event larger than {self._max} bytes",
+                           code="upstream_response_too_large")
 
     def close(self) -> list[tuple[str | None, bytes]]:
         """Flush a final event that had no blank line after it."""

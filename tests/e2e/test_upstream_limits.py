@@ -59,3 +59,50 @@ def test_mid_stream_upstream_error_is_scrubbed(gateway, provider, tenant_key, up
     assert status == 200 and error["type"] == "provider_error"
     assert "denied for [redacted]" in error["message"]
     assert SECRET not in error["message"] and "127.0.0.1" not in error["message"]
+
+
+# -- item 5: bounded upstream inputs ----------------------------------------------------------------
+
+def test_an_oversized_upstream_answer_is_502(post, provider, upstream, usage_events, settings):
+    settings.UPSTREAM_MAX_BODY_BYTES = 1024 * 1024
+    response = post({"model": "openai/huge-body", "messages": HELLO, "huge_mib": 4})
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("provider_error", "upstream_response_too_large")
+    assert len(upstream.chat_requests()) == 1  # not retried: it would be as big again
+    [event] = usage_events(response.headers["x-request-id"])
+    assert (event["status"], event["error_type"]) == (502, "provider_error")
+    settings.UPSTREAM_MAX_BODY_BYTES = 8 * 1024 * 1024  # under the cap the same answer is read
+    response = post({"model": "openai/huge-body", "messages": HELLO, "huge_mib": 4})
+    assert response.json().get("error", {}).get("code") != "upstream_response_too_large", response.text[:300]
+
+
+def test_an_endless_stream_line_ends_the_stream_with_an_error_event(gateway, provider, tenant_key, usage_events,
+                                                                    settings):
+    settings.UPSTREAM_MAX_SSE_EVENT_BYTES = 1024 * 1024
+    status, lines = stream_lines(gateway, tenant_key, {"model": "openai/long-line", "messages": HELLO})
+    error = error_event(lines)
+    assert status == 200 and (error["type"], error["code"]) == ("provider_error", "upstream_response_too_large")
+    [event] = usage_events()
+    assert (event["status"], event["error_type"]) == (502, "provider_error")
+
+
+def test_a_stream_past_the_deadline_ends_with_a_504_error_event(gateway, provider, tenant_key, usage_events,
+                                                                 settings):
+    settings.UPSTREAM_DEADLINE = 1.0  # the fake trickles a chunk every 50 ms for 10 s
+    started = time.perf_counter()
+    status, lines = stream_lines(gateway, tenant_key, {"model": "openai/trickle", "messages": HELLO})
+    assert time.perf_counter() - started < 4.0
+    error = error_event(lines)
+    assert status == 200 and (error["type"], error["code"]) == ("provider_error", "upstream_deadline")
+    assert len(lines) > 5  # what came before the deadline was relayed
+    [event] = usage_events()
+    assert (event["status"], event["error_type"], event["usage_source"]) == (504, "provider_error", "estimated")
+
+
+def test_a_non_streaming_call_past_the_deadline_is_504(post, provider, upstream, usage_events, settings):
+    settings.UPSTREAM_DEADLINE = 1.0
+    settings.RETRY_MAX = 0
+    response = post({"model": "slow", "messages": HELLO})  # the fake sleeps 10 s before answering
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
