@@ -13,16 +13,12 @@ import logging
 import os
 import time
 
-import orjson
 from django.conf import settings
 
-from . import metrics
+from . import usage_metrics
+from .usage_event import StreamEvent, encode
 
 log = logging.getLogger(__name__)
-
-
-def encode(event: dict) -> bytes:
-    return orjson.dumps(event)
 
 
 class UsageWriter:
@@ -34,20 +30,15 @@ class UsageWriter:
     has it. Never raises.
     """
 
-    def __init__(self, get_redis, timeout: float = 5.0, known_model=None):
+    def __init__(self, get_redis, timeout: float = 5.0):
         self._get_redis = get_redis  # looked up per batch: the client may be replaced (tests, reconnects)
-        self._known_model = known_model  # which models /metrics may name (metrics.observe_event)
         self._timeout = timeout
         self._queue: list[tuple[bytes, str | None]] = []
         self._written: asyncio.Future | None = None
         self._flushing: set[asyncio.Task] = set()
 
-    def emit(self, event: dict) -> asyncio.Future:
-        try:
-            metrics.observe_event(event, self._known_model)
-        except Exception:  # metrics must never cost an event
-            log.exception("could not count usage event %s in the metrics", event.get("request_id"))
-        self._queue.append((encode(event), event.get("request_id")))
+    def emit(self, event: StreamEvent) -> asyncio.Future:
+        self._queue.append((encode(event), event.request_id))
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()
@@ -68,7 +59,7 @@ class UsageWriter:
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
             for payload, request_id in batch:
                 if spool(payload, request_id):
-                    metrics.SPOOLED.inc()
+                    usage_metrics.SPOOLED.inc()
                     _log_spooled(request_id, exc)
         finally:
             written.set_result(len(batch))
@@ -132,7 +123,7 @@ def spool(payload: bytes, request_id: str | None = None) -> bool:
     """Append one event to the spool; False (and said loudly) when the spool is full."""
     path = settings.USAGE_SPOOL_PATH
     if spool_bytes() + len(payload) + 1 > settings.USAGE_SPOOL_MAX_BYTES:
-        metrics.DROPPED.inc()
+        usage_metrics.DROPPED.inc()
         _log_dropped(request_id)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

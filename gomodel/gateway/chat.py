@@ -8,10 +8,10 @@ import orjson
 from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
-from providers.http_client import DeadlineExceeded
 
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
+from .http_client import DeadlineExceeded
 from .routing import candidates
 from .upstream import send_upstream, upstream_error
 from .usage_record import UsageRecord, recorded

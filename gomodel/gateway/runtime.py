@@ -9,11 +9,11 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from accounting import usage
-from providers.http_client import new_client
-from providers.registry import ModelRegistry
-from providers.resilience import CircuitBreaker
 
 from .auth import KeyCache
+from .http_client import new_client
+from .registry import ModelRegistry
+from .resilience import CircuitBreaker
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()
@@ -29,7 +29,7 @@ class Runtime:
         self.redis = aioredis.Redis(connection_pool=pool)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
-        self.usage = usage.UsageWriter(lambda: self.redis, known_model=self.registry.knows)
+        self.usage = usage.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self._tasks: list[asyncio.Task] = []
 

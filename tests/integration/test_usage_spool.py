@@ -10,7 +10,8 @@ import orjson
 import pytest
 import redis
 
-from accounting import metrics, usage
+from accounting import usage, usage_metrics
+from gomodel.gateway import metrics
 
 
 def event(n: int) -> bytes:
@@ -77,12 +78,12 @@ def test_spool_size_is_read_without_reading_the_spool(settings):
 
 def test_a_full_spool_drops_loudly(settings, redis_sync, caplog):
     settings.USAGE_SPOOL_MAX_BYTES = 10 * (len(event(10)) + 1)
-    dropped_before = metrics.DROPPED._value.get()
+    dropped_before = usage_metrics.DROPPED._value.get()
     with caplog.at_level(logging.ERROR, logger="accounting.usage"):
         kept = [usage.spool(event(n), f"req_spool_{n}") for n in range(10, 25)]
     assert kept == [True] * 10 + [False] * 5
     assert usage.spool_size() == 10 and usage.spool_bytes() <= settings.USAGE_SPOOL_MAX_BYTES
-    assert metrics.DROPPED._value.get() - dropped_before == 5
+    assert usage_metrics.DROPPED._value.get() - dropped_before == 5
     assert any("DROPPED" in r.getMessage() and "USAGE_SPOOL_MAX_BYTES" in r.getMessage() for r in caplog.records)
     assert usage.replay_spool(redis_sync) == 10  # what was kept is replayed; the spool has room again
     assert usage.spool(event(99))
@@ -90,7 +91,7 @@ def test_a_full_spool_drops_loudly(settings, redis_sync, caplog):
 
 def test_dropped_events_are_counted_on_metrics(settings):
     settings.USAGE_SPOOL_MAX_BYTES = 0
-    before = metrics.DROPPED._value.get()
+    before = usage_metrics.DROPPED._value.get()
     assert not usage.spool(event(1))
     body, _ = metrics.render(None, usage.spool_size(), usage.spool_bytes())
     assert f"gomodel_usage_events_dropped_total {before + 1}" in body.decode()
