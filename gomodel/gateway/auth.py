@@ -70,12 +70,14 @@ class KeyCache:
     """Two bounded LRUs: keys that exist, and keys that do not (kept NEGATIVE_TTL). Junk lands only
     in the second, so a flood of random keys can neither evict a tenant nor grow memory."""
 
-    def __init__(self, max_known: int = MAX_KNOWN, max_unknown: int = MAX_UNKNOWN, lookup=None):
+    def __init__(self, max_known: int = MAX_KNOWN, max_unknown: int = MAX_UNKNOWN, lookup=None,
+                 clock=time.monotonic):
         self._known: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._max_known, self._max_unknown = max_known, max_unknown
         self._lookup = lookup  # an async (key_hash) -> Principal | None; default: the DB, in the sync thread
         self._generation = 0  # bumped by clear(): a lookup that straddles a clear is not cached
+        self._clock = clock  # seconds, for the TTLs (tests pass their own)
 
     def clear(self):
         self._known.clear()
@@ -91,7 +93,7 @@ class KeyCache:
         if master and hmac.compare_digest(key.encode(), master.encode()):
             return MASTER
         key_hash = hash_key(key)
-        now = time.monotonic()
+        now = self._clock()
         entry = self._known.get(key_hash)
         if entry is not None and entry[1] >= now:
             self._known.move_to_end(key_hash)

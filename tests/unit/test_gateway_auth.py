@@ -190,6 +190,17 @@ def test_a_flood_of_random_keys_does_not_evict_a_real_one(acme, django_assert_nu
     assert looked_up[-1] == hash_key(first_junk)
 
 
+def test_unknown_keys_are_rechecked_after_the_negative_ttl(acme, django_assert_num_queries):
+    now = [1000.0]
+    cache = KeyCache(clock=lambda: now[0])
+    rejected(cache, "sk_gom_not_yet")
+    with django_assert_num_queries(0):
+        rejected(cache, "sk_gom_not_yet")
+    now[0] += 5.1  # NEGATIVE_TTL later, without sleeping
+    with django_assert_num_queries(1):
+        rejected(cache, "sk_gom_not_yet")
+
+
 def test_junk_through_the_real_database_evicts_only_junk(acme, django_assert_num_queries):
     _, key, plaintext = acme
     cache = KeyCache(max_unknown=50)
