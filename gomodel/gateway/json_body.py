@@ -4,8 +4,8 @@ orjson reads 1024 levels of nesting but writes only 255 (a deeper body was a 500
 on), and 9 MiB of `{}` costs ~300 MB of Python objects once parsed. So a body nested deeper than
 JSON_MAX_DEPTH or holding more than JSON_MAX_ITEMS containers and elements is a 400 before any work.
 
-Cost (measured, README "JSON limits"): a typical request has fewer brackets than the depth limit,
-which three C-level `bytes.count` calls show (~2 µs for 2 kB); a body with more brackets (tools with
+Cost (measured): a typical request has fewer brackets than the depth limit, which one C-level
+`bytes.translate` shows (~1 µs for 2 kB, about what orjson.loads of it costs); a body with more brackets (tools with
 JSON schemas) pays for a scan with strings cut out, all in C (split/join or one regex, one translate,
 one accumulate over the brackets alone): about as much again as orjson.loads of it.
 """
@@ -23,6 +23,7 @@ from .errors import invalid
 # keeps no backtracking state (a plain `(?:...)*` held ~500 MB for 6 MB of escaped quotes).
 _STRING = re.compile(rb'"[^"\\]*+(?:\\(?:.|\Z)[^"\\]*+)*+(?:"|\Z)', re.DOTALL)
 _OTHER_BYTES = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_NOT_OPEN_OR_COMMA = bytes(sorted(set(range(256)) - set(b"[{,")))
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
 
@@ -40,9 +41,9 @@ def check_json_shape(raw: bytes, max_depth: int | None = None, max_items: int | 
     """Raise a 400 if `raw` nests deeper than max_depth or holds more than max_items values."""
     max_depth = settings.JSON_MAX_DEPTH if max_depth is None else max_depth
     max_items = settings.JSON_MAX_ITEMS if max_items is None else max_items
-    opens = raw.count(b"{") + raw.count(b"[")
-    if opens <= max_depth and opens + raw.count(b",") <= max_items:
-        return  # upper bounds (brackets inside strings count too) already under both limits
+    marks = raw.translate(None, _NOT_OPEN_OR_COMMA)  # one C pass; for 2 kB, ~1 µs (3 counts: ~2-3 µs)
+    if len(marks) <= max_items and len(marks) - marks.count(b",") <= max_depth:
+        return  # upper bounds (brackets and commas inside strings count too) already under both limits
     bare = _outside_strings(raw)
     opens = bare.count(b"{") + bare.count(b"[")
     # Every value but the first in a container follows a comma; every container opens once.
