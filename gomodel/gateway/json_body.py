@@ -5,9 +5,9 @@ on), and 9 MiB of `{}` costs ~300 MB of Python objects once parsed. So a body ne
 JSON_MAX_DEPTH or holding more than JSON_MAX_ITEMS containers and elements is a 400 before any work.
 
 Cost (measured): a typical request has fewer brackets than the depth limit, which one C-level
-`bytes.translate` shows (~1 µs for 2 kB, about what orjson.loads of it costs); a body with more brackets (tools with
-JSON schemas) pays for a scan with strings cut out, all in C (split/join or one regex, one translate,
-one accumulate over the brackets alone): about as much again as orjson.loads of it.
+`bytes.translate` shows (~1 µs for 2 kB, about what orjson.loads of it costs); a body with more
+brackets (tools with JSON schemas) pays for a scan with strings cut out, all in C (split/join or one
+regex, one translate, one accumulate over the brackets alone): about twice orjson.loads of it.
 """
 
 import re
