@@ -142,7 +142,8 @@ class AiohttpClient:
     def _timeout(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=settings.UPSTREAM_DEADLINE,
                                      connect=settings.UPSTREAM_POOL_TIMEOUT + settings.UPSTREAM_CONNECT_TIMEOUT,
-                                     sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT, sock_read=settings.UPSTREAM_TIMEOUT)
+                                     sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT,
+                                     sock_read=settings.UPSTREAM_TIMEOUT)
 
     def _get_session(self) -> aiohttp.ClientSession:
         # Made on first use: a ClientSession belongs to the event loop that is running then.
