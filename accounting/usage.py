@@ -138,10 +138,10 @@ def spool(payload: bytes, request_id: str | None = None) -> bool:
             if current != os.fstat(fd).st_ino:
                 continue  # a replay moved the file away between our open and our lock: open the new one
             os.write(fd, payload + b"\n")
+            _add_to_count(1)  # still under the lock: a replay that has read this line has counted it too
         finally:
             os.close(fd)  # closing releases the lock
         break
-    _add_to_count(1)
     return True
 
 
