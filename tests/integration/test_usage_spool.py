@@ -96,3 +96,31 @@ def test_dropped_events_are_counted_on_metrics(settings):
     body, _ = metrics.render(None, usage.spool_size(), usage.spool_bytes())
     assert f"gomodel_usage_events_dropped_total {before + 1}" in body.decode()
     assert "gomodel_usage_spool_bytes 0.0" in body.decode()
+
+
+def test_concurrent_appends_and_replays_lose_nothing(redis_sync, settings):
+    """Writers in four threads while a fifth replays in a loop: every event reaches the stream once
+    (the file moved aside between a writer's open and its lock must not swallow a line)."""
+    done = threading.Event()
+
+    def write(worker):
+        for n in range(300):
+            assert usage.spool(event(worker * 1000 + n))
+
+    def replay():
+        while not done.is_set():
+            usage.replay_spool(redis_sync)
+
+    replayer = threading.Thread(target=replay)
+    replayer.start()
+    writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=30)
+    done.set()
+    replayer.join(timeout=30)
+    usage.replay_spool(redis_sync)
+    ids = stream_ids(redis_sync, settings)
+    assert len(ids) == 1200 and len(set(ids)) == 1200
+    assert usage.spool_size() == 0 and usage.spool_bytes() == 0
