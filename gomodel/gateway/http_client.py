@@ -72,8 +72,8 @@ def _httpx_error(exc: BaseException, waited: float | None = None) -> httpx.HTTPE
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return httpx.ReadTimeout(message)
     if isinstance(exc, TimeoutError):  # the total budget: aiohttp raises a bare TimeoutError for it
-        return DeadlineExceeded(f"the upstream call took longer than UPSTREAM_DEADLINE "
-                                f"({settings.UPSTREAM_DEADLINE:g} s)")
+        return DeadlineExceeded("the upstream call took longer than its overall time budget "
+                                f"(UPSTREAM_DEADLINE, {settings.UPSTREAM_DEADLINE:g} s, unless the caller set one)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return httpx.ConnectError(message)
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
