@@ -78,8 +78,14 @@ def gateway_server():
 
 @pytest.fixture
 def gateway(gateway_server, transactional_db):
-    """The base URL of a running gateway (uvicorn in a thread, sharing this test's database)."""
-    return gateway_server
+    """The base URL of a running gateway (uvicorn in a thread, sharing this test's database). Stored
+    responses are written in the background after the answer: they land before the database is flushed."""
+    yield gateway_server
+    from gomodel.gateway import stored_responses
+
+    deadline = time.monotonic() + 10
+    while stored_responses._writes and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture
