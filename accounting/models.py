@@ -1,5 +1,15 @@
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from .allowlists import AllowListError, validate_entries
+
+
+def validate_allowed_models(value):
+    try:
+        validate_entries(value)
+    except AllowListError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Tenant(models.Model):
@@ -9,6 +19,16 @@ class Tenant(models.Model):
     monthly_budget_usd = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True,
         help_text="Spend per UTC month the admin and dashboard warn about (80 %) and flag (100 %); empty: none.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True,
+                                            help_text="Requests per minute, all the tenant's keys together; empty: none.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True,
+                                            help_text="Tokens per minute, all the tenant's keys together; empty: none.")
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests in flight at once, all the tenant's keys together; empty: none.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, validators=[validate_allowed_models],
+        help_text="Models the tenant's keys may call: 'provider/model', 'provider/*' or a virtual model name; "
+                  "empty: all.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +48,11 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests in flight at once.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, validators=[validate_allowed_models],
+        help_text="Models this key may call: 'provider/model', 'provider/*' or a virtual model name; empty: "
+                  "all its tenant allows.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

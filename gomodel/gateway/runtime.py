@@ -14,6 +14,7 @@ from providers.registry import ModelRegistry
 from providers.resilience import CircuitBreaker
 
 from .auth import KeyCache
+from .limits import Limiter
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()
@@ -31,6 +32,7 @@ class Runtime:
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
         self.breaker = CircuitBreaker()
+        self.limits = Limiter(self.redis)
         self._tasks: list[asyncio.Task] = []
 
     def start_background(self):
@@ -38,6 +40,7 @@ class Runtime:
             asyncio.ensure_future(self._listen_invalidations()),
             asyncio.ensure_future(self._refresh_models_periodically()),
             asyncio.ensure_future(self._replay_spool_periodically()),
+            asyncio.ensure_future(self.limits.heartbeat_forever()),
         ]
 
     def invalidate(self, what: str):
@@ -84,6 +87,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         await self.http.aclose()
         await self.redis.aclose()
 

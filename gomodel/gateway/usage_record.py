@@ -115,4 +115,7 @@ async def recorded(req, runtime, record: UsageRecord):
         # A request refused before any upstream attempt (input the provider cannot take) is bad
         # input like any other 400: it records nothing.
         if record.attempts:
-            await runtime.usage.emit(record.event())
+            event = record.event()
+            if req.admission is not None:  # the rate limiter reconciles the tokens it reserved
+                req.admission.used = event["total_tokens"]
+            await runtime.usage.emit(event)

@@ -10,6 +10,7 @@ from django.conf import settings
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
+from .limits import visible_models
 from .runtime import get_runtime
 from .validation import parse_json_object, validate_chat, validate_embeddings
 
@@ -37,8 +38,9 @@ async def list_models(req: Request):
     req.auth = await runtime.keys.authenticate(req.headers)
     await runtime.registry.ensure_loaded()
     await runtime.registry.settled()
+    listing = visible_models(req.auth, runtime.registry, runtime.registry.listing())
     data = [{"id": f"{target.name}/{model}", "object": "model", "created": STARTED, "owned_by": target.name}
-            for target, model in runtime.registry.listing()]
+            for target, model in listing]
     await req.respond(200, orjson.dumps({"object": "list", "data": data}))
 
 
