@@ -89,7 +89,8 @@ def rate_headers(outcome: Outcome) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-def refusal(outcome: Outcome, headers) -> GatewayError:
+def refusal(outcome: Outcome) -> GatewayError:
+    """The 429; the x-ratelimit-* headers travel on the request (`req.extra_headers`), as on any answer."""
     scope, dimension = outcome.denied_scope, outcome.denied
     retry_ms = max(outcome.retry_ms, 1)
     message = (f"Rate limit exceeded: the {scope.label}'s {DIMENSION_TEXT[dimension]} limit "
@@ -98,8 +99,7 @@ def refusal(outcome: Outcome, headers) -> GatewayError:
         message += " This request reserves its prompt plus max_tokens until it ends."
     LIMITED.labels(scope.kind, dimension).inc()
     return GatewayError(429, RATE_LIMIT, message, code="rate_limit_exceeded", headers=[
-        (b"retry-after", str(math.ceil(retry_ms / 1000)).encode()), (b"retry-after-ms", str(retry_ms).encode()),
-        *headers])
+        (b"retry-after", str(math.ceil(retry_ms / 1000)).encode()), (b"retry-after-ms", str(retry_ms).encode())])
 
 
 class Admission:
@@ -167,10 +167,9 @@ class Limiter:
             self._failed(exc)
             return self._unavailable()
         outcome = read_outcome(scopes, raw)
-        headers = rate_headers(outcome)
-        req.extra_headers = headers
+        req.extra_headers = rate_headers(outcome)
         if not outcome.allowed:
-            raise refusal(outcome, headers)
+            raise refusal(outcome)
         admission = Admission(self, req.request_id, scopes)
         if any(s.concurrency is not None for s in scopes):
             self.in_flight[req.request_id] = admission

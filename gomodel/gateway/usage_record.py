@@ -116,6 +116,7 @@ async def recorded(req, runtime, record: UsageRecord):
         # input like any other 400: it records nothing.
         if record.attempts:
             event = record.event()
-            if req.admission is not None:  # the rate limiter reconciles the tokens it reserved
+            if req.admission is not None:  # reconcile the tokens the rate limiter reserved, now
                 req.admission.used = event["total_tokens"]
+                req.admission.finish()
             await runtime.usage.emit(event)

@@ -61,20 +61,30 @@ def _post(gateway, key, **body):
                       json=payload, timeout=10) as response:
         content = response.read()
         assert response.status_code == 200, content
-        return response.headers["x-request-id"]
+        return response.headers
 
 
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
-                                                       stream):
+                                                       stream, limited):
     key = tenant_key[2]
-    first = _post(gateway, key, stream=stream)  # cold: loads the key and the providers
+    if limited:  # every limit and an allow-list on, for the key and its tenant: still no thread hop, no query
+        tenant, row = tenant_key[0], tenant_key[1]
+        row.rpm_limit, row.tpm_limit, row.concurrency_limit = 1000, 1_000_000, 10
+        row.allowed_models = ["openai/*"]
+        row.save()
+        tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit = 1000, 1_000_000, 10
+        tenant.allowed_models = ["openai/gpt-4o-mini"]
+        tenant.save()
+    first = _post(gateway, key, stream=stream)["x-request-id"]  # cold: loads the key and the providers
     usage_events(first)
     assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
     time.sleep(0.2)  # let invalidations published by this test's own setup arrive before measuring
-    usage_events(_post(gateway, key, stream=stream))
+    usage_events(_post(gateway, key, stream=stream)["x-request-id"])
 
     counter.hops = counter.submits = counter.queries = 0
-    second = _post(gateway, key, stream=stream)
-    assert len(usage_events(second)) == 1
+    headers = _post(gateway, key, stream=stream)
+    assert len(usage_events(headers["x-request-id"])) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+    assert ("x-ratelimit-remaining-requests" in headers) is limited  # the limits were really checked
