@@ -84,9 +84,12 @@ def do_api_deactivate_tenant(actor: str, tenant: Tenant) -> Tenant:
 def do_api_create_key(actor: str, tenant: Tenant, data: dict) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext; the plaintext goes to the caller once and nowhere else."""
     key, plaintext = do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
-                                       tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"))
+                                       tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
+                                       concurrency=data.get("concurrency_limit"),
+                                       allowed_models=data.get("allowed_models"))
     record(actor, "create", key, {"tenant": tenant.pk, "prefix": key.prefix, "name": key.name,
                                   "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit,
+                                  "concurrency_limit": key.concurrency_limit, "allowed_models": key.allowed_models,
                                   "expires_at": key.expires_at})
     return key, plaintext
 
