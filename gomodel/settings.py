@@ -138,7 +138,7 @@ INVALIDATION_CHANNEL = os.environ.get("INVALIDATION_CHANNEL", "gomodel:invalidat
 LIMITS_FAIL_MODE = os.environ.get("LIMITS_FAIL_MODE", "open").strip().lower()
 if LIMITS_FAIL_MODE not in ("open", "closed"):
     raise ValueError(f"LIMITS_FAIL_MODE must be 'open' or 'closed', not {LIMITS_FAIL_MODE!r}")
-LIMITS_REDIS_TIMEOUT = env_float("LIMITS_REDIS_TIMEOUT", 0.25)
+LIMITS_REDIS_TIMEOUT = env_float("LIMITS_REDIS_TIMEOUT", 0.5)
 LIMITS_DEFAULT_MAX_TOKENS = env_int("LIMITS_DEFAULT_MAX_TOKENS", 1024)
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")

@@ -6,7 +6,7 @@ knows where a request would go: it drops the targets the key or tenant may not c
 left), then admits the request in ONE Redis round trip (accounting/ratelimits.py's ADMIT script, by
 EVALSHA), answering 429 when a limit is reached. On the way out, however the request ends, the token
 reservation is set to the reported usage and the concurrency slot is freed (SETTLE, fired without
-awaiting it). Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/3 per
+awaiting it). Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per
 process; a crashed process's slots expire after LIMITS_SLOT_TTL.
 
 A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
@@ -21,6 +21,7 @@ import time
 
 from django.conf import settings
 from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounting.allowlists import permitted
 from accounting.estimate import estimate_prompt_tokens
@@ -139,7 +140,8 @@ class Limiter:
     def _failed(self, exc: BaseException):
         REDIS_ERRORS.inc()
         now = time.monotonic()
-        self._down_until = now + 1.0  # don't make every request wait for a Redis that just failed
+        if isinstance(exc, (RedisConnectionError, OSError)):  # down: don't make every request try it for 1 s
+            self._down_until = now + 1.0
         if now - self._warned_at >= 60:
             self._warned_at = now
             log.warning("rate limits: Redis did not answer (%s: %s); LIMITS_FAIL_MODE=%s", type(exc).__name__,
@@ -191,7 +193,7 @@ class Limiter:
     async def heartbeat_forever(self):
         """Push forward the expiry of the slots this process holds (long streams outlive LIMITS_SLOT_TTL)."""
         while True:
-            await asyncio.sleep(max(settings.LIMITS_SLOT_TTL / 3, 0.05))
+            await asyncio.sleep(max(settings.LIMITS_SLOT_TTL / 4, 0.05))  # a late beat or two is tolerated
             live = list(self.in_flight.values())
             if not live:
                 continue
