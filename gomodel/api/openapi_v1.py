@@ -386,10 +386,12 @@ SCHEMAS = {
     },
     "core.ErrorType": {
         "type": "string",
+        "description": "The seed's values. The gateway also answers `permission_error` (403, a model outside the "
+                       "key's or tenant's allow-list), which the seed's enum does not list.",
         "enum": ["provider_error", "rate_limit_error", "invalid_request_error", "authentication_error",
-                 "not_found_error", "permission_error"],
+                 "not_found_error"],
         "x-enum-varnames": ["ErrorTypeProvider", "ErrorTypeRateLimit", "ErrorTypeInvalidRequest",
-                            "ErrorTypeAuthentication", "ErrorTypeNotFound", "ErrorTypePermission"],
+                            "ErrorTypeAuthentication", "ErrorTypeNotFound"],
     },
     "core.ImageURLContent": {
         "type": "object",

@@ -62,4 +62,6 @@ def test_schema_documents_the_fields(api):
         assert props["allowed_models"]["type"] == "array" and props["allowed_models"]["maxItems"] == 500
     usage = components["core.UsageReport"]
     assert "rate_limits" in usage["properties"]
-    assert "permission_error" in components["core.ErrorType"]["enum"]
+    chat = schema["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert "permission_error" in chat["403"]["description"] and "model_not_allowed" in chat["403"]["description"]
+    assert "x-ratelimit-remaining-tokens" in chat["200"]["headers"] and "retry-after-ms" in chat["429"]["headers"]
