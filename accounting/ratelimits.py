@@ -22,6 +22,7 @@ ADMIT  ARGV: request id, window ms, slot ttl ms, mode ('1' admit, '0' peek), the
        requests remaining, requests reset ms, tokens remaining, tokens reset ms, in flight}.
 SETTLE ARGV: request id, tokens actually used. KEYS: per scope tokv, conc. Sets the reservation to the
        real count while it is still in the window, and frees the concurrency slot.
+BATCH  several SETTLEs and ADMITs in one call (see below): what the gateway sends, once per event-loop tick.
 BEAT   ARGV: slot ttl ms, then one request id per KEY (a conc key): pushes live slots' expiry forward.
 """
 
@@ -32,17 +33,13 @@ import redis
 
 log = logging.getLogger(__name__)
 
-ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = ARGV[1]
-local window = tonumber(ARGV[2])
-local ttl = tonumber(ARGV[3])
-local admit = ARGV[4] == '1'
-local since = now - window
-local nscopes = #KEYS / 4
+CORE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
-local function expire_tokens(tok, tokv)
+local function expire_tokens(tok, tokv, since)
   local old = redis.call('ZRANGEBYSCORE', tok, '-inf', since, 'LIMIT', 0, 5000)
   while #old > 0 do
     local values = redis.call('HMGET', tokv, unpack(old))
@@ -57,107 +54,97 @@ local function expire_tokens(tok, tokv)
   return tonumber(redis.call('HGET', tokv, '~sum') or '0')
 end
 
-local function reset_in(zset)
+local function reset_in(zset, now, window)
   local newest = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
   if #newest == 0 then return 0 end
   return math.max(0, tonumber(newest[2]) + window - now)
 end
 
-local out = {}
-local needs = {}
-local denied, denied_scope, retry = '', 0, 0
-for s = 1, nscopes do
-  local req, tok, tokv, conc = KEYS[4*s-3], KEYS[4*s-2], KEYS[4*s-1], KEYS[4*s]
-  local rpm, tpm, cl = tonumber(ARGV[4*s+1]), tonumber(ARGV[4*s+2]), tonumber(ARGV[4*s+3])
-  local need = tonumber(ARGV[4*s+4])
-  local add = admit and 1 or 0
-  local r_rem, r_reset, t_rem, t_reset, flying = -1, 0, -1, 0, 0
-  if rpm >= 0 then
-    redis.call('ZREMRANGEBYSCORE', req, '-inf', since)
-    local used = redis.call('ZCARD', req)
-    r_rem = rpm - used
-    r_reset = reset_in(req)
-    if admit and used + 1 > rpm and denied == '' then
-      denied, denied_scope = 'requests', s
-      local oldest = redis.call('ZRANGE', req, 0, 0, 'WITHSCORES')
-      retry = #oldest > 0 and (tonumber(oldest[2]) + window - now) or window
+-- scopes: list of {req, tok, tokv, conc, rpm, tpm, cl, need}; limits -1 = none.
+-- Returns {allowed, denied dimension, denied scope, retry ms, then 5 values per scope}.
+local function admit_one(now, window, ttl, id, admit, scopes)
+  local since = now - window
+  local out = {}
+  local denied, denied_scope, retry = '', 0, 0
+  for s, sc in ipairs(scopes) do
+    local r_rem, r_reset, t_rem, t_reset, flying = -1, 0, -1, 0, 0
+    if sc.rpm >= 0 then
+      redis.call('ZREMRANGEBYSCORE', sc.req, '-inf', since)
+      local used = redis.call('ZCARD', sc.req)
+      r_rem = sc.rpm - used
+      if admit and used + 1 > sc.rpm and denied == '' then
+        denied, denied_scope = 'requests', s
+        local oldest = redis.call('ZRANGE', sc.req, 0, 0, 'WITHSCORES')
+        retry = #oldest > 0 and (tonumber(oldest[2]) + window - now) or window
+      end
+      if not admit or denied ~= '' then r_reset = reset_in(sc.req, now, window) end
     end
-  end
-  if tpm >= 0 then
-    local used = expire_tokens(tok, tokv)
-    if need > tpm then need = tpm end  -- a request larger than the limit waits for an empty window
-    t_rem = tpm - used
-    t_reset = reset_in(tok)
-    if admit and used + need > tpm and denied == '' then
-      denied, denied_scope = 'tokens', s
-      -- wait until enough of the oldest reservations have left the window
-      local entries = redis.call('ZRANGE', tok, 0, 999, 'WITHSCORES')
-      local freed = 0
-      retry = window
-      for i = 1, #entries, 2 do
-        freed = freed + (tonumber(redis.call('HGET', tokv, entries[i])) or 0)
-        if used - freed + need <= tpm then
-          retry = tonumber(entries[i+1]) + window - now
-          break
+    if sc.tpm >= 0 then
+      local used = expire_tokens(sc.tok, sc.tokv, since)
+      if sc.need > sc.tpm then sc.need = sc.tpm end  -- larger than the limit: waits for an empty window
+      t_rem = sc.tpm - used
+      if admit and used + sc.need > sc.tpm and denied == '' then
+        denied, denied_scope = 'tokens', s
+        -- wait until enough of the oldest reservations have left the window
+        local entries = redis.call('ZRANGE', sc.tok, 0, 999, 'WITHSCORES')
+        local freed = 0
+        retry = window
+        for i = 1, #entries, 2 do
+          freed = freed + (tonumber(redis.call('HGET', sc.tokv, entries[i])) or 0)
+          if used - freed + sc.need <= sc.tpm then
+            retry = tonumber(entries[i+1]) + window - now
+            break
+          end
         end
+      end
+      if not admit or denied ~= '' then t_reset = reset_in(sc.tok, now, window) end
+    end
+    if sc.cl >= 0 then
+      redis.call('ZREMRANGEBYSCORE', sc.conc, '-inf', now)
+      flying = redis.call('ZCARD', sc.conc)
+      if admit and flying + 1 > sc.cl and denied == '' then
+        denied, denied_scope, retry = 'concurrency', s, 1000
+      end
+    end
+    out[#out+1] = r_rem
+    out[#out+1] = r_reset
+    out[#out+1] = t_rem
+    out[#out+1] = t_reset
+    out[#out+1] = flying
+  end
+  local allowed = 0
+  if admit and denied == '' then
+    allowed = 1
+    for s, sc in ipairs(scopes) do
+      local base = 5 * (s - 1)
+      if sc.rpm >= 0 then
+        redis.call('ZADD', sc.req, now, id)
+        redis.call('PEXPIRE', sc.req, window + 1000)
+        out[base+1] = out[base+1] - 1
+        out[base+2] = window  -- the newest entry is this one
+      end
+      if sc.tpm >= 0 then
+        redis.call('ZADD', sc.tok, now, id)
+        redis.call('HSET', sc.tokv, id, sc.need)
+        redis.call('HINCRBY', sc.tokv, '~sum', sc.need)
+        redis.call('PEXPIRE', sc.tok, window + 1000)
+        redis.call('PEXPIRE', sc.tokv, window + 1000)
+        out[base+3] = out[base+3] - sc.need
+        out[base+4] = window
+      end
+      if sc.cl >= 0 then
+        redis.call('ZADD', sc.conc, now + ttl, id)
+        redis.call('PEXPIRE', sc.conc, ttl + 1000)
+        out[base+5] = out[base+5] + 1
       end
     end
   end
-  if cl >= 0 then
-    redis.call('ZREMRANGEBYSCORE', conc, '-inf', now)
-    flying = redis.call('ZCARD', conc)
-    if admit and flying + 1 > cl and denied == '' then
-      denied, denied_scope, retry = 'concurrency', s, 1000
-    end
-  end
-  needs[s] = need
-  out[#out+1] = r_rem
-  out[#out+1] = r_reset
-  out[#out+1] = t_rem
-  out[#out+1] = t_reset
-  out[#out+1] = flying
+  local result = {allowed, denied, denied_scope, math.max(0, retry)}
+  for i = 1, #out do result[#result+1] = out[i] end
+  return result
 end
 
-local allowed = 0
-if admit and denied == '' then
-  allowed = 1
-  for s = 1, nscopes do
-    local req, tok, tokv, conc = KEYS[4*s-3], KEYS[4*s-2], KEYS[4*s-1], KEYS[4*s]
-    local rpm, tpm, cl = tonumber(ARGV[4*s+1]), tonumber(ARGV[4*s+2]), tonumber(ARGV[4*s+3])
-    local need = needs[s]
-    local base = 5 * (s - 1)
-    if rpm >= 0 then
-      redis.call('ZADD', req, now, id)
-      redis.call('PEXPIRE', req, window + 1000)
-      out[base+1] = out[base+1] - 1
-      out[base+2] = window
-    end
-    if tpm >= 0 then
-      redis.call('ZADD', tok, now, id)
-      redis.call('HSET', tokv, id, need)
-      redis.call('HINCRBY', tokv, '~sum', need)
-      redis.call('PEXPIRE', tok, window + 1000)
-      redis.call('PEXPIRE', tokv, window + 1000)
-      out[base+3] = out[base+3] - need
-      out[base+4] = window
-    end
-    if cl >= 0 then
-      redis.call('ZADD', conc, now + ttl, id)
-      redis.call('PEXPIRE', conc, ttl + 1000)
-      out[base+5] = out[base+5] + 1
-    end
-  end
-end
-local result = {allowed, denied, denied_scope, math.max(0, retry)}
-for i = 1, #out do result[#result+1] = out[i] end
-return result
-"""
-
-SETTLE = """
-local id = ARGV[1]
-local used = tonumber(ARGV[2])
-for s = 1, #KEYS / 2 do
-  local tokv, conc = KEYS[2*s-1], KEYS[2*s]
+local function settle_one(id, used, tokv, conc)
   local held = redis.call('HGET', tokv, id)
   if held then
     redis.call('HSET', tokv, id, used)
@@ -165,7 +152,57 @@ for s = 1, #KEYS / 2 do
   end
   redis.call('ZREM', conc, id)
 end
+"""
+
+ADMIT = CORE + """
+local scopes = {}
+for s = 1, #KEYS / 4 do
+  scopes[s] = {req = KEYS[4*s-3], tok = KEYS[4*s-2], tokv = KEYS[4*s-1], conc = KEYS[4*s],
+               rpm = tonumber(ARGV[4*s+1]), tpm = tonumber(ARGV[4*s+2]), cl = tonumber(ARGV[4*s+3]),
+               need = tonumber(ARGV[4*s+4])}
+end
+return admit_one(now_ms(), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[1], ARGV[4] == '1', scopes)
+"""
+
+SETTLE = CORE + """
+for s = 1, #KEYS / 2 do settle_one(ARGV[1], tonumber(ARGV[2]), KEYS[2*s-1], KEYS[2*s]) end
 return 1
+"""
+
+# Many requests' settles and admissions in one call (a gateway process sends those of one event-loop tick
+# together): each is still decided on its own, in order, exactly as ADMIT/SETTLE would.
+# ARGV: window ms, slot ttl ms, then ops. KEYS: the scopes' four keys each; an op names a scope by the
+# index of its first key.  settle: 'S', id, used, n, then n scope indexes.
+# admit: 'A', id, n, then per scope: index, rpm, tpm, concurrency, tokens.  Returns one ADMIT answer
+# per admit, in order.
+BATCH = CORE + """
+local now = now_ms()
+local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local results = {}
+local i = 3
+while i <= #ARGV do
+  local op, id = ARGV[i], ARGV[i+1]
+  if op == 'S' then
+    local used, n = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
+    for j = 1, n do
+      local k = tonumber(ARGV[i+3+j])
+      settle_one(id, used, KEYS[k+2], KEYS[k+3])
+    end
+    i = i + 4 + n
+  else
+    local n = tonumber(ARGV[i+2])
+    local scopes = {}
+    for j = 1, n do
+      local b = i + 3 + 5 * (j - 1)
+      local k = tonumber(ARGV[b])
+      scopes[j] = {req = KEYS[k], tok = KEYS[k+1], tokv = KEYS[k+2], conc = KEYS[k+3], rpm = tonumber(ARGV[b+1]),
+                   tpm = tonumber(ARGV[b+2]), cl = tonumber(ARGV[b+3]), need = tonumber(ARGV[b+4])}
+    end
+    results[#results+1] = admit_one(now, window, ttl, id, true, scopes)
+    i = i + 3 + 5 * n
+  end
+end
+return results
 """
 
 BEAT = """
