@@ -175,7 +175,7 @@ def test_concurrency_limit_refuses_while_a_slow_request_holds_the_slot(gateway, 
     assert post(gateway, key).status_code == 200
 
 
-def test_usage_reports_rate_limits_without_consuming(gateway, provider, make_key):
+def test_usage_reports_rate_limits_without_consuming(gateway, provider, make_key, settings):
     from accounting.models import Tenant
 
     _, key = make_key(rpm_limit=5, concurrency_limit=2)
@@ -193,3 +193,7 @@ def test_usage_reports_rate_limits_without_consuming(gateway, provider, make_key
     assert limits["tenant"]["tokens"]["limit"] == 1000
     assert limits["tenant"]["tokens"]["remaining"] == 1000 - 17  # reconciled to the reported 11 + 6
     assert limits["tenant"]["requests"]["limit"] is None
+    master = httpx.get(f"{gateway}/v1/usage?tenant=acme",
+                       headers={"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}).json()["rate_limits"]
+    assert master["key"] is None
+    assert master["tenant"]["tokens"]["remaining"] == 983 and master["tenant"]["concurrency"]["limit"] is None
