@@ -19,7 +19,7 @@ SLOT_TTL = 4.0  # seconds; the streams below last about as long or longer: the s
 
 
 class GatewayProcess:
-    def __init__(self, tmp_path, name):
+    def __init__(self, tmp_path, name, extra_args=()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / f"gateway-{name}.log"
@@ -32,7 +32,7 @@ class GatewayProcess:
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "gomodel.asgi:application", "--host", "127.0.0.1", "--port",
-             str(self.port), "--lifespan", "on", "--log-level", "warning"],
+             str(self.port), "--lifespan", "on", "--log-level", "warning", *extra_args],
             cwd=ROOT, env=env, stdout=open(self.log, "wb"), stderr=subprocess.STDOUT)
 
     def wait_ready(self):
@@ -227,6 +227,28 @@ def test_a_killed_server_s_slots_expire(servers, limited_key, tmp_path):
     assert_limited(_stream(servers[1], key)[1], "concurrent-requests limit (1)")
     wait_until(lambda: rate_limits(servers[0], key)["key"]["concurrency"]["remaining"] == 1, SLOT_TTL + 3,
                message="the dead process's slot expired")
+    assert _stream(servers[1], key, "gpt-4o-mini")[0] == 200
+
+
+def test_a_server_shutting_down_frees_the_slots_of_the_requests_it_cancels(servers, limited_key, tmp_path):
+    """SIGTERM: uvicorn waits --timeout-graceful-shutdown for in-flight requests, then cancels them; the
+    cancelled request's `finally` frees its slot, sent before the process exits (well before the TTL)."""
+    key = limited_key(concurrency_limit=1)
+    stopping = GatewayProcess(tmp_path, "stopping", ["--timeout-graceful-shutdown", "1"])
+    stopping.wait_ready()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        holding = pool.submit(_stream, stopping.url, key, "long-stream", False)
+        wait_until(lambda: rate_limits(servers[0], key)["key"]["concurrency"]["remaining"] == 0, 10,
+                   message="the stopping server holds the slot")
+        stopping.process.terminate()
+        stopping.process.wait(timeout=15)
+        exited = time.monotonic()
+        try:
+            assert holding.result(timeout=10) == (200, False)  # cut by the shutdown, not finished
+        except httpx.HTTPError:
+            pass  # or the connection was dropped mid-chunk
+    assert rate_limits(servers[0], key)["key"]["concurrency"]["remaining"] == 1
+    assert time.monotonic() - exited < SLOT_TTL  # freed by the gateway, not by the slot's expiry
     assert _stream(servers[1], key, "gpt-4o-mini")[0] == 200
 
 
