@@ -158,8 +158,8 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "expires_at",
-                    "created_at"]
+    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit",
+                    "concurrency_limit", "expires_at", "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]

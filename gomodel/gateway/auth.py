@@ -38,12 +38,6 @@ class Principal:
     tenant_allowed_models: AllowList = EMPTY
 
     @property
-    def has_limits(self) -> bool:
-        return any(limit is not None for limit in (
-            self.rpm_limit, self.tpm_limit, self.concurrency_limit,
-            self.tenant_rpm_limit, self.tenant_tpm_limit, self.tenant_concurrency_limit))
-
-    @property
     def is_master(self) -> bool:
         return self.key_id is None
 
