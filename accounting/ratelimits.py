@@ -77,7 +77,6 @@ local function admit_one(now, window, ttl, id, admit, scopes)
         local oldest = redis.call('ZRANGE', sc.req, 0, 0, 'WITHSCORES')
         retry = #oldest > 0 and (tonumber(oldest[2]) + window - now) or window
       end
-      if not admit or denied ~= '' then r_reset = reset_in(sc.req, now, window) end
     end
     if sc.tpm >= 0 then
       local used = expire_tokens(sc.tok, sc.tokv, since)
@@ -97,7 +96,6 @@ local function admit_one(now, window, ttl, id, admit, scopes)
           end
         end
       end
-      if not admit or denied ~= '' then t_reset = reset_in(sc.tok, now, window) end
     end
     if sc.cl >= 0 then
       redis.call('ZREMRANGEBYSCORE', sc.conc, '-inf', now)
@@ -111,6 +109,12 @@ local function admit_one(now, window, ttl, id, admit, scopes)
     out[#out+1] = t_rem
     out[#out+1] = t_reset
     out[#out+1] = flying
+  end
+  if not admit or denied ~= '' then  -- not admitted: when is each log back to its limit?
+    for s, sc in ipairs(scopes) do
+      if sc.rpm >= 0 then out[5*(s-1)+2] = reset_in(sc.req, now, window) end
+      if sc.tpm >= 0 then out[5*(s-1)+4] = reset_in(sc.tok, now, window) end
+    end
   end
   local allowed = 0
   if admit and denied == '' then

@@ -56,6 +56,8 @@ def test_rpm_limit_headers_on_success_then_429_with_retry_after(gateway, provide
     assert 55 <= int(refused.headers["retry-after"]) <= 60
     assert 55_000 <= int(refused.headers["retry-after-ms"]) <= 60_000
     assert [refused.headers[h] for h in RATE_HEADERS[:2]] == ["2", "0"]
+    assert refused.headers["x-ratelimit-reset-requests"].endswith("s") and refused.headers[
+        "x-ratelimit-reset-requests"] != "0ms"
     assert refused.headers["x-request-id"]
     assert upstream.chat_requests() == []  # refused before any upstream call
     assert usage_events(refused.headers["x-request-id"], expect=0) == []  # and nothing recorded

@@ -56,6 +56,7 @@ def test_key_and_tenant_both_count_and_a_refusal_by_one_consumes_neither(redis_s
     assert admit(redis_sync, [other_key, tenant]).allowed
     refused = admit(redis_sync, [key, tenant])
     assert refused.denied == "requests" and refused.denied_scope is tenant
+    assert all(0 < state["requests"]["reset_ms"] <= 60_000 for state in refused.state)  # both logs' reset
     assert redis_sync.zcard(f"{key.base}:req") == 2
     assert redis_sync.zcard(f"{tenant.base}:req") == 3
 
