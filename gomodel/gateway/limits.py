@@ -9,7 +9,15 @@ out, however the request ends, the token reservation is set to the reported usag
 slot is freed (queued for the next call, never awaited by the response). Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per
 process; a crashed process's slots expire after LIMITS_SLOT_TTL.
 
-A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
+An endpoint uses it like chat.py does, once routing has given the candidates:
+
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, tokens) as chain:
+        record = UsageRecord(req, chain[0][0], ...)
+        async with recorded(req, runtime, record):   # reconciles the tokens from the usage event
+            ...
+
+`tokens` is the estimate to reserve against TPM (`chat_tokens(body)` for a chat-shaped body: its
+messages and max_tokens). A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
 scope (key or tenant) with the least left.
 """
 
