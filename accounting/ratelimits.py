@@ -10,9 +10,8 @@ then one request every 60/N s, so a "10 per minute" key could make 19 calls in a
 memory proportional to the limit (one sorted-set entry per request in the window), which is small for
 per-key limits.
 
-Per scope (an API key, a tenant) four keys, all in the tenant's hash slot:
-  req   ZSET  request id -> admission time (ms): the sliding log of requests
-  tok   ZSET  request id -> admission time (ms): the sliding log of token reservations
+Per scope (an API key, a tenant) three keys, all in the tenant's hash slot:
+  log   ZSET  request id -> admission time (ms): the sliding log of requests (and of their reservations)
   tokv  HASH  request id -> tokens it holds, plus '~sum' (the window's total, kept incrementally)
   conc  ZSET  request id -> expiry time (ms): the requests in flight (an entry whose process died expires)
 
@@ -60,7 +59,7 @@ local function reset_in(zset, now, window)
   return math.max(0, tonumber(newest[2]) + window - now)
 end
 
--- scopes: list of {req, tok, tokv, conc, rpm, tpm, cl, need}; limits -1 = none.
+-- scopes: list of {log, tokv, conc, rpm, tpm, cl, need}; limits -1 = none.
 -- Returns {allowed, denied dimension, denied scope, retry ms, then 5 values per scope}.
 local function admit_one(now, window, ttl, id, admit, scopes)
   local since = now - window
@@ -68,24 +67,29 @@ local function admit_one(now, window, ttl, id, admit, scopes)
   local denied, denied_scope, retry = '', 0, 0
   for s, sc in ipairs(scopes) do
     local r_rem, r_reset, t_rem, t_reset, flying = -1, 0, -1, 0, 0
+    local used_tokens = 0
+    if sc.tpm >= 0 then
+      used_tokens = expire_tokens(sc.log, sc.tokv, since)  -- drops the log's old entries too
+    elseif sc.rpm >= 0 then
+      redis.call('ZREMRANGEBYSCORE', sc.log, '-inf', since)
+    end
     if sc.rpm >= 0 then
-      redis.call('ZREMRANGEBYSCORE', sc.req, '-inf', since)
-      local used = redis.call('ZCARD', sc.req)
+      local used = redis.call('ZCARD', sc.log)
       r_rem = sc.rpm - used
       if admit and used + 1 > sc.rpm and denied == '' then
         denied, denied_scope = 'requests', s
-        local oldest = redis.call('ZRANGE', sc.req, 0, 0, 'WITHSCORES')
+        local oldest = redis.call('ZRANGE', sc.log, 0, 0, 'WITHSCORES')
         retry = #oldest > 0 and (tonumber(oldest[2]) + window - now) or window
       end
     end
     if sc.tpm >= 0 then
-      local used = expire_tokens(sc.tok, sc.tokv, since)
+      local used = used_tokens
       if sc.need > sc.tpm then sc.need = sc.tpm end  -- larger than the limit: waits for an empty window
       t_rem = sc.tpm - used
       if admit and used + sc.need > sc.tpm and denied == '' then
         denied, denied_scope = 'tokens', s
         -- wait until enough of the oldest reservations have left the window
-        local entries = redis.call('ZRANGE', sc.tok, 0, 999, 'WITHSCORES')
+        local entries = redis.call('ZRANGE', sc.log, 0, 999, 'WITHSCORES')
         local freed = 0
         retry = window
         for i = 1, #entries, 2 do
@@ -112,8 +116,11 @@ local function admit_one(now, window, ttl, id, admit, scopes)
   end
   if not admit or denied ~= '' then  -- not admitted: when is each log back to its limit?
     for s, sc in ipairs(scopes) do
-      if sc.rpm >= 0 then out[5*(s-1)+2] = reset_in(sc.req, now, window) end
-      if sc.tpm >= 0 then out[5*(s-1)+4] = reset_in(sc.tok, now, window) end
+      if sc.rpm >= 0 or sc.tpm >= 0 then
+        local reset = reset_in(sc.log, now, window)
+        if sc.rpm >= 0 then out[5*(s-1)+2] = reset end
+        if sc.tpm >= 0 then out[5*(s-1)+4] = reset end
+      end
     end
   end
   local allowed = 0
@@ -121,17 +128,17 @@ local function admit_one(now, window, ttl, id, admit, scopes)
     allowed = 1
     for s, sc in ipairs(scopes) do
       local base = 5 * (s - 1)
+      if sc.rpm >= 0 or sc.tpm >= 0 then
+        redis.call('ZADD', sc.log, now, id)
+        redis.call('PEXPIRE', sc.log, window + 1000)
+      end
       if sc.rpm >= 0 then
-        redis.call('ZADD', sc.req, now, id)
-        redis.call('PEXPIRE', sc.req, window + 1000)
         out[base+1] = out[base+1] - 1
         out[base+2] = window  -- the newest entry is this one
       end
       if sc.tpm >= 0 then
-        redis.call('ZADD', sc.tok, now, id)
         redis.call('HSET', sc.tokv, id, sc.need)
         redis.call('HINCRBY', sc.tokv, '~sum', sc.need)
-        redis.call('PEXPIRE', sc.tok, window + 1000)
         redis.call('PEXPIRE', sc.tokv, window + 1000)
         out[base+3] = out[base+3] - sc.need
         out[base+4] = window
@@ -160,8 +167,8 @@ end
 
 ADMIT = CORE + """
 local scopes = {}
-for s = 1, #KEYS / 4 do
-  scopes[s] = {req = KEYS[4*s-3], tok = KEYS[4*s-2], tokv = KEYS[4*s-1], conc = KEYS[4*s],
+for s = 1, #KEYS / 3 do
+  scopes[s] = {log = KEYS[3*s-2], tokv = KEYS[3*s-1], conc = KEYS[3*s],
                rpm = tonumber(ARGV[4*s+1]), tpm = tonumber(ARGV[4*s+2]), cl = tonumber(ARGV[4*s+3]),
                need = tonumber(ARGV[4*s+4])}
 end
@@ -175,7 +182,7 @@ return 1
 
 # Many requests' settles and admissions in one call (a gateway process sends those of one event-loop tick
 # together): each is still decided on its own, in order, exactly as ADMIT/SETTLE would.
-# ARGV: window ms, slot ttl ms, then ops. KEYS: the scopes' four keys each; an op names a scope by the
+# ARGV: window ms, slot ttl ms, then ops. KEYS: the scopes' three keys each; an op names a scope by the
 # index of its first key.  settle: 'S', id, used, n, then n scope indexes.
 # admit: 'A', id, n, then per scope: index, rpm, tpm, concurrency, tokens.  Returns one ADMIT answer
 # per admit, in order.
@@ -190,7 +197,7 @@ while i <= #ARGV do
     local used, n = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
     for j = 1, n do
       local k = tonumber(ARGV[i+3+j])
-      settle_one(id, used, KEYS[k+2], KEYS[k+3])
+      settle_one(id, used, KEYS[k+1], KEYS[k+2])
     end
     i = i + 4 + n
   else
@@ -199,7 +206,7 @@ while i <= #ARGV do
     for j = 1, n do
       local b = i + 3 + 5 * (j - 1)
       local k = tonumber(ARGV[b])
-      scopes[j] = {req = KEYS[k], tok = KEYS[k+1], tokv = KEYS[k+2], conc = KEYS[k+3], rpm = tonumber(ARGV[b+1]),
+      scopes[j] = {log = KEYS[k], tokv = KEYS[k+1], conc = KEYS[k+2], rpm = tonumber(ARGV[b+1]),
                    tpm = tonumber(ARGV[b+2]), cl = tonumber(ARGV[b+3]), need = tonumber(ARGV[b+4])}
     end
     results[#results+1] = admit_one(now, window, ttl, id, true, scopes)
@@ -245,7 +252,7 @@ class Scope:
         return self.rpm is not None or self.tpm is not None or self.concurrency is not None
 
     def keys(self) -> list[str]:
-        return [f"{self.base}:req", f"{self.base}:tok", f"{self.base}:tokv", f"{self.base}:conc"]
+        return [f"{self.base}:log", f"{self.base}:tokv", f"{self.base}:conc"]
 
     def args(self, tokens: int) -> list[int]:
         return [NO_LIMIT if v is None else v for v in (self.rpm, self.tpm, self.concurrency)] + [tokens]

@@ -36,7 +36,7 @@ def test_rpm_admits_exactly_the_limit_then_names_the_limit_and_when_to_retry(red
     refused = outcomes[3]
     assert refused.denied == "requests" and refused.denied_scope == key
     assert 55_000 < refused.retry_ms <= 60_000
-    assert redis_sync.zcard(f"{key.base}:req") == 3  # a refusal counts nothing
+    assert redis_sync.zcard(f"{key.base}:log") == 3  # a refusal counts nothing
 
 
 def test_sliding_window_frees_entries_as_they_age(redis_sync, prefix):
@@ -57,8 +57,8 @@ def test_key_and_tenant_both_count_and_a_refusal_by_one_consumes_neither(redis_s
     refused = admit(redis_sync, [key, tenant])
     assert refused.denied == "requests" and refused.denied_scope is tenant
     assert all(0 < state["requests"]["reset_ms"] <= 60_000 for state in refused.state)  # both logs' reset
-    assert redis_sync.zcard(f"{key.base}:req") == 2
-    assert redis_sync.zcard(f"{tenant.base}:req") == 3
+    assert redis_sync.zcard(f"{key.base}:log") == 2
+    assert redis_sync.zcard(f"{tenant.base}:log") == 3
 
 
 def test_tpm_reserves_then_reconciles_to_the_reported_usage(redis_sync, prefix):
@@ -119,7 +119,7 @@ def test_peek_consumes_nothing(redis_sync, prefix):
     assert state["requests"] == {"limit": 2, "remaining": 1, "reset_ms": state["requests"]["reset_ms"]}
     assert state["tokens"]["remaining"] == 70 and state["concurrency"]["remaining"] == 0
     assert 0 < state["requests"]["reset_ms"] <= 60_000
-    assert redis_sync.zcard(f"{key.base}:req") == 1
+    assert redis_sync.zcard(f"{key.base}:log") == 1
 
 
 def test_registered_script_runs_by_evalsha_and_survives_a_script_flush(redis_sync, prefix):
