@@ -182,32 +182,34 @@ return 1
 
 # Many requests' settles and admissions in one call (a gateway process sends those of one event-loop tick
 # together): each is still decided on its own, in order, exactly as ADMIT/SETTLE would.
-# ARGV: window ms, slot ttl ms, then ops. KEYS: the scopes' three keys each; an op names a scope by the
-# index of its first key.  settle: 'S', id, used, n, then n scope indexes.
+# ARGV: window ms, slot ttl ms, the ops (one string, space-separated). KEYS: the scopes' three keys
+# each; an op names a scope by the index of its first key.  settle: 'S', id, used, n, then n scope indexes.
 # admit: 'A', id, n, then per scope: index, rpm, tpm, concurrency, tokens.  Returns one ADMIT answer
 # per admit, in order.
 BATCH = CORE + """
 local now = now_ms()
 local window, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local results = {}
-local i = 3
-while i <= #ARGV do
-  local op, id = ARGV[i], ARGV[i+1]
+local ops = {}  -- one space-separated string: packing one argument costs the client less than hundreds
+for word in string.gmatch(ARGV[3], '%S+') do ops[#ops+1] = word end
+local i = 1
+while i <= #ops do
+  local op, id = ops[i], ops[i+1]
   if op == 'S' then
-    local used, n = tonumber(ARGV[i+2]), tonumber(ARGV[i+3])
+    local used, n = tonumber(ops[i+2]), tonumber(ops[i+3])
     for j = 1, n do
-      local k = tonumber(ARGV[i+3+j])
+      local k = tonumber(ops[i+3+j])
       settle_one(id, used, KEYS[k+1], KEYS[k+2])
     end
     i = i + 4 + n
   else
-    local n = tonumber(ARGV[i+2])
+    local n = tonumber(ops[i+2])
     local scopes = {}
     for j = 1, n do
       local b = i + 3 + 5 * (j - 1)
-      local k = tonumber(ARGV[b])
-      scopes[j] = {log = KEYS[k], tokv = KEYS[k+1], conc = KEYS[k+2], rpm = tonumber(ARGV[b+1]),
-                   tpm = tonumber(ARGV[b+2]), cl = tonumber(ARGV[b+3]), need = tonumber(ARGV[b+4])}
+      local k = tonumber(ops[b])
+      scopes[j] = {log = KEYS[k], tokv = KEYS[k+1], conc = KEYS[k+2], rpm = tonumber(ops[b+1]),
+                   tpm = tonumber(ops[b+2]), cl = tonumber(ops[b+3]), need = tonumber(ops[b+4])}
     end
     results[#results+1] = admit_one(now, window, ttl, id, true, scopes)
     i = i + 3 + 5 * n

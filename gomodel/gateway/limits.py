@@ -210,7 +210,7 @@ class Limiter:
         ops, self._ops, self._flushing = self._ops, [], None
         index: dict[str, int] = {}
         keys: list[str] = []
-        args: list = [WINDOW_MS, int(settings.LIMITS_SLOT_TTL * 1000)]
+        args: list = []
         answers = []
 
         def first_key(scope: Scope) -> int:
@@ -229,7 +229,8 @@ class Limiter:
                 answers.append(answer)
         try:
             async with asyncio.timeout(settings.LIMITS_REDIS_TIMEOUT):
-                results = await self._batch(keys=keys, args=args)
+                results = await self._batch(keys=keys, args=[WINDOW_MS, int(settings.LIMITS_SLOT_TTL * 1000),
+                                                             " ".join(map(str, args))])
         except BaseException as exc:
             self._failed(exc, max(1, len(answers)))
             for answer in answers:
