@@ -13,7 +13,7 @@ Everything runs on 127.0.0.1 and is torn down on exit (also on Ctrl-C and on err
    aiohttp's transport; `httpx` is httpcore; bench/transports.py);
    Then the fastest of uvicorn/granian again with a key that has every rate limit (per key and per
    tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request
-   makes the limiter's Redis round trip (row `…+limits`; --no-limits skips it);
+   makes the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it);
 4. wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64,
    JSON and SSE, each after a short warm-up;
 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
@@ -428,13 +428,18 @@ class Bench:
         self.key = out.strip().splitlines()[-1].strip()
         if not self.key.startswith("sk_"):
             raise RuntimeError(f"create_api_key did not print a key on its last line: {out!r}")
-        if getattr(self.args, "limits", False):  # every limit on (never reached), for the key and its tenant, and an allow-list
+        limits = getattr(self.args, "limits", None)
+        if limits:  # limits never reached: `all` = every limit of the key and its tenant plus allow-lists
             manage(env, "create_tenant", "bench-limited")
-            manage(env, "shell", "-c", "from accounting.models import Tenant; t = Tenant.objects.get(slug="
-                   "'bench-limited'); t.rpm_limit = t.tpm_limit = 2_000_000_000; t.concurrency_limit = 1_000_000; "
-                   "t.allowed_models = ['openai/*']; t.save()")
+            if limits == "all":
+                manage(env, "shell", "-c", "from accounting.models import Tenant; t = Tenant.objects.get(slug="
+                       "'bench-limited'); t.rpm_limit = t.tpm_limit = 2_000_000_000; t.concurrency_limit = 1_000_000; "
+                       "t.allowed_models = ['openai/*']; t.save()")
+                flags = ["--tpm", "2000000000", "--concurrency", "1000000", "--models", f"openai/{MODEL}"]
+            else:  # "rpm": one requests-per-minute limit on the key
+                flags = []
             out = manage(env, "create_api_key", "bench-limited", "--name", "bench-limited", "--rpm", "2000000000",
-                         "--tpm", "2000000000", "--concurrency", "1000000", "--models", f"openai/{MODEL}")
+                         *flags)
             self.limited_key = out.strip().splitlines()[-1].strip()
         manage(env, "sync_providers")
 
@@ -553,7 +558,7 @@ class Bench:
         candidates = [k for k in self.args.servers if k in ("uvicorn", "granian")]
         best = max(candidates, key=lambda k: self.rps(f"{k}/aiohttp", "json", max(self.args.concurrency)),
                    default=None)
-        if best and self.args.limits:
+        if best and self.args.limits != "none":
             self.bench_server(best, "aiohttp", limited=True)
         if best and "httpx" in self.args.transports:
             self.bench_server(best, "httpx")
@@ -706,8 +711,9 @@ def parse_args(argv=None):
     p.add_argument("--nice", type=int, default=0,
                    help="run the mock, the servers and wrk at this niceness (e.g. -10, as root) so that other "
                         "jobs sharing the machine disturb the numbers less")
-    p.add_argument("--no-limits", dest="limits", action="store_false",
-                   help="skip the row with every rate limit on (see bench/README.md)")
+    p.add_argument("--limits", choices=["all", "rpm", "none"], default="all",
+                   help="the +limits row: every limit of the key and its tenant plus allow-lists (all, default), "
+                        "one RPM limit on the key (rpm), or no such row (none)")
     p.add_argument("--app", default=APP, help=f"the ASGI app to serve (default {APP})")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, server logs)")
     p.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s per row (a smoke test)")
