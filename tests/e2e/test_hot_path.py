@@ -1,4 +1,5 @@
-"""A warm /v1/chat/completions request makes no thread hop and no ORM query (ARCHITECTURE.md)."""
+"""A warm /v1/chat/completions or /v1/responses (store=false) request makes no thread hop and no ORM
+query (ARCHITECTURE.md)."""
 
 import concurrent.futures
 import threading
@@ -55,36 +56,57 @@ def counter(monkeypatch):
     return counter
 
 
-def _post(gateway, key, **body):
-    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
-    with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+def _post(gateway, key, path="/v1/chat/completions", **body):
+    if path == "/v1/responses":
+        payload = {"model": "gpt-4o-mini", "input": "Hi", "store": False, **body}
+    else:
+        payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
+    with httpx.stream("POST", f"{gateway}{path}", headers={"Authorization": f"Bearer {key}"},
                       json=payload, timeout=10) as response:
         content = response.read()
         assert response.status_code == 200, content
         return response.headers
 
 
-@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
-@pytest.mark.parametrize("stream", [False, True])
-def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
-                                                       stream, limited):
-    key = tenant_key[2]
-    if limited:  # every limit and an allow-list on, for the key and its tenant: still no thread hop, no query
-        tenant, row = tenant_key[0], tenant_key[1]
-        row.rpm_limit, row.tpm_limit, row.concurrency_limit = 1000, 1_000_000, 10
-        row.allowed_models = ["openai/*"]
-        row.save()
-        tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit = 1000, 1_000_000, 10
-        tenant.allowed_models = ["openai/gpt-4o-mini"]
-        tenant.save()
-    first = _post(gateway, key, stream=stream)["x-request-id"]  # cold: loads the key and the providers
+def limit_everything(tenant, key):
+    """Every limit and an allow-list on, for the key and its tenant (the warm path must stay free)."""
+    key.rpm_limit, key.tpm_limit, key.concurrency_limit = 1000, 1_000_000, 10
+    key.allowed_models = ["openai/*", "groq/*"]
+    key.save()
+    tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit = 1000, 1_000_000, 10
+    tenant.allowed_models = ["openai/gpt-4o-mini", "groq/*"]
+    tenant.save()
+
+
+def _assert_warm_path_is_free(gateway, key, counter, usage_events, path, limited=False, **body):
+    first = _post(gateway, key, path, **body)["x-request-id"]  # cold: loads the key and the providers
     usage_events(first)
     assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
     time.sleep(0.2)  # let invalidations published by this test's own setup arrive before measuring
-    usage_events(_post(gateway, key, stream=stream)["x-request-id"])
+    usage_events(_post(gateway, key, path, **body)["x-request-id"])
 
     counter.hops = counter.submits = counter.queries = 0
-    headers = _post(gateway, key, stream=stream)
+    headers = _post(gateway, key, path, **body)
     assert len(usage_events(headers["x-request-id"])) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
     assert ("x-ratelimit-remaining-requests" in headers) is limited  # the limits were really checked
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
+                                                       stream, path, limited):
+    if limited:
+        limit_everything(tenant_key[0], tenant_key[1])
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, path, limited, stream=stream)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_translated_responses_request_makes_zero_hops(gateway, make_provider, upstream, tenant_key, counter,
+                                                            usage_events, stream):
+    """/v1/responses on a provider without the Responses API: translated to chat and back, still free."""
+    make_provider(name="groq", provider_type="groq", base_url=upstream.base_url)
+    limit_everything(tenant_key[0], tenant_key[1])
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/responses", True,
+                              model="groq/gpt-4o-mini", stream=stream)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounting', '0005_auditentry_from_gomodel'),
+        ('accounting', '0006_stored_responses'),
     ]
 
     operations = [
