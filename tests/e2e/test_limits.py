@@ -199,3 +199,22 @@ def test_usage_reports_rate_limits_without_consuming(gateway, provider, make_key
                        headers={"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}).json()["rate_limits"]
     assert master["key"] is None
     assert master["tenant"]["tokens"]["remaining"] == 983 and master["tenant"]["concurrency"]["limit"] is None
+
+
+def test_the_responses_endpoint_is_limited_and_allow_listed_too(gateway, provider, upstream, make_key):
+    def respond(key):
+        return httpx.post(f"{gateway}/v1/responses", headers={"Authorization": f"Bearer {key}"},
+                          json={"model": "gpt-4o-mini", "input": "Hi", "store": False}, timeout=10)
+
+    _, key = make_key(rpm_limit=1, allowed_models=["openai/*"])
+    ok = respond(key)
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-ratelimit-remaining-requests"] == "0"
+    refused = respond(key)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["retry-after"]) >= 1
+    _, narrow = make_key(allowed_models=["openai/tool-model"])
+    upstream.requests.clear()
+    forbidden = respond(narrow)
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "model_not_allowed"
+    assert upstream.requests == []
