@@ -2,8 +2,7 @@
 
 import pytest
 
-from accounting.models import ApiKey, Tenant
-from gomodel.models import AuditEntry
+from accounting.models import ApiKey, AuditEntry
 
 
 def test_tenant_limits_and_allow_list_are_set_cleaned_and_audited(api, make_tenant):
