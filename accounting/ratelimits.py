@@ -102,8 +102,11 @@ local function admit_one(now, window, ttl, id, admit, scopes)
       end
     end
     if sc.cl >= 0 then
-      redis.call('ZREMRANGEBYSCORE', sc.conc, '-inf', now)
       flying = redis.call('ZCARD', sc.conc)
+      if not admit or flying + 1 > sc.cl then  -- expired slots (dead processes) matter only at the limit
+        redis.call('ZREMRANGEBYSCORE', sc.conc, '-inf', now)
+        flying = redis.call('ZCARD', sc.conc)
+      end
       if admit and flying + 1 > sc.cl and denied == '' then
         denied, denied_scope, retry = 'concurrency', s, 1000
       end
