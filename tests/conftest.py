@@ -42,6 +42,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     settings.USAGE_STREAM = f"gomodel:test:{os.getpid()}:usage"
     redis_sync.delete(settings.USAGE_STREAM)
     settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
+    # Rate-limit counters of their own per test (ids restart in every test's database); they expire in a minute.
+    settings.LIMITS_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:rl"
     invalidate_local("all")
     yield
     invalidate_local("all")
