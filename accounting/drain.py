@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from decimal import Decimal, InvalidOperation
 
 import orjson
 import redis
@@ -33,14 +34,15 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import metrics, usage
-from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
-from .prices import PriceBook, to_e10
+from . import budgets, metrics, usage
+from .models import ApiKey, CostSource, Tenant, UsageDaily, UsageEvent, UsageSource
+from .prices import COST_QUANTUM, PriceBook, to_e10
 
 log = logging.getLogger(__name__)
 
 PG_LOCK_KEY = 0x676F6D6F64656C  # "gomodel": the transaction-scoped advisory lock of the drain
 MAX_INT = 2**31 - 1
+MAX_COST = Decimal(10) ** 9  # USD per event; the column holds 20 digits, 10 after the point
 CHUNK = 500  # ids per IN (...) query
 DEAD_CONSUMER_IDLE_MS = 3_600_000
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -205,13 +207,16 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
             inserted += one_inserted
             duplicates += one_duplicate
     metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+    pending, bases = budget_changes(events)
     if dead:
         pipe = client.pipeline(transaction=False)
         for raw, why in dead:
             log.error("usage event moved to %s:dead (%s): %.300r", settings.USAGE_STREAM, why, raw)
             pipe.rpush(settings.USAGE_STREAM + ":dead", raw)
         pipe.execute()
-    ack(client, ids)  # after the commit: a crash before this line only means a redelivery
+    ack(client, ids, pending, bases)  # after the commit: a crash before this line only means a redelivery
+    if bases:
+        budgets.check_soft_limits(client, list(bases))
     metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
@@ -220,10 +225,28 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
     result.batches += 1
 
 
-def ack(client: redis.Redis, ids: list) -> None:
+def budget_changes(events: list[dict]) -> tuple[dict[str, int], dict[str, int]]:
+    """What acknowledging these entries does to the budget counters: each event's cost leaves
+    `pending` (as the gateway added it) and every counter touched gets its `base` from the database,
+    which now holds the batch (accounting/budgets.py)."""
+    pending: dict[str, int] = defaultdict(int)
+    for event in events:
+        for name in event["budget_keys"]:
+            pending[name] += event["cost_e10"]
+    bases = {name: budgets.base_for(name) for name in pending}
+    return pending, {name: value for name, value in bases.items() if value is not None}
+
+
+def ack(client: redis.Redis, ids: list, pending: dict[str, int] | None = None,
+        bases: dict[str, int] | None = None) -> None:
+    """XACK + XDEL and the budget counters' hand-over from `pending` to `base`, in one MULTI."""
     pipe = client.pipeline(transaction=True)
     pipe.xack(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, *ids)
     pipe.xdel(settings.USAGE_STREAM, *ids)
+    for name, amount in (pending or {}).items():
+        if amount:
+            pipe.decrby(name + ":pending", amount)
+    budgets.set_bases(pipe, bases or {})
     pipe.execute()
 
 
@@ -280,7 +303,26 @@ def normalise(raw) -> dict:
     event["ttft_ms"] = _optional_float(raw.get("ttft_ms"))
     source = raw.get("usage_source")
     event["usage_source"] = source if source in UsageSource.values else UsageSource.REPORTED
+    event["cache_write_tokens"] = _count(raw.get("cache_write_tokens"))
+    reported = raw.get("reported_cost")
+    event["reported_cost"] = reported if isinstance(reported, str) and len(reported) < 40 else None
+    # Priced by the gateway already (a budgeted request): the same figure its budget counters hold.
+    event["cost"], event["cost_source"] = None, None
+    if raw.get("cost_source") in CostSource.values and raw.get("cost_source") != CostSource.UNKNOWN:
+        try:
+            cost = Decimal(str(raw.get("cost"))).quantize(COST_QUANTUM)
+            if cost.is_finite() and 0 <= cost < MAX_COST:
+                event["cost"], event["cost_source"] = cost, raw["cost_source"]
+        except (InvalidOperation, ValueError):
+            pass
+    names = raw.get("budget_keys")
+    event["budget_keys"] = [n for n in names[:4] if isinstance(n, str)] if isinstance(names, list) else []
+    event["cost_e10"] = _count_e10(raw.get("cost_e10")) if event["budget_keys"] else 0
     return event
+
+
+def _count_e10(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62 else 0
 
 
 def _ids_in(model, field: str, values) -> set:
@@ -314,7 +356,9 @@ def store(events: list[dict], prices: PriceBook) -> tuple[int, int]:
         for event in new:
             event["tenant_id"] = event["tenant_id"] if event["tenant_id"] in tenants else None
             event["api_key_id"] = event["api_key_id"] if event["api_key_id"] in keys else None
-            event["cost"] = prices.cost(event, event["created_at"])
+            if event["cost_source"] is None:
+                priced = prices.price(event, event["created_at"])
+                event["cost"], event["cost_source"] = priced.cost, priced.source
             rows.append(UsageEvent(
                 request_id=event["request_id"], created_at=event["created_at"], tenant_id=event["tenant_id"],
                 tenant_slug=event["tenant"], api_key_id=event["api_key_id"], api_key_prefix=event["api_key_prefix"],
@@ -325,6 +369,7 @@ def store(events: list[dict], prices: PriceBook) -> tuple[int, int]:
                 prompt_tokens=event["prompt_tokens"], completion_tokens=event["completion_tokens"],
                 total_tokens=event["total_tokens"], cached_tokens=event["cached_tokens"],
                 reasoning_tokens=event["reasoning_tokens"], usage_source=event["usage_source"], cost=event["cost"],
+                cache_write_tokens=event["cache_write_tokens"], cost_source=event["cost_source"],
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(new)

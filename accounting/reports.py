@@ -99,7 +99,8 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         if fresh:
             prices = PriceBook.load()
             for event in fresh:
-                event["cost"] = prices.cost(event, event["created_at"])
+                if event["cost_source"] is None:  # else the gateway priced it already
+                    event["cost"] = prices.cost(event, event["created_at"])
 
     rows: dict[tuple, dict] = {}
 
@@ -130,7 +131,8 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         total_cost += row["_cost_e10"]
         total_priced += row["_priced"]
         row["cost_usd"] = cost_string(row.pop("_cost_e10"), row.pop("_priced"))
-    totals["cost_usd"] = cost_string(total_cost, total_priced)
+    # An empty period cost nothing: "0"; null stays for "requests, but no price known for them".
+    totals["cost_usd"] = cost_string(total_cost, total_priced) if data else "0"
     return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
             "totals": totals, "data": data}
 

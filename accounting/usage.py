@@ -35,7 +35,7 @@ class UsageWriter:
     def __init__(self, get_redis, timeout: float = 5.0):
         self._get_redis = get_redis  # looked up per batch: the client may be replaced (tests, reconnects)
         self._timeout = timeout
-        self._queue: list[tuple[bytes, str | None]] = []
+        self._queue: list[tuple[bytes, str | None, list, int]] = []
         self._written: asyncio.Future | None = None
         self._flushing: set[asyncio.Task] = set()
 
@@ -44,7 +44,8 @@ class UsageWriter:
             metrics.observe_event(event)
         except Exception:  # metrics must never cost an event
             log.exception("could not count usage event %s in the metrics", event.get("request_id"))
-        self._queue.append((encode(event), event.get("request_id")))
+        self._queue.append((encode(event), event.get("request_id"), event.get("budget_keys") or [],
+                            event.get("cost_e10") or 0))
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()
@@ -58,12 +59,15 @@ class UsageWriter:
         batch, self._queue, self._written = self._queue, [], None
         try:
             async with asyncio.timeout(self._timeout):
-                pipe = self._get_redis().pipeline(transaction=False)
-                for payload, _ in batch:
+                # MULTI: an event's cost is in its budget counters' `pending` exactly while the event
+                # is in the stream (accounting/budgets.py).
+                pipe = self._get_redis().pipeline(transaction=True)
+                for payload, _, names, cost_e10 in batch:
                     pipe.xadd(settings.USAGE_STREAM, {"e": payload})
+                    add_pending(pipe, names, cost_e10)
                 await pipe.execute()
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
-            for payload, request_id in batch:
+            for payload, request_id, _, _ in batch:
                 spool(payload)
                 metrics.SPOOLED.inc()
                 _log_spooled(request_id, exc)
@@ -71,6 +75,17 @@ class UsageWriter:
             written.set_result(len(batch))
 
 
+def add_pending(pipe, names: list, cost_e10: int) -> None:
+    """The event's cost into each of its budget counters' `pending` part (same pipeline as its XADD)."""
+    if not cost_e10 or not isinstance(cost_e10, int):
+        return
+    for name in names:
+        if isinstance(name, str):
+            pipe.incrby(name + ":pending", cost_e10)
+            pipe.expire(name + ":pending", PENDING_TTL)
+
+
+PENDING_TTL = 60 * 24 * 3600  # a counter of a finished period goes after 60 days (an undrained event keeps it alive)
 _spool_log = {"at": 0.0, "since": 0}
 SPOOL_LOG_INTERVAL = 5.0
 
@@ -123,9 +138,14 @@ def replay_spool(redis_sync) -> int:
             lines = [line.strip() for line in f if line.strip()]
         if not lines:
             return 0
-        pipe = redis_sync.pipeline(transaction=False)
+        pipe = redis_sync.pipeline(transaction=True)
         for line in lines:
             pipe.xadd(settings.USAGE_STREAM, {"e": line})
+            try:
+                event = orjson.loads(line)
+                add_pending(pipe, event.get("budget_keys") or [], event.get("cost_e10") or 0)
+            except (ValueError, AttributeError, orjson.JSONDecodeError):
+                pass  # the drain sends an unreadable line to the dead-letter list
         pipe.execute()
         os.ftruncate(fd, 0)
         log.info("replayed %d spooled usage events into %s", len(lines), settings.USAGE_STREAM)

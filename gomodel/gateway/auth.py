@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from accounting.budgets import budgets_of
 from accounting.keys import hash_key
 
 from .errors import AUTHENTICATION, GatewayError
@@ -28,6 +29,7 @@ class Principal:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     expires_at: float | None = None  # epoch seconds
+    budgets: tuple = ()  # accounting.budgets.Budget of the tenant and of the key, those that are set
 
     @property
     def is_master(self) -> bool:
@@ -47,7 +49,7 @@ def lookup_key(key_hash: str) -> Principal | None:
     return Principal(
         tenant_id=key.tenant_id, tenant_slug=key.tenant.slug, key_id=key.id, key_prefix=key.prefix,
         rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit,
-        expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        expires_at=key.expires_at.timestamp() if key.expires_at else None, budgets=budgets_of(key),
     )
 
 

@@ -8,7 +8,8 @@ import orjson
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError
 
-from .errors import PROVIDER, GatewayError
+from .budgets import StreamGuard, cut_error
+from .errors import PROVIDER, RATE_LIMIT, GatewayError
 from .http import SSE_HEADERS, Request
 from .routing import candidates
 from .upstream import send_upstream, upstream_error
@@ -28,7 +29,7 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
         response, adapter = await send_upstream(
             runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream, record)
         if stream:
-            await _relay_stream(req, adapter, response, record, include_usage)
+            await _relay_stream(req, adapter, response, record, include_usage, StreamGuard.maybe(record, runtime))
         else:
             await _complete(req, adapter, response, record)
 
@@ -52,7 +53,12 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     await req.respond(200, orjson.dumps(data))
 
 
-async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool):
+class _BudgetCut(Exception):
+    """The running cost of the stream crossed the remaining budget."""
+
+
+async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool,
+                        guard: StreamGuard | None = None):
     target = record.target
     task = asyncio.current_task()
     watcher = None
@@ -67,6 +73,8 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
+                if guard is not None and guard.exceeded():
+                    raise _BudgetCut()
             for event, data in decoder.close():
                 await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
             await _send_chunks(req, record, parser.close(), name, include_usage)
@@ -74,6 +82,13 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = parser.usage
+        except _BudgetCut:
+            # Bill what the client got (estimated from the relayed text); the upstream is closed below.
+            record.usage = None
+            record.status, record.error_type = 429, RATE_LIMIT
+            watcher.cancel()
+            await req.finish(b"data: " + orjson.dumps(cut_error().payload()) + b"\n\n")
+            return
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.usage = parser.usage
             record.status, record.error_type = 502, PROVIDER

@@ -31,6 +31,7 @@ class Runtime:
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
         self.breaker = CircuitBreaker()
+        self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
         self._tasks: list[asyncio.Task] = []
 
     def start_background(self):
@@ -45,6 +46,8 @@ class Runtime:
             self.keys.clear()
         if what in ("providers", "all"):
             self.registry.invalidate()
+        if what in ("prices", "all"):
+            self.prices = None
 
     async def _listen_invalidations(self):
         while True:

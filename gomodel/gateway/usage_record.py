@@ -10,7 +10,8 @@ from providers.base import Target, Usage
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
-                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts")
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts",
+                 "budget")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages: list):
@@ -29,6 +30,7 @@ class UsageRecord:
         self.ttft_ms: float | None = None
         self.relayed: list[str] = []
         self.attempts: list[dict] = []
+        self.budget = getattr(req, "budget", None)
         if stream:
             tokens.warm()  # a hang-up is estimated with tiktoken: load it off the event loop, once
 
@@ -93,6 +95,8 @@ class UsageRecord:
             "total_tokens": usage.total_tokens,
             "cached_tokens": usage.cached_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "reported_cost": usage.reported_cost,
             "usage_source": source,
             "attempts": self.attempts,
         }
@@ -103,6 +107,7 @@ async def recorded(req, runtime, record: UsageRecord):
     """Answer a GatewayError in the envelope (unless the response already started), then emit the
     request's one usage event if it reached an upstream. The event is queued before any await, so a request cancelled here
     (server shutdown) still records what it cost; the client never waits on Redis."""
+    from .budgets import charge
     from .errors import GatewayError
 
     try:
@@ -115,4 +120,6 @@ async def recorded(req, runtime, record: UsageRecord):
         # A request refused before any upstream attempt (input the provider cannot take) is bad
         # input like any other 400: it records nothing.
         if record.attempts:
-            await runtime.usage.emit(record.event())
+            event = record.event()
+            charge(runtime, record, event)
+            await runtime.usage.emit(event)
