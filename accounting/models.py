@@ -18,7 +18,7 @@ class BudgetPeriod(models.TextChoices):
 class BudgetFields(models.Model):
     """The budget columns tenants and keys share (accounting/budgets.py enforces them)."""
 
-    budget_usd = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True, help_text=BUDGET_HELP,
+    budget_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True, help_text=BUDGET_HELP,
                                      validators=[MinValueValidator(0)])
     budget_period = models.CharField(max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY)
     budget_soft_percent = models.PositiveSmallIntegerField(

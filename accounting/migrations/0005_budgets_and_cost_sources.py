@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='apikey',
             name='budget_usd',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='Spend limit in USD for the period below; empty: none. Requests over it get 429 budget_exceeded, and a stream is cut when it would cross it. A request whose model has no known price is allowed (and logged): add a price under Model prices to count it.', max_digits=14, null=True, validators=[django.core.validators.MinValueValidator(0)]),
+            field=models.DecimalField(blank=True, decimal_places=10, help_text='Spend limit in USD for the period below; empty: none. Requests over it get 429 budget_exceeded, and a stream is cut when it would cross it. A request whose model has no known price is allowed (and logged): add a price under Model prices to count it.', max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0)]),
         ),
         migrations.AddField(
             model_name='modelprice',
@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='tenant',
             name='budget_usd',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='Spend limit in USD for the period below; empty: none. Requests over it get 429 budget_exceeded, and a stream is cut when it would cross it. A request whose model has no known price is allowed (and logged): add a price under Model prices to count it.', max_digits=14, null=True, validators=[django.core.validators.MinValueValidator(0)]),
+            field=models.DecimalField(blank=True, decimal_places=10, help_text='Spend limit in USD for the period below; empty: none. Requests over it get 429 budget_exceeded, and a stream is cut when it would cross it. A request whose model has no known price is allowed (and logged): add a price under Model prices to count it.', max_digits=20, null=True, validators=[django.core.validators.MinValueValidator(0)]),
         ),
         migrations.AddField(
             model_name='usageevent',

@@ -33,7 +33,9 @@ ERROR_DESCRIPTIONS = {
     "404": "Not Found: no configured provider serves the model, or the named provider is not configured.",
     "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
     "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
-    "429": "Too Many Requests: a rate limit (the gateway's or the upstream's); Retry-After says when to retry.",
+    "429": "Too Many Requests: a rate limit (the gateway's or the upstream's), or the key's or tenant's budget "
+           "is spent (`code` `budget_exceeded`; Retry-After: seconds to the period's end, none for a total "
+           "budget); Retry-After says when to retry.",
     "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
            "an answer the gateway could not read.",
     "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT.",
@@ -469,6 +471,32 @@ SCHEMAS = {
             "end": {"type": "string", "format": "date"},
             "totals": {"$ref": "#/components/schemas/core.UsageTotals"},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.UsageRow"}},
+            "budget": {"type": "object", "nullable": True,
+                       "description": "The tenant's and the calling key's budget now (null when Redis is "
+                                      "unreachable); each null when none is set.",
+                       "required": ["tenant", "key"],
+                       "properties": {
+                           "tenant": {"allOf": [{"$ref": "#/components/schemas/core.BudgetStatus"}],
+                                      "nullable": True},
+                           "key": {"allOf": [{"$ref": "#/components/schemas/core.BudgetStatus"}], "nullable": True},
+                       }},
+        },
+    },
+    "core.BudgetStatus": {
+        "type": "object",
+        "required": ["limit_usd", "spent_usd", "remaining_usd", "period", "period_start", "period_end",
+                     "soft_limit_percent", "exceeded"],
+        "properties": {
+            "limit_usd": {"type": "string", "description": "USD as a decimal string."},
+            "spent_usd": {"type": "string", "description": "Spent this period (requests with a known price)."},
+            "remaining_usd": {"type": "string"},
+            "period": {"type": "string", "enum": ["daily", "weekly", "monthly", "total"]},
+            "period_start": {"type": "string", "format": "date", "nullable": True,
+                             "description": "First UTC day of the period; null for total."},
+            "period_end": {"type": "string", "format": "date-time", "nullable": True,
+                           "description": "When the period ends and the budget resets; null for total."},
+            "soft_limit_percent": {"type": "integer"},
+            "exceeded": {"type": "boolean", "description": "Requests are refused with 429 budget_exceeded."},
         },
     },
     "core.UsageTotals": {
@@ -483,7 +511,8 @@ SCHEMAS = {
             "cached_tokens": {"type": "integer"},
             "reasoning_tokens": {"type": "integer"},
             "cost_usd": {"type": "string", "nullable": True,
-                         "description": "USD as a decimal string; null when no request in it had a known price."},
+                         "description": "USD as a decimal string; \"0\" for a period without requests; null "
+                                        "when it has requests and none of them had a known price."},
         },
     },
     "core.UsageRow": {

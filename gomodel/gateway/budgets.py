@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounting import budgets
 from accounting.prices import PriceBook, Rates, to_e10
@@ -68,8 +69,7 @@ async def check_budget(runtime, req) -> BudgetState | None:
     now = budgets.clock()
     names = [b.counter(now) for b in owned]
     try:
-        async with asyncio.timeout(2.0):
-            values = await runtime.redis.mget([n + s for n in names for s in (":base", ":pending")])
+        values = await _mget(runtime.redis, [n + s for n in names for s in (":base", ":pending")])
     except Exception as exc:
         _warn(f"budget check skipped, Redis unavailable ({exc})")
         return None
@@ -93,16 +93,16 @@ def charge(runtime, record, event: dict) -> None:
         return
     from datetime import datetime, timezone
 
-    priced = runtime.prices.price(event, datetime.fromtimestamp(event["ts"], timezone.utc))
+    when = datetime.fromtimestamp(event["ts"], timezone.utc)  # the day the drain files the event under
+    priced = runtime.prices.price(event, when)
     event["cost_source"] = priced.source
     if priced.cost is None:
         log.warning("no price known for %s/%s: request %s is allowed but not counted against a budget",
                     event.get("provider"), event.get("model"), event.get("request_id"))
         return
-    now = budgets.clock()
-    event["cost"] = str(priced.cost)
     event["cost_e10"] = to_e10(priced.cost)
-    event["budget_keys"] = [b.counter(now) for b in state.budgets]
+    event["cost"] = budgets.usd(event["cost_e10"])
+    event["budget_keys"] = [b.counter(when) for b in state.budgets]
 
 
 def _prompt_chars(messages) -> int:
@@ -156,8 +156,42 @@ def cut_error() -> GatewayError:
                         code="budget_exceeded")
 
 
+async def _mget(redis, names: list[str]) -> list:
+    """One MGET; once more on a pooled connection that Redis closed (a restart), then give up."""
+    for attempt in (1, 2):
+        try:
+            async with asyncio.timeout(2.0):
+                return await redis.mget(names)
+        except RedisConnectionError:
+            if attempt == 2:
+                raise
+
+
 def _warn(message: str) -> None:
     now = time.monotonic()
     if now - _warned["at"] > 60:
         _warned["at"] = now
         log.warning(message)
+
+
+async def budget_status(runtime, owned) -> dict:
+    """`budget` of GET /v1/usage: for the tenant and the key, the limit, what was spent this period,
+    what is left and when the period ends (null where no budget is set)."""
+    now = budgets.clock()
+    answer = {"tenant": None, "key": None}
+    if not owned:
+        return answer
+    names = [b.counter(now) for b in owned]
+    values = await _mget(runtime.redis, [n + s for n in names for s in (":base", ":pending")])
+    for i, budget in enumerate(owned):
+        spent = int(values[2 * i] or 0) + int(values[2 * i + 1] or 0)
+        first, _ = budgets.window(budget.period, now)
+        end = budgets.period_end(budget.period, now)
+        answer[budget.scope] = {
+            "limit_usd": budgets.usd(budget.limit_e10), "spent_usd": budgets.usd(spent),
+            "remaining_usd": budgets.usd(max(0, budget.limit_e10 - spent)), "period": budget.period,
+            "period_start": first.isoformat() if first else None, "period_end": end.isoformat() if end else None,
+            "soft_limit_percent": budget.soft_percent,
+            "exceeded": spent >= budget.limit_e10,
+        }
+    return answer

@@ -3,7 +3,7 @@
 import contextlib
 import time
 
-from accounting import tokens
+from accounting import budgets, tokens
 from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
 from providers.base import Target, Usage
 
@@ -74,7 +74,7 @@ class UsageRecord:
         principal = self.principal
         return {
             "request_id": self.request_id,
-            "ts": time.time(),
+            "ts": budgets.clock().timestamp(),  # one clock with the budget periods (tests move it)
             "tenant_id": principal.tenant_id,
             "tenant": principal.tenant_slug,
             "api_key_id": principal.key_id,

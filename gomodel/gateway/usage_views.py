@@ -12,8 +12,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from accounting import metrics
+from accounting.budgets import budget_of
 from accounting.reports import ReportError, parse_range, pending_events, resolve_tenant, today_utc, usage_report
 
+from .budgets import budget_status
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
 from .http import Request
 from .runtime import get_runtime
@@ -66,10 +68,17 @@ async def usage(req: Request):
         if tenant is None:
             raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
         tenant_id, tenant_slug = tenant.id, tenant.slug
+        owned = tuple(b for b in (budget_of("tenant", tenant),) if b is not None)
     else:
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
+        owned = principal.budgets
     entries = await _undrained(runtime.redis)
     report = await sync_to_async(_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last, entries)
+    try:
+        report["budget"] = await budget_status(runtime, owned)
+    except Exception as exc:  # Redis down: the report still answers, without the live spend
+        log.warning("/v1/usage could not read the budget counters (%s)", exc)
+        report["budget"] = None
     await req.respond(200, orjson.dumps(report))
 
 
