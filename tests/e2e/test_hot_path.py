@@ -78,3 +78,25 @@ def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant
     second = _post(gateway, key, stream=stream)
     assert len(usage_events(second)) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_budgeted_key_stays_at_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
+                                                            stream):
+    """The budget check (one MGET) and the pricing of the event (prices in memory) add no hop."""
+    from decimal import Decimal
+
+    tenant, key, plaintext = tenant_key
+    tenant.budget_usd, key.budget_usd, key.budget_period = Decimal("5"), Decimal("1"), "daily"
+    tenant.save()
+    key.save()
+    time.sleep(0.2)  # the invalidation of those saves reaches the gateway
+    first = _post(gateway, plaintext, stream=stream)  # cold: the key with its budgets, the prices
+    assert usage_events(first)[0]["cost_source"] == "price_db"
+    usage_events(_post(gateway, plaintext, stream=stream))
+
+    counter.hops = counter.submits = counter.queries = 0
+    second = _post(gateway, plaintext, stream=stream)
+    [event] = usage_events(second)
+    assert len(event["budget_keys"]) == 2 and event["cost_e10"] > 0
+    assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
