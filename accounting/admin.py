@@ -9,7 +9,7 @@ page is `no-store`). Reloading that page re-posts the form, which the browser as
 """
 
 from django.contrib import admin, messages
-from django.db.models import BigIntegerField, Count, DecimalField, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -19,12 +19,12 @@ from django.utils.html import format_html
 
 from gomodel.readonly_admin import ReadOnlyAdminMixin
 
+from . import budgets
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
 from .reports import cost_string, today_utc
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
-BUDGET_WARN = 0.8  # share of a budget from which the state shows a warning
 
 
 def key_state(key: ApiKey, now=None) -> tuple[str, str]:
@@ -51,14 +51,6 @@ def _month_sum(field: str):
     return Coalesce(Subquery(rows, output_field=BigIntegerField()), 0)
 
 
-def budget_field() -> str | None:
-    """The tenant's monthly budget (USD), once the model has one: the first numeric field named *budget*."""
-    fields = [f for f in Tenant._meta.concrete_fields
-              if "budget" in f.name and isinstance(f, (DecimalField, IntegerField))]
-    fields.sort(key=lambda f: "month" not in f.name)
-    return fields[0].name if fields else None
-
-
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
@@ -81,6 +73,9 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["slug", "name"]
     inlines = [ApiKeyInline]
+    fieldsets = [(None, {"fields": ["slug", "name", "active"]}),
+                 ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]})]
+    readonly_fields = ["budget_now"]
 
     def get_queryset(self, request):
         active_keys = (ApiKey.objects.filter(tenant=OuterRef("pk"), active=True).order_by().values("tenant")
@@ -107,18 +102,13 @@ class TenantAdmin(admin.ModelAdmin):
             return "unknown" if obj.n_month_requests else "0"
         return spend
 
-    @admin.display(description="budget")
+    @admin.display(description="budget (spent this period)")
     def budget_state(self, obj):
-        field = budget_field()
-        budget = getattr(obj, field) if field else None
-        if not budget:
-            return badge("no budget")
-        spent = obj.n_month_cost_e10 / 1e10
-        share = spent / float(budget)
-        label = f"{share:.0%} of ${budget}"
-        if share >= 1:
-            return badge(f"over budget: {label}", "bad")
-        return badge(label, "warn" if share >= BUDGET_WARN else "ok")
+        return badge(*budgets.describe("tenant", obj))
+
+    @admin.display(description="spent this period")
+    def budget_now(self, obj):
+        return badge(*budgets.describe("tenant", obj)) if obj.pk else "-"
 
     @admin.display(description="")
     def links(self, obj):
@@ -150,20 +140,25 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "expires_at",
-                    "created_at"]
+    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "budget_state",
+                    "expires_at", "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
     search_help_text = "Prefix (e.g. the last 4 characters), name or tenant; or paste a whole key to find it."
-    readonly_fields = ["prefix", "state", "last_used_at", "created_at"]
+    readonly_fields = ["prefix", "state", "last_used_at", "created_at", "budget_state"]
     actions = ["revoke", "reactivate"]
+    BUDGET = ["budget_usd", "budget_period", "budget_soft_percent"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "expires_at", "rpm_limit", "tpm_limit"]
+            return ["tenant", "name", "expires_at", "rpm_limit", "tpm_limit", *self.BUDGET]
         return ["prefix", "tenant", "name", "state", "active", "expires_at", "rpm_limit", "tpm_limit",
-                "last_used_at", "created_at"]
+                *self.BUDGET, "budget_state", "last_used_at", "created_at"]
+
+    @admin.display(description="budget (spent this period)")
+    def budget_state(self, obj):
+        return badge(*budgets.describe("key", obj)) if obj.pk else "-"
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "tenant"] if obj is not None else []
@@ -182,7 +177,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
-                                           expires_at=obj.expires_at)
+                                           expires_at=obj.expires_at,
+                                           **{field: getattr(obj, field) for field in self.BUDGET})
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 
@@ -311,8 +307,9 @@ def _n(value) -> str:
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "request_id", "tenant_slug", "api_key_prefix", "provider", "model", "status",
                     "stream", "prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_ms", "ttft_ms",
-                    "usage_source", "cost"]
-    list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "stream"]
+                    "usage_source", "cost", "cost_source"]
+    list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "cost_source",
+                   "stream"]
     search_fields = ["=request_id"]
     search_help_text = "Exact request id (the x-request-id response header)."
     date_hierarchy = "created_at"
@@ -374,6 +371,6 @@ class UsageDailyAdmin(ReadOnlyAdmin):
 @admin.register(ModelPrice)
 class ModelPriceAdmin(admin.ModelAdmin):
     list_display = ["provider", "model_pattern", "input_per_million", "cached_input_per_million",
-                    "output_per_million", "reasoning_per_million", "valid_from", "note"]
+                    "cache_write_per_million", "output_per_million", "reasoning_per_million", "valid_from", "note"]
     list_filter = ["provider"]
     search_fields = ["model_pattern", "provider"]

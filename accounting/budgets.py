@@ -173,6 +173,42 @@ def reconcile(client, now: datetime | None = None) -> int:
         lock.release()
 
 
+def reconcile_one(budget: Budget, client=None) -> bool:
+    """SET one budget's `base` now (under the drain lock, skipped if a drain holds it: the periodic
+    reconcile catches up). Never raises: a save must not fail because Redis is down."""
+    from .drain import DrainLock, redis_client
+
+    own = client is None
+    try:
+        client = client or redis_client()
+        lock = DrainLock(client, settings.USAGE_DRAIN_LOCK_TTL)
+        if not lock.acquire():
+            return False
+        try:
+            name = budget.counter(clock())
+            set_bases(client, {name: base_for(name)})
+            return True
+        finally:
+            lock.release()
+    except Exception as exc:
+        log.warning("could not set the budget counter of %s %s now (%s); the next reconcile will",
+                    budget.scope, budget.owner_id, exc)
+        return False
+    finally:
+        if own and client is not None:
+            client.close()
+
+
+def on_budget_saved(sender, instance, **kwargs):
+    from django.db import transaction
+
+    from .models import Tenant
+
+    budget = budget_of("tenant" if sender is Tenant else "key", instance)
+    if budget is not None:
+        transaction.on_commit(lambda: reconcile_one(budget))
+
+
 def set_bases(pipe_or_client, bases: dict[str, int | None]) -> None:
     pipe = pipe_or_client.pipeline(transaction=True) if hasattr(pipe_or_client, "pipeline") else pipe_or_client
     for name, value in bases.items():
@@ -238,3 +274,48 @@ def soft_fired(client, name: str) -> bool:
 def usd(e10: int) -> str:
     value = Decimal(e10).scaleb(-10).normalize()
     return format(value, "f") if value else "0"
+
+
+# -- what the admin shows -----------------------------------------------------------------------------
+
+def current_spend(budget: Budget, client=None) -> tuple[int, bool]:
+    """(spent this period in 1e-10 USD, soft-limit webhook fired) from Redis; from the roll-ups (and
+    `False`) when Redis does not answer."""
+    from .drain import redis_client
+
+    now = clock()
+    name = budget.counter(now)
+    own = client is None
+    try:
+        client = client or redis_client()
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.mget([name + ":base", name + ":pending"])
+            pipe.exists(name + ":soft-fired")
+            (base, pending), fired = pipe.execute()
+            if base is None:  # not reconciled yet: the database's part from the database
+                first, end = window(budget.period, now)
+                base = db_spend_e10(budget.scope, budget.owner_id, first, end)
+            return int(base) + int(pending or 0), bool(fired)
+        finally:
+            if own:
+                client.close()
+    except Exception as exc:  # the admin still shows the drained spend
+        log.warning("budget counters unavailable for the admin (%s)", exc)
+    first, end = window(budget.period, now)
+    return db_spend_e10(budget.scope, budget.owner_id, first, end), False
+
+
+def describe(scope: str, row) -> tuple[str, str]:
+    """(label, kind) for the admin: spend beside the limit, the soft-limit mark, over budget."""
+    budget = budget_of(scope, row)
+    if budget is None:
+        return "no budget", ""
+    spent, fired = current_spend(budget)
+    share = spent / budget.limit_e10 if budget.limit_e10 else 1.0
+    label = f"${usd(spent)} of ${usd(budget.limit_e10)} {budget.period} ({share:.0%})"
+    if spent >= budget.limit_e10:
+        return f"over budget: {label}", "bad"
+    if fired or share * 100 >= budget.soft_percent:
+        return f"soft limit ({budget.soft_percent} %) reached: {label}", "warn"
+    return label, "ok"

@@ -12,12 +12,12 @@ def do_create_tenant(slug: str, name: str = "") -> Tenant:
 
 @transaction.atomic
 def do_create_api_key(tenant: Tenant, name: str = "", rpm: int | None = None,
-                      tpm: int | None = None, expires_at=None) -> tuple[ApiKey, str]:
+                      tpm: int | None = None, expires_at=None, **budget) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext, which is never stored and cannot be shown again."""
     plaintext = generate_key()
     key = ApiKey.objects.create(
         tenant=tenant, name=name, key_hash=hash_key(plaintext), prefix=display_prefix(plaintext),
-        rpm_limit=rpm, tpm_limit=tpm, expires_at=expires_at,
+        rpm_limit=rpm, tpm_limit=tpm, expires_at=expires_at, **budget,  # budget_usd, budget_period, …
     )
     return key, plaintext
 

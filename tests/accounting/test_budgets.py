@@ -255,3 +255,27 @@ def budgets_client():
     from accounting.drain import redis_client
 
     return redis_client()
+
+
+def test_the_admin_shows_spend_beside_budgets_and_marks_the_soft_limit(gateway, provider, tenant_key, usage_events,
+                                                                       admin_client):
+    tenant, key, secret = tenant_key
+    set_budget(tenant, "0.00001", "monthly", soft=40)
+    set_budget(key, "1", "daily")
+    usage_events(chat(gateway, secret).headers["x-request-id"])
+    tenants = admin_client.get("/admin/accounting/tenant/").content.decode()
+    assert f"soft limit (40 %) reached: ${ONE_CHAT} of $0.00001 monthly (51%)" in tenants
+    page = admin_client.get(f"/admin/accounting/apikey/{key.pk}/change/").content.decode()
+    assert f"${ONE_CHAT} of $1 daily (0%)" in page and 'name="budget_usd"' in page
+    usage_events(chat(gateway, secret).headers["x-request-id"], expect=2)
+    tenants = admin_client.get("/admin/accounting/tenant/").content.decode()
+    assert f"over budget: ${2 * ONE_CHAT} of $0.00001 monthly (102%)" in tenants
+    assert 'name="budget_period"' in admin_client.get(f"/admin/accounting/tenant/{tenant.pk}/change/").content.decode()
+
+
+def test_a_budget_set_after_spending_counts_what_was_spent_at_once(gateway, provider, tenant_key, usage_events, at):
+    tenant, key, secret = tenant_key
+    usage_events(chat(gateway, secret).headers["x-request-id"])  # no budget yet
+    assert drain().inserted == 1
+    set_budget(tenant, "0.000005", "monthly")  # less than what the tenant already spent this month
+    assert_budget_exceeded(chat(gateway, secret), "475200")
