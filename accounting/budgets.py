@@ -319,3 +319,21 @@ def describe(scope: str, row) -> tuple[str, str]:
     if fired or share * 100 >= budget.soft_percent:
         return f"soft limit ({budget.soft_percent} %) reached: {label}", "warn"
     return label, "ok"
+
+
+def status(budget: Budget, spent: int, now: datetime) -> dict:
+    """A budget as `GET /v1/usage` (and the management API's tenant usage) shows it."""
+    first, _ = window(budget.period, now)
+    end = period_end(budget.period, now)
+    return {"limit_usd": usd(budget.limit_e10), "spent_usd": usd(spent),
+            "remaining_usd": usd(max(0, budget.limit_e10 - spent)), "period": budget.period,
+            "period_start": first.isoformat() if first else None, "period_end": end.isoformat() if end else None,
+            "soft_limit_percent": budget.soft_percent, "exceeded": spent >= budget.limit_e10}
+
+
+def tenant_status(tenant) -> dict:
+    """`budget` of a tenant's usage report read outside the gateway (no key: `key` is null)."""
+    budget = budget_of("tenant", tenant)
+    if budget is None:
+        return {"tenant": None, "key": None}
+    return {"tenant": status(budget, current_spend(budget)[0], clock()), "key": None}

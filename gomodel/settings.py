@@ -172,7 +172,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "providers.catalogue.PROVIDER_CHOICES"},
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "providers.catalogue.PROVIDER_CHOICES",
+                            "BudgetPeriodEnum": "accounting.models.BudgetPeriod"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gomodel.api.openapi_v1.add_gateway_paths",

@@ -12,6 +12,7 @@ import redis
 from django.conf import settings
 from django.db import transaction
 
+from accounting import budgets
 from accounting.models import ApiKey, ModelPrice, Tenant
 from accounting.reports import parse_range, pending_events, today_utc, usage_report
 from accounting.services import do_create_api_key, do_create_tenant, do_revoke_api_key
@@ -80,14 +81,18 @@ def do_api_deactivate_tenant(actor: str, tenant: Tenant) -> Tenant:
 
 # -- API keys ---------------------------------------------------------------------------------------
 
+BUDGET_FIELDS = ("budget_usd", "budget_period", "budget_soft_percent")
+
+
 @transaction.atomic
 def do_api_create_key(actor: str, tenant: Tenant, data: dict) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext; the plaintext goes to the caller once and nowhere else."""
+    budget = {field: data[field] for field in BUDGET_FIELDS if field in data}
     key, plaintext = do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
-                                       tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"))
+                                       tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"), **budget)
     record(actor, "create", key, {"tenant": tenant.pk, "prefix": key.prefix, "name": key.name,
                                   "rpm_limit": key.rpm_limit, "tpm_limit": key.tpm_limit,
-                                  "expires_at": key.expires_at})
+                                  "expires_at": key.expires_at, **budget})
     return key, plaintext
 
 
@@ -227,4 +232,6 @@ def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:
     if start is None or end is None:
         start, end = parse_range(start and start.isoformat(), end and end.isoformat(), today_utc())
     entries = undrained_entries()
-    return usage_report(tenant.id, tenant.slug, start, end, pending_events(entries, tenant.id, start, end))
+    report = usage_report(tenant.id, tenant.slug, start, end, pending_events(entries, tenant.id, start, end))
+    report["budget"] = budgets.tenant_status(tenant)
+    return report

@@ -184,14 +184,5 @@ async def budget_status(runtime, owned) -> dict:
     names = [b.counter(now) for b in owned]
     values = await _mget(runtime.redis, [n + s for n in names for s in (":base", ":pending")])
     for i, budget in enumerate(owned):
-        spent = int(values[2 * i] or 0) + int(values[2 * i + 1] or 0)
-        first, _ = budgets.window(budget.period, now)
-        end = budgets.period_end(budget.period, now)
-        answer[budget.scope] = {
-            "limit_usd": budgets.usd(budget.limit_e10), "spent_usd": budgets.usd(spent),
-            "remaining_usd": budgets.usd(max(0, budget.limit_e10 - spent)), "period": budget.period,
-            "period_start": first.isoformat() if first else None, "period_end": end.isoformat() if end else None,
-            "soft_limit_percent": budget.soft_percent,
-            "exceeded": spent >= budget.limit_e10,
-        }
+        answer[budget.scope] = budgets.status(budget, int(values[2 * i] or 0) + int(values[2 * i + 1] or 0), now)
     return answer
