@@ -42,6 +42,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 import genai_prices
 
+from .usage_event import StreamEvent
+
 log = logging.getLogger(__name__)
 
 REASONING_OUTSIDE_COMPLETION = frozenset({"xai"})
@@ -143,18 +145,17 @@ class PriceBook:
                 return price
         return None
 
-    def price(self, event: dict, when: datetime) -> Priced:
-        reported = event.get("reported_cost")
-        if isinstance(reported, str):
+    def price(self, event: StreamEvent, when: datetime) -> Priced:
+        reported = event.reported_cost
+        if reported is not None:
             try:
                 value = Decimal(reported)
                 if value.is_finite() and value >= 0:
                     return Priced(value.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN), UPSTREAM)
             except InvalidOperation:
                 pass
-        provider_type = event.get("provider_type") or ""
-        model = event.get("model") or ""
-        admin = self.lookup(provider_type, event.get("provider") or "", model, when)
+        provider_type, model = event.provider_type, event.model
+        admin = self.lookup(provider_type, event.provider, model, when)
         if admin is not None:
             return Priced(event_cost(admin, event), ADMIN)
         cost = price_db_cost(provider_type, model, event, when)
@@ -162,7 +163,7 @@ class PriceBook:
             return Priced(cost, PRICE_DB)
         return Priced(None, UNKNOWN)
 
-    def cost(self, event: dict, when: datetime) -> Decimal | None:
+    def cost(self, event: StreamEvent, when: datetime) -> Decimal | None:
         return self.price(event, when).cost
 
     def rates(self, provider_type: str, provider_name: str, model: str) -> Rates | None:
@@ -176,8 +177,9 @@ class PriceBook:
         if admin is not None:
             rates = Rates(admin.input / MILLION, admin.output / MILLION)
         else:
-            unit_in = price_db_cost(provider_type, model, {"prompt_tokens": 1_000_000}, now)
-            unit_out = price_db_cost(provider_type, model, {"completion_tokens": 1_000_000}, now)
+            unit = StreamEvent("rates", provider_type=provider_type, model=model)
+            unit_in = price_db_cost(provider_type, model, unit.replace(prompt_tokens=1_000_000), now)
+            unit_out = price_db_cost(provider_type, model, unit.replace(completion_tokens=1_000_000), now)
             if unit_in is not None and unit_out is not None:
                 rates = Rates(unit_in / MILLION, unit_out / MILLION)
         if len(self._rates) > 10_000:
@@ -186,15 +188,22 @@ class PriceBook:
         return rates
 
 
-def _tokens(event: dict) -> tuple[int, int, int, int, int]:
+def event_price(prices: PriceBook, event: StreamEvent) -> tuple[Decimal | None, str]:
+    """(cost, cost_source) of an event: the gateway's figure when it priced it already (a budgeted
+    request, so the budget counters and the database agree to the digit), else the price book's."""
+    if event.cost_source is not None:
+        return (Decimal(event.cost).quantize(COST_QUANTUM) if event.cost is not None else None), event.cost_source
+    priced = prices.price(event, event.created_at)
+    return priced.cost, priced.source
+
+
+def _tokens(event: StreamEvent) -> tuple[int, int, int, int, int]:
     """(prompt, cache read, cache write, visible completion, reasoning) with reasoning billed once."""
-    prompt = int(event.get("prompt_tokens") or 0)
-    completion = int(event.get("completion_tokens") or 0)
-    cached = min(int(event.get("cached_tokens") or 0), prompt)
-    written = min(int(event.get("cache_write_tokens") or 0), prompt - cached)
-    reasoning = int(event.get("reasoning_tokens") or 0)
-    total = int(event.get("total_tokens") or 0)
-    if reasoning_outside_completion(event.get("provider_type") or "", prompt, completion, reasoning, total):
+    prompt, completion, total = event.prompt_tokens, event.completion_tokens, event.total_tokens
+    cached = min(event.cached_tokens, prompt)
+    written = min(event.cache_write_tokens, prompt - cached)
+    reasoning = event.reasoning_tokens
+    if reasoning_outside_completion(event.provider_type, prompt, completion, reasoning, total):
         visible = completion
     else:
         reasoning = min(reasoning, completion)
@@ -202,7 +211,7 @@ def _tokens(event: dict) -> tuple[int, int, int, int, int]:
     return prompt, cached, written, visible, reasoning
 
 
-def event_cost(price: Price, event: dict) -> Decimal:
+def event_cost(price: Price, event: StreamEvent) -> Decimal:
     prompt, cached, written, visible, reasoning = _tokens(event)
     cached_price = price.cached_input if price.cached_input is not None else price.input
     write_price = price.cache_write if price.cache_write is not None else price.input
@@ -212,7 +221,7 @@ def event_cost(price: Price, event: dict) -> Decimal:
     return amount.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-def price_db_cost(provider_type: str, model: str, event: dict, when: datetime) -> Decimal | None:
+def price_db_cost(provider_type: str, model: str, event: StreamEvent, when: datetime) -> Decimal | None:
     """The cost by genai-prices (tiers by prompt size, cache reads/writes, price history); None if unknown."""
     provider_id = PRICE_DB_PROVIDERS.get(provider_type)
     if provider_id is None or not model:

@@ -85,24 +85,22 @@ async def check_budget(runtime, req) -> BudgetState | None:
     return state
 
 
-def charge(runtime, record, event: dict) -> None:
-    """Price a budgeted request's event in the gateway and name the counters it goes into; the usage
-    writer adds it to them in the same MULTI as the XADD."""
+def charge(runtime, record, event) -> None:
+    """Price a budgeted request's event (a StreamEvent) in the gateway and name the counters it goes
+    into; the usage writer adds it to them in the same MULTI as the XADD."""
     state = record.budget
     if state is None or runtime.prices is None:
         return
-    from datetime import datetime, timezone
-
-    when = datetime.fromtimestamp(event["ts"], timezone.utc)  # the day the drain files the event under
+    when = event.created_at  # the day the drain files the event under
     priced = runtime.prices.price(event, when)
-    event["cost_source"] = priced.source
+    event.cost_source = priced.source
     if priced.cost is None:
         log.warning("no price known for %s/%s: request %s is allowed but not counted against a budget",
-                    event.get("provider"), event.get("model"), event.get("request_id"))
+                    event.provider, event.model, event.request_id)
         return
-    event["cost_e10"] = to_e10(priced.cost)
-    event["cost"] = budgets.usd(event["cost_e10"])
-    event["budget_keys"] = [b.counter(when) for b in state.budgets]
+    event.cost_e10 = to_e10(priced.cost)
+    event.cost = budgets.usd(event.cost_e10)
+    event.budget_keys = [b.counter(when) for b in state.budgets]
 
 
 def _prompt_chars(messages) -> int:

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from accounting.prices import Price, PriceBook
+from accounting.usage_event import StreamEvent
 from providers.anthropic.response import convert_usage
 from providers.base import Usage
 from providers.gemini.response import usage_from
@@ -16,15 +17,15 @@ WHEN = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 M = Decimal(1_000_000)
 
 
-def event(provider_type: str, model: str, usage: Usage, provider: str | None = None) -> dict:
-    return {"provider": provider or provider_type, "provider_type": provider_type, "model": model,
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens, "cache_write_tokens": usage.cache_write_tokens,
-            "reported_cost": usage.reported_cost}
+def event(provider_type: str, model: str, usage: Usage, provider: str | None = None) -> StreamEvent:
+    return StreamEvent("req_1", provider=provider or provider_type, provider_type=provider_type, model=model,
+                       prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                       total_tokens=usage.total_tokens, cached_tokens=usage.cached_tokens,
+                       reasoning_tokens=usage.reasoning_tokens, cache_write_tokens=usage.cache_write_tokens,
+                       reported_cost=usage.reported_cost)
 
 
-def priced(e: dict, book: PriceBook | None = None):
+def priced(e: StreamEvent, book: PriceBook | None = None):
     result = (book or PriceBook([])).price(e, WHEN)
     return result.cost, result.source
 
