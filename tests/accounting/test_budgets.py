@@ -201,9 +201,15 @@ def _wait_stream(client, n):
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     received: list = []
+    failures = 0  # answer this many POSTs with a 503 first
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers["content-length"]))
+        if _Receiver.failures > 0:
+            _Receiver.failures -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
         self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
         self.send_response(204)
         self.end_headers()
@@ -216,7 +222,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 def receiver(settings):
     from gomodel.celery import app
 
-    _Receiver.received = []
+    _Receiver.received, _Receiver.failures = [], 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -233,10 +239,11 @@ def test_the_soft_limit_webhook_fires_once_per_period_signed(gateway, provider, 
                                                              at):
     tenant, key, secret = tenant_key
     set_budget(tenant, "0.00002", "monthly", soft=40)  # two chats (0.0000102) cross 40 % (0.000008)
+    _Receiver.failures = 2  # the receiver fails twice: Celery retries the task
     for _ in range(2):
         usage_events(chat(gateway, secret).headers["x-request-id"])
         drain()
-    assert len(receiver) == 1
+    assert len(receiver) == 1 and _Receiver.failures == 0  # delivered on the third try
     for _ in range(2):  # more spend, more drains and reconciliations: no second webhook this period
         usage_events(chat(gateway, secret).headers["x-request-id"])
         drain()
