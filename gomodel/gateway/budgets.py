@@ -50,7 +50,7 @@ async def prices(runtime) -> PriceBook:
 def over_budget(budget, now) -> GatewayError:
     end = budgets.period_end(budget.period, now)
     who = "tenant" if budget.scope == "tenant" else "API key"
-    message = f"The {who}'s {budget.period} budget of ${budget.limit_usd.normalize()} is spent."
+    message = f"The {who}'s {budget.period} budget of ${budgets.usd(budget.limit_e10)} is spent."
     headers = []
     if end is not None:
         headers.append((b"retry-after", str(max(1, math.ceil((end - now).total_seconds()))).encode()))
