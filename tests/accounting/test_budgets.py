@@ -286,3 +286,25 @@ def test_a_budget_set_after_spending_counts_what_was_spent_at_once(gateway, prov
     assert drain().inserted == 1
     set_budget(tenant, "0.000005", "monthly")  # less than what the tenant already spent this month
     assert_budget_exceeded(chat(gateway, secret), "475200")
+
+
+def test_through_the_openai_sdk(gateway, provider, tenant_key, usage_events, at):
+    """What an OpenAI SDK user sees: a stream that raises mid-way, then a RateLimitError with the code."""
+    import openai
+
+    tenant, key, secret = tenant_key
+    ModelPrice.objects.create(provider="openai", model_pattern="long-stream", input_per_million=Decimal("1"),
+                              output_per_million=Decimal("10"), valid_from=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    set_budget(key, "0.0005", "daily")
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key=secret, max_retries=0)
+    text = []
+    with pytest.raises(openai.APIError) as raised:
+        for chunk in client.chat.completions.create(model="long-stream", stream=True,
+                                                    messages=[{"role": "user", "content": "Hi"}]):
+            text.extend(choice.delta.content or "" for choice in chunk.choices)
+    assert "budget ran out" in raised.value.message and text
+    usage_events(None)
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
+    assert refused.value.code == "budget_exceeded" and refused.value.type == "rate_limit_error"
+    assert refused.value.response.headers["retry-after"] == "43200"
