@@ -28,9 +28,10 @@ _warned = {"at": 0.0}
 
 @dataclass
 class BudgetState:
-    """What the check found: the tightest remaining budget, in 1e-10 USD."""
+    """What the check found: the tightest remaining budget, in 1e-10 USD, and whose it is."""
     budgets: tuple
     remaining_e10: int
+    tightest: budgets.Budget
 
 
 def _load_prices() -> PriceBook:
@@ -47,10 +48,13 @@ async def prices(runtime) -> PriceBook:
     return runtime.prices
 
 
-def over_budget(budget, now) -> GatewayError:
+def over_budget(budget, now, prompt: bool = False) -> GatewayError:
     end = budgets.period_end(budget.period, now)
     who = "tenant" if budget.scope == "tenant" else "API key"
     message = f"The {who}'s {budget.period} budget of ${budgets.usd(budget.limit_e10)} is spent."
+    if prompt:
+        message = (f"This request's prompt alone would cost more than what is left of the {who}'s "
+                   f"{budget.period} budget of ${budgets.usd(budget.limit_e10)}.")
     headers = []
     if end is not None:
         headers.append((b"retry-after", str(max(1, math.ceil((end - now).total_seconds()))).encode()))
@@ -73,14 +77,15 @@ async def check_budget(runtime, req) -> BudgetState | None:
     except Exception as exc:
         _warn(f"budget check skipped, Redis unavailable ({exc})")
         return None
-    remaining = None
+    remaining, tightest = None, None
     for i, budget in enumerate(owned):
         spent = int(values[2 * i] or 0) + int(values[2 * i + 1] or 0)
         if spent >= budget.limit_e10:
             raise over_budget(budget, now)
         left = budget.limit_e10 - spent
-        remaining = left if remaining is None else min(remaining, left)
-    state = BudgetState(owned, remaining)
+        if remaining is None or left < remaining:
+            remaining, tightest = left, budget
+    state = BudgetState(owned, remaining, tightest)
     req.budget = state
     return state
 
@@ -140,6 +145,11 @@ class StreamGuard:
         if rates is None or not rates.output:
             return None  # no known price: allowed and logged when the event is priced
         return cls(state, rates, record)
+
+    def check_prompt(self, state: BudgetState) -> None:
+        """Refuse, before any upstream call, a request whose prompt alone costs more than is left."""
+        if self.limit <= 0:
+            raise over_budget(state.tightest, budgets.clock(), prompt=True)
 
     def exceeded(self) -> bool:
         relayed = self.relayed

@@ -26,10 +26,13 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
     target, model = chain[0]
     record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
     async with recorded(req, runtime, record):
+        guard = StreamGuard.maybe(record, runtime)
+        if guard is not None:
+            guard.check_prompt(record.budget)
         response, adapter = await send_upstream(
             runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream, record)
         if stream:
-            await _relay_stream(req, adapter, response, record, include_usage, StreamGuard.maybe(record, runtime))
+            await _relay_stream(req, adapter, response, record, include_usage, guard)
         else:
             await _complete(req, adapter, response, record)
 
@@ -85,6 +88,8 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
         except _BudgetCut:
             # Bill what the client got (estimated from the relayed text); the upstream is closed below.
             record.usage = None
+            if not record.relayed:
+                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
             record.status, record.error_type = 429, RATE_LIMIT
             watcher.cancel()
             await req.finish(b"data: " + orjson.dumps(cut_error().payload()) + b"\n\n")

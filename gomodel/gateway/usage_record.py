@@ -10,6 +10,7 @@ from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
 
 from . import metrics
+from .budgets import charge
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,6 @@ async def recorded(req, runtime, record: UsageRecord):
     """Answer a GatewayError in the envelope (unless the response already started), then emit the
     request's one usage event if it reached an upstream. The event is queued before any await, so a request cancelled here
     (server shutdown) still records what it cost; the client never waits on Redis."""
-    from .budgets import charge
     from .errors import GatewayError
 
     try:
@@ -127,7 +127,10 @@ async def recorded(req, runtime, record: UsageRecord):
         # input like any other 400: it records nothing.
         if record.attempts:
             event = record.event()
-            charge(runtime, record, event)
+            try:
+                charge(runtime, record, event)
+            except Exception:  # pricing must never cost an event (the drain prices it then)
+                log.exception("could not price usage event %s for its budget", event.request_id)
             try:
                 metrics.observe_event(event)
             except Exception:  # metrics must never cost an event

@@ -308,3 +308,19 @@ def test_through_the_openai_sdk(gateway, provider, tenant_key, usage_events, at)
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}])
     assert refused.value.code == "budget_exceeded" and refused.value.type == "rate_limit_error"
     assert refused.value.response.headers["retry-after"] == "43200"
+
+
+def test_a_prompt_that_alone_costs_more_than_is_left_is_refused_before_the_upstream(gateway, provider, upstream,
+                                                                                     tenant_key, usage_events, at):
+    tenant, key, secret = tenant_key
+    set_budget(key, "0.0001", "daily")
+    # gpt-4o-mini input: $0.15 / M tokens; 4,000,000 characters ≈ 1,000,000 tokens ≈ $0.15 > $0.0001
+    before = len(upstream.chat_requests())
+    for stream in (False, True):
+        response = httpx.post(f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                              json={"model": "gpt-4o-mini", "stream": stream,
+                                    "messages": [{"role": "user", "content": "x" * 4_000_000}]}, timeout=30)
+        assert_budget_exceeded(response, "43200")
+        assert "prompt alone" in response.json()["error"]["message"]
+    assert len(upstream.chat_requests()) == before and usage_events(None) == []
+    assert chat(gateway, secret).status_code == 200  # a small prompt still fits
