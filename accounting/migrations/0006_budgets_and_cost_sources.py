@@ -28,7 +28,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounting', '0004_tenant_monthly_budget'),
+        ('accounting', '0005_auditentry_from_gomodel'),
     ]
 
     operations = [
