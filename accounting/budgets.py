@@ -281,29 +281,35 @@ def usd(e10: int) -> str:
 def current_spend(budget: Budget, client=None) -> tuple[int, bool]:
     """(spent this period in 1e-10 USD, soft-limit webhook fired) from Redis; from the roll-ups (and
     `False`) when Redis does not answer."""
-    from .drain import redis_client
-
     now = clock()
     name = budget.counter(now)
-    own = client is None
     try:
-        client = client or redis_client()
-        try:
-            pipe = client.pipeline(transaction=False)
-            pipe.mget([name + ":base", name + ":pending"])
-            pipe.exists(name + ":soft-fired")
-            (base, pending), fired = pipe.execute()
-            if base is None:  # not reconciled yet: the database's part from the database
-                first, end = window(budget.period, now)
-                base = db_spend_e10(budget.scope, budget.owner_id, first, end)
-            return int(base) + int(pending or 0), bool(fired)
-        finally:
-            if own:
-                client.close()
+        pipe = (client or _shared_client()).pipeline(transaction=False)
+        pipe.mget([name + ":base", name + ":pending"])
+        pipe.exists(name + ":soft-fired")
+        (base, pending), fired = pipe.execute()
+        if base is None:  # not reconciled yet: the database's part from the database
+            first, end = window(budget.period, now)
+            base = db_spend_e10(budget.scope, budget.owner_id, first, end)
+        return int(base) + int(pending or 0), bool(fired)
     except Exception as exc:  # the admin still shows the drained spend
         log.warning("budget counters unavailable for the admin (%s)", exc)
     first, end = window(budget.period, now)
     return db_spend_e10(budget.scope, budget.owner_id, first, end), False
+
+
+_clients: dict = {}
+
+
+def _shared_client():
+    """One pooled client per REDIS_URL for the admin and the management API's spend columns."""
+    import redis
+
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    return client
 
 
 def describe(scope: str, row) -> tuple[str, str]:
