@@ -324,3 +324,18 @@ def test_a_prompt_that_alone_costs_more_than_is_left_is_refused_before_the_upstr
         assert "prompt alone" in response.json()["error"]["message"]
     assert len(upstream.chat_requests()) == before and usage_events(None) == []
     assert chat(gateway, secret).status_code == 200  # a small prompt still fits
+
+
+def test_an_empty_period_costs_0_and_unknown_prices_stay_null(gateway, provider, tenant_key, usage_events):
+    tenant, key, secret = tenant_key
+
+    def totals():
+        response = httpx.get(f"{gateway}/v1/usage", headers={"Authorization": f"Bearer {secret}"}, timeout=10)
+        assert response.status_code == 200
+        return response.json()["totals"]
+
+    assert (totals()["requests"], totals()["cost_usd"]) == (0, "0")
+    usage_events(chat(gateway, secret, model="tool-model").headers["x-request-id"])  # no known price
+    assert (totals()["requests"], totals()["cost_usd"]) == (1, None)
+    usage_events(chat(gateway, secret).headers["x-request-id"], expect=1)
+    assert (totals()["requests"], totals()["cost_usd"]) == (2, str(ONE_CHAT))
