@@ -27,6 +27,16 @@ from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_ke
 
 
 
+class BudgetPeriodOptional:
+    """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "budget_period" in form.base_fields:
+            form.base_fields["budget_period"].required = False
+        return form
+
+
 def key_state(key: ApiKey, now=None) -> tuple[str, str]:
     """(label, css class) of a key: active, revoked, expired or its tenant inactive."""
     now = now or timezone.now()
@@ -67,7 +77,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(AuditedModelAdmin):
+class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     list_display = ["slug", "name", "active", "active_keys", "month_requests", "month_spend", "budget_state",
                     "links"]
     list_filter = ["active"]
@@ -139,7 +149,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(AuditedModelAdmin):
+class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "budget_state",
                     "expires_at", "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
