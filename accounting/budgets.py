@@ -18,6 +18,9 @@ A budget (tenant or key) is a USD limit per period: daily, weekly (Monday 00:00 
   budgeted tenant and key, under the drain's lock so no batch is half-applied meanwhile. SET, not
   INCR: running it twice changes nothing; after a Redis flush it restores every spend.
 
+Streams in flight add their running estimate to a third part, `…:inflight` (gomodel/gateway/budgets.py),
+which the usage writer clears in the same MULTI that adds the final cost to `pending`.
+
 A Redis restart keeps both (AOF, as the usage stream needs anyway). A flush loses the stream and its
 `pending` together, and the next reconcile restores `base` from the database.
 """

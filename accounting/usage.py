@@ -53,9 +53,9 @@ class UsageWriter:
                 # MULTI: an event's cost is in its budget counters' `pending` exactly while the event
                 # is in the stream (accounting/budgets.py).
                 pipe = self._get_redis().pipeline(transaction=True)
-                for payload, _, names, cost_e10 in batch:
+                for payload, request_id, names, cost_e10 in batch:
                     pipe.xadd(settings.USAGE_STREAM, {"e": payload})
-                    add_pending(pipe, names, cost_e10)
+                    add_pending(pipe, names, cost_e10, request_id)
                 await pipe.execute()
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
             for payload, request_id, _, _ in batch:
@@ -66,14 +66,17 @@ class UsageWriter:
             written.set_result(len(batch))
 
 
-def add_pending(pipe, names: list, cost_e10: int) -> None:
-    """The event's cost into each of its budget counters' `pending` part (same pipeline as its XADD)."""
-    if not cost_e10 or not isinstance(cost_e10, int):
-        return
+def add_pending(pipe, names: list, cost_e10: int, request_id: str | None = None) -> None:
+    """The event's cost into each of its budget counters' `pending` part, and its stream's running
+    estimate out of their in-flight part (same MULTI as its XADD; gomodel/gateway/budgets.py)."""
     for name in names:
         if isinstance(name, str):
-            pipe.incrby(name + ":pending", cost_e10)
-            pipe.expire(name + ":pending", PENDING_TTL)
+            if request_id:
+                pipe.hdel(name + ":inflight", request_id)
+                pipe.zrem(name + ":inflight-exp", request_id)
+            if cost_e10 and isinstance(cost_e10, int):
+                pipe.incrby(name + ":pending", cost_e10)
+                pipe.expire(name + ":pending", PENDING_TTL)
 
 
 PENDING_TTL = 60 * 24 * 3600  # a counter of a finished period goes after 60 days (an undrained event keeps it alive)
@@ -134,7 +137,7 @@ def replay_spool(redis_sync) -> int:
             pipe.xadd(settings.USAGE_STREAM, {"e": line})
             try:
                 event = decode(line)
-                add_pending(pipe, event.budget_keys, event.cost_e10)
+                add_pending(pipe, event.budget_keys, event.cost_e10, event.request_id)
             except ValueError:
                 pass  # the drain sends an unreadable line to the dead-letter list
         pipe.execute()

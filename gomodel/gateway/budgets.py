@@ -73,16 +73,15 @@ async def check_budget(runtime, req) -> BudgetState | None:
     now = budgets.clock()
     names = [b.counter(now) for b in owned]
     try:
-        values = await _mget(runtime.redis, [n + s for n in names for s in (":base", ":pending")])
+        spent_now = await spent(runtime.redis, names)
     except Exception as exc:
         _warn(f"budget check skipped, Redis unavailable ({exc})")
         return None
     remaining, tightest = None, None
-    for i, budget in enumerate(owned):
-        spent = int(values[2 * i] or 0) + int(values[2 * i + 1] or 0)
-        if spent >= budget.limit_e10:
+    for budget, spent_e10 in zip(owned, spent_now):
+        if spent_e10 >= budget.limit_e10:
             raise over_budget(budget, now)
-        left = budget.limit_e10 - spent
+        left = budget.limit_e10 - spent_e10
         if remaining is None or left < remaining:
             remaining, tightest = left, budget
     state = BudgetState(owned, remaining, tightest)
@@ -123,17 +122,29 @@ def _prompt_chars(messages) -> int:
 
 class StreamGuard:
     """The running cost of a stream from what was relayed: prompt (chars/4 × input price) plus
-    completion so far (chars/4 × output price). `exceeded()` is O(new text) per chunk."""
+    completion so far (chars/4 × output price), O(new text) per upstream read. It shares that
+    estimate with the other requests of the same key and tenant (`spent`, one EVALSHA) at most
+    every SYNC_SECONDS, or sooner when it has used half of the headroom it last saw, so concurrent
+    streams are cut when together they cross the budget."""
 
-    __slots__ = ("limit", "rates", "relayed", "seen", "chars")
+    SYNC_SECONDS = 0.1
+    __slots__ = ("state", "rates", "relayed", "seen", "chars", "prompt", "names", "request_id", "redis",
+                 "headroom", "synced_own", "synced_at", "limit")
 
-    def __init__(self, state: BudgetState, rates: Rates, record):
+    def __init__(self, state: BudgetState, rates: Rates, record, redis):
+        self.state = state
         self.rates = rates
         self.relayed = record.relayed
         self.seen = len(self.relayed)
         self.chars = 0
-        prompt_cost = rates.input * (_prompt_chars(record.messages) // CHARS_PER_TOKEN)
-        self.limit = Decimal(state.remaining_e10).scaleb(-10) - prompt_cost  # USD left for the completion
+        self.prompt = rates.input * (_prompt_chars(record.messages) // CHARS_PER_TOKEN)
+        self.limit = Decimal(state.remaining_e10).scaleb(-10) - self.prompt  # USD left for the completion
+        self.names = [b.counter(budgets.clock()) for b in state.budgets]
+        self.request_id = record.request_id
+        self.redis = redis
+        self.synced_own = to_e10(self.prompt.quantize(Decimal("1e-10")))
+        self.headroom = state.remaining_e10 - self.synced_own  # before any sync: what the check saw
+        self.synced_at = 0.0  # the first read registers the stream at once
 
     @classmethod
     def maybe(cls, record, runtime) -> "StreamGuard | None":
@@ -144,19 +155,37 @@ class StreamGuard:
         rates = runtime.prices.rates(target.provider_type, target.name, record.model)
         if rates is None or not rates.output:
             return None  # no known price: allowed and logged when the event is priced
-        return cls(state, rates, record)
+        return cls(state, rates, record, runtime.redis)
 
     def check_prompt(self, state: BudgetState) -> None:
         """Refuse, before any upstream call, a request whose prompt alone costs more than is left."""
         if self.limit <= 0:
             raise over_budget(state.tightest, budgets.clock(), prompt=True)
 
-    def exceeded(self) -> bool:
+    def own_e10(self) -> int:
         relayed = self.relayed
         while self.seen < len(relayed):
             self.chars += len(relayed[self.seen])
             self.seen += 1
-        return self.rates.output * math.ceil(self.chars / CHARS_PER_TOKEN) > self.limit
+        cost = self.prompt + self.rates.output * math.ceil(self.chars / CHARS_PER_TOKEN)
+        return to_e10(cost.quantize(Decimal("1e-10")))
+
+    async def exceeded(self) -> bool:
+        own = self.own_e10()
+        grown = own - self.synced_own
+        if grown > self.headroom:
+            return True
+        if grown * 2 < self.headroom and time.monotonic() - self.synced_at < self.SYNC_SECONDS:
+            return False
+        try:
+            totals = await spent(self.redis, self.names, self.request_id, own)
+        except Exception as exc:  # Redis gone: decide on what this stream alone has used
+            _warn(f"budget sync of a stream failed ({exc})")
+            self.synced_at = time.monotonic()
+            return False
+        self.synced_own, self.synced_at = own, time.monotonic()
+        self.headroom = min(b.limit_e10 - total for b, total in zip(self.state.budgets, totals))
+        return self.headroom < 0
 
 
 def cut_error() -> GatewayError:
@@ -164,15 +193,51 @@ def cut_error() -> GatewayError:
                         code="budget_exceeded")
 
 
-async def _mget(redis, names: list[str]) -> list:
-    """One MGET; once more on a pooled connection that Redis closed (a restart), then give up."""
+# Spent per budget = base + pending + the running estimates of its streams in flight. A stream
+# registers its estimate under its request id (HSET) with an expiry (ZADD), so a gateway that dies
+# mid-stream leaks nothing for longer than INFLIGHT_TTL; the usage writer removes it in the MULTI
+# that moves the finished request's cost into `pending`.
+INFLIGHT_TTL = 60
+_SPENT = """
+local now, ttl, rid, amount = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local out = {}
+for i = 1, #KEYS, 4 do
+  local hash, zset = KEYS[i + 2], KEYS[i + 3]
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', zset, '-inf', now)) do redis.call('HDEL', hash, old) end
+  redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
+  if rid ~= '' then
+    redis.call('HSET', hash, rid, amount)
+    redis.call('ZADD', zset, now + tonumber(ttl), rid)
+    redis.call('EXPIRE', hash, ttl)
+    redis.call('EXPIRE', zset, ttl)
+  end
+  local inflight = 0
+  for _, v in ipairs(redis.call('HVALS', hash)) do inflight = inflight + tonumber(v) end
+  out[#out + 1] = redis.call('GET', KEYS[i]) or '0'
+  out[#out + 1] = redis.call('GET', KEYS[i + 1]) or '0'
+  out[#out + 1] = string.format('%d', inflight)
+end
+return out
+"""
+_script = {}
+
+
+async def spent(redis, names: list[str], request_id: str = "", own_e10: int = 0) -> list[int]:
+    """One EVALSHA: each counter's spend (in flight included), registering a stream's own estimate
+    when `request_id` is given. Once more on a pooled connection that Redis closed (a restart)."""
+    script = _script.get("spent")
+    if script is None:
+        script = _script["spent"] = redis.register_script(_SPENT)
+    keys = [n + s for n in names for s in (":base", ":pending", ":inflight", ":inflight-exp")]
     for attempt in (1, 2):
         try:
             async with asyncio.timeout(2.0):
-                return await redis.mget(names)
+                values = await script(keys, [time.time(), INFLIGHT_TTL, request_id, own_e10], client=redis)
+            break
         except RedisConnectionError:
             if attempt == 2:
                 raise
+    return [int(values[i]) + int(values[i + 1]) + int(values[i + 2]) for i in range(0, len(values), 3)]
 
 
 def _warn(message: str) -> None:
@@ -190,7 +255,6 @@ async def budget_status(runtime, owned) -> dict:
     if not owned:
         return answer
     names = [b.counter(now) for b in owned]
-    values = await _mget(runtime.redis, [n + s for n in names for s in (":base", ":pending")])
-    for i, budget in enumerate(owned):
-        answer[budget.scope] = budgets.status(budget, int(values[2 * i] or 0) + int(values[2 * i + 1] or 0), now)
+    for budget, spent_e10 in zip(owned, await spent(runtime.redis, names)):
+        answer[budget.scope] = budgets.status(budget, spent_e10, now)
     return answer

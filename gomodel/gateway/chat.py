@@ -76,7 +76,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
-                if guard is not None and guard.exceeded():
+                if guard is not None and await guard.exceeded():
                     raise _BudgetCut()
             for event, data in decoder.close():
                 await _send_chunks(req, record, parser.feed(event, data), name, include_usage)

@@ -339,3 +339,45 @@ def test_an_empty_period_costs_0_and_unknown_prices_stay_null(gateway, provider,
     assert (totals()["requests"], totals()["cost_usd"]) == (1, None)
     usage_events(chat(gateway, secret).headers["x-request-id"], expect=1)
     assert (totals()["requests"], totals()["cost_usd"]) == (2, str(ONE_CHAT))
+
+
+def _long_stream(gateway, secret):
+    """(request id, text received, the error event or None) of one long stream."""
+    text, error = [], None
+    with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                      json={"model": "long-stream", "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+                      timeout=20) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                payload = orjson.loads(line[6:])
+                if "error" in payload:
+                    error = payload["error"]
+                else:
+                    text.extend(c["delta"].get("content") or "" for c in payload["choices"])
+        return response.headers["x-request-id"], "".join(text), error
+
+
+def test_concurrent_streams_are_cut_when_together_they_cross_the_budget(gateway, provider, tenant_key,
+                                                                         usage_events, at):
+    import concurrent.futures
+
+    tenant, key, secret = tenant_key
+    ModelPrice.objects.create(provider="openai", model_pattern="long-stream", input_per_million=Decimal("1"),
+                              output_per_million=Decimal("10"), valid_from=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    # One whole answer costs ~$0.0036 (8 prompt tokens × $1 + 363 completion tokens × $10, per M): one fits
+    # in $0.006, three at once (~$0.011) do not.
+    set_budget(key, "0.006", "daily")
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: _long_stream(gateway, secret), range(3)))
+    assert any(error and error["code"] == "budget_exceeded" for _, _, error in results)
+    events = [usage_events(request_id)[0] for request_id, _, _ in results]
+    for (_, text, error), event in zip(results, events):
+        # each is billed for what its client got: the exact estimate when cut, the reported usage otherwise
+        expected = math.ceil(len(text) / 4) if error else 300
+        assert event["completion_tokens"] == expected
+    total = sum(Decimal(event["cost"]) for event in events)
+    # Each stream shares its running estimate every 0.1 s (~10 pieces, ~12 tokens, $0.00012): together they
+    # stop within a few of those past the budget (slack for a busy machine), far below the $0.011 of three
+    # whole answers that streams each measuring alone would run to.
+    assert Decimal("0.006") <= total <= Decimal("0.0075"), total
