@@ -132,7 +132,7 @@ async def recorded(req, runtime, record: UsageRecord):
             except Exception:  # pricing must never cost an event (the drain prices it then)
                 log.exception("could not price usage event %s for its budget", event.request_id)
             try:
-                metrics.observe_event(event)
+                metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             await runtime.usage.emit(event)

@@ -11,8 +11,9 @@ from .budgets import check_budget
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
+from .json_body import parse_json_object
 from .runtime import get_runtime
-from .validation import parse_json_object, validate_chat, validate_embeddings
+from .validation import validate_chat, validate_embeddings
 
 STARTED = int(time.time())
 
