@@ -27,6 +27,7 @@ A Redis restart keeps both (AOF, as the usage stream needs anyway). A flush lose
 
 import calendar
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -147,6 +148,25 @@ def ttl_seconds(name: str) -> int | None:
     end = window(parsed[2], datetime.combine(parsed[3], time.min, tzinfo=timezone.utc))[1]
     end_at = datetime.combine(end, time.min, tzinfo=timezone.utc) + timedelta(days=7)
     return max(60, int((end_at - clock()).total_seconds()))
+
+
+def counters_of(events) -> set[str]:
+    """The counters (for each event's own time) of the budgeted tenants and keys these events belong to."""
+    from .models import ApiKey, Tenant
+
+    by_tenant, by_key = defaultdict(set), defaultdict(set)
+    for event in events:
+        if event.tenant_id:
+            by_tenant[event.tenant_id].add(event.created_at)
+        if event.api_key_id:
+            by_key[event.api_key_id].add(event.created_at)
+    names = set()
+    for scope, model, times in (("tenant", Tenant, by_tenant), ("key", ApiKey, by_key)):
+        if times:
+            for row in model.objects.filter(pk__in=list(times), budget_usd__isnull=False):
+                budget = budget_of(scope, row)
+                names.update(budget.counter(when) for when in times[row.pk])
+    return names
 
 
 def all_budgets() -> list[Budget]:

@@ -235,7 +235,10 @@ def budget_changes(events: list[StreamEvent]) -> tuple[dict[str, int], dict[str,
     for event in events:
         for name in event.budget_keys:
             pending[name] += event.cost_e10
-    bases = {name: budgets.base_for(name) for name in pending}
+    # Also the budgets of every tenant and key in the batch, for events that carry no counters (made
+    # while Redis was down, or just before a budget was set): their spend reaches `base` now.
+    touched = set(pending) | budgets.counters_of(events)
+    bases = {name: budgets.base_for(name) for name in touched}
     return pending, {name: value for name, value in bases.items() if value is not None}
 
 

@@ -381,3 +381,14 @@ def test_concurrent_streams_are_cut_when_together_they_cross_the_budget(gateway,
     # stop within a few of those past the budget (slack for a busy machine), far below the $0.011 of three
     # whole answers that streams each measuring alone would run to.
     assert Decimal("0.006") <= total <= Decimal("0.0075"), total
+
+
+def test_spend_made_while_the_budget_check_could_not_run_reaches_the_budget_at_the_next_drain(
+        gateway, provider, tenant_key, usage_events, at):
+    tenant, key, secret = tenant_key
+    usage_events(chat(gateway, secret).headers["x-request-id"])  # no budget yet: the event names no counter
+    set_budget(tenant, "0.000005", "daily")  # its base is read at once: the event is not in the database yet
+    assert budget_of_usage(gateway, secret)["tenant"]["spent_usd"] == "0"
+    assert drain().inserted == 1  # the drain sets the tenant's base from it all the same
+    assert budget_of_usage(gateway, secret)["tenant"]["spent_usd"] == str(ONE_CHAT)
+    assert_budget_exceeded(chat(gateway, secret), "43200")
