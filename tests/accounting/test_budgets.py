@@ -392,3 +392,16 @@ def test_spend_made_while_the_budget_check_could_not_run_reaches_the_budget_at_t
     assert drain().inserted == 1  # the drain sets the tenant's base from it all the same
     assert budget_of_usage(gateway, secret)["tenant"]["spent_usd"] == str(ONE_CHAT)
     assert_budget_exceeded(chat(gateway, secret), "43200")
+
+
+def test_embeddings_count_against_the_budget_too(gateway, provider, tenant_key, usage_events, at):
+    tenant, key, secret = tenant_key
+    set_budget(key, "0.0000001", "daily")  # text-embedding-3-small: $0.02 / M tokens; 2 inputs → 6 tokens
+    headers = {"Authorization": f"Bearer {secret}"}
+    body = {"model": "text-embedding-3-small", "input": ["a", "b"]}
+    response = httpx.post(f"{gateway}/v1/embeddings", headers=headers, json=body, timeout=10)
+    assert response.status_code == 200
+    [event] = usage_events(response.headers["x-request-id"])
+    assert (Decimal(event["cost"]), event["cost_source"]) == (6 * Decimal("0.02") / 1_000_000, "price_db")
+    assert_budget_exceeded(chat(gateway, secret), "43200")  # $0.00000012 of $0.0000001 spent
+    assert_budget_exceeded(httpx.post(f"{gateway}/v1/embeddings", headers=headers, json=body, timeout=10), "43200")
