@@ -189,7 +189,7 @@ def reconcile(client, now: datetime | None = None) -> int:
     try:
         names = [b.counter(now) for b in all_budgets()]
         bases = {name: base_for(name) for name in names}
-        set_bases(client, bases)
+        _set_bases_now(client, bases)
         check_soft_limits(client, names)
         return len(names)
     finally:
@@ -209,7 +209,7 @@ def reconcile_one(budget: Budget, client=None) -> bool:
             return False
         try:
             name = budget.counter(clock())
-            set_bases(client, {name: base_for(name)})
+            _set_bases_now(client, {name: base_for(name)})
             return True
         finally:
             lock.release()
@@ -232,15 +232,17 @@ def on_budget_saved(sender, instance, **kwargs):
         transaction.on_commit(lambda: reconcile_one(budget))
 
 
-def set_bases(pipe_or_client, bases: dict[str, int | None]) -> None:
-    pipe = pipe_or_client.pipeline(transaction=True) if hasattr(pipe_or_client, "pipeline") else pipe_or_client
+def set_bases(pipe, bases: dict[str, int | None]) -> None:
+    """Queue the SETs of these `base` counters on `pipe` (the caller's MULTI)."""
     for name, value in bases.items():
-        if value is None:
-            continue
-        ttl = ttl_seconds(name)
-        pipe.set(name + ":base", value, ex=ttl)
-    if pipe is not pipe_or_client:
-        pipe.execute()
+        if value is not None:
+            pipe.set(name + ":base", value, ex=ttl_seconds(name))
+
+
+def _set_bases_now(client, bases: dict[str, int | None]) -> None:
+    pipe = client.pipeline(transaction=True)
+    set_bases(pipe, bases)
+    pipe.execute()
 
 
 def spent_e10(client, names: list[str]) -> dict[str, int]:
