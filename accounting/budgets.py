@@ -276,7 +276,7 @@ def check_soft_limits(client, names: list[str]) -> int:
         from .tasks import send_budget_webhook
 
         end = period_end(period, datetime.combine(first, time.min, tzinfo=timezone.utc)) if first else None
-        send_budget_webhook.delay({
+        payload = {
             "event": "budget.soft_limit",
             "scope": scope,
             "tenant": row.slug if scope == "tenant" else row.tenant.slug,
@@ -284,16 +284,18 @@ def check_soft_limits(client, names: list[str]) -> int:
             "period": period,
             "period_start": first.isoformat() if first else None,
             "period_end": end.isoformat() if end else None,
-            "limit_usd": str(budget.limit_usd.normalize()),
+            "limit_usd": usd(budget.limit_e10),
             "spent_usd": usd(spent[name]),
             "soft_limit_percent": budget.soft_percent,
-        })
+        }
+        try:
+            send_budget_webhook.delay(payload)
+        except Exception:  # the broker refused it: unmark, so that the next drain enqueues it again
+            client.delete(name + ":soft-fired")
+            log.exception("could not enqueue the budget webhook for %s", name)
+            continue
         fired += 1
     return fired
-
-
-def soft_fired(client, name: str) -> bool:
-    return bool(client.exists(name + ":soft-fired"))
 
 
 def usd(e10: int) -> str:
