@@ -69,3 +69,15 @@ def send_budget_webhook(self, payload: dict) -> int | None:
     if response.status_code >= 300:
         raise WebhookRefused(f"budget webhook answered HTTP {response.status_code}")
     return response.status_code
+
+
+@shared_task(name="accounting.purge_expired_responses", ignore_result=True)
+def purge_expired_responses() -> int:
+    """Delete stored /v1/responses answers past RESPONSES_RETENTION_DAYS."""
+    from .responses_store import purge_expired_responses as purge
+
+    close_old_connections()
+    try:
+        return purge()
+    finally:
+        close_old_connections()

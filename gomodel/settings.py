@@ -237,6 +237,8 @@ USAGE_CLAIM_IDLE_MS = env_int("USAGE_CLAIM_IDLE_MS", 60_000)  # pending this lon
 USAGE_DRAIN_LOCK_TTL = env_float("USAGE_DRAIN_LOCK_TTL", 60.0)  # the one-drain-at-a-time lock, refreshed per batch
 USAGE_DRAIN_MAX_SECONDS = env_float("USAGE_DRAIN_MAX_SECONDS", 30.0)  # one drain run stops after this long
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent rows; roll-ups are kept
+# Stored /v1/responses answers (store=true, the default) are deleted this many days after they were made.
+RESPONSES_RETENTION_DAYS = env_int("RESPONSES_RETENTION_DAYS", 30)
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
 
 # Budgets (accounting/budgets.py, gomodel/gateway/budgets.py).

@@ -12,6 +12,8 @@ from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
 from .json_body import parse_json_object
+from .responses import run_responses
+from .responses_validation import validate_responses
 from .runtime import get_runtime
 from .validation import validate_chat, validate_embeddings
 
@@ -33,6 +35,10 @@ async def chat_completions(req: Request):
 
 async def embeddings(req: Request):
     await _json_call(req, validate_embeddings, run_embeddings)
+
+
+async def responses(req: Request):
+    await _json_call(req, validate_responses, run_responses)
 
 
 async def list_models(req: Request):

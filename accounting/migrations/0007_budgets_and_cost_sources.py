@@ -28,7 +28,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounting', '0005_auditentry_from_gomodel'),
+        ('accounting', '0006_stored_responses'),
     ]
 
     operations = [
