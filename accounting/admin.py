@@ -27,7 +27,6 @@ from .reports import cost_string, today_utc
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
 
-
 class BudgetPeriodOptional:
     """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
 
