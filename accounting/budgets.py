@@ -180,10 +180,10 @@ def all_budgets() -> list[Budget]:
 def reconcile(client, now: datetime | None = None) -> int:
     """SET every budgeted tenant's and key's `base` counter from the roll-ups (under the drain lock);
     returns how many were set, or -1 when a drain held the lock (the next run catches up)."""
-    from .drain import DrainLock
+    from .drain import drain_lock, release_drain_lock
 
     now = now or clock()
-    lock = DrainLock(client, settings.USAGE_DRAIN_LOCK_TTL)
+    lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
     if not lock.acquire():
         return -1
     try:
@@ -193,18 +193,18 @@ def reconcile(client, now: datetime | None = None) -> int:
         check_soft_limits(client, names)
         return len(names)
     finally:
-        lock.release()
+        release_drain_lock(lock)
 
 
 def reconcile_one(budget: Budget, client=None) -> bool:
     """SET one budget's `base` now (under the drain lock, skipped if a drain holds it: the periodic
     reconcile catches up). Never raises: a save must not fail because Redis is down."""
-    from .drain import DrainLock, redis_client
+    from .drain import drain_lock, redis_client, release_drain_lock
 
     own = client is None
     try:
         client = client or redis_client()
-        lock = DrainLock(client, settings.USAGE_DRAIN_LOCK_TTL)
+        lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
         if not lock.acquire():
             return False
         try:
@@ -212,7 +212,7 @@ def reconcile_one(budget: Budget, client=None) -> bool:
             _set_bases_now(client, {name: base_for(name)})
             return True
         finally:
-            lock.release()
+            release_drain_lock(lock)
     except Exception as exc:
         log.warning("could not set the budget counter of %s %s now (%s); the next reconcile will",
                     budget.scope, budget.owner_id, exc)

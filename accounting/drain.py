@@ -85,7 +85,8 @@ def _still_held(lock: Lock) -> bool:
         return False
 
 
-def _release(lock: Lock) -> None:
+def release_drain_lock(lock: Lock) -> None:
+    """Release it if still ours; an expired lock (maybe another's now) is left alone."""
     try:
         lock.release()
     except LockError:  # expired: nothing to release
@@ -139,7 +140,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
             client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
                        orjson.dumps({"at": time.time(), **result.as_dict()}))
         finally:
-            _release(lock)
+            release_drain_lock(lock)
     finally:
         if own_client:
             client.close()

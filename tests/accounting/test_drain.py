@@ -245,7 +245,7 @@ def test_an_expired_drain_lock_is_neither_extended_nor_released_as_ours(redis_sy
     theirs = drain_lock(redis_sync, 5)
     assert theirs.acquire() and not mine.acquire()
     assert not drain_module._still_held(mine)
-    drain_module._release(mine)  # must not free the other drain's lock
+    drain_module.release_drain_lock(mine)  # must not free the other drain's lock
     assert redis_sync.exists(key)
-    drain_module._release(theirs)
+    drain_module.release_drain_lock(theirs)
     assert not redis_sync.exists(key)
