@@ -14,7 +14,7 @@ $(STAMP): requirements.txt
 ## Run the whole stack in the foreground: Redis (if none answers), migrations, env providers,
 ## the ASGI server on $$PORT and a Celery worker with beat. Ctrl-C stops everything.
 run: $(STAMP)
-	$(PY) manage.py serve
+	$(PY) -m gomodel.supervisor
 
 ## The whole test suite (needs Redis at $$REDIS_URL, default 127.0.0.1:6379 db 15).
 test: $(STAMP)
