@@ -33,7 +33,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import metrics, usage
+from . import estimate, metrics, usage
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
 from .prices import PriceBook, to_e10
 
@@ -248,8 +248,12 @@ def _optional_float(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def normalise(raw) -> dict:
-    """A stream event as the drain stores it; ValueError when it cannot be billed."""
+def normalise(raw, count_estimate: bool = True) -> dict:
+    """A stream event as the drain stores it; ValueError when it cannot be billed.
+
+    An event estimated at the gateway carries a bounded pending estimate (accounting/estimate.py) that
+    is tokenized here, off the gateway's event loop; `count_estimate=False` keeps the event's
+    characters/4 approximation (for callers on an event loop)."""
     if not isinstance(raw, dict):
         raise ValueError("not an object")
     request_id = raw.get("request_id")
@@ -263,6 +267,11 @@ def normalise(raw) -> dict:
         raise ValueError("request_id too long")
     for field in _TOKENS:
         event[field] = _count(raw.get(field))
+    if count_estimate and "estimate" in raw and raw.get("usage_source") == UsageSource.ESTIMATED:
+        counted = estimate.count_pending(raw["estimate"])
+        if counted is not None:
+            event["prompt_tokens"], event["completion_tokens"] = (min(n, MAX_INT) for n in counted)
+            event["total_tokens"] = 0  # the sum, below
     if not event["total_tokens"]:
         event["total_tokens"] = min(MAX_INT, event["prompt_tokens"] + event["completion_tokens"])
     ts = _optional_float(raw.get("ts"))

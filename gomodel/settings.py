@@ -188,7 +188,6 @@ USAGE_DRAIN_LOCK_TTL = env_float("USAGE_DRAIN_LOCK_TTL", 60.0)  # the one-drain-
 USAGE_DRAIN_MAX_SECONDS = env_float("USAGE_DRAIN_MAX_SECONDS", 30.0)  # one drain run stops after this long
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent rows; roll-ups are kept
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
-TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # set: GET /metrics needs "Authorization: Bearer <it>"
 # Admin and usage dashboard (gomodel/dashboard/): the app (its static files), static files served by the
 # ASGI app itself (`make run` runs no collectstatic: WhiteNoise serves from the apps' static folders),

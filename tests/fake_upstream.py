@@ -11,7 +11,8 @@ import orjson
 from tests.fake_server import FakeServer
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
-          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small"]
+          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small", "gpt-4o-long-stream"]
+LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 
 
@@ -97,7 +98,7 @@ class FakeUpstream(FakeServer):
             base["usage"] = None
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
-        pieces = REPLY * 50 if model == "long-stream" else REPLY
+        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY
         if model == "tool-model":
             await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",
@@ -116,7 +117,7 @@ class FakeUpstream(FakeServer):
                 await event({"error": {"message": "overloaded", "type": "server_error"}})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            if model == "long-stream":
+            if model in LONG_STREAMS:
                 await asyncio.sleep(0.01)
             await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})

@@ -73,7 +73,7 @@ def feed_item(raw: bytes | None, prices) -> dict | None:
     if raw is None:
         return None
     try:
-        event = normalise(orjson.loads(raw))
+        event = normalise(orjson.loads(raw), count_estimate=False)  # on the event loop: no tokenizing
     except (ValueError, TypeError, orjson.JSONDecodeError):
         return None
     cost = None
