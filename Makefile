@@ -2,14 +2,20 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test test-postgres test-browser bench migrate clean
 
+# `make run` installs the runtime only; tests and benchmarks add requirements-dev.txt.
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
 ## Run the whole stack in the foreground: Redis (if none answers), migrations, env providers,
 ## the ASGI server on $$PORT and a Celery worker with beat. Ctrl-C stops everything.
@@ -17,19 +23,19 @@ run: $(STAMP)
 	$(PY) -m gomodel.supervisor
 
 ## The whole test suite (needs Redis at $$REDIS_URL, default 127.0.0.1:6379 db 15).
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest
 
 ## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
-test-postgres: $(STAMP)
+test-postgres: $(DEV_STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
 
 ## Only the admin/dashboard browser tests (Playwright driving Debian's Chromium: apt-get install chromium).
-test-browser: $(STAMP)
+test-browser: $(DEV_STAMP)
 	$(PY) -m pytest tests/browser
 
 ## Throughput and latency: the mock upstream alone and through the gateway (see bench/README.md).
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/run.py
 
 migrate: $(STAMP)

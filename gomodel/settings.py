@@ -1,6 +1,8 @@
 """Settings, read from the environment (12-factor). See .env.example for every variable."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -35,8 +37,7 @@ CSRF_TRUSTED_ORIGINS = [
 ]
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `runserver` serves ASGI through daphne in development
-    "django.contrib.admin",
+    "django.contrib.admin.apps.SimpleAdminConfig",  # admin.autodiscover() runs in gomodel/urls.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -48,6 +49,10 @@ INSTALLED_APPS = [
     "providers",
     "accounting",
 ]
+# `manage.py runserver` serves ASGI (the dashboard's websockets) through daphne, which must come first.
+# Only then: daphne's app imports Twisted (~20 MB) into every process that sets Django up.
+if sys.argv[1:2] == ["runserver"] and importlib.util.find_spec("daphne"):
+    INSTALLED_APPS.insert(0, "daphne")
 
 # Only the Django half (admin, dashboard) goes through these; /v1 is served by gomodel.gateway
 # without any middleware (see gomodel/asgi.py).

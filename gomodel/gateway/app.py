@@ -1,5 +1,6 @@
 """The ASGI app for /v1 and /health: a dict lookup instead of Django's URL resolver and middleware."""
 
+import gc
 import logging
 
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
@@ -53,6 +54,15 @@ async def gateway_app(scope, receive, send):
                                                  f"request id {req.request_id}.", code="internal_error"))
 
 
+def freeze_startup_objects():
+    """Move what start-up built (modules, Django's apps and settings, the registry: ~90k objects that
+    live as long as the process) out of the collector's way. A full collection walked all of them
+    (~100 ms with the event loop stopped, the streaming p99); after this it walks only what requests
+    made since."""
+    gc.collect()
+    gc.freeze()
+
+
 async def lifespan(scope, receive, send):
     while True:
         message = await receive()
@@ -62,6 +72,7 @@ async def lifespan(scope, receive, send):
                 await runtime.registry.ensure_loaded()
             except Exception as exc:  # the DB or an upstream may be down: serve anyway, load lazily
                 log.warning("gateway start-up could not load providers yet: %s", exc)
+            freeze_startup_objects()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:
