@@ -25,6 +25,7 @@ characters/4 approximation, which is what Prometheus and the live dashboard feed
 import math
 
 from . import tokens
+from .usage_event import MAX_INT
 
 CHARS_PER_TOKEN = 4.0
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per message, approximation path
@@ -136,6 +137,19 @@ def count_pending(estimate) -> tuple[int, int] | None:
     counts = tokens.count(prompt + [completion], estimate["encoding"])
     prompt_tokens = overhead + _scaled(counts[:-1], sum(len(t) for t in prompt), prompt_chars)
     return prompt_tokens, _scaled(counts[-1:], len(completion), completion_chars)
+
+
+def settle(event):
+    """A decoded StreamEvent (accounting/usage_event.py) with its pending estimate counted: the drain
+    and /v1/usage call this in their thread; an event loop must not."""
+    if event.estimate is None:
+        return event
+    counted = count_pending(event.estimate)
+    if counted is None:
+        return event.replace(estimate=None)
+    prompt, completion = (min(n, MAX_INT) for n in counted)
+    return event.replace(prompt_tokens=prompt, completion_tokens=completion,
+                         total_tokens=min(MAX_INT, prompt + completion), estimate=None)
 
 
 def estimate_text_tokens(text: str, model: str = "") -> int:

@@ -193,7 +193,7 @@ class Supervisor:
         env.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
         env["REDIS_URL"] = self.ensure_redis(redis_url())
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # /metrics adds up every web worker's and the Celery worker's values (accounting/metrics.py).
+            # /metrics adds up every web worker's and the Celery worker's values (gomodel/gateway/metrics.py).
             metrics_dir = var_dir() / "prometheus"
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)

@@ -6,11 +6,9 @@ import math
 import socket
 import time
 
-import orjson
 import pytest
 
-from accounting import estimate, tokens
-from accounting.drain import normalise
+from accounting import estimate, tokens, usage_event
 from gomodel.gateway.usage_record import UsageRecord
 from providers.base import Target, Usage
 
@@ -90,9 +88,9 @@ def _record(model="gpt-4o-mini", stream=True, messages=None):
                        messages or [{"role": "user", "content": "Tell me a story"}])
 
 
-def _stored(event: dict) -> dict:
-    """The event as the drain reads it back from the stream."""
-    return normalise(orjson.loads(orjson.dumps(event)))
+def _stored(event):
+    """The event as the drain reads it back from the stream and counts it."""
+    return estimate.settle(usage_event.decode(usage_event.encode(event)))
 
 
 def test_a_stream_cut_short_is_billed_for_what_was_relayed_as_estimated(offline):
@@ -102,15 +100,15 @@ def test_a_stream_cut_short_is_billed_for_what_was_relayed_as_estimated(offline)
     record.relay({"choices": [{"index": 0, "delta": {"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}}]})
     record.status, record.error_type = 499, "client_disconnected"
     event = record.event()
-    assert event["usage_source"] == "estimated"
+    assert event.usage_source == "estimated"
     # On the gateway: the characters/4 approximation and a pending estimate; the drain counts it exactly.
-    assert event["completion_tokens"] == math.ceil(len("Once upon a time, far awayf{}") / 4)
+    assert event.completion_tokens == math.ceil(len("Once upon a time, far awayf{}") / 4)
     stored = _stored(event)
-    assert stored["completion_tokens"] == tokens.count(["Once upon a time, far awayf{}"], "o200k_base")[0]
-    assert stored["prompt_tokens"] == estimate.estimate_prompt_tokens(record.messages, "gpt-4o-mini")
-    assert stored["total_tokens"] == stored["prompt_tokens"] + stored["completion_tokens"]
-    live = normalise(orjson.loads(orjson.dumps(event)), count_estimate=False)  # the dashboard feed, on a loop
-    assert live["completion_tokens"] == event["completion_tokens"]
+    assert stored.completion_tokens == tokens.count(["Once upon a time, far awayf{}"], "o200k_base")[0]
+    assert stored.prompt_tokens == estimate.estimate_prompt_tokens(record.messages, "gpt-4o-mini")
+    assert stored.total_tokens == stored.prompt_tokens + stored.completion_tokens
+    live = usage_event.decode(usage_event.encode(event))  # the dashboard feed, on a loop: not counted
+    assert live.completion_tokens == event.completion_tokens and live.estimate == event.estimate
 
 
 def test_models_without_a_tokenizer_get_their_final_numbers_at_the_gateway(offline):
@@ -118,10 +116,10 @@ def test_models_without_a_tokenizer_get_their_final_numbers_at_the_gateway(offli
     record.relay({"choices": [{"delta": {"content": "Hello there, how are you"}}]})
     record.status = 499
     event = record.event()
-    assert "estimate" not in event
-    assert event["completion_tokens"] == math.ceil(len("Hello there, how are you") / 4)
-    assert event["prompt_tokens"] == estimate.estimate_prompt_tokens(record.messages, "claude-3-5-haiku")
-    assert _stored(event)["completion_tokens"] == event["completion_tokens"]
+    assert event.estimate is None
+    assert event.completion_tokens == math.ceil(len("Hello there, how are you") / 4)
+    assert event.prompt_tokens == estimate.estimate_prompt_tokens(record.messages, "claude-3-5-haiku")
+    assert _stored(event).completion_tokens == event.completion_tokens
 
 
 def test_a_huge_cut_stream_puts_a_bounded_estimate_on_the_event_and_is_counted_by_ratio(offline):
@@ -135,12 +133,12 @@ def test_a_huge_cut_stream_puts_a_bounded_estimate_on_the_event_and_is_counted_b
     built_ms = (time.perf_counter() - started) * 1000
     assert built_ms < 20, built_ms  # O(MAX_CHARS) on the loop, whatever the prompt's size
     assert sum(len(t) for t in record.relayed) == estimate.MAX_CHARS and record.relayed_chars == 200_000
-    assert len(orjson.dumps(event)) < 3 * estimate.MAX_CHARS
+    assert len(usage_event.encode(event)) < 3 * estimate.MAX_CHARS
     stored = _stored(event)
     exact_prompt = estimate.estimate_prompt_tokens(record.messages, "gpt-4o-mini")
     exact_completion = tokens.count(["b" * 200_000], "o200k_base")[0]
-    assert stored["prompt_tokens"] == pytest.approx(exact_prompt, rel=0.001)
-    assert stored["completion_tokens"] == pytest.approx(exact_completion, rel=0.001)
+    assert stored.prompt_tokens == pytest.approx(exact_prompt, rel=0.001)
+    assert stored.completion_tokens == pytest.approx(exact_completion, rel=0.001)
 
 
 def test_prose_beyond_the_cap_is_estimated_within_one_percent(offline):
@@ -150,8 +148,8 @@ def test_prose_beyond_the_cap_is_estimated_within_one_percent(offline):
     record.status = 499
     stored = _stored(record.event())
     exact = tokens.count([text], "o200k_base")[0]
-    assert stored["completion_tokens"] == pytest.approx(exact, rel=0.01)
-    assert stored["prompt_tokens"] == pytest.approx(estimate.estimate_prompt_tokens(record.messages, "gpt-4o"),
+    assert stored.completion_tokens == pytest.approx(exact, rel=0.01)
+    assert stored.prompt_tokens == pytest.approx(estimate.estimate_prompt_tokens(record.messages, "gpt-4o"),
                                                     rel=0.01)
 
 
@@ -160,17 +158,17 @@ def test_a_malformed_pending_estimate_keeps_the_approximation(offline):
     record.relay({"choices": [{"delta": {"content": "Hello"}}]})
     record.status = 499
     event = record.event()
-    event["estimate"]["encoding"] = "p50k_base"  # nothing we ship
-    assert _stored(event)["completion_tokens"] == event["completion_tokens"]
-    event["estimate"] = {"encoding": "o200k_base", "overhead": -1}
-    assert _stored(event)["completion_tokens"] == event["completion_tokens"]
+    event.estimate["encoding"] = "p50k_base"  # nothing we ship
+    assert _stored(event).completion_tokens == event.completion_tokens
+    event.estimate = {"encoding": "o200k_base", "overhead": -1}
+    assert _stored(event).completion_tokens == event.completion_tokens
 
 
 def test_reported_usage_wins_and_nothing_generated_is_none(offline):
     record = _record()
     record.usage = Usage(prompt_tokens=9, completion_tokens=4, total_tokens=13, reasoning_tokens=1)
-    assert (record.event()["usage_source"], record.event()["completion_tokens"]) == ("reported", 4)
-    assert "estimate" not in record.event()
+    assert (record.event().usage_source, record.event().completion_tokens) == ("reported", 4)
+    assert record.event().estimate is None
     failed = _record(stream=False)
     failed.status, failed.error_type = 502, "provider_error"
-    assert (failed.event()["usage_source"], failed.event()["total_tokens"]) == ("none", 0)
+    assert (failed.event().usage_source, failed.event().total_tokens) == ("none", 0)

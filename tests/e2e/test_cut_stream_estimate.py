@@ -31,7 +31,7 @@ def test_health_stays_fast_while_huge_prompts_are_cut(gateway, make_provider, te
         latencies = []
         with httpx.Client(timeout=10) as health:
             health.get(f"{gateway}/health")
-            helper.stdin.write(f"{gateway} {tenant_key[2]} 2 3\n")
+            helper.stdin.write(f"{gateway} {tenant_key[2]} 1 4\n")
             helper.stdin.flush()
             lines: list[str] = []
             reader = threading.Thread(target=lambda: lines.extend(iter(helper.stdout.readline, "")), daemon=True)
@@ -48,13 +48,15 @@ def test_health_stays_fast_while_huge_prompts_are_cut(gateway, make_provider, te
             helper.kill()
     assert lines[-1].strip() == "done", lines
     results = [line.split() for line in lines[:-1]]
-    assert len(results) == 6 and all(status == "200" for status, _ in results), results
+    assert len(results) == 4 and all(status == "200" for status, _ in results), results
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    print(f"\n/health during 6 cut 8M-char streams: n={len(latencies)} p50={latencies[len(latencies) // 2]:.1f} ms "
+    print(f"\n/health during 4 cut 8M-char streams: n={len(latencies)} p50={latencies[len(latencies) // 2]:.1f} ms "
           f"p99={p99:.1f} ms max={latencies[-1]:.1f} ms")
     assert len(latencies) >= 20
     assert p99 < 50, p99
+    # What remains is parsing the 8 MB body (bounded by BODY_SIZE_LIMIT); tiktoken took seconds here.
+    assert latencies[-1] < 2000, latencies[-1]
 
     # Each event is estimated, bounded, and carries what the drain needs to count it exactly.
     for _, request_id in results:
