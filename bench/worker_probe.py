@@ -77,7 +77,6 @@ if __name__ in ("__main__", "__mp_main__") and os.environ.get("GOMODEL_PROBE_DIR
                          daemon=True).start()
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    import uvicorn.main
+    import uvicorn.main  # the app is found from the working directory (uvicorn's --app-dir), as usual
 
     sys.exit(uvicorn.main.main())
