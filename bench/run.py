@@ -459,7 +459,7 @@ class Bench:
         self.probe_dir = self.tmp / f"probe-{kind}-{transport}"
         self.probe_dir.mkdir(exist_ok=True)
         env["GOMODEL_PROBE_DIR"] = str(self.probe_dir)
-        self.probe_workers = workers
+        self.probe_workers = workers if kind == "uvicorn" else 0  # only uvicorn runs through the probe
         proc = self.procs.start(kind, server_command(kind, port, workers, app), env, logfile)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_get(base + "/health")[0] == 200, 60, kind, proc, logfile)
@@ -537,9 +537,10 @@ class Bench:
     def memory(self, result: "Result", server_pid: int):
         """Each worker's RSS and (uvicorn, through bench/worker_probe.py) its full-GC time, after the row."""
         try:
-            snapshots = worker_probe.probe(self.probe_dir, self.probe_workers, timeout=5)
-        except TimeoutError:
-            snapshots = []  # granian/daphne: no probe; RSS from /proc
+            snapshots = worker_probe.probe(self.probe_dir, self.probe_workers, timeout=10) if self.probe_workers else []
+        except TimeoutError as exc:
+            log(f"worker probe: {exc}")
+            snapshots = []
         if snapshots:
             result.rss_mb = sorted((s["rss_mb"] for s in snapshots), reverse=True)
             result.gc_ms = max(s["gc_ms"] for s in snapshots)

@@ -1,6 +1,6 @@
 """Run uvicorn (its usual command line) with a probe in every worker process, for `make bench` and
-tests/e2e/test_worker_memory.py: touching `$GOMODEL_PROBE_DIR/go` makes each worker write
-`<pid>.json` with its RSS, a timed full `gc.collect()`, the objects the collector tracks (and those
+tests/e2e/test_worker_memory.py: each worker answers a connection to `$GOMODEL_PROBE_DIR/<pid>.sock`
+with its RSS, a timed full `gc.collect()`, the objects the collector tracks (and those
 gc.freeze() took out of its way), and which tokenizer vocabularies it holds.
 
     GOMODEL_PROBE_DIR=/tmp/p python bench/worker_probe.py gomodel.asgi:application --workers 2
@@ -12,6 +12,7 @@ uvicorn starts its workers with multiprocessing's spawn, which runs this file ag
 import gc
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -36,34 +37,41 @@ def snapshot() -> dict:
             "tiktoken": "tiktoken" in sys.modules}
 
 
-def _watch(directory: Path):
-    trigger = directory / "go"
-    seen = None
-    while True:
-        try:
-            stamp = trigger.stat().st_mtime_ns
-        except FileNotFoundError:
-            stamp = None
-        if stamp is not None and stamp != seen:
-            seen = stamp
-            out = directory / f"{os.getpid()}.json"
-            out.with_suffix(".tmp").write_text(json.dumps(snapshot()))
-            out.with_suffix(".tmp").replace(out)
-        time.sleep(0.05)
+def _serve(directory: Path):
+    """Answer each connection to `<dir>/<pid>.sock` with a snapshot; blocked in accept() meanwhile
+    (no polling: the probe costs the worker nothing between probes)."""
+    path = directory / f"{os.getpid()}.sock"
+    path.unlink(missing_ok=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(json.dumps(snapshot()).encode())
 
 
 def probe(directory: Path, workers: int, timeout: float = 10.0) -> list[dict]:
-    """Trigger every worker's probe and return their snapshots (the caller's side)."""
-    for old in directory.glob("*.json"):
-        old.unlink()
-    (directory / "go").write_text(str(time.time()))
+    """Every worker's snapshot (the caller's side); TimeoutError unless `workers` of them answer."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list(directory.glob("*.json"))
-        if len(found) >= workers:
-            return [json.loads(path.read_text()) for path in found]
-        time.sleep(0.05)
-    raise TimeoutError(f"{len(list(directory.glob('*.json')))} of {workers} workers answered the probe")
+    while True:
+        answers = []
+        for path in directory.glob("*.sock"):
+            if not Path(f"/proc/{path.stem}").exists():
+                continue  # a worker that is gone (restarted)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.settimeout(max(1.0, deadline - time.monotonic()))
+                try:
+                    client.connect(str(path))
+                    data = b"".join(iter(lambda: client.recv(65536), b""))
+                except OSError:
+                    continue
+            answers.append(json.loads(data))
+        if len(answers) >= workers:
+            return answers
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(answers)} of {workers} workers answered the probe")
+        time.sleep(0.1)
 
 
 def _one_process(argv: list[str]) -> bool:
@@ -73,7 +81,7 @@ def _one_process(argv: list[str]) -> bool:
 
 if __name__ in ("__main__", "__mp_main__") and os.environ.get("GOMODEL_PROBE_DIR"):
     if __name__ == "__mp_main__" or _one_process(sys.argv):
-        threading.Thread(target=_watch, args=(Path(os.environ["GOMODEL_PROBE_DIR"]),), name="probe",
+        threading.Thread(target=_serve, args=(Path(os.environ["GOMODEL_PROBE_DIR"]),), name="probe",
                          daemon=True).start()
 
 if __name__ == "__main__":
