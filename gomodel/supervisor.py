@@ -54,17 +54,27 @@ def log(message: str) -> None:
     print(f"[gomodel {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def redis_answers(url: str) -> bool:
-    import redis
-
+# Run in a child: redis-py costs ~20 MB of imports that the supervisor would then hold for good.
+_PING = """
+import sys, time, redis
+url, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while True:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         try:
-            return bool(client.ping())
+            sys.exit(0 if client.ping() else 1)
         finally:
             client.close()
     except redis.RedisError:
-        return False
+        if time.monotonic() > deadline:
+            sys.exit(1)
+        time.sleep(0.1)
+"""
+
+
+def redis_answers(url: str, wait: float = 0.0) -> bool:
+    """Whether a Redis answers PING at `url` (retrying for up to `wait` seconds)."""
+    return subprocess.call([sys.executable, "-c", _PING, url, str(wait)], timeout=wait + 30) == 0
 
 
 def redis_binary() -> str | None:
@@ -180,11 +190,8 @@ class Supervisor:
         self.spawn("redis", [binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(data_dir),
                              "--appendonly", "yes", "--save", "", "--logfile", str(data_dir / "redis.log")],
                    os.environ.copy())
-        deadline = time.monotonic() + 10
-        while not redis_answers(url):
-            if time.monotonic() > deadline:
-                raise SupervisorError(f"Started {binary} but it does not answer at {url}; see {data_dir}/redis.log.")
-            time.sleep(0.1)
+        if not redis_answers(url, wait=10):
+            raise SupervisorError(f"Started {binary} but it does not answer at {url}; see {data_dir}/redis.log.")
         log(f"started local Redis ({binary}) on port {redis_port}, data in {data_dir}")
         return url
 

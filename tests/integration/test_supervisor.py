@@ -151,9 +151,9 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_the_supervisor_imports_neither_django_nor_celery():
+def test_the_supervisor_imports_neither_django_nor_celery_nor_redis():
     code = ("import sys, gomodel.supervisor\n"
-            "heavy = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'accounting')]\n"
+            "heavy = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'accounting', 'redis')]\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
