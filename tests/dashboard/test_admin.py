@@ -13,10 +13,10 @@ from django.utils import timezone
 from accounting.keys import hash_key
 from accounting.models import ApiKey, ModelPrice, Tenant, UsageEvent
 from accounting.reports import today_utc
-from tests import fake_upstream
 from providers.admin import test_connection as run_connection_test
 from providers.catalogue import CATALOGUE
 from providers.models import ModelAlias, ProviderConfig
+from tests import fake_upstream
 
 from .conftest import event, store_events
 
