@@ -130,9 +130,6 @@ class Child:
         self.started = time.monotonic()
         self.restart_at = None
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def check(self, now: float) -> None:
         """Schedule a restart when the child died; start it when its backoff is over."""
         if self.restart_at is not None:
@@ -144,23 +141,32 @@ class Child:
         code = self.process.poll() if self.process is not None else None
         if code is None:
             return
+        self._sweep()  # a web server killed outright leaves its workers holding the port
         if now - self.started >= STABLE_AFTER:
             self.backoff = BACKOFF_FIRST
         log(f"{self.name} exited with code {code}; restarting it in {self.backoff:g}s")
         self.restart_at = now + self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
 
+    def _sweep(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: pgid == pid
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         self.restart_at = None
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._sweep()
 
 
 class Supervisor:

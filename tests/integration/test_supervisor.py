@@ -132,6 +132,12 @@ def test_celery_killed_twice_under_load_loses_no_request_and_no_usage(private_re
         assert output().count("celery exited with code -9; restarting it in") == 2, output()
         assert "web exited" not in output(), output()
         print(f"\nsupervisor: celery killed twice; {summary}")
+
+        # A web server killed outright: its orphaned workers are swept off the port, and it comes back.
+        web = next(pid for pid, cmd in _children(proc.pid).items() if "uvicorn" in cmd and "spawn" not in cmd)
+        os.kill(web, signal.SIGKILL)
+        wait_until(lambda: "web exited with code -9; restarting it in" in output(), 10, 0.1, "the web restart")
+        wait_until(lambda: _port_open(port) and _health(base_url), 60, 0.2, "the restarted web server")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -141,6 +147,15 @@ def test_celery_killed_twice_under_load_loses_no_request_and_no_usage(private_re
             raise
     assert code == 0, output()
     assert not _port_open(port)  # Ctrl-C/SIGTERM stopped the web server too
+
+
+def _health(base_url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{base_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _port_open(port: int) -> bool:
