@@ -21,12 +21,15 @@ def django_router():
         from channels.auth import AuthMiddlewareStack
         from channels.routing import ProtocolTypeRouter, URLRouter
         from channels.security.websocket import AllowedHostsOriginValidator
+        from django.conf import settings
         from django.core.asgi import get_asgi_application
 
+        from gomodel.body_limit import BodySizeLimit
         from gomodel.dashboard.routing import websocket_urlpatterns
 
         _django_router = ProtocolTypeRouter({
-            "http": get_asgi_application(),
+            # Django reads a whole body before it routes: cap it as it streams in (gomodel/body_limit.py).
+            "http": BodySizeLimit(get_asgi_application(), settings.DJANGO_BODY_SIZE_LIMIT),
             # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         })
