@@ -14,11 +14,11 @@ tool-call names and arguments), so a hang-up is billed for what was generated an
 Images, audio and tool schemas in the request are not counted (a lower bound).
 
 Where it runs: tokenizing costs CPU that grows with a client's input, so the gateway's event loop
-never does it. The gateway puts a bounded `Pending` estimate on the usage event (`pending()`: the
+never does it. The gateway puts a bounded pending estimate on the usage event (`pending()`: the
 first MAX_CHARS characters of the prompt's texts and of the relayed text, and their full lengths);
 whoever reads the event — the drain, `/v1/usage` for an undrained event (in a thread) — counts it
 with `count_pending()`. Text beyond MAX_CHARS is counted at the token/character ratio of the counted
-part (exact for uniform text, within a few % for prose). Until then the event carries the
+part (exact for uniform text; within 1 % on the prose, code and scripts of the test corpus). Until then the event carries the
 characters/4 approximation, which is what Prometheus and the live dashboard feed show.
 """
 
@@ -103,7 +103,7 @@ def pending(messages: list, relayed: list[str], relayed_chars: int, model: str) 
     """(prompt tokens, completion tokens, pending estimate or None) for a stream cut without usage.
 
     Models without a tokenizer get their final characters/4 numbers here (len() only). OpenAI-family
-    models get the approximation plus a `Pending` dict for `count_pending` (bounded: MAX_CHARS per side).
+    models get the approximation plus a pending-estimate dict for `count_pending` (bounded: MAX_CHARS per side).
     `relayed` may already be cut at MAX_CHARS; `relayed_chars` is the full length.
     """
     encoding = tokens.encoding_name(model) if model else None
