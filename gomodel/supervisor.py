@@ -101,6 +101,13 @@ def server_command(kind: str, port: int, workers: int) -> list[str]:
     raise SupervisorError(f"unknown server {kind!r}; one of {', '.join(SERVERS)}")
 
 
+def checked(command: list[str]) -> list[str]:
+    if not os.access(command[0], os.X_OK):  # granian: only requirements-dev.txt installs it
+        raise SupervisorError(f"{os.path.basename(command[0])} is not installed in {os.path.dirname(command[0])} "
+                              "(pip install -r requirements-dev.txt)")
+    return command
+
+
 def celery_command(schedule: Path) -> list[str]:
     # One process: the solo pool runs tasks in the worker itself and beat runs as a thread in it
     # (GOMODEL_CELERY_THREADED_BEAT, gomodel/celery.py), instead of prefork's parent + child + beat process.
@@ -213,7 +220,7 @@ class Supervisor:
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         manage("migrate", "--no-input", "-v", "1", env=env)
         manage("sync_providers", env=env)
-        self.spawn("web", server_command(server, port(), workers), env)
+        self.spawn("web", checked(server_command(server, port(), workers)), env)
         if celery:
             self.spawn("celery", celery_command(var_dir() / "celerybeat-schedule"),
                        {**env, "GOMODEL_CELERY_THREADED_BEAT": "1"})

@@ -173,3 +173,14 @@ def test_the_supervisor_imports_neither_django_nor_celery_nor_redis():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
+
+
+def test_a_server_that_is_not_installed_is_a_clear_error(tmp_path):
+    command = [str(tmp_path / "granian"), "gomodel.asgi:application"]
+    try:
+        supervisor.checked(command)
+    except supervisor.SupervisorError as exc:
+        assert "granian is not installed" in str(exc) and "requirements-dev.txt" in str(exc)
+    else:
+        raise AssertionError("a missing server binary must not be started (and restarted forever)")
+    assert supervisor.checked(supervisor.server_command("uvicorn", 8080, 1))[0].endswith("uvicorn")
