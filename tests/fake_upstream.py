@@ -13,6 +13,10 @@ from tests.fake_server import FakeServer
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
           "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small", "gpt-4o-long-stream"]
 LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
+# Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
+# trickle, error-event-secrets.
+TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
+TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 
 
@@ -32,6 +36,8 @@ class FakeUpstream(FakeServer):
             return await self.chat(parsed, send)
         if scope["path"].endswith("/embeddings"):
             return await self.embeddings(parsed, send)
+        if scope["path"].endswith("/responses"):
+            return await self.responses(parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
 
     async def chat(self, body, send):
@@ -49,6 +55,19 @@ class FakeUpstream(FakeServer):
                                                           "code": "invalid_value"}})
         if model == "fail-500":
             return await self._json(send, 500, {"error": {"message": "The server had an error"}})
+        if model == "fail-text":  # a proxy's plain-text page that echoes what it was sent
+            request = self.requests[-1]["headers"]
+            text = (f"502 Bad Gateway at {request.get('host')}: upstream refused {request.get('authorization')} "
+                    f"(key {request.get('authorization', '').removeprefix('Bearer ')}); internal token "
+                    "ZXhhbXBsZV9pbnRlcm5hbF9zZWNyZXRfdG9rZW4xMjM0NTY3OA== and sk-proj-abcdefghijklmnopqrstuv")
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            return await send({"type": "http.response.body", "body": text.encode()})
+        if model == "huge-body":  # a 200 far bigger than any real completion, sent in pieces
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json")]})
+            for _ in range(int(body.get("huge_mib", 4))):
+                await send({"type": "http.response.body", "body": b" " * (1024 * 1024), "more_body": True})
+            return await send({"type": "http.response.body", "body": b"{}"})
         if model == "slow":
             await asyncio.sleep(10)
         if model == "flaky" and self.flaky_failures > 0:
@@ -98,7 +117,18 @@ class FakeUpstream(FakeServer):
             base["usage"] = None
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
-        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY
+        if model == "long-line":  # one SSE line that never ends: 1 MiB pieces, 8 of them
+            for _ in range(8):
+                await send({"type": "http.response.body", "body": b"data: " + b"x" * (1024 * 1024),
+                            "more_body": True})
+            return await send({"type": "http.response.body", "body": b"\n\n"})
+        if model == "error-event-secrets":
+            authorization = self.requests[-1]["headers"].get("authorization", "")
+            await event({"error": {"message": f"denied for {authorization} at {self.requests[-1]['headers']['host']}",
+                                   "type": "server_error"}})
+            return await send({"type": "http.response.body", "body": b""})
+        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
+            model == "trickle") else REPLY
         if model == "tool-model":
             await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",
@@ -119,6 +149,8 @@ class FakeUpstream(FakeServer):
                 return
             if model in LONG_STREAMS:
                 await asyncio.sleep(0.01)
+            if model == "trickle":
+                await asyncio.sleep(TRICKLE_EVERY)
             await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if want_usage and model != "no-usage":
@@ -127,6 +159,84 @@ class FakeUpstream(FakeServer):
                                                           "total_tokens": 11 + n}})
         await event(b"[DONE]")
         await send({"type": "http.response.body", "body": b""})
+
+    # -- the Responses API (shapes as tests/fixtures/recorded/openai/responses*) ------------------
+    async def responses(self, body, send):
+        model = body["model"]
+        if model == "fail-500":
+            return await self._json(send, 500, {"error": {"message": "The server had an error"}})
+        if model == "fail-400":
+            return await self._json(send, 400, {"error": {"message": "Invalid value for 'temperature'.",
+                                                          "type": "invalid_request_error", "param": "temperature",
+                                                          "code": "invalid_value"}})
+        response_id = "resp_fake0123456789"
+        if model == "tool-model":
+            item = {"id": "fc_fake1", "type": "function_call", "status": "completed", "call_id": "call_1",
+                    "name": "get_weather", "arguments": '{"city":"Paris"}'}
+        else:
+            item = {"id": "msg_fake1", "type": "message", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "".join(REPLY)}]}
+        usage = {"input_tokens": 17, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": len(REPLY),
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 17 + len(REPLY)}
+
+        def response(status, output, usage=None):
+            return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
+                    "background": False, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+                    "model": model + "-2024-07-18", "output": output, "parallel_tool_calls": True,
+                    "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+                    "store": body.get("store", True), "temperature": 1.0, "text": {"format": {"type": "text"}},
+                    "tool_choice": "auto", "tools": body.get("tools") or [], "top_p": 1.0, "truncation": "disabled",
+                    "usage": usage, "user": None, "metadata": {}}
+
+        if not body.get("stream"):
+            return await self._json(send, 200, response("completed", [item], usage))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]})
+        sequence = 0
+
+        async def event(kind, **fields):
+            nonlocal sequence
+            payload = {"type": kind, **fields, "sequence_number": sequence}
+            sequence += 1
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"})
+
+        await event("response.created", response=response("in_progress", []))
+        await event("response.in_progress", response=response("in_progress", []))
+        if item["type"] == "function_call":
+            await event("response.output_item.added", output_index=0, item={**item, "arguments": "",
+                                                                             "status": "in_progress"})
+            for part in ['{"ci', 'ty":', '"Paris"}']:
+                await event("response.function_call_arguments.delta", item_id=item["id"], output_index=0, delta=part)
+            await event("response.function_call_arguments.done", item_id=item["id"], output_index=0,
+                        arguments=item["arguments"])
+        else:
+            await event("response.output_item.added", output_index=0,
+                        item={**item, "status": "in_progress", "content": []})
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+            await event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0, part=part)
+            for i, piece in enumerate(REPLY):
+                if model == "break-stream" and i == 2:
+                    raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
+                if model == "error-event" and i == 2:  # the upstream's own terminal failure
+                    await event("response.failed", response={**response("failed", []), "error": {
+                        "code": "server_error", "message": "The model failed to generate a response."}})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                await event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,
+                            delta=piece, logprobs=[])
+            text = "".join(REPLY)
+            await event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0, text=text,
+                        logprobs=[])
+            await event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0,
+                        part={**part, "text": text})
+        await event("response.output_item.done", output_index=0, item=item)
+        await event("response.completed", response=response("completed", [item], usage))
+        await send({"type": "http.response.body", "body": b""})
+
+    def responses_requests(self):
+        return [r for r in self.requests if r["path"].endswith("/responses")]
 
     def chat_requests(self):
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]

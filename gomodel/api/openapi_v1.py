@@ -1,4 +1,4 @@
-"""The gateway's own endpoints (/v1, /health, /metrics) in the OpenAPI document, hand-kept to follow the seed
+"""The gateway's own endpoints (/v1, /health, /metrics) in the OpenAPI document, kept to follow the seed
 (shared/seed/: GoModel's published `POST /v1/chat/completions`). They are plain ASGI handlers, not
 DRF views, so drf-spectacular cannot see them: `add_gateway_paths` (a postprocessing hook) writes
 them into the generated document, ahead of the management API.
@@ -9,9 +9,10 @@ gateway to it):
 - `core.Message.content` / `core.ResponseMessage.content`: the seed writes `type: array` and puts the
   real rule in `x-oneof` (null, a string, or an array of parts). Here that rule is the schema itself
   (`nullable` + `oneOf`); `x-oneof` is kept.
-- What the gateway checks is in the schemas: `core.ChatRequest` requires a non-blank `model` and a
-  non-empty `messages`, each message a non-empty `role`; `max_tokens` is at least 1; `reasoning.effort`
-  is one of the values its description names; `tool_choice` is a string or an object.
+- The request schemas are not written here: they are declared once in gomodel/gateway/request_schema.py,
+  and the gateway validates every body against exactly those (gomodel/gateway/validation.py), so the
+  document and the gateway cannot disagree. E.g. `core.ChatRequest` requires a `model` (one printable
+  token of at most 256 characters) and a non-empty `messages`, each message a non-empty `role`.
 - The gateway treats an optional field sent as null like an absent one (as OpenAI's API does), so
   those fields are `nullable`. `max_completion_tokens` and `reasoning_effort`, which it also checks,
   are listed.
@@ -23,20 +24,24 @@ gateway to it):
 
 import copy
 
+from gomodel.gateway.request_schema import REQUEST_SCHEMAS, content_schema
+
 ENVELOPE = {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}
 REQUEST_ID = {"X-Request-Id": {"description": "The gateway's id for this request (also in usage rows and logs).",
                                "schema": {"type": "string"}}}
 
 ERROR_DESCRIPTIONS = {
-    "400": "Bad Request: malformed JSON, a missing or ill-typed field (named in `param`), or an upstream's 400.",
+    "400": "Bad Request: malformed JSON, JSON nested deeper than JSON_MAX_DEPTH or with more than JSON_MAX_ITEMS "
+           "values, a missing or ill-typed field (named in `param`), or an upstream's 400.",
     "401": "Unauthorized: missing, unknown, revoked or expired API key.",
     "404": "Not Found: no configured provider serves the model, or the named provider is not configured.",
     "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
     "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
     "429": "Too Many Requests: a rate limit (the gateway's or the upstream's); Retry-After says when to retry.",
     "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
-           "an answer the gateway could not read.",
-    "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT.",
+           "an answer the gateway could not read or larger than UPSTREAM_MAX_BODY_BYTES.",
+    "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT, took longer than "
+           "UPSTREAM_DEADLINE in all, or no upstream connection came free within UPSTREAM_POOL_TIMEOUT.",
 }
 
 
@@ -60,6 +65,10 @@ def _errors(*codes: str, sse: bool = False) -> dict:
 
 CHAT_EXAMPLE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
 EMBEDDINGS_EXAMPLE = {"model": "text-embedding-3-small", "input": "Hello"}
+RESPONSES_EXAMPLE = {"model": "gpt-4o-mini", "input": "Hello", "instructions": "Be brief."}
+RESPONSE_ID_PARAMETER = {"in": "path", "name": "response_id", "required": True,
+                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                         "description": "The id the gateway gave the response (`resp_…`)."}
 
 PATHS = {
     "/v1/chat/completions": {
@@ -107,6 +116,88 @@ PATHS = {
                 "200": {"description": "OK", "headers": REQUEST_ID, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/core.EmbeddingResponse"}}}},
                 **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/responses": {
+        "post": {
+            "tags": ["responses"],
+            "summary": "Create a model response (OpenAI Responses API)",
+            "operationId": "createResponse",
+            "description": "Routes `model` like chat completions. A provider with its own Responses API (OpenAI, "
+                           "xAI) gets the request as sent (model and key changed); any other provider gets it "
+                           "translated to chat completions and its answer translated back. With `stream: true` "
+                           "the answer is the typed server-sent events (`response.created`, "
+                           "`response.output_text.delta`, …, `response.completed`), each with a "
+                           "`sequence_number`; an upstream failure after the stream started ends it with "
+                           "`response.failed`. With `store` (default true) the response is kept for "
+                           "RESPONSES_RETENTION_DAYS so that `previous_response_id` continues the conversation "
+                           "on any provider.",
+            "requestBody": {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/core.ResponsesRequest"},
+                                                 "example": RESPONSES_EXAMPLE}},
+                "description": "Responses request",
+                "required": True,
+            },
+            "responses": {
+                "200": {
+                    "description": "The response object, or its SSE stream when stream=true",
+                    "headers": REQUEST_ID,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseObject"}},
+                        "text/event-stream": {"schema": {"$ref": "#/components/schemas/core.ResponseStreamEvent"}},
+                    },
+                },
+                **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/responses/{response_id}": {
+        "get": {
+            "tags": ["responses"],
+            "summary": "Retrieve a stored response (the calling tenant's only)",
+            "operationId": "getResponse",
+            "parameters": [RESPONSE_ID_PARAMETER],
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseObject"}}}},
+                **_errors("401", "404", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        },
+        "delete": {
+            "tags": ["responses"],
+            "summary": "Delete a stored response",
+            "operationId": "deleteResponse",
+            "parameters": [RESPONSE_ID_PARAMETER],
+            "responses": {
+                "200": {"description": "Deleted", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseDeleted"}}}},
+                **_errors("401", "404", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        },
+    },
+    "/v1/responses/{response_id}/input_items": {
+        "get": {
+            "tags": ["responses"],
+            "summary": "List the input items of a stored response (earlier turns included)",
+            "operationId": "listResponseInputItems",
+            "parameters": [
+                RESPONSE_ID_PARAMETER,
+                {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                            "default": 20}},
+                {"in": "query", "name": "order", "schema": {"type": "string", "enum": ["asc", "desc"],
+                                                            "default": "desc"}},
+                {"in": "query", "name": "after", "schema": {"type": "string"},
+                 "description": "An item id: the page starts after it."},
+            ],
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseItemList"}}}},
+                **_errors("400", "401", "404", "405"),
             },
             "security": [{"BearerAuth": []}],
         }
@@ -194,48 +285,9 @@ PATHS = {
     },
 }
 
-_CONTENT_DOC = ("ContentSchema documents that `content` accepts either a plain string\n"
-                "or an array of ContentPart values.")
-_CONTENT_ONEOF = '[{"type":"null"},{"type":"string"},{"type":"array","items":{"$ref":"#/definitions/core.ContentPart"}}]'
-
-
-def _content() -> dict:
-    return {
-        "description": _CONTENT_DOC,
-        "nullable": True,
-        "oneOf": [{"type": "string"},
-                  {"type": "array", "items": {"$ref": "#/components/schemas/core.ContentPart"}}],
-        "x-oneof": _CONTENT_ONEOF,
-    }
-
-
 SCHEMAS = {
+    **REQUEST_SCHEMAS,  # the request bodies: declared once, also what the gateway validates against
     # -- the seed's schemas ------------------------------------------------------------------------
-    "core.ChatRequest": {
-        "type": "object",
-        "required": ["model", "messages"],
-        "properties": {
-            "max_tokens": {"type": "integer", "minimum": 1, "nullable": True},
-            "max_completion_tokens": {"type": "integer", "minimum": 1, "nullable": True},
-            "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/core.Message"}},
-            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
-            "parallel_tool_calls": {"type": "boolean", "nullable": True},
-            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
-                         "type": "string", "minLength": 1, "nullable": True},
-            "reasoning": {"allOf": [{"$ref": "#/components/schemas/core.Reasoning"}], "nullable": True},
-            "reasoning_effort": {"type": "string", "nullable": True,
-                                 "description": "OpenAI's flat field; passed through as given."},
-            "service_tier": {"type": "string", "nullable": True},
-            "stream": {"type": "boolean", "nullable": True},
-            "stream_options": {"allOf": [{"$ref": "#/components/schemas/core.StreamOptions"}], "nullable": True},
-            "temperature": {"type": "number", "nullable": True},
-            "tool_choice": {"description": "string or object", "nullable": True,
-                            "anyOf": [{"type": "string"}, {"type": "object"}]},
-            "tools": {"type": "array", "nullable": True, "items": {"type": "object", "additionalProperties": {}}},
-            "top_p": {"type": "number", "nullable": True},
-            "user": {"type": "string", "nullable": True},
-        },
-    },
     "core.ChatResponse": {
         "type": "object",
         "properties": {
@@ -253,41 +305,6 @@ SCHEMAS = {
         "type": "object",
         "required": ["error"],
         "properties": {"error": {"$ref": "#/components/schemas/core.OpenAIErrorObject"}},
-    },
-    "core.Message": {
-        "type": "object",
-        "required": ["role"],
-        "properties": {
-            "content": _content(),
-            "role": {"type": "string", "minLength": 1},
-            "tool_call_id": {"type": "string", "nullable": True},
-            "tool_calls": {"type": "array", "nullable": True,
-                           "items": {"$ref": "#/components/schemas/core.ToolCall"}},
-        },
-    },
-    "core.Reasoning": {
-        "type": "object",
-        "properties": {
-            "effort": {
-                "description": "Effort controls how much reasoning effort the model should use.\n"
-                               "Valid values are \"low\", \"medium\", \"high\", \"xhigh\", and \"max\".\n"
-                               "\"xhigh\" and \"max\" are supported by newer models such as Claude Opus 4.8;\n"
-                               "providers downgrade unsupported levels to their nearest equivalent.",
-                "type": "string",
-                "enum": ["low", "medium", "high", "xhigh", "max", None],
-                "nullable": True,
-            }
-        },
-    },
-    "core.StreamOptions": {
-        "type": "object",
-        "properties": {
-            "include_usage": {
-                "description": "IncludeUsage requests token usage information in streaming responses.\n"
-                               "When true, the final streaming chunk will include usage statistics.",
-                "type": "boolean",
-            }
-        },
     },
     "core.Choice": {
         "type": "object",
@@ -319,27 +336,10 @@ SCHEMAS = {
             "type": {"$ref": "#/components/schemas/core.ErrorType"},
         },
     },
-    "core.ContentPart": {
-        "type": "object",
-        "properties": {
-            "image_url": {"$ref": "#/components/schemas/core.ImageURLContent"},
-            "input_audio": {"$ref": "#/components/schemas/core.InputAudioContent"},
-            "text": {"type": "string"},
-            "type": {"type": "string"},
-        },
-    },
-    "core.ToolCall": {
-        "type": "object",
-        "properties": {
-            "function": {"$ref": "#/components/schemas/core.FunctionCall"},
-            "id": {"type": "string"},
-            "type": {"type": "string"},
-        },
-    },
     "core.ResponseMessage": {
         "type": "object",
         "properties": {
-            "content": _content(),
+            "content": content_schema(),
             "role": {"type": "string"},
             "tool_calls": {"type": "array", "items": {"$ref": "#/components/schemas/core.ToolCall"}},
         },
@@ -369,42 +369,7 @@ SCHEMAS = {
         "x-enum-varnames": ["ErrorTypeProvider", "ErrorTypeRateLimit", "ErrorTypeInvalidRequest",
                             "ErrorTypeAuthentication", "ErrorTypeNotFound"],
     },
-    "core.ImageURLContent": {
-        "type": "object",
-        "properties": {"detail": {"type": "string"}, "media_type": {"type": "string"}, "url": {"type": "string"}},
-    },
-    "core.InputAudioContent": {
-        "type": "object",
-        "properties": {"data": {"type": "string"}, "format": {"type": "string"}},
-    },
-    "core.FunctionCall": {
-        "type": "object",
-        "properties": {"arguments": {"type": "string"}, "name": {"type": "string"}},
-    },
     # -- beyond the seed: the gateway's other endpoints ------------------------------------------------
-    "core.EmbeddingRequest": {
-        "type": "object",
-        "required": ["model", "input"],
-        "properties": {
-            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
-            "input": {
-                "description": "A non-empty string, an array of them, an array of token ids, or an array of "
-                               "token-id arrays.",
-                "oneOf": [
-                    {"type": "string", "minLength": 1},
-                    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                    {"type": "array", "minItems": 1, "items": {"type": "integer"}},
-                    {"type": "array", "minItems": 1,
-                     "items": {"type": "array", "minItems": 1, "items": {"type": "integer"}}},
-                ],
-            },
-            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
-                         "type": "string", "minLength": 1, "nullable": True},
-            "dimensions": {"type": "integer", "minimum": 1, "nullable": True},
-            "encoding_format": {"type": "string", "enum": ["float", "base64", None], "nullable": True},
-            "user": {"type": "string", "nullable": True},
-        },
-    },
     "core.EmbeddingResponse": {
         "type": "object",
         "properties": {
@@ -501,6 +466,109 @@ SCHEMAS = {
             }},
         ],
     },
+    "core.ResponsesRequest": {
+        "type": "object",
+        "required": ["model"],
+        "description": "OpenAI's Responses request. `input` is required unless `previous_response_id` is given. "
+                       "Function tools and message/function_call/function_call_output items work on every "
+                       "provider; built-in tools and other item types only on a provider with the Responses API "
+                       "(elsewhere: 400 `unsupported_value`).",
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "input": {"nullable": True, "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/core.ResponseInputItem"}}]},
+            "instructions": {"type": "string", "nullable": True},
+            "tools": {"type": "array", "nullable": True, "items": {
+                "type": "object", "required": ["type"], "additionalProperties": {},
+                "properties": {"type": {"type": "string"}, "name": {"type": "string"},
+                               "description": {"type": "string"}, "parameters": {"type": "object"},
+                               "strict": {"type": "boolean"}}}},
+            "tool_choice": {"nullable": True, "anyOf": [
+                {"type": "string", "enum": ["none", "auto", "required"]},
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"},
+                                                                        "name": {"type": "string"}}}]},
+            "max_output_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+            "reasoning": {"type": "object", "nullable": True, "properties": {
+                "effort": {"type": "string", "nullable": True,
+                           "enum": ["none", "minimal", "low", "medium", "high", "xhigh", "max", None]},
+                "summary": {"type": "string", "nullable": True}}},
+            "text": {"type": "object", "nullable": True, "properties": {"format": {
+                "type": "object", "nullable": True, "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": ["text", "json_schema", "json_object"]},
+                               "name": {"type": "string"}, "schema": {"type": "object"},
+                               "strict": {"type": "boolean"}}}}},
+            "parallel_tool_calls": {"type": "boolean", "nullable": True},
+            "metadata": {"type": "object", "nullable": True, "maxProperties": 16,
+                         "additionalProperties": {"type": "string"}},
+            "store": {"type": "boolean", "nullable": True, "description": "Default true: kept for "
+                      "RESPONSES_RETENTION_DAYS, readable by the same tenant only."},
+            "previous_response_id": {"type": "string", "nullable": True, "minLength": 1, "maxLength": 64},
+            "stream": {"type": "boolean", "nullable": True},
+            "background": {"type": "boolean", "nullable": True, "enum": [False, None],
+                           "description": "Background responses are not supported (400)."},
+            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
+                         "type": "string", "minLength": 1, "nullable": True},
+            "user": {"type": "string", "nullable": True},
+        },
+    },
+    "core.ResponseInputItem": {
+        "type": "object",
+        "description": "A message (`role` and `content`: a string or input_text/input_image/output_text parts), "
+                       "a `function_call` (call_id, name, arguments) or a `function_call_output` (call_id, "
+                       "output).",
+        "additionalProperties": {},
+        "properties": {"type": {"type": "string"}, "role": {"type": "string"}, "call_id": {"type": "string"},
+                       "name": {"type": "string"}, "arguments": {"type": "string"}},
+    },
+    "core.ResponseObject": {
+        "type": "object",
+        "required": ["id", "object", "created_at", "status", "model", "output"],
+        "additionalProperties": {},
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "enum": ["response"]},
+            "created_at": {"type": "integer"},
+            "status": {"type": "string"},
+            "model": {"type": "string"},
+            "output": {"type": "array", "items": {"type": "object", "additionalProperties": {}},
+                       "description": "message (output_text parts), function_call and reasoning items."},
+            "previous_response_id": {"type": "string", "nullable": True},
+            "provider": {"type": "string", "description": "The provider config that answered."},
+            "usage": {"type": "object", "nullable": True, "additionalProperties": {}, "properties": {
+                "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                "total_tokens": {"type": "integer"},
+                "input_tokens_details": {"type": "object", "properties": {"cached_tokens": {"type": "integer"}}},
+                "output_tokens_details": {"type": "object",
+                                          "properties": {"reasoning_tokens": {"type": "integer"}}}}},
+        },
+    },
+    "core.ResponseStreamEvent": {
+        "type": "object",
+        "description": "One server-sent event: `event:` the type, `data:` the JSON event (`type`, "
+                       "`sequence_number`, and the fields of that type as OpenAI documents them).",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    },
+    "core.ResponseDeleted": {
+        "type": "object",
+        "required": ["id", "object", "deleted"],
+        "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["response.deleted"]},
+                       "deleted": {"type": "boolean"}},
+    },
+    "core.ResponseItemList": {
+        "type": "object",
+        "required": ["object", "data", "first_id", "last_id", "has_more"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+            "first_id": {"type": "string", "nullable": True},
+            "last_id": {"type": "string", "nullable": True},
+            "has_more": {"type": "boolean"},
+        },
+    },
     # -- the management API's error bodies (DRF's usual shapes) --------------------------------------
     "ErrorDetail": {
         "type": "object",
@@ -529,6 +597,7 @@ SECURITY_SCHEMES = {
 TAGS = [
     {"name": "chat", "description": "OpenAI-compatible chat completions (the gateway's hot path)."},
     {"name": "embeddings", "description": "OpenAI-compatible embeddings."},
+    {"name": "responses", "description": "OpenAI's Responses API in front of every provider, with stored responses."},
     {"name": "models", "description": "What the configured providers serve."},
     {"name": "usage", "description": "A tenant's tokens and cost."},
     {"name": "health", "description": "Liveness, readiness and metrics."},

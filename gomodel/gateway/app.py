@@ -6,20 +6,35 @@ import logging
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .runtime import get_runtime
+from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
-from .views import chat_completions, embeddings, health, list_models, ready
+from .views import chat_completions, embeddings, health, list_models, ready, responses
 
 log = logging.getLogger(__name__)
 
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
+    "/v1/responses": {"POST": responses},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},
 }
+
+
+# Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
+PREFIX_ROUTES = (("/v1/responses/", stored_response_routes),)
+
+
+def route(path: str) -> dict | None:
+    methods = ROUTES.get(path)
+    if methods is None:
+        for prefix, methods_for in PREFIX_ROUTES:
+            if path.startswith(prefix):
+                return methods_for(path[len(prefix):])
+    return methods
 
 
 def handles(path: str) -> bool:
@@ -29,7 +44,7 @@ def handles(path: str) -> bool:
 async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
-    methods = ROUTES.get(path)
+    methods = route(path)
     try:
         if methods is None:
             raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")

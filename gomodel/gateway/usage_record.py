@@ -54,15 +54,16 @@ class UsageRecord:
                 continue
             for field in ("content", "reasoning_content"):
                 if isinstance(delta.get(field), str):
-                    self._keep(delta[field])
+                    self.relay_text(delta[field])
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     for field in ("name", "arguments"):
                         if isinstance(function.get(field), str):
-                            self._keep(function[field])
+                            self.relay_text(function[field])
 
-    def _keep(self, text: str):
+    def relay_text(self, text: str):
+        """Keep `text` as sent to the client (bounded: see relay)."""
         room = estimate.MAX_CHARS - self.relayed_chars
         if room > 0:
             self.relayed.append(text[:room])
@@ -132,7 +133,7 @@ async def recorded(req, runtime, record: UsageRecord):
         if record.attempts:
             event = record.event()
             try:
-                metrics.observe_event(event)
+                metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             await runtime.usage.emit(event)

@@ -10,8 +10,11 @@ from django.conf import settings
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
+from .json_body import parse_json_object
+from .responses import run_responses
+from .responses_validation import validate_responses
 from .runtime import get_runtime
-from .validation import parse_json_object, validate_chat, validate_embeddings
+from .validation import validate_chat, validate_embeddings
 
 STARTED = int(time.time())
 
@@ -30,6 +33,10 @@ async def chat_completions(req: Request):
 
 async def embeddings(req: Request):
     await _json_call(req, validate_embeddings, run_embeddings)
+
+
+async def responses(req: Request):
+    await _json_call(req, validate_responses, run_responses)
 
 
 async def list_models(req: Request):
