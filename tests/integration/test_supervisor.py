@@ -16,10 +16,12 @@ from django.conf import settings
 
 from accounting.price_table import load_default_prices
 from gomodel import supervisor
-from tests.accounting.conftest import database_url, free_port, private_redis, wait_until  # noqa: F401
+from tests.accounting import conftest as accounting_fixtures
+from tests.accounting.conftest import database_url, free_port, wait_until
 from tests.accounting.load import check_events, check_rollups_match_events, run_load, stored_events
 
 ROOT = Path(__file__).resolve().parents[2]
+private_redis = accounting_fixtures.private_redis  # a redis-server of the test's own (fixture)
 
 
 def test_a_child_that_dies_is_restarted_with_growing_backoff(monkeypatch):
