@@ -400,6 +400,7 @@ class Bench:
         self.usage_responses = 0
         self.redis_pid = None
         self.idle_load = None
+        self._gc_totals: dict[int, float] = {}  # per worker pid: seconds the collector took so far
 
     # -- set-up --------------------------------------------------------------------------------
     def start_mock(self):
@@ -472,6 +473,13 @@ class Bench:
                 raise RuntimeError(f"{kind}: a warm-up request failed with {status}: {payload[:300]!r}"
                                    f"{tail(logfile)}")
         time.sleep(0.3)
+        self._gc_totals = {}
+        if self.probe_workers:  # the collector's time so far (start-up included) is not the first row's
+            try:
+                snapshots = worker_probe.probe(self.probe_dir, self.probe_workers, timeout=10)
+                self._gc_totals = {s["pid"]: s["gc_seconds_total"] for s in snapshots}
+            except TimeoutError as exc:
+                log(f"worker probe: {exc}")
         return proc, base, logfile
 
     def measure(self, label: str, url: str, key: str, server_pid: int | None):
@@ -529,7 +537,9 @@ class Bench:
                 parts.append(f"wrk {wrk_cpu / seconds:.2f} cores, other load {result.extra['other_cores']:.2f}")
                 if result.rss_mb:
                     parts.append("RSS " + "/".join(f"{m:.0f}" for m in result.rss_mb) + " MB"
-                                 + (f", full GC {result.gc_ms:.1f} ms" if result.gc_ms is not None else ""))
+                                 + (f", full GC {result.gc_ms:.1f} ms" if result.gc_ms is not None else "")
+                                 + (f", GC {result.extra['gc_us_per_req']:.0f} us/req"
+                                    if "gc_us_per_req" in result.extra else ""))
                 if errors:
                     parts.append(f"ERRORS {errors}")
                 log("  ".join(parts))
@@ -542,6 +552,12 @@ class Bench:
             log(f"worker probe: {exc}")
             snapshots = []
         if snapshots:
+            # The collector's time during the row (and its warm-up), per response, from gc.callbacks.
+            previous = self._gc_totals
+            spent = sum(s["gc_seconds_total"] - previous.get(s["pid"], 0.0) for s in snapshots)
+            self._gc_totals = {s["pid"]: s["gc_seconds_total"] for s in snapshots}
+            if result.requests:
+                result.extra["gc_us_per_req"] = spent / result.requests * 1e6
             result.rss_mb = sorted((s["rss_mb"] for s in snapshots), reverse=True)
             result.gc_ms = max(s["gc_ms"] for s in snapshots)
             result.extra["tracked"] = max(s["tracked"] for s in snapshots)

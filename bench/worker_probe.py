@@ -1,6 +1,6 @@
 """Run uvicorn (its usual command line) with a probe in every worker process, for `make bench` and
 tests/e2e/test_worker_memory.py: each worker answers a connection to `$GOMODEL_PROBE_DIR/<pid>.sock`
-with its RSS, a timed full `gc.collect()`, the objects the collector tracks (and those
+with the time its collector took since it started (gc.callbacks, per generation), its RSS, a timed full `gc.collect()`, the objects the collector tracks (and those
 gc.freeze() took out of its way), and which tokenizer vocabularies it holds.
 
     GOMODEL_PROBE_DIR=/tmp/p python bench/worker_probe.py gomodel.asgi:application --workers 2
@@ -26,7 +26,22 @@ def rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+_gc = {"started": 0.0, "seconds": 0.0, "collections": 0, "by_generation": [0.0, 0.0, 0.0], "count": [0, 0, 0]}
+
+
+def _gc_timer(phase, info):
+    if phase == "start":
+        _gc["started"] = time.perf_counter()
+    else:
+        spent = time.perf_counter() - _gc["started"]
+        _gc["seconds"] += spent
+        _gc["collections"] += 1
+        _gc["by_generation"][info["generation"]] += spent
+        _gc["count"][info["generation"]] += 1
+
+
 def snapshot() -> dict:
+    gc_seconds, collections = _gc["seconds"], _gc["collections"]  # before the probe's own collection
     started = time.perf_counter()
     gc.collect()
     gc_ms = (time.perf_counter() - started) * 1000
@@ -34,6 +49,8 @@ def snapshot() -> dict:
     return {"pid": os.getpid(), "rss_mb": round(rss_mb(), 1), "gc_ms": round(gc_ms, 2),
             "tracked": len(gc.get_objects()), "frozen": gc.get_freeze_count(),
             "vocabularies": sorted(str(k) for k in getattr(toktok, "_CACHE", {})),
+            "gc_seconds_total": round(gc_seconds, 4), "gc_collections_total": collections,
+            "gc_by_generation": [round(x, 4) for x in _gc["by_generation"]], "gc_count": list(_gc["count"]),
             "tiktoken": "tiktoken" in sys.modules}
 
 
@@ -81,6 +98,7 @@ def _one_process(argv: list[str]) -> bool:
 
 if __name__ in ("__main__", "__mp_main__") and os.environ.get("GOMODEL_PROBE_DIR"):
     if __name__ == "__mp_main__" or _one_process(sys.argv):
+        gc.callbacks.append(_gc_timer)  # the time the collector took, all generations, since start
         threading.Thread(target=_serve, args=(Path(os.environ["GOMODEL_PROBE_DIR"]),), name="probe",
                          daemon=True).start()
 

@@ -73,9 +73,12 @@ def freeze_startup_objects():
     """Move what start-up built (modules, Django's apps and settings, the registry: ~90k objects that
     live as long as the process) out of the collector's way. A full collection walked all of them
     (~100 ms with the event loop stopped, the streaming p99); after this it walks only what requests
-    made since."""
+    made since. And a young collection every 10,000 allocations instead of 700: a request's garbage is
+    mostly freed by reference counting before the collector looks (bench/: the collector's time per
+    JSON request at c=10 went from ~15-20 µs to ~1 µs)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000)
 
 
 async def lifespan(scope, receive, send):
