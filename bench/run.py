@@ -63,6 +63,13 @@ TARGET_GC_MS = 5.0
 TARGET_P99_OVER_P50_C1 = 3.0  # a row during which other jobs used more CPU than this is flagged
 
 
+def installed_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def git_head(root: Path) -> str:
     try:
         return subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
@@ -688,7 +695,7 @@ class Bench:
 
     def report(self) -> str:
         a = self.args
-        versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in
+        versions = ", ".join(f"{p} {installed_version(p)}" for p in
                              ("uvicorn", "granian", "daphne", "httpx", "aiohttp", "httpx-aiohttp", "Django"))
         target_lines, _ = self.targets()
         def fastest(mode):
