@@ -4,11 +4,12 @@ import contextlib
 import logging
 import time
 
-from accounting import estimate
+from accounting import budgets, estimate
 from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
 
 from . import metrics
+from .budgets import charge
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "messages",
-                 "attempts")
+                 "attempts", "budget")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages: list):
@@ -36,6 +37,7 @@ class UsageRecord:
         self.relayed: list[str] = []  # at most estimate.MAX_CHARS characters in all
         self.relayed_chars = 0
         self.attempts: list[dict] = []
+        self.budget = getattr(req, "budget", None)
 
     def attempt(self, target: Target, model: str, status: int | None, error: str | None):
         """One upstream try (failover and retries make several); the event names the last one."""
@@ -87,7 +89,7 @@ class UsageRecord:
         principal = self.principal
         return StreamEvent(
             request_id=self.request_id,
-            ts=time.time(),
+            ts=budgets.clock().timestamp(),  # one clock with the budget periods (tests move it)
             tenant_id=principal.tenant_id,
             tenant=principal.tenant_slug,
             api_key_id=principal.key_id,
@@ -108,6 +110,8 @@ class UsageRecord:
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reported_cost=usage.reported_cost,
             usage_source=source,
             attempts=self.attempts,
             estimate=pending,
@@ -132,6 +136,10 @@ async def recorded(req, runtime, record: UsageRecord):
         # input like any other 400: it records nothing.
         if record.attempts:
             event = record.event()
+            try:
+                charge(runtime, record, event)
+            except Exception:  # pricing must never cost an event (the drain prices it then)
+                log.exception("could not price usage event %s for its budget", event.request_id)
             try:
                 metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
