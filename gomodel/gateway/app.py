@@ -4,21 +4,26 @@ import logging
 
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
+from .ingress import anthropic_errors
 from .runtime import get_runtime
 from .usage_views import prometheus_metrics, usage
-from .views import chat_completions, embeddings, health, list_models, ready
+from .views import chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready
 
 log = logging.getLogger(__name__)
 
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
+    "/v1/messages": {"POST": messages},
+    "/v1/messages/count_tokens": {"POST": messages_count_tokens},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},
 }
+# Routes whose clients (the anthropic SDK, Claude Code) read errors in Anthropic's envelope.
+ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
 def handles(path: str) -> bool:
@@ -29,6 +34,8 @@ async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
     methods = ROUTES.get(path)
+    if path in ANTHROPIC_ROUTES:
+        req.error_body = anthropic_errors.error_body
     try:
         if methods is None:
             raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")

@@ -16,7 +16,7 @@ SSE_HEADERS = [
 
 class Request:
     __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_started")
+                 "response_started", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -29,6 +29,7 @@ class Request:
         self.started = time.perf_counter()
         self.auth = None
         self.response_started = False
+        self.error_body = None  # GatewayError -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -66,7 +67,8 @@ class Request:
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(self, error: GatewayError):
-        await self.respond(error.status, error.body(), error.headers)
+        body = self.error_body(error) if self.error_body is not None else error.body()
+        await self.respond(error.status, body, error.headers)
 
     async def write(self, data: bytes):
         await self.send({"type": "http.response.body", "body": data, "more_body": True})

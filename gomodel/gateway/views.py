@@ -10,6 +10,8 @@ from django.conf import settings
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
+from .ingress.messages import run_count_tokens, run_messages
+from .ingress.messages_validation import validate_count_tokens, validate_messages
 from .runtime import get_runtime
 from .validation import parse_json_object, validate_chat, validate_embeddings
 
@@ -30,6 +32,14 @@ async def chat_completions(req: Request):
 
 async def embeddings(req: Request):
     await _json_call(req, validate_embeddings, run_embeddings)
+
+
+async def messages(req: Request):
+    await _json_call(req, validate_messages, run_messages)
+
+
+async def messages_count_tokens(req: Request):
+    await _json_call(req, validate_count_tokens, run_count_tokens)
 
 
 async def list_models(req: Request):
