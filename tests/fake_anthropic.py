@@ -33,6 +33,7 @@ class FakeAnthropic(FakeServer):
     def __init__(self):
         super().__init__()
         self.models = list(MODELS)
+        self.recorded: dict[str, tuple[bytes, bytes]] = {}  # model -> (content type, body sent verbatim)
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def handle(self, scope, headers, parsed, send):
@@ -56,6 +57,10 @@ class FakeAnthropic(FakeServer):
 
     async def messages(self, body, send):
         model = body.get("model")
+        if model in self.recorded:
+            content_type, raw = self.recorded[model]
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+            return await send({"type": "http.response.body", "body": raw})
         if not isinstance(body.get("max_tokens"), int):
             return await self._json(send, 400, error_body("invalid_request_error", "max_tokens: Field required"))
         if model == "claude-fail-400":

@@ -6,7 +6,6 @@ from ..errors import invalid
 
 ROLES = ("user", "assistant")
 TOOL_CHOICES = ("auto", "any", "tool", "none")
-THINKING_TYPES = ("enabled", "disabled", "adaptive")
 
 
 def _is_int(value) -> bool:
@@ -147,9 +146,10 @@ def _thinking(body: dict):
     thinking = body.get("thinking")
     if thinking is None:
         return
-    if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
-        raise invalid(f"'thinking' must be an object whose 'type' is one of {', '.join(THINKING_TYPES)}.",
-                      param="thinking", code="invalid_value")
+    # Types past enabled/disabled/adaptive (between_tools, …) keep coming: an Anthropic target judges them.
+    if not isinstance(thinking, dict) or not isinstance(thinking.get("type"), str):
+        raise invalid("'thinking' must be an object with a string 'type' (enabled, disabled, adaptive, …).",
+                      param="thinking", code="invalid_type")
     if thinking["type"] == "enabled":
         _need(thinking, "budget_tokens", lambda v: _is_int(v) and v >= 1024, "an integer of at least 1024",
               "thinking.")
@@ -170,7 +170,8 @@ def validate_count_tokens(body: dict) -> None:
 
 def validate_messages(body: dict) -> None:
     validate_count_tokens(body)
-    _need(body, "max_tokens", lambda v: _is_int(v) and v >= 1, "a positive integer", "")
+    # 0 is allowed: it pre-warms the prompt cache without generating (Anthropic's documented use).
+    _need(body, "max_tokens", lambda v: _is_int(v) and v >= 0, "a non-negative integer", "")
     _may(body, "stream", lambda v: isinstance(v, bool), "a boolean")
     _may(body, "stop_sequences", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
          "an array of strings")
