@@ -119,11 +119,9 @@ def _system(body: dict):
 
 def _tools(body: dict):
     tools = body.get("tools")
-    if tools is None:
-        return
-    if not isinstance(tools, list):
+    if tools is not None and not isinstance(tools, list):
         raise invalid("'tools' must be an array of tools.", param="tools", code="invalid_type")
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(tools or ()):
         at = f"tools[{i}]"
         if not isinstance(tool, dict):
             raise invalid(f"'{at}' must be an object.", param=at, code="invalid_type")
