@@ -1,4 +1,4 @@
-"""A warm /v1/chat/completions request makes no thread hop and no ORM query (ARCHITECTURE.md)."""
+"""A warm /v1/chat/completions or /v1/messages request makes no thread hop and no ORM query (ARCHITECTURE.md)."""
 
 import concurrent.futures
 import threading
@@ -55,26 +55,29 @@ def counter(monkeypatch):
     return counter
 
 
-def _post(gateway, key, **body):
+def _post(gateway, key, path="/v1/chat/completions", **body):
     payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
-    with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+    if path == "/v1/messages":
+        payload["max_tokens"] = 16
+    with httpx.stream("POST", f"{gateway}{path}", headers={"Authorization": f"Bearer {key}"},
                       json=payload, timeout=10) as response:
         content = response.read()
         assert response.status_code == 200, content
         return response.headers["x-request-id"]
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
-                                                       stream):
+                                                       stream, path):
     key = tenant_key[2]
-    first = _post(gateway, key, stream=stream)  # cold: loads the key and the providers
+    first = _post(gateway, key, path, stream=stream)  # cold: loads the key and the providers
     usage_events(first)
     assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
     time.sleep(0.2)  # let invalidations published by this test's own setup arrive before measuring
-    usage_events(_post(gateway, key, stream=stream))
+    usage_events(_post(gateway, key, path, stream=stream))
 
     counter.hops = counter.submits = counter.queries = 0
-    second = _post(gateway, key, stream=stream)
+    second = _post(gateway, key, path, stream=stream)
     assert len(usage_events(second)) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
