@@ -81,3 +81,25 @@ def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant
     second = _post(gateway, key, path, stream=stream)
     assert len(usage_events(second)) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_native_anthropic_message_makes_zero_hops(gateway, make_provider, tenant_key, counter, usage_events,
+                                                       stream):
+    """/v1/messages relayed natively to an Anthropic target (Claude Code's path)."""
+    from tests.fake_anthropic import FakeAnthropic
+
+    fake = FakeAnthropic().start()
+    try:
+        make_provider(name="anthropic", provider_type="anthropic", base_url=fake.base_url, api_key="sk-ant")
+        key = tenant_key[2]
+        post = lambda: _post(gateway, key, "/v1/messages", model="claude-sonnet-4-20250514", stream=stream)  # noqa: E731
+        usage_events(post())
+        time.sleep(0.2)
+        usage_events(post())
+
+        counter.hops = counter.submits = counter.queries = 0
+        assert len(usage_events(post())) == 1
+        assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+    finally:
+        fake.stop()

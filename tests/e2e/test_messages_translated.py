@@ -205,3 +205,44 @@ def test_gemini_target_tools_and_count_tokens(gemini_client, gemini, usage_event
     count = gemini_client.messages.count_tokens(model="gemini-2.5-flash", messages=HELLO)
     assert count.input_tokens > 0
     assert gemini.generate_requests() == []
+
+
+# -- routing as chat: failover from Anthropic to an OpenAI-format target ------------------------------------
+
+@pytest.mark.parametrize("alias", [True, False])
+def test_fails_over_from_anthropic_to_openai(gateway, provider, upstream, make_provider, tenant_key, usage_events,
+                                             settings, alias):
+    from providers.models import ModelAlias
+    from tests.fake_anthropic import FakeAnthropic
+
+    fake = FakeAnthropic().start()
+    try:
+        make_provider(name="anthropic", provider_type="anthropic", base_url=fake.base_url, api_key="sk-ant-upstream")
+        if alias:  # a virtual model whose first pick fails
+            ModelAlias.objects.create(name="coder", targets=[{"target": "anthropic/claude-overloaded", "weight": 1000},
+                                                             {"target": "openai/gpt-4o-mini", "weight": 1}])
+            model = "coder"
+        else:  # a failover rule
+            settings.FAILOVER_RULES_JSON = '{"anthropic/claude-overloaded": ["openai/gpt-4o-mini"]}'
+            model = "anthropic/claude-overloaded"
+        client = anthropic.Anthropic(base_url=gateway, api_key=tenant_key[2], max_retries=0)
+        for stream in (False, True):
+            fake.requests.clear()
+            upstream.requests.clear()
+            if stream:
+                with client.messages.stream(model=model, max_tokens=50, messages=HELLO) as events:
+                    message = events.get_final_message()
+                    request_id = events.response.headers["x-request-id"]
+            else:
+                raw = client.messages.with_raw_response.create(model=model, max_tokens=50, messages=HELLO)
+                message, request_id = raw.parse(), raw.headers["x-request-id"]
+            assert message.content[0].text == "".join(REPLY)
+            # Anthropic heard the Messages body; the backup heard chat completions.
+            assert [r["body"]["model"] for r in fake.message_requests()][:1] == ["claude-overloaded"]
+            assert upstream.chat_requests()[0]["body"]["messages"] == HELLO
+            [event] = usage_events(request_id)
+            assert (event["provider"], event["requested_model"], event["status"]) == ("openai", model, 200)
+            assert [(a["provider"], a["status"]) for a in event["attempts"]][-1] == ("openai", 200)
+            assert event["attempts"][0]["provider"] == "anthropic"
+    finally:
+        fake.stop()
