@@ -170,9 +170,10 @@ SCHEMAS = {
         },
     },
     "anthropic.ErrorEnvelope": {
-        "type": "object", "required": ["type", "error"],
+        "type": "object", "required": ["type", "error", "request_id"],
         "properties": {
             "type": {"type": "string", "enum": ["error"]},
+            "request_id": {"type": "string", "description": "The gateway's request id (as X-Request-Id)."},
             "error": {"type": "object", "required": ["type", "message"], "properties": {
                 "type": {"type": "string", "enum": ["invalid_request_error", "authentication_error", "billing_error",
                                                    "permission_error", "not_found_error", "request_too_large",

@@ -29,7 +29,7 @@ class Request:
         self.started = time.perf_counter()
         self.auth = None
         self.response_started = False
-        self.error_body = None  # GatewayError -> bytes, for a protocol with its own error envelope
+        self.error_body = None  # (GatewayError, request id) -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -67,7 +67,7 @@ class Request:
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(self, error: GatewayError):
-        body = self.error_body(error) if self.error_body is not None else error.body()
+        body = self.error_body(error, self.request_id) if self.error_body is not None else error.body()
         await self.respond(error.status, body, error.headers)
 
     async def write(self, data: bytes):

@@ -19,8 +19,8 @@ ANTHROPIC_ERROR_TYPES = {"invalid_request_error", "authentication_error", "billi
 
 
 def _anthropic_envelope(body):
-    """/v1/messages answers in Anthropic's envelope: {"type": "error", "error": {"type", "message"}}."""
-    assert isinstance(body, dict) and set(body) == {"type", "error"} and body["type"] == "error", \
+    """/v1/messages answers in Anthropic's envelope: {"type": "error", "error": {"type", "message"}, "request_id"}."""
+    assert isinstance(body, dict) and set(body) == {"type", "error", "request_id"} and body["type"] == "error", \
         f"not Anthropic's error envelope: {body!r}"
     error = body["error"]
     assert isinstance(error, dict) and set(error) == {"type", "message"}, f"bad error: {error!r}"

@@ -37,7 +37,8 @@ def envelope(response: httpx.Response, status: int, kind: str) -> str:
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert body["type"] == "error" and set(body) == {"type", "error"}
+    assert body["type"] == "error" and set(body) == {"type", "error", "request_id"}
+    assert body["request_id"] == response.headers["x-request-id"]
     assert set(body["error"]) == {"type", "message"}
     assert body["error"]["type"] == kind
     return body["error"]["message"]

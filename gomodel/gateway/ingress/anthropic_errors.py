@@ -1,5 +1,5 @@
 """Errors on the Anthropic ingress in Anthropic's own envelope, `{"type": "error", "error": {"type",
-"message"}}`, with its error type names (https://docs.claude.com/en/api/errors); the statuses are the
+"message"}, "request_id"}`, with its error type names (https://docs.claude.com/en/api/errors); the statuses are the
 gateway's (README, error table), so an upstream failure is still a 502 or 504."""
 
 import orjson
@@ -26,5 +26,6 @@ def error_type(status: int, code: str | None) -> str:
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def error_body(err: GatewayError) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": error_type(err.status, err.code), "message": err.message}})
+def error_body(err: GatewayError, request_id: str) -> bytes:
+    return orjson.dumps({"type": "error", "error": {"type": error_type(err.status, err.code), "message": err.message},
+                         "request_id": request_id})
