@@ -1,7 +1,7 @@
 """Admin for tenants, API keys, prices and usage.
 
 Every save of a tenant or key goes through `Model.save()` (never `QuerySet.update()`), so the
-post_save signal clears the gateways' key caches through Redis (gomodel/invalidation.py).
+post_save signal clears the gateways' key caches through Redis (gomodel/gateway/invalidation.py).
 
 A new key's plaintext exists only in memory: `save_model` keeps it on the request object, and
 `response_add` renders it once on a confirmation page (no redirect, no message, no session; the
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from gomodel.readonly_admin import ReadOnlyAdminMixin
+from .readonly_admin import ReadOnlyAdminMixin
 
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent

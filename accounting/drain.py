@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+from decimal import Decimal
 
 import orjson
 import redis
@@ -33,14 +34,14 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import metrics, usage
+from . import usage, usage_event, usage_metrics
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
 from .prices import PriceBook, to_e10
+from .usage_event import TOKEN_FIELDS, StreamEvent
 
 log = logging.getLogger(__name__)
 
 PG_LOCK_KEY = 0x676F6D6F64656C  # "gomodel": the transaction-scoped advisory lock of the drain
-MAX_INT = 2**31 - 1
 CHUNK = 500  # ids per IN (...) query
 DEAD_CONSUMER_IDLE_MS = 3_600_000
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
@@ -132,7 +133,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
                 if not lock.refresh():
                     log.warning("the usage drain lock expired mid-drain; stopping this run")
                     break
-            client.set(settings.USAGE_STREAM + metrics.LAST_DRAIN_KEY_SUFFIX,
+            client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
                        orjson.dumps({"at": time.time(), **result.as_dict()}))
         finally:
             lock.release()
@@ -181,15 +182,18 @@ def read_batch(client: redis.Redis, consumer: str, count: int, start: str) -> li
 
 def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result: DrainResult) -> None:
     ids = [entry_id for entry_id, _ in entries]
-    events, dead = [], []
+    events, raws, dead = [], {}, []
     for entry_id, fields in entries:
         raw = (fields or {}).get(b"e")
         if raw is None:
             continue  # deleted from the stream while pending (XDEL after a commit whose XACK was lost)
         try:
-            events.append(normalise(orjson.loads(raw)))
-        except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            event = usage_event.decode(raw)
+        except (ValueError, TypeError) as exc:
             dead.append((raw, f"unreadable: {exc}"))
+            continue
+        events.append(event)
+        raws.setdefault(event.request_id, raw)
     started = time.perf_counter()
     try:
         inserted, duplicates = store(events, prices)
@@ -200,11 +204,11 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
             try:
                 one_inserted, one_duplicate = store([event], prices)
             except (IntegrityError, DataError) as exc:
-                dead.append((orjson.dumps(event.get("_raw") or {}), f"rejected by the database: {exc}"))
+                dead.append((raws[event.request_id], f"rejected by the database: {exc}"))
                 continue
             inserted += one_inserted
             duplicates += one_duplicate
-    metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+    usage_metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
     if dead:
         pipe = client.pipeline(transaction=False)
         for raw, why in dead:
@@ -212,7 +216,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
             pipe.rpush(settings.USAGE_STREAM + ":dead", raw)
         pipe.execute()
     ack(client, ids)  # after the commit: a crash before this line only means a redelivery
-    metrics.DRAINED.inc(inserted)
+    usage_metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
     result.duplicates += duplicates
@@ -229,60 +233,6 @@ def ack(client: redis.Redis, ids: list) -> None:
 
 # -- events ------------------------------------------------------------------------------------------
 
-_TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
-                "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
-_TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
-
-
-def _count(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    return max(0, min(int(value), MAX_INT))
-
-
-def _optional_int(value) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _optional_float(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def normalise(raw) -> dict:
-    """A stream event as the drain stores it; ValueError when it cannot be billed."""
-    if not isinstance(raw, dict):
-        raise ValueError("not an object")
-    request_id = raw.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ValueError("no request_id")
-    event = {"_raw": raw}
-    for field, limit in _TEXT_LIMITS.items():
-        value = raw.get(field)
-        event[field] = value[:limit] if isinstance(value, str) else ""
-    if len(request_id) > _TEXT_LIMITS["request_id"]:
-        raise ValueError("request_id too long")
-    for field in _TOKENS:
-        event[field] = _count(raw.get(field))
-    if not event["total_tokens"]:
-        event["total_tokens"] = min(MAX_INT, event["prompt_tokens"] + event["completion_tokens"])
-    ts = _optional_float(raw.get("ts"))
-    event["created_at"] = (datetime.fromtimestamp(ts, dt_timezone.utc) if ts is not None and ts > 0
-                           else timezone.now())
-    event["ts"] = event["created_at"].timestamp()
-    event["day"] = event["created_at"].date()
-    event["tenant_id"] = _optional_int(raw.get("tenant_id"))
-    event["api_key_id"] = _optional_int(raw.get("api_key_id"))
-    event["provider_id"] = _optional_int(raw.get("provider_id"))
-    status = raw.get("status")
-    event["status"] = status if isinstance(status, int) and 0 <= status < 1000 else 0
-    event["stream"] = raw.get("stream") is True
-    event["latency_ms"] = _optional_float(raw.get("latency_ms"))
-    event["ttft_ms"] = _optional_float(raw.get("ttft_ms"))
-    source = raw.get("usage_source")
-    event["usage_source"] = source if source in UsageSource.values else UsageSource.REPORTED
-    return event
-
-
 def _ids_in(model, field: str, values) -> set:
     values = list(values)
     found = set()
@@ -297,85 +247,87 @@ def _serialise_drains() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PG_LOCK_KEY])
 
 
-def store(events: list[dict], prices: PriceBook) -> tuple[int, int]:
+def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
     """Insert the events not stored yet and add exactly those to the roll-ups; (inserted, duplicates)."""
-    unique: dict[str, dict] = {}
+    unique: dict[str, StreamEvent] = {}
     for event in events:
-        unique.setdefault(event["request_id"], event)
+        unique.setdefault(event.request_id, event)
     with transaction.atomic():
         _serialise_drains()
         existing = _ids_in(UsageEvent, "request_id", unique)
         new = [event for request_id, event in unique.items() if request_id not in existing]
         if not new:
             return 0, len(events)
-        tenants = _ids_in(Tenant, "id", {e["tenant_id"] for e in new if e["tenant_id"]})
-        keys = _ids_in(ApiKey, "id", {e["api_key_id"] for e in new if e["api_key_id"]})
-        rows = []
+        tenants = _ids_in(Tenant, "id", {e.tenant_id for e in new if e.tenant_id})
+        keys = _ids_in(ApiKey, "id", {e.api_key_id for e in new if e.api_key_id})
+        rows, priced = [], []
         for event in new:
-            event["tenant_id"] = event["tenant_id"] if event["tenant_id"] in tenants else None
-            event["api_key_id"] = event["api_key_id"] if event["api_key_id"] in keys else None
-            event["cost"] = prices.cost(event, event["created_at"])
+            # A tenant or key deleted since: the row keeps the slug and prefix, not a dangling id.
+            event = event.replace(tenant_id=event.tenant_id if event.tenant_id in tenants else None,
+                                  api_key_id=event.api_key_id if event.api_key_id in keys else None)
+            cost = prices.cost(event, event.created_at)
+            priced.append((event, cost))
             rows.append(UsageEvent(
-                request_id=event["request_id"], created_at=event["created_at"], tenant_id=event["tenant_id"],
-                tenant_slug=event["tenant"], api_key_id=event["api_key_id"], api_key_prefix=event["api_key_prefix"],
-                provider_config_id=event["provider_id"], provider=event["provider"],
-                provider_type=event["provider_type"], requested_model=event["requested_model"], model=event["model"],
-                endpoint=event["endpoint"], status=event["status"], error_type=event["error_type"],
-                stream=event["stream"], latency_ms=event["latency_ms"], ttft_ms=event["ttft_ms"],
-                prompt_tokens=event["prompt_tokens"], completion_tokens=event["completion_tokens"],
-                total_tokens=event["total_tokens"], cached_tokens=event["cached_tokens"],
-                reasoning_tokens=event["reasoning_tokens"], usage_source=event["usage_source"], cost=event["cost"],
+                request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
+                tenant_slug=event.tenant, api_key_id=event.api_key_id, api_key_prefix=event.api_key_prefix,
+                provider_config_id=event.provider_id, provider=event.provider,
+                provider_type=event.provider_type, requested_model=event.requested_model, model=event.model,
+                endpoint=event.endpoint, status=event.status, error_type=event.error_type or "",
+                stream=event.stream, latency_ms=event.latency_ms, ttft_ms=event.ttft_ms,
+                prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
+                total_tokens=event.total_tokens, cached_tokens=event.cached_tokens,
+                reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
-        add_to_rollups(new)
-        _touch_keys(new)
+        add_to_rollups(priced)
+        _touch_keys([event for event, _ in priced])
     return len(new), len(events) - len(new)
 
 
-def rollup_key(event: dict) -> tuple:
-    return (event["day"], event["tenant_id"], event["api_key_id"], event["provider"], event["model"])
+def rollup_key(event: StreamEvent) -> tuple:
+    return (event.day, event.tenant_id, event.api_key_id, event.provider, event.model)
 
 
-def aggregate(events: list[dict]) -> dict[tuple, dict]:
-    """Sum events per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
+def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, dict]:
+    """Sum (event, cost) pairs per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
     totals: dict[tuple, dict] = {}
-    for event in events:
+    for event, cost in priced:
         key = rollup_key(event)
         row = totals.get(key)
         if row is None:
-            row = totals[key] = {"tenant_slug": event["tenant"], "api_key_prefix": event["api_key_prefix"],
-                                 "provider_type": event["provider_type"], "requests": 0, "errors": 0,
+            row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
+                                 "provider_type": event.provider_type, "requests": 0, "errors": 0,
                                  "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 **{field: 0 for field in _TOKENS}}
+                                 **{field: 0 for field in TOKEN_FIELDS}}
         row["requests"] += 1
-        row["errors"] += event["status"] != 200
-        row["estimated_requests"] += event["usage_source"] == UsageSource.ESTIMATED
-        row["unpriced_requests"] += event["cost"] is None
-        row["cost_e10"] += to_e10(event["cost"])
-        for field in _TOKENS:
-            row[field] += event[field]
+        row["errors"] += event.status != 200
+        row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
+        row["unpriced_requests"] += cost is None
+        row["cost_e10"] += to_e10(cost)
+        for field in TOKEN_FIELDS:
+            row[field] += getattr(event, field)
     return totals
 
 
-ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *_TOKENS)
+ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *TOKEN_FIELDS)
 
 
-def add_to_rollups(events: list[dict]) -> None:
+def add_to_rollups(priced: list[tuple[StreamEvent, Decimal | None]]) -> None:
     """Additive upsert: UPDATE … SET n = n + delta, INSERT when there is no row yet (drains are
     serialised, so the INSERT cannot race; the unique constraint would refuse it if it did)."""
-    for (day, tenant_id, key_id, provider, model), row in aggregate(events).items():
+    for (day, tenant_id, key_id, provider, model), row in aggregate(priced).items():
         match = {"day": day, "tenant_id": tenant_id, "api_key_id": key_id, "provider": provider, "model": model}
         updated = UsageDaily.objects.filter(**match).update(**{field: F(field) + row[field] for field in ADDITIVE})
         if not updated:
             UsageDaily.objects.create(**match, **row)
 
 
-def _touch_keys(events: list[dict]) -> None:
+def _touch_keys(events: list[StreamEvent]) -> None:
     """ApiKey.last_used_at through .update(): no signal, so the gateway's key caches stay warm."""
     latest: dict[int, datetime] = defaultdict(lambda: datetime.min.replace(tzinfo=dt_timezone.utc))
     for event in events:
-        if event["api_key_id"]:
-            latest[event["api_key_id"]] = max(latest[event["api_key_id"]], event["created_at"])
+        if event.api_key_id:
+            latest[event.api_key_id] = max(latest[event.api_key_id], event.created_at)
     for key_id, when in latest.items():
         ApiKey.objects.filter(pk=key_id).filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=when)).update(
             last_used_at=when)

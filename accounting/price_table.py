@@ -5,7 +5,7 @@ xAI, Z.ai, MiniMax, Alibaba Model Studio international), as published in 2025 (l
 2025-11). The figures were transcribed, not fetched by this code, so CHECK THEM BEFORE INVOICING:
 prices change, and the admin (Accounting → Model prices) is where to correct them or add a row with
 a later `valid_from`. One cross-check is built in: the grok-3-mini row reproduces, to the 1e-10 USD,
-the `cost_in_usd_ticks` xAI itself returned in shared/fixtures/recorded/xai/chat_completion.json.
+the `cost_in_usd_ticks` xAI itself returned in tests/fixtures/recorded/xai/chat_completion.json.
 
 Columns: provider type, model pattern (exact id or glob), input, cached input (None: input price),
 output, reasoning (None: output price). Simplifications: the standard tier only (no batch/flex/priority

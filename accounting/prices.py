@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from .usage_event import StreamEvent
+
 REASONING_OUTSIDE_COMPLETION = frozenset({"xai"})
 COST_QUANTUM = Decimal("1e-10")
 MILLION = Decimal(1_000_000)
@@ -105,21 +107,18 @@ class PriceBook:
                 return price
         return None
 
-    def cost(self, event: dict, when: datetime) -> Decimal | None:
-        price = self.lookup(event.get("provider_type") or "", event.get("provider") or "", event.get("model") or "",
-                            when)
+    def cost(self, event: StreamEvent, when: datetime) -> Decimal | None:
+        price = self.lookup(event.provider_type, event.provider, event.model, when)
         if price is None:
             return None
         return event_cost(price, event)
 
 
-def event_cost(price: Price, event: dict) -> Decimal:
-    prompt = int(event.get("prompt_tokens") or 0)
-    completion = int(event.get("completion_tokens") or 0)
-    cached = min(int(event.get("cached_tokens") or 0), prompt)
-    reasoning = int(event.get("reasoning_tokens") or 0)
-    total = int(event.get("total_tokens") or 0)
-    if reasoning_outside_completion(event.get("provider_type") or "", prompt, completion, reasoning, total):
+def event_cost(price: Price, event: StreamEvent) -> Decimal:
+    prompt, completion, total = event.prompt_tokens, event.completion_tokens, event.total_tokens
+    cached = min(event.cached_tokens, prompt)
+    reasoning = event.reasoning_tokens
+    if reasoning_outside_completion(event.provider_type, prompt, completion, reasoning, total):
         visible = completion
     else:
         reasoning = min(reasoning, completion)

@@ -1,23 +1,30 @@
 """The data behind `GET /v1/usage`: a tenant's daily roll-ups plus its events not drained yet.
 
-Freshness without double counting: the caller reads the stream first (events still waiting for the
-drain), then `usage_report` reads, in ONE database snapshot, which of those are already stored and
+Freshness without double counting: `tenant_report` reads the stream first (events still waiting for
+the drain, `undrained_entries`), then `usage_report` reads, in ONE database snapshot, which of those are already stored and
 the roll-ups. An event the drain committed before that snapshot is in the roll-ups and skipped from
 the stream; one it had not is counted from the stream and absent from the roll-ups. (A drain deletes
 an entry from the stream only after its commit, so an event is never in neither.)
 """
 
 import calendar
+import logging
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
-import orjson
+import redis
+from django.conf import settings
 from django.db import connection, transaction
 
-from .drain import aggregate, normalise
+from . import usage_event
+from .drain import aggregate
 from .models import Tenant, UsageDaily, UsageEvent
 from .prices import PriceBook
+from .usage_event import StreamEvent
+
+log = logging.getLogger(__name__)
+SCAN_PAGE = 1000
 
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 MAX_DAYS = 366
@@ -58,27 +65,56 @@ def parse_day(value: str, param: str) -> date:
     raise ReportError(f"'{param}' must be a date as YYYY-MM-DD, not '{str(value)[:40]}'.", param)
 
 
-def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -> list[dict]:
-    """The stream entries that belong to this tenant and range, normalised as the drain would."""
+def undrained_entries(client: redis.Redis | None = None) -> list:
+    """The usage stream's entries not drained yet, oldest first (at most USAGE_API_SCAN_LIMIT); what was
+    read so far when Redis does not answer (the roll-ups still do; only the last seconds are missing)."""
+    own = client is None
+    entries: list = []
+    try:
+        client = client or redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
+        start = "-"
+        while len(entries) < settings.USAGE_API_SCAN_LIMIT:
+            page = client.xrange(settings.USAGE_STREAM, min=start, count=SCAN_PAGE)
+            entries.extend(fields for _, fields in page)
+            if len(page) < SCAN_PAGE:
+                break
+            start = "(" + page[-1][0].decode()
+    except redis.RedisError as exc:
+        log.warning("usage report could not read the usage stream (%s); answering from the database only", exc)
+    finally:
+        if own and client is not None:
+            client.close()
+    return entries
+
+
+def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -> list[StreamEvent]:
+    """The stream entries that belong to this tenant and range, decoded as the drain would."""
     events = []
     for fields in raw_entries:
         raw = fields.get(b"e") if fields else None
         if raw is None:
             continue
         try:
-            event = normalise(orjson.loads(raw))
-        except (ValueError, TypeError, orjson.JSONDecodeError):
+            event = usage_event.decode(raw)
+        except (ValueError, TypeError):
             continue
-        if event["tenant_id"] == tenant_id and first <= event["day"] <= last:
+        if event.tenant_id == tenant_id and first <= event.day <= last:
             events.append(event)
     return events
+
+
+def tenant_report(tenant_id: int, tenant_slug: str, first: date, last: date, entries: list | None = None) -> dict:
+    """`usage_report` over the roll-ups and the events not drained yet (`entries`: read from the stream
+    unless given)."""
+    entries = undrained_entries() if entries is None else entries
+    return usage_report(tenant_id, tenant_slug, first, last, pending_events(entries, tenant_id, first, last))
 
 
 def resolve_tenant(slug: str) -> Tenant | None:
     return Tenant.objects.filter(slug=slug).first()
 
 
-def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pending: list[dict]) -> dict:
+def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pending: list[StreamEvent]) -> dict:
     from django.db import close_old_connections
 
     close_old_connections()
@@ -89,7 +125,7 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         unique = {}
         for event in pending:
-            unique.setdefault(event["request_id"], event)
+            unique.setdefault(event.request_id, event)
         stored = set()
         ids = list(unique)
         for i in range(0, len(ids), 500):
@@ -98,8 +134,7 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         fresh = [event for request_id, event in unique.items() if request_id not in stored]
         if fresh:
             prices = PriceBook.load()
-            for event in fresh:
-                event["cost"] = prices.cost(event, event["created_at"])
+            fresh = [(event, prices.cost(event, event.created_at)) for event in fresh]
 
     rows: dict[tuple, dict] = {}
 

@@ -11,16 +11,12 @@ import logging
 import os
 import time
 
-import orjson
 from django.conf import settings
 
-from . import metrics
+from . import usage_metrics
+from .usage_event import StreamEvent, encode
 
 log = logging.getLogger(__name__)
-
-
-def encode(event: dict) -> bytes:
-    return orjson.dumps(event)
 
 
 class UsageWriter:
@@ -39,12 +35,8 @@ class UsageWriter:
         self._written: asyncio.Future | None = None
         self._flushing: set[asyncio.Task] = set()
 
-    def emit(self, event: dict) -> asyncio.Future:
-        try:
-            metrics.observe_event(event)
-        except Exception:  # metrics must never cost an event
-            log.exception("could not count usage event %s in the metrics", event.get("request_id"))
-        self._queue.append((encode(event), event.get("request_id")))
+    def emit(self, event: StreamEvent) -> asyncio.Future:
+        self._queue.append((encode(event), event.request_id))
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()
@@ -65,7 +57,7 @@ class UsageWriter:
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
             for payload, request_id in batch:
                 spool(payload)
-                metrics.SPOOLED.inc()
+                usage_metrics.SPOOLED.inc()
                 _log_spooled(request_id, exc)
         finally:
             written.set_result(len(batch))

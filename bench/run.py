@@ -8,8 +8,9 @@ Everything runs on 127.0.0.1 and is torn down on exit (also on Ctrl-C and on err
    mock), Redis db 14 with its own usage stream (usage events ON; the stream is deleted afterwards);
 3. `gomodel.asgi:application` under uvicorn and granian (one worker per core) and daphne (one
    process, for reference), then the fastest of uvicorn/granian again with each other upstream
-   transport in --transports (GOMODEL_HTTP_TRANSPORT: the default `aiohttp` is the gateway's
-   httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on aiohttp's transport; `httpx` is httpcore);
+   transport in --transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py: the
+   default `aiohttp` is the gateway's httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on
+   aiohttp's transport; `httpx` is httpcore; bench/transports.py);
 4. wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64,
    JSON and SSE, each after a short warm-up;
 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
@@ -44,6 +45,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 PY = sys.executable
 BIN = Path(PY).parent
 APP = "gomodel.asgi:application"
+TRANSPORT_APP = "bench.transport_app:application"  # the same app with GOMODEL_HTTP_TRANSPORT's client
 MODEL = "gpt-4o-mini"
 USAGE_STREAM = "gomodel:bench:usage"
 INVALIDATION_CHANNEL = "gomodel:bench:invalidate"
@@ -436,7 +438,8 @@ class Bench:
         env = dict(self.env, GOMODEL_HTTP_TRANSPORT=transport)
         logfile = self.tmp / f"{kind}-{transport}.log"
         workers = 1 if kind == "daphne" else self.args.workers
-        proc = self.procs.start(kind, server_command(kind, port, workers, self.args.app), env, logfile)
+        app = TRANSPORT_APP if transport != "aiohttp" and self.args.app == APP else self.args.app
+        proc = self.procs.start(kind, server_command(kind, port, workers, app), env, logfile)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_get(base + "/health")[0] == 200, 60, kind, proc, logfile)
         # Every worker must answer a real request (key cache, model registry) before we measure:

@@ -1,7 +1,8 @@
 from django.contrib import admin
 
+from accounting.readonly_admin import ReadOnlyAdminMixin
+
 from .models import AuditEntry
-from .readonly_admin import ReadOnlyAdminMixin
 
 
 @admin.register(AuditEntry)

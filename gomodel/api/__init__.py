@@ -19,6 +19,6 @@ a provider disabled, and usage rows and the audit trail keep pointing at them. A
 in the 201 answer that issued it and nowhere else (not in later answers, logs or audit rows); a
 provider's key is write-only and comes back redacted. Every write goes through gomodel.api.services,
 which writes the change and its gomodel.AuditEntry in one transaction; saving through the ORM clears
-the gateway's caches in every process (gomodel.invalidation). Lists are paginated with
+the gateway's caches in every process (gomodel.gateway.invalidation). Lists are paginated with
 `?limit=&offset=` and filtered by validated query parameters (a bad value is a 400 in DRF's shape).
 """

@@ -1,19 +1,18 @@
 """Every write the management API makes goes through one of these functions, each in a transaction
 with its audit row. Tenants and keys are created/revoked by accounting.services (the same functions
 the admin and the management commands use); saving through the ORM clears the gateway's caches in
-every process (gomodel.invalidation), so a change is live everywhere as soon as it commits."""
+every process (gomodel.gateway.invalidation), so a change is live everywhere as soon as it commits."""
 
 import logging
 import time
 from datetime import date
 
 import httpx
-import redis
 from django.conf import settings
 from django.db import transaction
 
 from accounting.models import ApiKey, ModelPrice, Tenant
-from accounting.reports import parse_range, pending_events, today_utc, usage_report
+from accounting.reports import parse_range, tenant_report, today_utc
 from accounting.services import do_create_api_key, do_create_tenant, do_revoke_api_key
 from providers.adapters import adapter_for
 from providers.base import Target, error_message
@@ -22,7 +21,6 @@ from providers.models import ProviderConfig
 from .audit import record
 
 log = logging.getLogger(__name__)
-USAGE_PAGE = 1000
 
 
 def _apply(instance, data: dict) -> dict:
@@ -201,30 +199,9 @@ def do_api_update_price(actor: str, price: ModelPrice, data: dict) -> ModelPrice
 
 # -- usage ----------------------------------------------------------------------------------------------
 
-def undrained_entries() -> list:
-    """The usage stream's entries not drained yet (at most USAGE_API_SCAN_LIMIT), as GET /v1/usage reads
-    them; [] when Redis does not answer (the roll-ups still do)."""
-    entries: list = []
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
-    start = "-"
-    try:
-        while len(entries) < settings.USAGE_API_SCAN_LIMIT:
-            page = client.xrange(settings.USAGE_STREAM, min=start, count=USAGE_PAGE)
-            entries.extend(fields for _, fields in page)
-            if len(page) < USAGE_PAGE:
-                break
-            start = "(" + page[-1][0].decode()
-    except redis.RedisError as exc:
-        log.warning("usage report could not read the usage stream (%s); answering from the database only", exc)
-    finally:
-        client.close()
-    return entries
-
-
 def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:
     """The roll-ups GET /v1/usage gives the tenant, for any range: the same defaults (this month, or the
     month of the one bound given) but no cap on the span."""
     if start is None or end is None:
         start, end = parse_range(start and start.isoformat(), end and end.isoformat(), today_utc())
-    entries = undrained_entries()
-    return usage_report(tenant.id, tenant.slug, start, end, pending_events(entries, tenant.id, start, end))
+    return tenant_report(tenant.id, tenant.slug, start, end)

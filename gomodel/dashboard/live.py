@@ -21,12 +21,11 @@ import time
 import uuid
 import weakref
 
-import orjson
 import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from accounting.drain import normalise
+from accounting import usage_event
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +72,23 @@ def feed_item(raw: bytes | None, prices) -> dict | None:
     if raw is None:
         return None
     try:
-        event = normalise(orjson.loads(raw))
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+        event = usage_event.decode(raw)
+    except (ValueError, TypeError):
         return None
     cost = None
     if prices is not None:
         try:
-            cost = prices.cost(event, event["created_at"])
+            cost = prices.cost(event, event.created_at)
         except Exception:  # a price must never stop the feed
-            log.exception("live feed: could not price %s", event["request_id"])
+            log.exception("live feed: could not price %s", event.request_id)
     return {
-        "request_id": event["request_id"], "ts": event["ts"], "tenant": event["tenant"],
-        "api_key": event["api_key_prefix"], "model": event["model"], "requested_model": event["requested_model"],
-        "provider": event["provider"], "endpoint": event["endpoint"], "status": event["status"],
-        "error_type": event["error_type"], "stream": event["stream"], "prompt_tokens": event["prompt_tokens"],
-        "completion_tokens": event["completion_tokens"], "total_tokens": event["total_tokens"],
-        "cost_usd": _money(cost), "latency_ms": event["latency_ms"], "ttft_ms": event["ttft_ms"],
-        "usage_source": event["usage_source"],
+        "request_id": event.request_id, "ts": event.ts, "tenant": event.tenant,
+        "api_key": event.api_key_prefix, "model": event.model, "requested_model": event.requested_model,
+        "provider": event.provider, "endpoint": event.endpoint, "status": event.status,
+        "error_type": event.error_type or "", "stream": event.stream, "prompt_tokens": event.prompt_tokens,
+        "completion_tokens": event.completion_tokens, "total_tokens": event.total_tokens,
+        "cost_usd": _money(cost), "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms,
+        "usage_source": event.usage_source,
     }
 
 

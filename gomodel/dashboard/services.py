@@ -22,13 +22,12 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
-import redis
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 
 from accounting.models import Tenant, UsageDaily, UsageEvent
-from accounting.reports import FIELDS, MAX_DAYS, ReportError, parse_day, pending_events, today_utc, usage_report
+from accounting.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
 
 DEFAULT_DAYS = 14  # the range shown when none is asked for: the last two weeks
 HOUR_MAX_DAYS = 31  # hourly buckets only for ranges up to this long (744 buckets)
@@ -303,35 +302,13 @@ def parse_month(value: str | None, today: date | None = None) -> tuple[date, dat
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
-def undrained_entries(client: redis.Redis | None = None) -> list:
-    """The usage stream's entries not drained yet (at most USAGE_API_SCAN_LIMIT); [] if Redis is down."""
-    own = client is None
-    entries: list = []
-    try:
-        client = client or redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0, socket_connect_timeout=2.0)
-        start = "-"
-        while len(entries) < settings.USAGE_API_SCAN_LIMIT:
-            page = client.xrange(settings.USAGE_STREAM, min=start, count=1000)
-            entries.extend(fields for _, fields in page)
-            if len(page) < 1000:
-                break
-            start = "(" + page[-1][0].decode()
-    except redis.RedisError:
-        return entries  # the roll-ups still answer; only the last seconds are missing
-    finally:
-        if own and client is not None:
-            client.close()
-    return entries
-
-
 def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | None = None) -> dict:
     """A tenant's usage for one month: one line per provider × model × key, and the totals.
 
     Built on `usage_report` (so it equals what the tenant reads at /v1/usage), events still in the
     stream included. Line costs add up exactly to the total (both are sums of the same 1e-10 USD units).
     """
-    entries = undrained_entries() if entries is None else entries
-    report = usage_report(tenant.id, tenant.slug, first, last, pending_events(entries, tenant.id, first, last))
+    report = tenant_report(tenant.id, tenant.slug, first, last, entries)
     lines: dict[tuple, dict] = {}
     for row in report["data"]:
         key = (row["provider"], row["model"], row["api_key"] or "")

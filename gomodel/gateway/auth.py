@@ -1,6 +1,6 @@
 """Who is calling: the key is hashed and looked up in an in-process cache; only a miss reads the DB.
 
-The cache is cleared through Redis whenever a key or tenant changes (gomodel.invalidation), and
+The cache is cleared through Redis whenever a key or tenant changes (gomodel.gateway.invalidation), and
 entries also expire after AUTH_CACHE_TTL as a safety net should an invalidation be missed.
 """
 

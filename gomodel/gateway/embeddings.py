@@ -2,6 +2,7 @@
 
 import orjson
 
+from providers.adapters import embeddings_adapter
 from providers.base import UpstreamError
 
 from .errors import PROVIDER, GatewayError
@@ -13,11 +14,11 @@ from .usage_record import UsageRecord, recorded
 
 def _build(body: dict):
     def build(adapter, target, model):
-        builder = getattr(adapter, "build_embeddings_request", None)
-        if builder is None:
+        embeddings = embeddings_adapter(adapter)
+        if embeddings is None:
             raise UpstreamError(400, f"Provider '{target.name}' does not offer embeddings.", param="model",
                                 code="embeddings_not_supported")
-        return builder(body, target, model)
+        return embeddings.build_embeddings_request(body, target, model)
 
     return build
 

@@ -2,9 +2,9 @@
 provider listing the model; then the failover candidates that follow it."""
 
 from providers.base import Target
-from providers.registry import MISS_REFRESH_INTERVAL, ModelRegistry
 
 from .errors import NOT_FOUND, GatewayError
+from .registry import MISS_REFRESH_INTERVAL, ModelRegistry
 
 
 async def resolve(registry: ModelRegistry, model: str, provider: str | None) -> tuple[Target, str]:

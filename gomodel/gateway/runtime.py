@@ -9,11 +9,11 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from accounting import usage
-from providers.http_client import new_client
-from providers.registry import ModelRegistry
-from providers.resilience import CircuitBreaker
 
 from .auth import KeyCache
+from .http_client import new_client
+from .registry import ModelRegistry
+from .resilience import CircuitBreaker
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()

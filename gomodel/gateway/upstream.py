@@ -8,9 +8,9 @@ from django.conf import settings
 
 from providers.adapters import adapter_for
 from providers.base import Target, UpstreamError, error_message
-from providers.resilience import backoff_delay, retry_after_seconds
 
 from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
+from .resilience import backoff_delay, retry_after_seconds
 from .usage_record import UsageRecord
 
 RETRY_STATUSES = frozenset((429, 502, 503, 504))

@@ -1,11 +1,17 @@
 """What one /v1 request turns into on the usage stream."""
 
 import contextlib
+import logging
 import time
 
 from accounting import tokens
 from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
+from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
+
+from . import metrics
+
+log = logging.getLogger(__name__)
 
 
 class UsageRecord:
@@ -56,7 +62,7 @@ class UsageRecord:
                         if isinstance(function.get(field), str):
                             self.relayed.append(function[field])
 
-    def event(self) -> dict:
+    def event(self) -> StreamEvent:
         usage = self.usage
         source = "reported"
         if usage is None:
@@ -70,32 +76,32 @@ class UsageRecord:
                 usage = Usage()
                 source = "none"
         principal = self.principal
-        return {
-            "request_id": self.request_id,
-            "ts": time.time(),
-            "tenant_id": principal.tenant_id,
-            "tenant": principal.tenant_slug,
-            "api_key_id": principal.key_id,
-            "api_key_prefix": principal.key_prefix,
-            "provider_id": self.target.id,
-            "provider": self.target.name,
-            "provider_type": self.target.provider_type,
-            "requested_model": self.requested_model,
-            "model": self.model,
-            "endpoint": self.endpoint,
-            "status": self.status,
-            "error_type": self.error_type,
-            "stream": self.stream,
-            "latency_ms": round((time.perf_counter() - self.started) * 1000, 3),
-            "ttft_ms": self.ttft_ms,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-            "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens,
-            "usage_source": source,
-            "attempts": self.attempts,
-        }
+        return StreamEvent(
+            request_id=self.request_id,
+            ts=time.time(),
+            tenant_id=principal.tenant_id,
+            tenant=principal.tenant_slug,
+            api_key_id=principal.key_id,
+            api_key_prefix=principal.key_prefix,
+            provider_id=self.target.id,
+            provider=self.target.name,
+            provider_type=self.target.provider_type,
+            requested_model=self.requested_model,
+            model=self.model,
+            endpoint=self.endpoint,
+            status=self.status,
+            error_type=self.error_type,
+            stream=self.stream,
+            latency_ms=round((time.perf_counter() - self.started) * 1000, 3),
+            ttft_ms=self.ttft_ms,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            usage_source=source,
+            attempts=self.attempts,
+        )
 
 
 @contextlib.asynccontextmanager
@@ -115,4 +121,9 @@ async def recorded(req, runtime, record: UsageRecord):
         # A request refused before any upstream attempt (input the provider cannot take) is bad
         # input like any other 400: it records nothing.
         if record.attempts:
-            await runtime.usage.emit(record.event())
+            event = record.event()
+            try:
+                metrics.observe_event(event)
+            except Exception:  # metrics must never cost an event
+                log.exception("could not count usage event %s in the metrics", event.request_id)
+            await runtime.usage.emit(event)

@@ -8,3 +8,5 @@ SSE events into chat.completion.chunk dicts, and the models pair lists `GET {bas
 from .request import ANTHROPIC_VERSION, auth_headers, build_chat_request, build_models_request  # noqa: F401
 from .response import parse_chat_response, parse_models  # noqa: F401
 from .stream import StreamParser  # noqa: F401
+
+supports_embeddings = False  # Anthropic has no embeddings API

@@ -6,6 +6,7 @@ import re
 import orjson
 
 from ..base import Target, UpstreamError, UpstreamRequest
+from ..openai_reader import data_url, file_data, image_url, read_part, tool_call_arguments
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
@@ -165,8 +166,9 @@ def _assistant_blocks(message: dict, i: int) -> list[dict]:
             blocks.append({"type": "text", "text": content})
     elif isinstance(content, list):
         for part in content:
-            if isinstance(part, dict) and part.get("type") == "refusal":
-                part = {"type": "text", "text": part.get("refusal") or ""}
+            read = read_part(part)
+            if read is not None and read.kind == "refusal":
+                part = {"type": "text", "text": read.text or ""}
             block = _part(part, i)
             if block["type"] != "text" or block["text"]:
                 blocks.append(block)
@@ -175,17 +177,8 @@ def _assistant_blocks(message: dict, i: int) -> list[dict]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise UpstreamError(400, "A tool call needs a function with a name.", param=param)
-        arguments = function.get("arguments")
-        if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-            parsed = {}
-        elif isinstance(arguments, dict):
-            parsed = arguments
-        else:
-            try:
-                parsed = orjson.loads(arguments)
-            except (orjson.JSONDecodeError, TypeError):
-                parsed = None
-        if not isinstance(parsed, dict):
+        parsed = tool_call_arguments(function.get("arguments"))
+        if parsed is None:
             raise UpstreamError(400, "Tool call arguments must be a JSON object for Anthropic models.",
                                 param=f"{param}.function.arguments")
         blocks.append({"type": "tool_use", "id": str(call.get("id") or ""), "name": function["name"],
@@ -196,34 +189,31 @@ def _assistant_blocks(message: dict, i: int) -> list[dict]:
 def _part(part, i: int) -> dict:
     """One OpenAI content part -> one Anthropic content block."""
     param = f"messages[{i}].content"
-    if isinstance(part, str):
-        return {"type": "text", "text": part}
-    if not isinstance(part, dict):
+    read = read_part(part)
+    if read is None:
         raise UpstreamError(400, "A content part must be an object.", param=param)
-    kind = part.get("type")
-    if kind == "text":
-        block = {"type": "text", "text": part.get("text") or ""}
-    elif kind == "image_url":
-        image = part.get("image_url")
-        url = image.get("url") if isinstance(image, dict) else image
-        block = {"type": "image", "source": _image_source(url, param)}
-    elif kind == "input_audio":
+    if read.kind == "text":
+        block = {"type": "text", "text": read.text or ""}
+    elif read.kind == "image_url":
+        block = {"type": "image", "source": _image_source(image_url(read), param)}
+    elif read.kind == "input_audio":
         raise UpstreamError(400, "Anthropic models do not accept audio input (input_audio).", param=param)
-    elif kind == "file":
-        block = _document(part.get("file"), param)
+    elif read.kind == "file":
+        block = _document(file_data(read), param)
     else:
-        raise UpstreamError(400, f"Anthropic models do not accept content parts of type '{kind}'.", param=param)
-    if isinstance(part.get("cache_control"), dict):
-        block["cache_control"] = part["cache_control"]
+        raise UpstreamError(400, f"Anthropic models do not accept content parts of type '{part.get('type')}'.",
+                            param=param)
+    if read.cache_control is not None:
+        block["cache_control"] = read.cache_control
     return block
 
 
 def _data_url(url: str, param: str) -> tuple[str, str]:
     """`data:<media type>;base64,<data>` -> (media type, data)."""
-    header, sep, data = url[5:].partition(",")
-    if not sep or not header.endswith(";base64"):
+    parsed = data_url(url)
+    if parsed is None:
         raise UpstreamError(400, "A data: URL must be base64-encoded (data:<type>;base64,…).", param=param)
-    return header[: -len(";base64")], data
+    return parsed[0] or "", parsed[1]
 
 
 def _image_source(url, param: str) -> dict:
@@ -237,8 +227,7 @@ def _image_source(url, param: str) -> dict:
     raise UpstreamError(400, "An image URL must be a data: URL or an http(s) URL.", param=param)
 
 
-def _document(file, param: str) -> dict:
-    data = file.get("file_data") if isinstance(file, dict) else None
+def _document(data, param: str) -> dict:
     if not isinstance(data, str) or not data.startswith("data:"):
         raise UpstreamError(400, "Anthropic models take files only inline, as a base64 data: URL in file_data.",
                             param=param)

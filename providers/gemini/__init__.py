@@ -11,3 +11,5 @@ from .embeddings import build_embeddings_request, parse_embeddings_response  # n
 from .request import auth_headers, build_chat_request, build_models_request, build_payload  # noqa: F401
 from .response import parse_chat_response, parse_models  # noqa: F401
 from .stream import StreamParser  # noqa: F401
+
+supports_embeddings = True

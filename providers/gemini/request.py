@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from ..base import Target, UpstreamError, UpstreamRequest
+from ..openai_reader import data_url, file_data, image_url, input_audio, read_part, tool_call_arguments
 
 # OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens). 24576 is the top of 2.5 Flash's range.
 THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576, "max": 24576}
@@ -21,7 +22,6 @@ THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "hi
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _GENERATION_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
-_DATA_URL = re.compile(r"data:([^;,]+)?((?:;[^;,]*)*),(.*)", re.DOTALL)
 
 
 def auth_headers(target: Target) -> dict[str, str]:
@@ -136,12 +136,10 @@ def _texts(content, i: int) -> list[str]:
     if isinstance(content, list):
         texts = []
         for j, part in enumerate(content):
-            if isinstance(part, str):
-                texts.append(part)
-            elif isinstance(part, dict) and part.get("type") in ("text", "input_text", "output_text", "refusal"):
-                text = part.get("text", part.get("refusal"))
-                if isinstance(text, str):
-                    texts.append(text)
+            read = read_part(part)
+            if read is not None and read.kind in ("text", "refusal"):
+                if read.text is not None:
+                    texts.append(read.text)
             else:
                 raise _bad(f"'messages[{i}].content[{j}]' must be a text part here.",
                            f"messages[{i}].content[{j}]", "unsupported_content")
@@ -161,28 +159,27 @@ def _user_parts(content, i: int) -> list[dict]:
     parts = []
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
+        read = read_part(part)
+        kind = read.kind if read is not None else None
         if isinstance(part, str):
             parts.append({"text": part})
-        elif kind in ("text", "input_text"):
-            if part.get("text"):
-                parts.append({"text": str(part["text"])})
+        elif kind == "text":
+            if read.text:
+                parts.append({"text": read.text})
         elif kind == "image_url":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
+            url = image_url(read)
             if not isinstance(url, str) or not url:
                 raise _bad(f"'{param}.image_url.url' must be a non-empty string.", f"{param}.image_url.url")
             parts.append(_media(url, f"{param}.image_url.url", "image/jpeg"))
         elif kind == "input_audio":
-            audio = part.get("input_audio") if isinstance(part.get("input_audio"), dict) else {}
+            audio = input_audio(read)
             if not isinstance(audio.get("data"), str):
                 raise _bad(f"'{param}.input_audio.data' must be base64 text.", f"{param}.input_audio.data")
             fmt = str(audio.get("format") or "wav")
             parts.append({"inlineData": {"mimeType": "audio/mpeg" if fmt == "mp3" else f"audio/{fmt}",
                                          "data": audio["data"]}})
         elif kind == "file":
-            file = part.get("file") if isinstance(part.get("file"), dict) else {}
-            data = file.get("file_data")
+            data = file_data(read)
             if not isinstance(data, str):
                 raise _bad(f"'{param}.file.file_data' must be a data: URL; uploaded file ids cannot reach "
                            "Gemini.", f"{param}.file", "unsupported_content")
@@ -195,10 +192,10 @@ def _user_parts(content, i: int) -> list[dict]:
 
 def _media(url: str, param: str, default_mime: str) -> dict:
     if url.startswith("data:"):
-        match = _DATA_URL.match(url)
-        if not match or ";base64" not in (match.group(2) or ""):
+        parsed = data_url(url)
+        if parsed is None:
             raise _bad(f"'{param}' must be a base64 data: URL.", param)
-        return {"inlineData": {"mimeType": match.group(1) or default_mime, "data": match.group(3)}}
+        return {"inlineData": {"mimeType": parsed[0] or default_mime, "data": parsed[1]}}
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("http", "https"):
         mime = mimetypes.guess_type(urlsplit(url).path)[0] or default_mime
@@ -211,19 +208,10 @@ def _function_call(call, i: int, j: int) -> dict:
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
         raise _bad(f"'{param}.function.name' must be a non-empty string.", f"{param}.function.name")
-    arguments = function.get("arguments")
-    if arguments is None or arguments == "":
-        args = {}
-    elif isinstance(arguments, dict):
-        args = arguments
-    else:
-        try:
-            args = orjson.loads(arguments)
-        except (orjson.JSONDecodeError, TypeError):
-            args = None
-        if not isinstance(args, dict):
-            raise _bad(f"'{param}.function.arguments' must be a JSON object; Gemini takes arguments as an object.",
-                       f"{param}.function.arguments")
+    args = tool_call_arguments(function.get("arguments"))
+    if args is None:
+        raise _bad(f"'{param}.function.arguments' must be a JSON object; Gemini takes arguments as an object.",
+                   f"{param}.function.arguments")
     part = {"functionCall": {"name": function["name"], "args": args}}
     signature = thought_signature(call)
     if signature:

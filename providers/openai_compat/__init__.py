@@ -9,3 +9,5 @@ from .adapter import (  # noqa: F401
     parse_embeddings_response,
     parse_models,
 )
+
+supports_embeddings = True

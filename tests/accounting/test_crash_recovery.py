@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from accounting import metrics
+from accounting import usage_metrics
 from accounting.models import UsageEvent
 from accounting.price_table import load_default_prices
 
@@ -78,7 +78,7 @@ def test_redis_restarted_mid_load(private_gateway, private_redis, provider, flak
     outage = 5.0  # longer than redis-py's own retries (~4 s), so that events are spooled
     client = private_redis.client()
     worker = workers(private_redis.url)
-    spooled_before = metrics.SPOOLED._value.get()
+    spooled_before = usage_metrics.SPOOLED._value.get()
     restarts = []
 
     def restart():
@@ -107,7 +107,7 @@ def test_redis_restarted_mid_load(private_gateway, private_redis, provider, flak
     summary = check_events(outcomes, events)
     check_rollups_match_events()
     assert len(events) == requests
-    spooled = metrics.SPOOLED._value.get() - spooled_before
+    spooled = usage_metrics.SPOOLED._value.get() - spooled_before
     assert spooled > 0, "the outage was too short to spool anything"
     assert not settings.USAGE_SPOOL_PATH.exists() or settings.USAGE_SPOOL_PATH.stat().st_size == 0
     assert worker.process.poll() is None, worker.output()

@@ -15,10 +15,11 @@ from django.core.management import call_command
 from django.db.models.signals import post_save
 
 from accounting import drain as drain_module
-from accounting import usage
+from accounting import usage, usage_event
 from accounting.drain import DrainLock, drain, purge_old_events
 from accounting.models import ApiKey, ModelPrice, UsageDaily, UsageEvent
 from accounting.price_table import load_default_prices
+from accounting.usage_event import StreamEvent
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +30,8 @@ def acme(tenant_key):
     return tenant_key
 
 
-def make_event(tenant_key, **overrides) -> dict:
+def make_event(tenant_key, **overrides) -> StreamEvent:
+    """An event as the gateway emits it (overrides may be odd values, as an older or broken writer's)."""
     tenant, key, _ = tenant_key
     event = {"request_id": "req_" + uuid.uuid4().hex, "ts": time.time(), "tenant_id": tenant.id,
              "tenant": tenant.slug, "api_key_id": key.id, "api_key_prefix": key.prefix, "provider_id": 1,
@@ -38,12 +40,12 @@ def make_event(tenant_key, **overrides) -> dict:
              "latency_ms": 12.5, "ttft_ms": None, "prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17,
              "cached_tokens": 2, "reasoning_tokens": 0, "usage_source": "reported", "attempts": []}
     event.update(overrides)
-    return event
+    return StreamEvent(**event)
 
 
 def add(redis_sync, settings, *events):
     for event in events:
-        payload = event if isinstance(event, bytes) else orjson.dumps(event)
+        payload = event if isinstance(event, bytes) else usage_event.encode(event)
         redis_sync.xadd(settings.USAGE_STREAM, {"e": payload})
 
 
@@ -64,24 +66,24 @@ def test_drain_stores_events_adds_rollups_prices_and_acks(acme, redis_sync, sett
     assert (result.read, result.inserted, result.duplicates, result.batches) == (4, 4, 0, 1)
     assert redis_sync.xlen(settings.USAGE_STREAM) == 0  # acknowledged and deleted
     assert redis_sync.xpending(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP)["pending"] == 0
-    row = UsageEvent.objects.get(request_id=a["request_id"])
+    row = UsageEvent.objects.get(request_id=a.request_id)
     assert (row.tenant_id, row.api_key_id, row.provider, row.model, row.status, row.usage_source) == (
         acme[0].id, acme[1].id, "openai", "gpt-4o-mini", 200, "reported")
     # gpt-4o-mini: 9 × 0.15 + 2 × 0.075 + 6 × 0.60 per million
     assert row.cost == Decimal("0.0000051")
-    assert UsageEvent.objects.get(request_id=c["request_id"]).cost is None  # no price for tool-model: null, not 0
+    assert UsageEvent.objects.get(request_id=c.request_id).cost is None  # no price for tool-model: null, not 0
 
     mini = UsageDaily.objects.get(model="gpt-4o-mini")
     assert (mini.requests, mini.errors, mini.prompt_tokens, mini.completion_tokens, mini.total_tokens,
             mini.cached_tokens, mini.unpriced_requests) == (3, 1, 111, 56, 167, 2, 0)
-    assert mini.day == datetime.fromtimestamp(a["ts"], timezone.utc).date()
-    assert mini.cost == Decimal("0.0000051") + UsageEvent.objects.get(request_id=b["request_id"]).cost
+    assert mini.day == datetime.fromtimestamp(a.ts, timezone.utc).date()
+    assert mini.cost == Decimal("0.0000051") + UsageEvent.objects.get(request_id=b.request_id).cost
     tool = UsageDaily.objects.get(model="tool-model")
     assert (tool.requests, tool.estimated_requests, tool.unpriced_requests, tool.cost) == (1, 1, 1, None)
 
     # last_used_at moved by a queryset update: no post_save, so the gateway's key caches stay warm
     key = ApiKey.objects.get(pk=acme[1].pk)
-    assert key.last_used_at is not None and abs(key.last_used_at.timestamp() - d["ts"]) < 1
+    assert key.last_used_at is not None and abs(key.last_used_at.timestamp() - d.ts) < 1
     assert saved == []
 
 
@@ -103,7 +105,7 @@ def test_rollups_add_up_exactly_across_drains(acme, redis_sync, settings):
                            cached_tokens=3)
         add(redis_sync, settings, event)
         drain()
-        total += UsageEvent.objects.get(request_id=event["request_id"]).cost
+        total += UsageEvent.objects.get(request_id=event.request_id).cost
     row = UsageDaily.objects.get()
     assert row.requests == 5 and row.prompt_tokens == 5 * 1234567 + 10
     assert row.cost == total  # integer 1e-10 USD: exact on SQLite too
@@ -155,7 +157,7 @@ def test_events_spooled_while_redis_was_down_are_replayed_and_drained(acme, redi
     result = drain()
     assert (result.replayed, result.inserted) == (3, 3)
     assert usage.spool_size() == 0
-    assert {e.request_id for e in UsageEvent.objects.all()} == {e["request_id"] for e in events}
+    assert {e.request_id for e in UsageEvent.objects.all()} == {e.request_id for e in events}
 
 
 def test_unusable_entries_go_to_the_dead_letter_list_and_do_not_block_the_rest(acme, redis_sync, settings):
@@ -198,7 +200,7 @@ def test_retention_deletes_old_raw_events_and_keeps_rollups(acme, redis_sync, se
     add(redis_sync, settings, old, recent)
     drain()
     assert purge_old_events(days=90) == 1
-    assert list(UsageEvent.objects.values_list("request_id", flat=True)) == [recent["request_id"]]
+    assert list(UsageEvent.objects.values_list("request_id", flat=True)) == [recent.request_id]
     assert sorted(UsageDaily.objects.values_list("requests", flat=True)) == [1, 1]
     assert UsageDaily.objects.filter(day=(datetime.now(timezone.utc) - timedelta(days=100)).date()).exists()
 

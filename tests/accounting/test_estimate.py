@@ -108,16 +108,16 @@ def test_a_stream_cut_short_is_billed_for_what_was_relayed_as_estimated(offline)
     record.relay({"choices": [{"index": 0, "delta": {"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}}]})
     record.status, record.error_type = 499, "client_disconnected"
     event = record.event()
-    assert event["usage_source"] == "estimated"
-    assert event["completion_tokens"] == toktok.batch_count(["Once upon a time, far awayf{}"], "o200k_base")[0]
-    assert event["prompt_tokens"] == estimate.estimate_prompt_tokens(record.messages, "gpt-4o-mini")
-    assert event["total_tokens"] == event["prompt_tokens"] + event["completion_tokens"]
+    assert event.usage_source == "estimated"
+    assert event.completion_tokens == toktok.batch_count(["Once upon a time, far awayf{}"], "o200k_base")[0]
+    assert event.prompt_tokens == estimate.estimate_prompt_tokens(record.messages, "gpt-4o-mini")
+    assert event.total_tokens == event.prompt_tokens + event.completion_tokens
 
 
 def test_reported_usage_wins_and_nothing_generated_is_none(offline):
     record = _record()
     record.usage = Usage(prompt_tokens=9, completion_tokens=4, total_tokens=13, reasoning_tokens=1)
-    assert (record.event()["usage_source"], record.event()["completion_tokens"]) == ("reported", 4)
+    assert (record.event().usage_source, record.event().completion_tokens) == ("reported", 4)
     failed = _record(stream=False)
     failed.status, failed.error_type = 502, "provider_error"
-    assert (failed.event()["usage_source"], failed.event()["total_tokens"]) == ("none", 0)
+    assert (failed.event().usage_source, failed.event().total_tokens) == ("none", 0)

@@ -10,9 +10,10 @@ import pytest
 
 from accounting.price_table import DEFAULT_PRICES, load_default_prices
 from accounting.prices import Price, PriceBook, event_cost, reasoning_outside_completion
+from accounting.usage_event import StreamEvent
 from providers.base import Usage
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 EPOCH = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -22,30 +23,31 @@ def price(provider, pattern, inp, out, cached=None, reasoning=None, valid_from=E
     return Price(provider, pattern, valid_from, d(inp), d(cached), d(out), d(reasoning))
 
 
-def recorded_event(provider_type: str, name: str) -> dict:
+def recorded_event(provider_type: str, name: str) -> tuple[StreamEvent, dict]:
     body = orjson.loads((RECORDED / provider_type / name).read_bytes())
     usage = Usage.from_openai(body["usage"])
-    return {"provider": provider_type, "provider_type": provider_type, "model": body["model"],
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens, "cached_tokens": usage.cached_tokens,
-            "reasoning_tokens": usage.reasoning_tokens, "_body": body}
+    event = StreamEvent(request_id="req_recorded", provider=provider_type, provider_type=provider_type,
+                        model=body["model"], prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens, total_tokens=usage.total_tokens,
+                        cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens)
+    return event, body
 
 
 def test_xai_reasoning_is_billed_on_top_of_completion_and_matches_xais_own_cost():
-    event = recorded_event("xai", "chat_completion.json")
-    assert (event["prompt_tokens"], event["completion_tokens"], event["reasoning_tokens"],
-            event["total_tokens"], event["cached_tokens"]) == (10, 35, 375, 420, 3)
+    event, body = recorded_event("xai", "chat_completion.json")
+    assert (event.prompt_tokens, event.completion_tokens, event.reasoning_tokens,
+            event.total_tokens, event.cached_tokens) == (10, 35, 375, 420, 3)
     book = PriceBook([price(*row[:2], row[2], row[4], cached=row[3], reasoning=row[5])
                       for row in DEFAULT_PRICES if row[0] == "xai"])
     cost = book.cost(event, NOW)
     # 7 × 0.30 + 3 × 0.075 + (35 + 375) × 0.50 per million; xAI's own figure, in 1e-10 USD ticks:
     assert cost == Decimal("0.000207325")
-    assert cost == Decimal(event["_body"]["usage"]["cost_in_usd_ticks"]).scaleb(-10)
+    assert cost == Decimal(body["usage"]["cost_in_usd_ticks"]).scaleb(-10)
 
 
 def test_openai_reasoning_is_inside_completion_and_billed_once():
-    event = recorded_event("openai", "chat_completion_reasoning.json")
-    assert (event["completion_tokens"], event["reasoning_tokens"], event["total_tokens"]) == (85, 64, 98)
+    event, _ = recorded_event("openai", "chat_completion_reasoning.json")
+    assert (event.completion_tokens, event.reasoning_tokens, event.total_tokens) == (85, 64, 98)
     same_price = price("openai", "o3-mini*", "1.10", "4.40", cached="0.55")
     # 13 × 1.10 + 85 × 4.40 (the 64 reasoning tokens are a part of the 85), per million
     assert event_cost(same_price, event) == Decimal("0.0003883")
@@ -67,12 +69,12 @@ def test_reasoning_rule(provider_type, prompt, completion, reasoning, total, out
 
 
 def test_cached_tokens_use_the_cached_price_and_fall_back_to_the_input_price():
-    event = {"provider_type": "openai", "prompt_tokens": 1000, "completion_tokens": 100, "cached_tokens": 400,
-             "total_tokens": 1100}
+    event = StreamEvent(request_id="r", provider_type="openai", prompt_tokens=1000, completion_tokens=100,
+                        cached_tokens=400, total_tokens=1100)
     assert event_cost(price("openai", "m", "2", "8", cached="0.5"), event) == Decimal("0.0022")  # 600×2+400×.5+100×8
     assert event_cost(price("openai", "m", "2", "8"), event) == Decimal("0.0028")
     # cached can never exceed the prompt (a provider reporting it outside prompt_tokens is clamped)
-    assert event_cost(price("openai", "m", "2", "8", cached="0.5"), {**event, "cached_tokens": 5000}) == \
+    assert event_cost(price("openai", "m", "2", "8", cached="0.5"), event.replace(cached_tokens=5000)) == \
         Decimal("0.0013")
 
 
@@ -88,8 +90,8 @@ def test_the_most_specific_price_wins_and_a_config_name_beats_its_provider_type(
     assert book.lookup("openai", "openai", "gpt-4o-2024-08-06", NOW).input == Decimal("2.50")
     assert book.lookup("openai", "openai-eu", "gpt-4o-mini", NOW).input == Decimal("0.30")  # the config's own
     assert book.lookup("openai", "openai", "gpt-3.5-turbo", NOW) is None
-    assert book.cost({"provider_type": "openai", "provider": "openai", "model": "unknown", "prompt_tokens": 5},
-                     NOW) is None  # unknown price: None, not 0
+    assert book.cost(StreamEvent(request_id="r", provider_type="openai", provider="openai", model="unknown",
+                                 prompt_tokens=5), NOW) is None  # unknown price: None, not 0
 
 
 def test_a_new_price_applies_from_its_valid_from_on():
@@ -104,7 +106,7 @@ def test_a_new_price_applies_from_its_valid_from_on():
 
 
 def test_cost_is_rounded_half_even_to_1e_10_usd():
-    event = {"provider_type": "openai", "prompt_tokens": 1, "completion_tokens": 0}
+    event = StreamEvent(request_id="r", provider_type="openai", prompt_tokens=1, completion_tokens=0)
     assert event_cost(price("openai", "m", "0.00015", "0"), event) == Decimal("2E-10")  # 1.5e-10
     assert event_cost(price("openai", "m", "0.00025", "0"), event) == Decimal("2E-10")
     assert event_cost(price("openai", "m", "0.00035", "0"), event) == Decimal("4E-10")

@@ -13,7 +13,7 @@ from drf_spectacular.validation import validate_schema
 from gomodel.api.openapi import openapi_document
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED_DIRS = [ROOT.parent / "shared" / "seed", ROOT / "shared" / "seed"]
+SEED_DIRS = [ROOT / "tests" / "fixtures" / "seed"]
 ENVELOPE = {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}
 # Where the served document knowingly says more than the seed (see gomodel/api/openapi_v1.py).
 CONTENT_FIELDS = {("core.Message", "content"), ("core.ResponseMessage", "content")}
@@ -25,7 +25,7 @@ def load_seed() -> dict:
             match = re.search(r"````yaml[^\n]*\n(.*?)````", path.read_text(), re.S)
             if match:
                 return yaml.safe_load(match.group(1))
-    pytest.skip("the seed OpenAPI (shared/seed/) is not beside this checkout")
+    pytest.skip("the seed OpenAPI (tests/fixtures/seed/) is missing")
 
 
 @pytest.fixture(scope="module")

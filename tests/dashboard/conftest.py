@@ -5,9 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from accounting.drain import normalise, store
+from accounting.drain import store
 from accounting.price_table import load_default_prices
 from accounting.prices import PriceBook
+from accounting.usage_event import StreamEvent
 
 _ids = itertools.count(1)
 
@@ -15,22 +16,22 @@ _ids = itertools.count(1)
 def event(tenant=None, key=None, *, when: datetime, model="gpt-4o-mini", provider="openai", provider_type="openai",
           status=200, prompt=10, completion=5, cached=0, latency=100.0, ttft=None, stream=False, request_id=None):
     """A usage event as the gateway emits it."""
-    return {
-        "request_id": request_id or f"req-dash-{next(_ids)}", "ts": when.timestamp(),
-        "tenant_id": tenant.id if tenant else None, "tenant": tenant.slug if tenant else "",
-        "api_key_id": key.id if key else None, "api_key_prefix": key.prefix if key else "",
-        "provider_id": None, "provider": provider, "provider_type": provider_type, "requested_model": model,
-        "model": model, "endpoint": "chat.completions", "status": status,
-        "error_type": None if status == 200 else "upstream_error", "stream": stream, "latency_ms": latency,
-        "ttft_ms": ttft, "prompt_tokens": prompt, "completion_tokens": completion,
-        "total_tokens": prompt + completion, "cached_tokens": cached, "reasoning_tokens": 0,
-        "usage_source": "reported" if status == 200 else "none",
-    }
+    return StreamEvent(
+        request_id=request_id or f"req-dash-{next(_ids)}", ts=when.timestamp(),
+        tenant_id=tenant.id if tenant else None, tenant=tenant.slug if tenant else "",
+        api_key_id=key.id if key else None, api_key_prefix=key.prefix if key else "",
+        provider_id=None, provider=provider, provider_type=provider_type, requested_model=model,
+        model=model, endpoint="/v1/chat/completions", status=status,
+        error_type=None if status == 200 else "upstream_error", stream=stream, latency_ms=latency,
+        ttft_ms=ttft, prompt_tokens=prompt, completion_tokens=completion,
+        total_tokens=prompt + completion, cached_tokens=cached, reasoning_tokens=0,
+        usage_source="reported" if status == 200 else "none",
+    )
 
 
 def store_events(*events):
     """Stores events (UsageEvent rows and UsageDaily roll-ups) exactly as the drain does."""
-    return store([normalise(e) for e in events], PriceBook.load())
+    return store(list(events), PriceBook.load())
 
 
 @pytest.fixture

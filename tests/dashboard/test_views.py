@@ -10,6 +10,7 @@ import orjson
 import pytest
 from django.contrib.auth import get_user_model
 
+from accounting import usage_event
 from accounting.reports import usage_report
 from gomodel.dashboard import services
 
@@ -214,7 +215,7 @@ def test_statement_counts_events_not_drained_yet(admin_client, acme, prices, red
     tenant, key, _ = acme
     now = timezone.now()
     store_events(event(tenant, key, when=now))
-    redis_sync.xadd(settings.USAGE_STREAM, {"e": orjson.dumps(event(tenant, key, when=now))})
+    redis_sync.xadd(settings.USAGE_STREAM, {"e": usage_event.encode(event(tenant, key, when=now))})
     month = now.strftime("%Y-%m")
     rows = list(csv.DictReader(io.StringIO(admin_client.get(f"/dashboard/statements/acme/{month}.csv")
                                            .content.decode())))

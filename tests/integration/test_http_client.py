@@ -1,5 +1,6 @@
-"""providers.http_client: the shared upstream client (httpx API on aiohttp, and the httpx alternatives) over real loopback sockets. What
-kind of httpx error a failure becomes decides 502 vs 504, so each failure is produced for real."""
+"""gomodel.gateway.http_client: the upstream client (httpx API on aiohttp; and bench/transports.py's httpx
+clients) over real loopback sockets. What kind of httpx error a failure becomes decides 502 vs 504, so each
+failure is produced for real."""
 
 import asyncio
 import socket
@@ -7,7 +8,9 @@ import socket
 import httpx
 import pytest
 
-from providers.http_client import new_client
+from bench.transports import new_client as bench_client
+from gomodel.gateway import http_client
+from gomodel.gateway.http_client import AiohttpClient, UpstreamClient
 
 
 def closed_port() -> int:
@@ -21,10 +24,28 @@ async def serve(handler):
     return server, server.sockets[0].getsockname()[1]
 
 
+KIND = {"kind": "aiohttp"}
+
+
+def new_client():
+    """The gateway's own client, or (bench only) one of the httpx clients it is compared with."""
+    return http_client.new_client() if KIND["kind"] == "aiohttp" else bench_client(KIND["kind"])
+
+
 @pytest.fixture(params=["aiohttp", "httpx-aiohttp", "httpx"])
 def transport(request, monkeypatch):
-    monkeypatch.setenv("GOMODEL_HTTP_TRANSPORT", request.param)
+    monkeypatch.setitem(KIND, "kind", request.param)
     return request.param
+
+
+def test_every_client_fulfils_the_upstream_client_protocol(transport):
+    async def run():
+        async with new_client() as client:
+            return isinstance(client, UpstreamClient), type(client)
+
+    fits, kind = asyncio.run(run())
+    assert fits, kind
+    assert (kind is AiohttpClient) is (transport == "aiohttp")
 
 
 def test_refused_connection_is_a_connect_error_not_a_timeout(transport):

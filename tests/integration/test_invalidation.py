@@ -96,7 +96,7 @@ def test_a_disabled_provider_stops_routing_at_once(gateway, provider, tenant_key
 
 @pytest.mark.parametrize("via", ["authorization", "x-api-key"])
 def test_master_key_is_not_affected_by_invalidations(gateway, provider, settings, via):
-    from gomodel.invalidation import publish
+    from gomodel.gateway.invalidation import publish
 
     headers = ({"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"} if via == "authorization"
                else {"x-api-key": settings.GOMODEL_MASTER_KEY})

@@ -4,12 +4,12 @@ spooled to a local file, and replay_spool moves them into the stream once it ans
 import asyncio
 import socket
 
-import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
 
-from accounting import usage
+from accounting import usage, usage_event
+from accounting.usage_event import StreamEvent
 
 
 def closed_port() -> int:
@@ -18,13 +18,14 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def event(n: int) -> dict:
-    return {"request_id": f"req_test_{n}", "tenant": "acme", "provider": "openai", "model": "gpt-4o-mini",
-            "status": 200, "prompt_tokens": 11, "completion_tokens": n, "usage_source": "reported"}
+def event(n: int) -> StreamEvent:
+    return StreamEvent(request_id=f"req_test_{n}", ts=1_700_000_000.0 + n, tenant="acme", provider="openai",
+                       model="gpt-4o-mini", status=200, prompt_tokens=11, completion_tokens=n, total_tokens=11 + n,
+                       usage_source="reported")
 
 
-def stream_events(redis_sync, settings) -> list[dict]:
-    return [orjson.loads(fields[b"e"]) for _, fields in redis_sync.xrange(settings.USAGE_STREAM)]
+def stream_events(redis_sync, settings) -> list[StreamEvent]:
+    return [usage_event.decode(fields[b"e"]) for _, fields in redis_sync.xrange(settings.USAGE_STREAM)]
 
 
 def emit_with(client_factory, events):
@@ -63,7 +64,7 @@ def test_unreachable_redis_spools_and_replay_moves_events_into_the_stream(redis_
     assert stream_events(redis_sync, settings) == []
     assert usage.spool_size() == 3
     lines = settings.USAGE_SPOOL_PATH.read_bytes().splitlines()
-    assert [orjson.loads(line) for line in lines] == [event(1), event(2), event(3)]
+    assert [usage_event.decode(line) for line in lines] == [event(1), event(2), event(3)]
 
     assert usage.replay_spool(redis_sync) == 3
     assert stream_events(redis_sync, settings) == [event(1), event(2), event(3)]
@@ -79,7 +80,7 @@ def test_events_spooled_later_are_replayed_after_the_earlier_ones(redis_sync, se
     emit_with(real_redis(settings), [event(2)])
     emit_with(dead_redis(), [event(3)])
     assert usage.replay_spool(redis_sync) == 1
-    assert [e["request_id"] for e in stream_events(redis_sync, settings)] == ["req_test_1", "req_test_2",
+    assert [e.request_id for e in stream_events(redis_sync, settings)] == ["req_test_1", "req_test_2",
                                                                                "req_test_3"]
 
 

@@ -17,7 +17,7 @@ from providers.anthropic import (
 from providers.anthropic.request import adaptive_effort, takes_adaptive_thinking
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, error_message
 
-RECORDED = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "recorded" / "anthropic"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "anthropic"
 TARGET = Target(id=1, name="anthropic", provider_type="anthropic", wire="anthropic",
                 base_url="https://api.anthropic.com/v1", api_key="sk-ant-test")
 HELLO = [{"role": "user", "content": "Hello"}]

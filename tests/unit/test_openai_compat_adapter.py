@@ -1,5 +1,5 @@
 """providers.openai_compat: the OpenAI wire format, without a network, against the bodies recorded from
-OpenAI, Groq, xAI and Kimi Code (read in place from shared/fixtures/recorded/)."""
+OpenAI, Groq, xAI and Kimi Code (tests/fixtures/recorded/)."""
 
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from providers.openai_compat import (
     parse_models,
 )
 
-RECORDED = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "recorded"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 HELLO = [{"role": "user", "content": "Hello"}]
 
 

@@ -1,4 +1,4 @@
-"""providers.registry: the in-memory map of which provider serves which model (real DB, the fake upstream's
+"""gomodel.gateway.registry: the in-memory map of which provider serves which model (real DB, the fake upstream's
 /models)."""
 
 import asyncio
@@ -7,9 +7,9 @@ import socket
 import httpx
 import pytest
 
-from providers import registry as registry_module
+from gomodel.gateway import registry as registry_module
 from providers.models import ProviderConfig
-from providers.registry import ModelRegistry
+from gomodel.gateway.registry import ModelRegistry
 
 
 def closed_url() -> str:

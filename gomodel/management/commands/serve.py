@@ -73,7 +73,7 @@ class Command(BaseCommand):
             env = os.environ.copy()
             env["REDIS_URL"] = self.ensure_redis(settings.REDIS_URL)
             if not env.get("PROMETHEUS_MULTIPROC_DIR"):
-                # /metrics adds up every web worker's and the Celery worker's values (accounting/metrics.py).
+                # /metrics adds up every web worker's and the Celery worker's values (gomodel/gateway/metrics.py).
                 metrics_dir = settings.VAR_DIR / "prometheus"
                 shutil.rmtree(metrics_dir, ignore_errors=True)
                 metrics_dir.mkdir(parents=True)

@@ -2,8 +2,9 @@
 
 Counted on the request path, once per request when its usage event is emitted (a dict lookup and a
 few float additions, no I/O): requests by provider/model/status, latency and time-to-first-token
-histograms, upstream errors, events spooled. Read when scraped, from Redis and the spool file:
-usage stream length, pending entries, spool size, drain lag and the last drain's time.
+histograms, upstream errors. The usage pipeline counts its own (events spooled and drained, in
+accounting/usage_metrics.py). Read when scraped, from Redis and the spool file: usage stream length,
+pending entries, spool size, drain lag and the last drain's time.
 
 Several processes (`make run` starts one uvicorn worker per core plus the Celery worker): `serve`
 points PROMETHEUS_MULTIPROC_DIR at `var/prometheus` (wiped at start), prometheus_client then keeps
@@ -12,12 +13,11 @@ each process's values in files there and `/metrics` adds them up. Without that v
 """
 
 import os
-import time
 
-import orjson
-from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+
+from accounting.usage_event import StreamEvent
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
@@ -32,68 +32,23 @@ UPSTREAM_ERRORS = Counter("gomodel_upstream_errors", "Requests that ended in an 
                           ["provider", "error_type"])
 TOKENS = Counter("gomodel_tokens", "Tokens by provider, model and kind (prompt/completion).",
                  ["provider", "model", "kind"])
-SPOOLED = Counter("gomodel_usage_events_spooled", "Usage events written to the local spool (Redis unavailable).")
-DRAINED = Counter("gomodel_usage_events_drained", "Usage events stored by the drain (duplicates excluded).")
-DRAIN_SECONDS = Histogram("gomodel_usage_drain_batch_seconds", "Time to store one batch of usage events.",
-                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-
-LAST_DRAIN_KEY_SUFFIX = ":last-drain"
 
 
-def observe_event(event: dict) -> None:
-    provider = event.get("provider") or ""
-    model = event.get("model") or ""
-    status = event.get("status") or 0
-    REQUESTS.labels(provider, model, str(status)).inc()
-    latency = event.get("latency_ms")
-    if latency is not None:
-        LATENCY.labels(provider, model).observe(latency / 1000)
-    ttft = event.get("ttft_ms")
-    if ttft is not None:
-        TTFT.labels(provider, model).observe(ttft / 1000)
-    error = event.get("error_type")
+def observe_event(event: StreamEvent) -> None:
+    provider, model = event.provider or "", event.model or ""
+    REQUESTS.labels(provider, model, str(event.status)).inc()
+    if event.latency_ms is not None:
+        LATENCY.labels(provider, model).observe(event.latency_ms / 1000)
+    if event.ttft_ms is not None:
+        TTFT.labels(provider, model).observe(event.ttft_ms / 1000)
+    error = event.error_type
     if error and error != "client_disconnected":
         UPSTREAM_ERRORS.labels(provider, error).inc()
-    prompt, completion = event.get("prompt_tokens") or 0, event.get("completion_tokens") or 0
+    prompt, completion = event.prompt_tokens, event.completion_tokens
     if prompt:
         TOKENS.labels(provider, model, "prompt").inc(prompt)
     if completion:
         TOKENS.labels(provider, model, "completion").inc(completion)
-
-
-def stream_id_ms(entry_id) -> int:
-    if isinstance(entry_id, bytes):
-        entry_id = entry_id.decode()
-    return int(str(entry_id).split("-", 1)[0])
-
-
-async def stream_state(redis) -> dict:
-    """Length, pending entries, oldest entry's age and the last drain's time of the usage stream."""
-    stream = settings.USAGE_STREAM
-    pipe = redis.pipeline(transaction=False)
-    pipe.xlen(stream)
-    pipe.xrange(stream, count=1)
-    pipe.get(stream + LAST_DRAIN_KEY_SUFFIX)
-    length, first, last = await pipe.execute()
-    try:
-        pending = (await redis.xpending(stream, settings.USAGE_CONSUMER_GROUP))["pending"]
-    except Exception:  # no group yet: nothing drained, nothing pending
-        pending = 0
-    lag = max(0.0, time.time() - stream_id_ms(first[0][0]) / 1000) if first else 0.0
-    return {"length": int(length), "pending": int(pending), "lag_seconds": lag,
-            "last_drain": orjson.loads(last) if last else None}
-
-
-def spool_events() -> int:
-    from . import usage
-
-    path = settings.USAGE_SPOOL_PATH
-    try:
-        if not os.path.getsize(path):
-            return 0
-    except OSError:
-        return 0
-    return usage.spool_size()
 
 
 class _Snapshot:

@@ -1,47 +1,51 @@
 """The one upstream HTTP client per process (per event loop).
 
-The gateway speaks httpx's client API (`request`, `build_request` + `send(stream=True)`, responses
-with `status_code`, `headers`, `content`, `aread`, `aiter_bytes`, `aclose`, and httpx's exception
-types), but by default it runs straight on an aiohttp session: bench/ measured httpx's request and
-response objects at ~200 µs CPU per call on top of aiohttp's ~60 µs, half the gateway's whole cost
-per request (README, Benchmarks). GOMODEL_HTTP_TRANSPORT picks another implementation for
-comparison: `httpx-aiohttp` (httpx on aiohttp's transport) or `httpx` (httpcore's pool).
+The gateway speaks a subset of httpx's client API, declared as `UpstreamClient` below (`request`,
+`build_request` + `send(stream=True)`, responses with `status_code`, `headers`, `content`, `aread`,
+`aiter_bytes`, `aclose`, and httpx's exception types), and runs it straight on an aiohttp session:
+bench/ measured httpx's request and response objects at ~200 µs CPU per call on top of aiohttp's
+~60 µs, half the gateway's whole cost per request (README, Benchmarks). The httpx clients it is
+compared with (httpx on httpx-aiohttp's transport, httpx on httpcore) live in bench/transports.py.
 """
 
-import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import httpx
 from django.conf import settings
 
 
-def timeout() -> httpx.Timeout:
-    return httpx.Timeout(settings.UPSTREAM_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT)
+class UpstreamResponse(Protocol):
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes  # the body, once read (always, unless sent with stream=True)
+
+    async def aread(self) -> bytes: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
 
 
-def new_client():
-    kind = os.environ.get("GOMODEL_HTTP_TRANSPORT", "aiohttp")
-    if kind == "aiohttp":
-        return AiohttpClient()
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
-    if kind == "httpx":
-        return httpx.AsyncClient(timeout=timeout(), limits=limits, trust_env=False)
-    from httpx_aiohttp import AiohttpTransport
+@runtime_checkable
+class UpstreamClient(Protocol):
+    """What the gateway calls on its upstream client; failures raise httpx.HTTPError subclasses
+    (which one decides 502 vs 504 and whether to retry)."""
 
-    _fix_exception_map()
-    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), timeout=timeout(),
-                             trust_env=False)
+    def build_request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                      content: bytes | None = None) -> Any: ...
+
+    async def send(self, request: Any, *, stream: bool = False) -> UpstreamResponse: ...
+
+    async def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                      content: bytes | None = None, timeout: float | None = None) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
 
 
-def _fix_exception_map():
-    """httpx-aiohttp 0.2.0 maps every aiohttp.ClientConnectionError (refused connection, reset, server
-    disconnect) to httpx.ConnectTimeout, so an unreachable upstream was answered as a timeout (504, not 502).
-    Map the generic case to httpx.NetworkError; the specific entries still win (ServerTimeoutError ->
-    TimeoutException, SocketTimeoutError -> ReadTimeout, ClientConnectorError -> ConnectError)."""
-    from httpx_aiohttp import transport
-
-    if transport.AIOHTTP_EXC_MAP.get(aiohttp.ClientConnectionError) is httpx.ConnectTimeout:
-        transport.AIOHTTP_EXC_MAP[aiohttp.ClientConnectionError] = httpx.NetworkError
+def new_client() -> UpstreamClient:
+    return AiohttpClient()
 
 
 def _httpx_error(exc: BaseException) -> httpx.HTTPError:

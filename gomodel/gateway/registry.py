@@ -10,15 +10,15 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from .adapters import adapter_for
-from .base import Target
+from providers.adapters import adapter_for
+from providers.base import Target
 
 log = logging.getLogger(__name__)
 MISS_REFRESH_INTERVAL = 10.0  # a miss refreshes the lists at most this often
 
 
 def load_aliases() -> dict[str, list[tuple[str, int]]]:
-    from .models import ModelAlias, parse_alias_targets
+    from providers.models import ModelAlias, parse_alias_targets
 
     aliases = {}
     for alias in ModelAlias.objects.filter(enabled=True):
@@ -51,7 +51,7 @@ def load_config() -> tuple[list[Target], dict[str, list[tuple[str, int]]]]:
 
 
 def load_targets() -> list[Target]:
-    from .models import ProviderConfig
+    from providers.models import ProviderConfig
 
     close_old_connections()
     targets = []

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def publish(what: str) -> None:
-    from gomodel.gateway.runtime import invalidate_local
+    from .runtime import invalidate_local
 
     invalidate_local(what)
     try:

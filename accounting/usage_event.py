@@ -1,0 +1,122 @@
+"""The usage event: what one /v1 request leaves on the usage stream, as one type.
+
+The gateway builds it (gomodel/gateway/usage_record.py) and `encode`s it; the drain, the reports,
+/v1/usage, the dashboard and the live feed `decode` it. `decode` is lenient on purpose: an entry
+written by an older gateway, or with odd values, still bills what it can (text is cut to the
+column's length, counts are clamped to 0…2³¹-1, a missing time is now); only an entry without a
+usable request_id is refused (ValueError), and the drain dead-letters it.
+
+`StreamEvent` (not `models.UsageEvent`, the row the drain stores) is one entry of the usage stream.
+The wire is the JSON object of the fields below, by these names (streams written before this type
+existed decode the same).
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import orjson
+
+MAX_INT = 2**31 - 1
+USAGE_SOURCES = ("reported", "estimated", "none")  # accounting.models.UsageSource's values
+TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
+# Text fields and the length of the column each is stored in.
+TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
+               "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
+
+
+@dataclass(slots=True)
+class StreamEvent:
+    request_id: str
+    ts: float = 0.0  # Unix time the request ended
+    tenant_id: int | None = None
+    tenant: str = ""  # the slug, kept with the event should the tenant be deleted
+    api_key_id: int | None = None
+    api_key_prefix: str = ""
+    provider_id: int | None = None
+    provider: str = ""  # the provider config's name
+    provider_type: str = ""
+    requested_model: str = ""  # as the client sent it (an alias, a provider/model pair…)
+    model: str = ""  # what the upstream was asked for
+    endpoint: str = ""  # "/v1/chat/completions", "/v1/embeddings"
+    status: int = 0
+    error_type: str | None = None
+    stream: bool = False
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    usage_source: str = "reported"
+    attempts: list = field(default_factory=list)  # each upstream try: provider, model, status, error
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self.ts, timezone.utc)
+
+    @property
+    def day(self) -> date:
+        return self.created_at.date()
+
+    def replace(self, **changes) -> "StreamEvent":
+        return dataclasses.replace(self, **changes)
+
+
+def encode(event: "StreamEvent") -> bytes:
+    return orjson.dumps(event)
+
+
+def decode(raw: bytes | str | dict) -> StreamEvent:
+    """A stream entry (its JSON, or the parsed object) as a StreamEvent; ValueError when it cannot be billed."""
+    if not isinstance(raw, dict):
+        raw = orjson.loads(raw)  # orjson.JSONDecodeError is a ValueError
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    request_id = raw.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise ValueError("no request_id")
+    if len(request_id) > TEXT_LIMITS["request_id"]:
+        raise ValueError("request_id too long")
+    text = {name: _text(raw.get(name), limit) for name, limit in TEXT_LIMITS.items()}
+    error_type = raw.get("error_type")
+    text["error_type"] = error_type[:TEXT_LIMITS["error_type"]] if isinstance(error_type, str) else None
+    counts = {name: _count(raw.get(name)) for name in TOKEN_FIELDS}
+    if not counts["total_tokens"]:
+        counts["total_tokens"] = min(MAX_INT, counts["prompt_tokens"] + counts["completion_tokens"])
+    ts = _optional_float(raw.get("ts"))
+    if ts is None or ts <= 0:
+        ts = time.time()
+    status = raw.get("status")
+    source = raw.get("usage_source")
+    attempts = raw.get("attempts")
+    return StreamEvent(
+        **text, **counts, ts=ts,
+        tenant_id=_optional_id(raw.get("tenant_id")), api_key_id=_optional_id(raw.get("api_key_id")),
+        provider_id=_optional_id(raw.get("provider_id")),
+        status=status if isinstance(status, int) and not isinstance(status, bool) and 0 <= status < 1000 else 0,
+        stream=raw.get("stream") is True,
+        latency_ms=_optional_float(raw.get("latency_ms")), ttft_ms=_optional_float(raw.get("ttft_ms")),
+        usage_source=source if source in USAGE_SOURCES else "reported",
+        attempts=attempts if isinstance(attempts, list) else [],
+    )
+
+
+def _text(value, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    return max(0, min(int(value), MAX_INT))
+
+
+def _optional_id(value) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _optional_float(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
