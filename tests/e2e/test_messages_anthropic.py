@@ -148,13 +148,14 @@ def test_tools_json_and_stream(client, fake, usage_events):
 
 
 def test_count_tokens_is_counted_by_anthropic_and_records_nothing(client, fake, usage_events):
-    count = client.messages.count_tokens(model="claude-sonnet-4-20250514", messages=HELLO, system="Be brief.",
-                                         tools=[WEATHER])
+    raw = client.messages.with_raw_response.count_tokens(model="claude-sonnet-4-20250514", messages=HELLO,
+                                                         system="Be brief.", tools=[WEATHER])
+    count = raw.parse()
     assert count.input_tokens == COUNTED_INPUT_TOKENS
     request = upstream_call(fake, "/v1/messages/count_tokens")
     assert request["body"] == {"model": "claude-sonnet-4-20250514", "messages": HELLO, "system": "Be brief.",
                                "tools": [WEATHER]}
-    assert usage_events(None, expect=0, timeout=0.3) == []
+    assert usage_events(raw.headers["x-request-id"], expect=1, timeout=0.3) == []
 
 
 # -- Claude Code-shaped traffic: every field reaches Anthropic intact ---------------------------------------

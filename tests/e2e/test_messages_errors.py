@@ -11,6 +11,12 @@ from tests.fake_anthropic import FakeAnthropic
 pytestmark = [pytest.mark.e2e]
 
 HELLO = [{"role": "user", "content": "Hello"}]
+ANSWERED: list[str] = []  # the request ids of this test's refused requests
+
+
+@pytest.fixture(autouse=True)
+def _answered():
+    ANSWERED.clear()
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,7 @@ def client(gateway, fake, tenant_key):
 
 def envelope(response: httpx.Response, status: int, kind: str) -> str:
     assert response.status_code == status, response.text
+    ANSWERED.append(response.headers["x-request-id"])
     assert response.headers["content-type"] == "application/json"
     body = response.json()
     assert body["type"] == "error" and set(body) == {"type", "error", "request_id"}
@@ -52,11 +59,17 @@ def post(gateway, body, key=None, path="/v1/messages", **headers):
                       timeout=10)
 
 
-def nothing_happened(fake, usage_events, upstream=None):
+def refused(info) -> None:
+    ANSWERED.append(info.value.response.headers["x-request-id"])
+
+
+def nothing_happened(fake, usage_events):
+    """No upstream heard of this test's refused requests, and none of them recorded usage (events are
+    matched by request id: an earlier test's event may still be on its way to the stream)."""
     assert [r for r in fake.requests if r["method"] == "POST"] == []
-    if upstream is not None:
-        assert upstream.chat_requests() == []
-    assert usage_events(None, expect=0, timeout=0.3) == []
+    assert ANSWERED
+    usage_events(ANSWERED[-1], expect=1, timeout=0.3)  # give a wrongly recorded event the time to show
+    assert [rid for rid in ANSWERED if usage_events(rid, expect=0, timeout=0)] == []
 
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
@@ -70,6 +83,7 @@ def test_missing_and_invalid_keys_are_401(gateway, fake, tenant_key, usage_event
     with pytest.raises(anthropic.AuthenticationError) as info:
         bad.messages.create(model="claude-sonnet-4-20250514", max_tokens=10, messages=HELLO)
     assert info.value.body["error"]["type"] == "authentication_error"
+    refused(info)
     nothing_happened(fake, usage_events)
 
 
@@ -131,6 +145,7 @@ def test_sdk_sees_400_as_bad_request(client, fake, usage_events):
             {"type": "text", "text": 5}]}])
     assert info.value.status_code == 400
     assert info.value.body["error"]["type"] == "invalid_request_error"
+    refused(info)
     nothing_happened(fake, usage_events)
 
 
@@ -138,8 +153,10 @@ def test_unknown_model_is_404(client, fake, usage_events):
     with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.create(model="claude-nonexistent-9", max_tokens=10, messages=HELLO)
     assert info.value.body["error"]["type"] == "not_found_error"
-    with pytest.raises(anthropic.NotFoundError):
+    refused(info)
+    with pytest.raises(anthropic.NotFoundError) as info:
         client.messages.count_tokens(model="claude-nonexistent-9", messages=HELLO)
+    refused(info)
     nothing_happened(fake, usage_events)
 
 

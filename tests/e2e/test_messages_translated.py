@@ -122,13 +122,14 @@ def test_openai_target_thinking_becomes_reasoning_effort(client, upstream):
 
 
 def test_openai_target_count_tokens_is_estimated_without_an_upstream_call(client, upstream, usage_events):
-    short = client.messages.count_tokens(model="gpt-4o-mini", messages=HELLO)
+    raw = client.messages.with_raw_response.count_tokens(model="gpt-4o-mini", messages=HELLO)
+    short = raw.parse()
     long = client.messages.count_tokens(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello " * 100}],
                                         tools=[WEATHER], system="Be brief.")
     assert 0 < short.input_tokens < long.input_tokens
     assert long.input_tokens > 100
     assert upstream.chat_requests() == []
-    assert usage_events(None, expect=0, timeout=0.3) == []
+    assert usage_events(raw.headers["x-request-id"], expect=1, timeout=0.3) == []
 
 
 # -- a Gemini target -----------------------------------------------------------------------------------------
