@@ -123,8 +123,10 @@ def chat_messages(body: dict) -> list[dict]:
     """The Messages request's system and turns as OpenAI chat messages."""
     out = []
     system = body.get("system")
+    if isinstance(system, list):  # blocks are separate paragraphs (Claude Code sends several)
+        system = "\n\n".join(block["text"] for block in system if block["text"])
     if system:
-        out.append({"role": "system", "content": _text_of(system)})
+        out.append({"role": "system", "content": system})
     for i, message in enumerate(body["messages"]):
         where = f"messages[{i}]"
         content = message["content"]
@@ -139,9 +141,9 @@ def chat_messages(body: dict) -> list[dict]:
             continue
         tools, parts = _user_parts(content, where)
         out.extend(tools)
-        if parts:
-            plain = all(p["type"] == "text" for p in parts)
-            out.append({"role": "user", "content": "".join(p["text"] for p in parts) if plain else parts})
+        if parts:  # one text block is plain content, as most providers take best; more keep their parts
+            plain = len(parts) == 1 and parts[0]["type"] == "text"
+            out.append({"role": "user", "content": parts[0]["text"] if plain else parts})
     return out
 
 

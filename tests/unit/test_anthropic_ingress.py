@@ -38,7 +38,7 @@ def test_native_request_changes_only_model_and_key_and_keeps_betas():
 def test_to_chat_translates_every_documented_field():
     body = {
         "model": "gpt-4o", "max_tokens": 64, "stop_sequences": ["X"], "temperature": 0.1, "top_p": 0.5, "top_k": 3,
-        "metadata": {"user_id": "u"}, "system": [{"type": "text", "text": "A "}, {"type": "text", "text": "B"}],
+        "metadata": {"user_id": "u"}, "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}],
         "tools": [{"name": "f", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}],
         "tool_choice": {"type": "tool", "name": "f"},
         "thinking": {"type": "enabled", "budget_tokens": 12000},
@@ -59,7 +59,7 @@ def test_to_chat_translates_every_documented_field():
         "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         "tool_choice": {"type": "function", "function": {"name": "f"}},
         "messages": [
-            {"role": "system", "content": "A B"},
+            {"role": "system", "content": "A\n\nB"},
             {"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}},
                 {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVB"}},
@@ -173,3 +173,15 @@ def test_estimate_messages_counts_text_blocks_tools_and_system():
         {"role": "system", "content": "sys"}, {"role": "user", "content": "a\nr"},
         {"role": "assistant", "content": '{"x":1}'},
         {"role": "system", "content": '[{"name":"f","input_schema":{}}]'}]
+
+
+def test_one_text_block_is_plain_content_and_several_keep_their_parts():
+    def user(*texts):
+        body = {"model": "m", "max_tokens": 1, "messages": [
+            {"role": "user", "content": [{"type": "text", "text": t, "cache_control": {"type": "ephemeral"}}
+                                         for t in texts]}]}
+        return to_chat(body, stream=False)["messages"]
+
+    assert user("Hi") == [{"role": "user", "content": "Hi"}]
+    assert user("<reminder/>", "Hi") == [{"role": "user", "content": [{"type": "text", "text": "<reminder/>"},
+                                                                      {"type": "text", "text": "Hi"}]}]
