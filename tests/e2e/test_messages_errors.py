@@ -247,3 +247,20 @@ def test_broken_stream_ends_with_an_error_event(gateway, fake, provider, upstrea
     assert "message_stop" not in text
     [event] = usage_events(response.headers["x-request-id"])
     assert (event["provider"], event["status"], event["usage_source"]) == (target, 502, "estimated")
+
+
+def test_client_hanging_up_mid_stream_is_recorded_once_as_499(gateway, provider, upstream, tenant_key, usage_events):
+    body = {"model": "long-stream", "max_tokens": 1000, "messages": HELLO, "stream": True}
+    lines = []
+    with httpx.stream("POST", f"{gateway}/v1/messages", json=body, timeout=10,
+                      headers={"x-api-key": tenant_key[2]}) as response:
+        for line in response.iter_lines():
+            lines.append(line)
+            if len(lines) >= 12:
+                break
+        request_id = response.headers["x-request-id"]
+    assert lines[0] == "event: message_start"
+    [event] = usage_events(request_id, timeout=5.0)
+    assert (event["status"], event["error_type"], event["stream"]) == (499, "client_disconnected", True)
+    assert event["usage_source"] == "estimated"
+    assert 0 < event["completion_tokens"] < 150  # what was relayed, not the 300 pieces the upstream had
