@@ -264,3 +264,4 @@ def test_client_hanging_up_mid_stream_is_recorded_once_as_499(gateway, provider,
     assert (event["status"], event["error_type"], event["stream"]) == (499, "client_disconnected", True)
     assert event["usage_source"] == "estimated"
     assert 0 < event["completion_tokens"] < 150  # what was relayed, not the 300 pieces the upstream had
+    assert event["prompt_tokens"] > 0

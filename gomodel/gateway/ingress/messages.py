@@ -30,6 +30,22 @@ ENDPOINT = "/v1/messages"
 FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
+class MessagesRecord(UsageRecord):
+    """A usage record whose prompt estimate is built from the Anthropic body only when one is needed
+    (a stream cut before its usage): not on every request."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, req: Request, target, model: str, body: dict, stream: bool, endpoint: str = ENDPOINT):
+        super().__init__(req, target, body["model"], model, endpoint, stream, [])
+        self.body = body
+
+    def event(self):
+        if self.usage is None and not self.messages:
+            self.messages = estimate_messages(self.body)
+        return super().event()
+
+
 def _client_headers(req: Request) -> dict[str, str]:
     return {name.decode(): value for name in FORWARDED_HEADERS if (value := req.header(name))}
 
@@ -38,7 +54,7 @@ async def run_messages(req: Request, runtime, body: dict) -> None:
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
     stream = body.get("stream") is True
     target, model = chain[0]
-    record = UsageRecord(req, target, body["model"], model, ENDPOINT, stream, estimate_messages(body))
+    record = MessagesRecord(req, target, model, body, stream)
     headers = _client_headers(req)
     translated = []  # the chat body, built once, the first time a non-Anthropic target is tried
 
@@ -209,7 +225,7 @@ async def run_count_tokens(req: Request, runtime, body: dict) -> None:
         await req.respond(200, orjson.dumps({"input_tokens": tokens}))
         return
     headers = _client_headers(req)
-    record = UsageRecord(req, target, body["model"], model, ENDPOINT + "/count_tokens", False, [])
+    record = MessagesRecord(req, target, model, body, False, ENDPOINT + "/count_tokens")  # never emitted
     anthropic = [(t, m) for t, m in chain if t.wire == "anthropic"]
     response, _ = await send_upstream(
         runtime, anthropic, lambda adapter, t, m: native_request(body, t, m, headers, "messages/count_tokens"),
