@@ -35,51 +35,69 @@ def _may(obj: dict, name: str, ok, expected: str, where: str = ""):
         raise invalid(f"'{where}{name}' must be {expected}.", param=f"{where}{name}", code="invalid_type")
 
 
-def _source(block: dict, at: str, kinds: tuple[str, ...]):
-    _need(block, "source", _is_dict, "an object", at)
-    source = block["source"]
+def _is_bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_str_or_list(value) -> bool:
+    return isinstance(value, (str, list))
+
+
+# Per block type: (field, check, what it must be, required). A block's path is built only for an error
+# message: Claude Code sends hundreds of blocks a request, and this runs on every one.
+BLOCK_FIELDS = {
+    "text": (("text", _is_str, "a string", True),),
+    "tool_use": (("id", _is_str, "a string", True), ("name", _is_str, "a string", True),
+                 ("input", _is_dict, "an object", True)),
+    "tool_result": (("tool_use_id", _is_str, "a string", True),
+                    ("content", _is_str_or_list, "a string or an array of blocks", False),
+                    ("is_error", _is_bool, "a boolean", False)),
+    "thinking": (("thinking", _is_str, "a string", True), ("signature", _is_str, "a string", True)),
+    "redacted_thinking": (("data", _is_str, "a string", True),),
+}
+SOURCE_KINDS = {"image": ("base64", "url", "file"), "document": ("base64", "url", "text", "content", "file")}
+SOURCE_FIELDS = {"base64": (("media_type", _is_str, "a string", True), ("data", _is_str, "a string", True)),
+                 "url": (("url", _is_str, "a string", True),), "text": (("data", _is_str, "a string", True),)}
+
+
+def _fields(obj: dict, fields: tuple, at):
+    """`at()` names obj (for the message); a field that is absent or null counts as missing."""
+    for name, ok, expected, required in fields:
+        value = obj.get(name)
+        if value is None:
+            if required:
+                raise invalid(f"'{at()}.{name}' is required.", param=f"{at()}.{name}", code="missing_required_parameter")
+        elif not ok(value):
+            raise invalid(f"'{at()}.{name}' must be {expected}.", param=f"{at()}.{name}", code="invalid_type")
+
+
+def _source(block: dict, at, kinds: tuple[str, ...]):
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise invalid(f"'{at()}.source' must be an object.", param=f"{at()}.source", code="invalid_type")
     kind = source.get("type")
     if kind not in kinds:
-        raise invalid(f"'{at}source.type' must be one of {', '.join(kinds)}.", param=f"{at}source.type",
+        raise invalid(f"'{at()}.source.type' must be one of {', '.join(kinds)}.", param=f"{at()}.source.type",
                       code="invalid_value")
-    where = f"{at}source."
-    if kind == "base64":
-        _need(source, "media_type", _is_str, "a string", where)
-        _need(source, "data", _is_str, "a string", where)
-    elif kind == "url":
-        _need(source, "url", _is_str, "a string", where)
-    elif kind == "text":
-        _need(source, "data", _is_str, "a string", where)
+    _fields(source, SOURCE_FIELDS.get(kind, ()), lambda: f"{at()}.source")
 
 
-def _block(block, at: str):
+def _block(block, at):
     if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-        raise invalid(f"'{at}' must be an object with a string 'type'.", param=at, code="invalid_type")
-    at += "."
+        raise invalid(f"'{at()}' must be an object with a string 'type'.", param=at(), code="invalid_type")
     kind = block["type"]
-    _may(block, "cache_control", _is_dict, "an object", at)
-    if kind == "text":
-        _need(block, "text", _is_str, "a string", at)
-    elif kind == "image":
-        _source(block, at, ("base64", "url", "file"))
-    elif kind == "document":
-        _source(block, at, ("base64", "url", "text", "content", "file"))
-    elif kind == "tool_use":
-        _need(block, "id", _is_str, "a string", at)
-        _need(block, "name", _is_str, "a string", at)
-        _need(block, "input", _is_dict, "an object", at)
-    elif kind == "tool_result":
-        _need(block, "tool_use_id", _is_str, "a string", at)
-        _may(block, "content", lambda v: isinstance(v, (str, list)), "a string or an array of blocks", at)
-        if isinstance(block.get("content"), list):
-            for k, inner in enumerate(block["content"]):
-                _block(inner, f"{at}content[{k}]")
-        _may(block, "is_error", lambda v: isinstance(v, bool), "a boolean", at)
-    elif kind == "thinking":
-        _need(block, "thinking", _is_str, "a string", at)
-        _need(block, "signature", _is_str, "a string", at)
-    elif kind == "redacted_thinking":
-        _need(block, "data", _is_str, "a string", at)
+    cache_control = block.get("cache_control")
+    if cache_control is not None and not isinstance(cache_control, dict):
+        raise invalid(f"'{at()}.cache_control' must be an object.", param=f"{at()}.cache_control",
+                      code="invalid_type")
+    fields = BLOCK_FIELDS.get(kind)
+    if fields is not None:
+        _fields(block, fields, at)
+    elif kind in SOURCE_KINDS:
+        _source(block, at, SOURCE_KINDS[kind])
+    if kind == "tool_result" and isinstance(block.get("content"), list):
+        for k, inner in enumerate(block["content"]):
+            _block(inner, lambda: f"{at()}.content[{k}]")
 
 
 def _messages(body: dict):
@@ -98,7 +116,7 @@ def _messages(body: dict):
         content = message.get("content")
         if isinstance(content, list):
             for j, block in enumerate(content):
-                _block(block, f"{at}.content[{j}]")
+                _block(block, lambda: f"messages[{i}].content[{j}]")
         elif not isinstance(content, str):
             raise invalid(f"'{at}.content' must be a string or an array of content blocks.", param=f"{at}.content",
                           code="invalid_type")
@@ -114,7 +132,7 @@ def _system(body: dict):
         at = f"system[{i}]"
         if not isinstance(block, dict) or block.get("type") != "text":
             raise invalid(f"'{at}' must be a text block.", param=at, code="invalid_type")
-        _block(block, at)
+        _block(block, lambda: at)
 
 
 def _tools(body: dict):
