@@ -11,8 +11,9 @@ import orjson
 from tests.fake_server import FakeServer
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
-          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small"]
+          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small", "think-model"]
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
+REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
 
 
 class FakeUpstream(FakeServer):
@@ -64,6 +65,8 @@ class FakeUpstream(FakeServer):
                 {"id": "call_1", "type": "function", "function": {"name": "get_weather",
                                                                   "arguments": '{"city":"Paris"}'}}]}
             finish = "tool_calls"
+        if model == "think-model":
+            message["reasoning_content"] = "".join(REASONING)
         payload = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
                    "usage": {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion,
@@ -98,6 +101,10 @@ class FakeUpstream(FakeServer):
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
         pieces = REPLY * 50 if model == "long-stream" else REPLY
+        if model == "think-model":
+            for thought in REASONING:
+                await event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": thought},
+                                                  "finish_reason": None}]})
         if model == "tool-model":
             await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",

@@ -11,7 +11,7 @@ import pytest
 from tests.fake_gemini import (CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, THOUGHTS,
                                FakeGemini)
 from tests.fake_gemini import REPLY as GEMINI_REPLY
-from tests.fake_upstream import REPLY
+from tests.fake_upstream import REASONING, REPLY
 
 pytestmark = [pytest.mark.e2e]
 
@@ -115,10 +115,19 @@ def test_openai_target_tools_round_trip(client, upstream, usage_events):
         {"role": "user", "content": "And tomorrow?"}]
 
 
-def test_openai_target_thinking_becomes_reasoning_effort(client, upstream):
-    client.messages.create(model="gpt-4o-mini", max_tokens=3000, messages=HELLO,
-                           thinking={"type": "enabled", "budget_tokens": 2048})
+def test_openai_target_thinking(client, upstream):
+    """The thinking budget becomes a reasoning effort; the provider's reasoning comes back as thinking blocks."""
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    message = client.messages.create(model="think-model", max_tokens=3000, messages=HELLO, thinking=thinking)
     assert upstream.chat_requests()[0]["body"]["reasoning_effort"] == "low"
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
+        ("thinking", "".join(REASONING)), ("text", "".join(REPLY))]
+    with client.messages.stream(model="think-model", max_tokens=3000, messages=HELLO, thinking=thinking) as stream:
+        deltas = [event.delta.type for event in stream if event.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert deltas == ["thinking_delta"] * len(REASONING) + ["text_delta"] * len(REPLY)
+    assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in final.content] == [
+        ("thinking", "".join(REASONING)), ("text", "".join(REPLY))]
 
 
 def test_openai_target_count_tokens_is_estimated_without_an_upstream_call(client, upstream, usage_events):
