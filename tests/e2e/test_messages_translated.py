@@ -256,3 +256,19 @@ def test_fails_over_from_anthropic_to_openai(gateway, provider, upstream, make_p
             assert event["attempts"][0]["provider"] == "anthropic"
     finally:
         fake.stop()
+
+
+def test_gemini_target_async_create_and_stream(gateway, gemini, tenant_key, usage_events):
+    async def go():
+        async with anthropic.AsyncAnthropic(base_url=gateway, api_key=tenant_key[2], max_retries=0) as client:
+            message = await client.messages.create(model="gemini-2.5-flash", max_tokens=50, messages=HELLO)
+            async with client.messages.stream(model="gemini/gemini-2.5-flash", max_tokens=50,
+                                              messages=HELLO) as stream:
+                text = "".join([piece async for piece in stream.text_stream])
+                return message, text, stream.response.headers["x-request-id"]
+
+    message, text, request_id = asyncio.run(go())
+    assert message.content[0].text == text == "".join(GEMINI_REPLY)
+    [event] = usage_events(request_id)
+    assert (event["provider"], event["model"], event["stream"], event["prompt_tokens"]) == (
+        "gemini", "gemini-2.5-flash", True, PROMPT_TOKENS)
