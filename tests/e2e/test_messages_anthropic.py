@@ -71,7 +71,7 @@ def assert_event(usage_events, request_id, prompt, completion, cached, stream, s
 
 def test_sync_create_reaches_anthropic_natively(client, fake, usage_events):
     raw = client.messages.with_raw_response.create(
-        model="anthropic/claude-sonnet-4-20250514", max_tokens=300, system="Be brief.", messages=HELLO,
+        model="anthropic/claude-opus-4-6", max_tokens=300, system="Be brief.", messages=HELLO,
         stop_sequences=["END"], metadata={"user_id": "u-7"},
         extra_body={"temperature": 0.5, "top_p": 0.9, "top_k": 40})  # sampling, for models that still take it
     message = raw.parse()
@@ -84,7 +84,7 @@ def test_sync_create_reaches_anthropic_natively(client, fake, usage_events):
     request = upstream_call(fake)
     # The version the SDK speaks goes along, as the client sent it.
     assert request["headers"]["anthropic-version"] == raw.http_response.request.headers["anthropic-version"]
-    assert request["body"] == {"model": "claude-sonnet-4-20250514", "max_tokens": 300, "system": "Be brief.",
+    assert request["body"] == {"model": "claude-opus-4-6", "max_tokens": 300, "system": "Be brief.",
                                "messages": HELLO, "temperature": 0.5, "top_p": 0.9, "top_k": 40,
                                "stop_sequences": ["END"], "metadata": {"user_id": "u-7"}}
     # Cache reads and writes are prompt tokens for billing, as on chat.
@@ -95,7 +95,7 @@ def test_sync_create_reaches_anthropic_natively(client, fake, usage_events):
 def test_async_create(gateway, anthropic_provider, tenant_key, fake, usage_events):
     async def go():
         async with anthropic.AsyncAnthropic(base_url=gateway, api_key=tenant_key[2], max_retries=0) as client:
-            raw = await client.messages.with_raw_response.create(model="claude-sonnet-4-20250514", max_tokens=50,
+            raw = await client.messages.with_raw_response.create(model="claude-opus-4-6", max_tokens=50,
                                                                  messages=HELLO)
             return raw.headers["x-request-id"], await raw.parse()
 
@@ -105,8 +105,8 @@ def test_async_create(gateway, anthropic_provider, tenant_key, fake, usage_event
 
 
 def test_stream_with_thinking_keeps_the_signature(client, fake, usage_events):
-    with client.messages.stream(model="claude-sonnet-4-20250514", max_tokens=4000, messages=HELLO,
-                                thinking={"type": "enabled", "budget_tokens": 2048}) as stream:
+    with client.messages.stream(model="claude-opus-4-6", max_tokens=4000, messages=HELLO,
+                                thinking={"type": "adaptive"}) as stream:
         events = [event.type for event in stream]
         message = stream.get_final_message()
         request_id = stream.response.headers["x-request-id"]
@@ -143,17 +143,17 @@ def test_tools_json_and_stream(client, fake, usage_events):
              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01", "content": "18°C"},
                                           {"type": "tool_result", "tool_use_id": "toolu_02",
                                            "content": [{"type": "text", "text": "14:05"}]}]}]
-    client.messages.create(model="claude-sonnet-4-20250514", max_tokens=200, messages=turns, tools=[WEATHER, TIME])
+    client.messages.create(model="claude-opus-4-6", max_tokens=200, messages=turns, tools=[WEATHER, TIME])
     assert upstream_call(fake)["body"]["messages"] == turns
 
 
 def test_count_tokens_is_counted_by_anthropic_and_records_nothing(client, fake, usage_events):
-    raw = client.messages.with_raw_response.count_tokens(model="claude-sonnet-4-20250514", messages=HELLO,
+    raw = client.messages.with_raw_response.count_tokens(model="claude-opus-4-6", messages=HELLO,
                                                          system="Be brief.", tools=[WEATHER])
     count = raw.parse()
     assert count.input_tokens == COUNTED_INPUT_TOKENS
     request = upstream_call(fake, "/v1/messages/count_tokens")
-    assert request["body"] == {"model": "claude-sonnet-4-20250514", "messages": HELLO, "system": "Be brief.",
+    assert request["body"] == {"model": "claude-opus-4-6", "messages": HELLO, "system": "Be brief.",
                                "tools": [WEATHER]}
     assert usage_events(raw.headers["x-request-id"], expect=1, timeout=0.3) == []
 
@@ -199,7 +199,8 @@ def claude_code_body(model: str) -> dict:
         ],
         "tools": tools,
         "tool_choice": {"type": "auto"},
-        "thinking": {"type": "enabled", "budget_tokens": 16000},
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
         "metadata": {"user_id": "user_0f1e_account_8d7c_session_6b5a"},
         "stream": True,
     }
@@ -208,21 +209,21 @@ def claude_code_body(model: str) -> dict:
 @pytest.mark.parametrize("stream", [True, False])
 def test_claude_code_request_reaches_anthropic_with_every_field_intact(gateway, anthropic_provider, tenant_key,
                                                                        fake, usage_events, stream):
-    body = claude_code_body("anthropic/claude-sonnet-4-20250514")
+    body = claude_code_body("anthropic/claude-opus-4-6")
     body["stream"] = stream
     headers = {"x-api-key": tenant_key[2], "anthropic-version": "2023-06-01", "anthropic-beta": ",".join(BETAS),
                "content-type": "application/json", "x-app": "cli", "user-agent": "claude-cli/2.0.0 (external, cli)"}
     response = httpx.post(f"{gateway}/v1/messages?beta=true", content=orjson.dumps(body), headers=headers, timeout=10)
     assert response.status_code == 200, response.text
     request = upstream_call(fake)
-    assert request["body"] == {**body, "model": "claude-sonnet-4-20250514"}
+    assert request["body"] == {**body, "model": "claude-opus-4-6"}
     assert request["headers"]["anthropic-beta"] == ",".join(BETAS)
     assert request["headers"]["anthropic-version"] == "2023-06-01"
     assert len(usage_events(response.headers["x-request-id"])) == 1
 
 
 def test_beta_messages_stream_as_claude_code_sends_it(client, fake, usage_events):
-    body = claude_code_body("claude-sonnet-4-20250514")
+    body = claude_code_body("claude-opus-4-6")
     body.pop("stream")
     with client.beta.messages.stream(**body, betas=BETAS) as stream:
         final = stream.get_final_message()
@@ -237,8 +238,8 @@ def test_beta_messages_stream_as_claude_code_sends_it(client, fake, usage_events
 def test_recorded_messages_are_relayed_byte_for_byte_and_parsed(client, fake, gateway, tenant_key, usage_events):
     for name in ("messages.json", "messages_with_tools.json"):
         raw = (RECORDED / name).read_bytes()
-        fake.recorded["claude-sonnet-4-20250514"] = (b"application/json", raw)
-        response = client.messages.with_raw_response.create(model="claude-sonnet-4-20250514", max_tokens=100,
+        fake.recorded["claude-opus-4-6"] = (b"application/json", raw)
+        response = client.messages.with_raw_response.create(model="claude-opus-4-6", max_tokens=100,
                                                             messages=HELLO)
         assert response.http_response.content == raw
         message = response.parse()
@@ -253,8 +254,8 @@ def test_recorded_messages_are_relayed_byte_for_byte_and_parsed(client, fake, ga
 
 def test_recorded_stream_is_relayed_and_parsed(client, fake, usage_events):
     raw = (RECORDED / "messages_stream.txt").read_bytes()
-    fake.recorded["claude-sonnet-4-20250514"] = (b"text/event-stream", raw)
-    with client.messages.stream(model="claude-sonnet-4-20250514", max_tokens=100, messages=HELLO) as stream:
+    fake.recorded["claude-opus-4-6"] = (b"text/event-stream", raw)
+    with client.messages.stream(model="claude-opus-4-6", max_tokens=100, messages=HELLO) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
         request_id = stream.response.headers["x-request-id"]

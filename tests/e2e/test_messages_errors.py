@@ -74,21 +74,21 @@ def nothing_happened(fake, usage_events):
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
 def test_missing_and_invalid_keys_are_401(gateway, fake, tenant_key, usage_events, path):
-    body = {"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO}
+    body = {"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO}
     assert "x-api-key" in envelope(post(gateway, body, path=path), 401, "authentication_error")
     envelope(post(gateway, body, key="sk_gom_not_a_key", path=path), 401, "authentication_error")
     # The bearer form works as well as x-api-key; a wrong one is refused the same way.
     envelope(post(gateway, body, path=path, authorization="Bearer sk_gom_nope"), 401, "authentication_error")
     bad = anthropic.Anthropic(base_url=gateway, api_key="sk_gom_wrong", max_retries=0)
     with pytest.raises(anthropic.AuthenticationError) as info:
-        bad.messages.create(model="claude-sonnet-4-20250514", max_tokens=10, messages=HELLO)
+        bad.messages.create(model="claude-opus-4-6", max_tokens=10, messages=HELLO)
     assert info.value.body["error"]["type"] == "authentication_error"
     refused(info)
     nothing_happened(fake, usage_events)
 
 
 def test_bearer_auth_is_accepted(gateway, fake, tenant_key):
-    response = post(gateway, {"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO},
+    response = post(gateway, {"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO},
                     authorization=f"Bearer {tenant_key[2]}")
     assert response.status_code == 200 and response.json()["type"] == "message"
 
@@ -97,37 +97,37 @@ BAD_BODIES = [
     (b"{not json", None),
     (b"[1, 2]", None),
     ({"max_tokens": 10, "messages": HELLO}, "model"),
-    ({"model": "claude-sonnet-4-20250514", "messages": HELLO}, "max_tokens"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": -1, "messages": HELLO}, "max_tokens"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10}, "messages"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": []}, "messages"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]},
+    ({"model": "claude-opus-4-6", "messages": HELLO}, "max_tokens"),
+    ({"model": "claude-opus-4-6", "max_tokens": -1, "messages": HELLO}, "max_tokens"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10}, "messages"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": []}, "messages"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]},
      "messages[0].role"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [{"role": "user", "content": 7}]},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": 7}]},
      "messages[0].content"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0].text"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]},
      "messages[0].content[0].source.media_type"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}]},
      "messages[0].content[0].input"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm"}]}]},
      "messages[0].content[0].signature"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "system": [{"type": "image"}]},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "system": [{"type": "image"}]},
      "system[0]"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "tools": [{"name": "f"}]},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "tools": [{"name": "f"}]},
      "tools[0].input_schema"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "tool_choice": {"type": "maybe"}},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "tool_choice": {"type": "maybe"}},
      "tool_choice"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "thinking": {"type": "enabled"}},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "thinking": {"type": "enabled"}},
      "thinking.budget_tokens"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "stream": "yes"}, "stream"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "stop_sequences": "END"},
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "stream": "yes"}, "stream"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "stop_sequences": "END"},
      "stop_sequences"),
-    ({"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": HELLO, "temperature": "hot"}, "temperature"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO, "temperature": "hot"}, "temperature"),
 ]
 
 
@@ -141,7 +141,7 @@ def test_bad_input_is_400_and_reaches_nothing(gateway, fake, tenant_key, usage_e
 
 def test_sdk_sees_400_as_bad_request(client, fake, usage_events):
     with pytest.raises(anthropic.BadRequestError) as info:
-        client.messages.create(model="claude-sonnet-4-20250514", max_tokens=10, messages=[{"role": "user", "content": [
+        client.messages.create(model="claude-opus-4-6", max_tokens=10, messages=[{"role": "user", "content": [
             {"type": "text", "text": 5}]}])
     assert info.value.status_code == 400
     assert info.value.body["error"]["type"] == "invalid_request_error"
@@ -162,7 +162,7 @@ def test_unknown_model_is_404(client, fake, usage_events):
 
 def test_body_over_the_limit_is_413(gateway, fake, tenant_key, usage_events, settings):
     settings.BODY_SIZE_LIMIT = 1000
-    body = {"model": "claude-sonnet-4-20250514", "max_tokens": 10, "messages": [{"role": "user", "content": "x" * 2000}]}
+    body = {"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": "x" * 2000}]}
     envelope(post(gateway, body, tenant_key[2]), 413, "request_too_large")
     nothing_happened(fake, usage_events)
 
