@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from .readonly_admin import ReadOnlyAdminMixin
-
+from . import money
+from .audited_admin import AuditedModelAdmin, actor
 from .keys import KEY_PREFIX, hash_key
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
+from .readonly_admin import ReadOnlyAdminMixin
 from .reports import cost_string, today_utc
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
@@ -75,7 +76,7 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(AuditedModelAdmin):
     list_display = ["slug", "name", "active", "active_keys", "month_requests", "month_spend", "budget_state",
                     "links"]
     list_filter = ["active"]
@@ -149,7 +150,7 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedModelAdmin):
     list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "expires_at",
                     "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
@@ -182,7 +183,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
-                                           expires_at=obj.expires_at)
+                                           expires_at=obj.expires_at, actor=actor(request))
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 
@@ -204,20 +205,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
         response["Referrer-Policy"] = "no-referrer"
         return response
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = 0
         for key in queryset.filter(active=True):
-            do_revoke_api_key(key)
+            do_revoke_api_key(key, actor=actor(request))
             count += 1
         self.message_user(request, f"Revoked {count} key(s); every gateway refuses them within a second.",
                           messages.SUCCESS)
 
-    @admin.action(description="Reactivate selected keys")
+    @admin.action(description="Reactivate selected keys", permissions=["change"])
     def reactivate(self, request, queryset):
         count = 0
         for key in queryset.filter(active=False):
-            do_reactivate_api_key(key)
+            do_reactivate_api_key(key, actor=actor(request))
             count += 1
         self.message_user(request, f"Reactivated {count} key(s).", messages.SUCCESS)
 
@@ -326,7 +327,7 @@ class UsageEventAdmin(ReadOnlyAdmin):
         cost = t["cost"]
         return [("requests", _n(t["requests"])), ("errors", _n(t["errors"])), ("prompt tokens", _n(t["prompt"])),
                 ("completion tokens", _n(t["completion"])), ("total tokens", _n(t["total"])),
-                ("cost (USD)", format(cost.normalize(), "f") if cost is not None else "unknown"),
+                ("cost (USD)", money.usd(cost) or "unknown"),
                 ("unpriced", f"{t['unpriced']} without a matching price")]
 
 
@@ -372,7 +373,7 @@ class UsageDailyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedModelAdmin):
     list_display = ["provider", "model_pattern", "input_per_million", "cached_input_per_million",
                     "output_per_million", "reasoning_per_million", "valid_from", "note"]
     list_filter = ["provider"]

@@ -1,3 +1,4 @@
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
 
@@ -168,3 +169,30 @@ class ModelPrice(models.Model):
 
     def __str__(self):
         return f"{self.provider}/{self.model_pattern} from {self.valid_from:%Y-%m-%d}"
+
+
+class AuditEntry(models.Model):
+    """One admin or management-API write: who, what, when, and which fields changed.
+
+    Written by the domain service that makes the change (accounting.services), in the same transaction,
+    so a change without its audit row (or the reverse) cannot exist. `changes` never holds a secret:
+    key material is stripped before the row is written (accounting.audit.scrub). The table keeps its
+    first name (it began in the gomodel app)."""
+
+    actor = models.CharField(max_length=150, help_text='"master" or the staff user\'s username.')
+    action = models.CharField(max_length=32)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "gomodel_auditentry"
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["object_type", "object_id"], name="gomodel_aud_object__5e0a3e_idx")]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"

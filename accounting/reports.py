@@ -11,7 +11,6 @@ import calendar
 import logging
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
-from decimal import Decimal
 
 import redis
 from django.conf import settings
@@ -20,6 +19,7 @@ from django.db import connection, transaction
 from . import usage_event
 from .drain import aggregate
 from .models import Tenant, UsageDaily, UsageEvent
+from .money import cost_string
 from .prices import PriceBook
 from .usage_event import StreamEvent
 
@@ -168,14 +168,6 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
     totals["cost_usd"] = cost_string(total_cost, total_priced)
     return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
             "totals": totals, "data": data}
-
-
-def cost_string(cost_e10: int, priced_requests: int) -> str | None:
-    """USD as a plain decimal string; null when no request in it had a known price."""
-    if not priced_requests:
-        return None
-    value = Decimal(cost_e10).scaleb(-10).normalize()
-    return format(value, "f") if value else "0"
 
 
 def today_utc() -> date:

@@ -11,12 +11,16 @@ django_application = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from gomodel.body_limit import BodySizeLimit  # noqa: E402
 
 from gomodel.dashboard.routing import websocket_urlpatterns  # noqa: E402
 from gomodel.gateway.app import gateway_app, handles, lifespan  # noqa: E402
 
 django_router = ProtocolTypeRouter({
-    "http": django_application,
+    # Django reads a whole body before it routes: cap it as it streams in (gomodel/body_limit.py).
+    "http": BodySizeLimit(django_application, settings.DJANGO_BODY_SIZE_LIMIT),
     # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })

@@ -4,6 +4,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
+
+from gomodel import secrets_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GOMODEL_VAR_DIR", BASE_DIR / "var"))
@@ -27,12 +31,33 @@ def env_float(name: str, default: float) -> float:
     return float(value) if value else default
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-insecure-change-me-gomodel"
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",") if h.strip()]
+# No DJANGO_SECRET_KEY: a random one created once under var/ (0600) and reused. The old public default
+# is refused outside DEBUG: anyone could forge sessions with it.
+PUBLIC_DEFAULT_SECRET_KEY = "dev-insecure-change-me-gomodel"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or secrets_files.secret_key(VAR_DIR)
+if SECRET_KEY == PUBLIC_DEFAULT_SECRET_KEY and not DEBUG:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is the public default; set a random one (or unset it: a random key is then "
+        "created under GOMODEL_VAR_DIR).")
+# Local names only unless set: a Host header naming anything else is refused (DEBUG: any host).
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get(
+    "DJANGO_ALLOWED_HOSTS", "*" if DEBUG else "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+# Served over HTTPS (directly or behind a TLS-terminating proxy)? GOMODEL_HTTPS=1 turns on secure cookies,
+# the redirect to https and HSTS for the admin, dashboard and management API; each can be set on its own.
+# /v1 and /health never pass through these (gomodel/asgi.py).
+GOMODEL_HTTPS = env_bool("GOMODEL_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", GOMODEL_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", GOMODEL_HTTPS)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", GOMODEL_HTTPS)
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if GOMODEL_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", GOMODEL_HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips it from clients).
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO") else None
 
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI through daphne in development
@@ -121,8 +146,21 @@ CELERY_TIMEZONE = "UTC"
 
 PORT = env_int("PORT", 8080)
 GOMODEL_MASTER_KEY = os.environ.get("GOMODEL_MASTER_KEY", "")
-GOMODEL_ENCRYPTION_KEY = os.environ.get("GOMODEL_ENCRYPTION_KEY", "")
+# Fernet keys for provider keys at rest, newest first: the first encrypts, all decrypt (MultiFernet), and
+# `manage.py rotate_provider_keys` re-encrypts every stored key with the first. Separate from SECRET_KEY.
+# GOMODEL_ENCRYPTION_KEY (one key) is still read; else a key is created once in var/encryption_keys.
+GOMODEL_ENCRYPTION_KEYS = secrets_files.parse_keys(
+    os.environ.get("GOMODEL_ENCRYPTION_KEYS") or os.environ.get("GOMODEL_ENCRYPTION_KEY", "")
+) or secrets_files.encryption_keys(VAR_DIR)
+for _key in GOMODEL_ENCRYPTION_KEYS:
+    try:
+        Fernet(_key.encode())
+    except ValueError:
+        raise ImproperlyConfigured("GOMODEL_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+                                   "(32 url-safe base64-encoded bytes).") from None
 BODY_SIZE_LIMIT = env_int("BODY_SIZE_LIMIT", 10 * 1024 * 1024)
+# The same for everything Django serves (admin, dashboard, management API): 413 as the body streams in.
+DJANGO_BODY_SIZE_LIMIT = env_int("DJANGO_BODY_SIZE_LIMIT", 2_621_440)  # 2.5 MiB, Django's own form-data default
 # Upstream timeouts (seconds): connecting, and the whole wait for a response / next stream bytes.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_TIMEOUT = env_float("UPSTREAM_TIMEOUT", 600.0)
@@ -151,7 +189,7 @@ FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
 ANTHROPIC_DEFAULT_MAX_TOKENS = env_int("ANTHROPIC_DEFAULT_MAX_TOKENS", 4096)
 
 # Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
-INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular"]
+INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular", "django_filters"]
 REST_FRAMEWORK = {
     # GOMODEL_MASTER_KEY or a staff user's DRF token, both as "Authorization: Bearer …" (or "Token …").
     "DEFAULT_AUTHENTICATION_CLASSES": ["gomodel.api.authentication.ManagementAuthentication"],
@@ -189,7 +227,9 @@ USAGE_DRAIN_MAX_SECONDS = env_float("USAGE_DRAIN_MAX_SECONDS", 30.0)  # one drai
 USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent rows; roll-ups are kept
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
 TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
-METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")  # set: GET /metrics needs "Authorization: Bearer <it>"
+# GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (or the master key) unless METRICS_PUBLIC=1.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 # Admin and usage dashboard (gomodel/dashboard/): the app (its static files), static files served by the
 # ASGI app itself (`make run` runs no collectstatic: WhiteNoise serves from the apps' static folders),
 # and how many raw events one dashboard view reads at most for its latency percentiles.
@@ -200,3 +240,12 @@ WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic
 WHITENOISE_AUTOREFRESH = DEBUG
 DASHBOARD_SCAN_LIMIT = env_int("DASHBOARD_SCAN_LIMIT", 50_000)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise also serves a collectstatic there, if one was run
+
+# The placeholders of .env.production.example are public: refuse them as real secrets (outside DEBUG).
+if not DEBUG:
+    for _name, _value in [("DJANGO_SECRET_KEY", SECRET_KEY), ("GOMODEL_MASTER_KEY", GOMODEL_MASTER_KEY),
+                          ("METRICS_TOKEN", METRICS_TOKEN), *[("GOMODEL_ENCRYPTION_KEYS", k) for k in
+                                                             GOMODEL_ENCRYPTION_KEYS]]:
+        if _value.upper().replace("-", "").startswith("CHANGEME"):
+            raise ImproperlyConfigured(f"{_name} is still the placeholder of .env.production.example; set a "
+                                       "random value.")

@@ -1,6 +1,7 @@
 """Upsert the providers configured in the environment into ProviderConfig rows (at start-up)."""
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 
@@ -9,6 +10,8 @@ from django.db import transaction
 
 from .catalogue import CATALOGUE
 from .models import ModelAlias, ProviderConfig, parse_alias_targets
+
+log = logging.getLogger(__name__)
 
 
 def env_providers(environ: Mapping[str, str]) -> list[dict]:
@@ -33,19 +36,33 @@ def env_providers(environ: Mapping[str, str]) -> list[dict]:
 
 
 @transaction.atomic
-def sync_env_providers(environ: Mapping[str, str] | None = None) -> list[ProviderConfig]:
+def sync_env_providers(environ: Mapping[str, str] | None = None,
+                       replace_undecryptable: bool = False) -> list[ProviderConfig]:
+    """Upsert the environment's providers. A stored key is re-encrypted only when the environment's key
+    differs from it. A stored key this process cannot decrypt is left alone (and logged): it was most
+    likely written by a replica with other GOMODEL_ENCRYPTION_KEYS, which overwriting would break;
+    `replace_undecryptable` (sync_providers --replace-undecryptable) overwrites it on purpose."""
     wanted = env_providers(os.environ if environ is None else environ)
     synced = []
     for item in wanted:
         config = ProviderConfig.objects.filter(name=item["name"]).first() or ProviderConfig(name=item["name"])
-        config.provider_type = item["provider_type"]
-        config.base_url = item["base_url"]
-        config.model_list = item["models"]
-        config.enabled = True
-        config.source = ProviderConfig.SOURCE_ENV
-        if _stale(config, item["api_key"]):
+        fields = {"provider_type": item["provider_type"], "base_url": item["base_url"],
+                  "model_list": item["models"], "enabled": True, "source": ProviderConfig.SOURCE_ENV}
+        changed = config.pk is None or any(getattr(config, k) != v for k, v in fields.items())
+        for field, value in fields.items():
+            setattr(config, field, value)
+        try:
+            stale = config.api_key != item["api_key"]
+        except ValueError:
+            stale = replace_undecryptable
+            if not replace_undecryptable:
+                log.error("provider %s: the stored key cannot be decrypted with this process's "
+                          "GOMODEL_ENCRYPTION_KEYS; left as it is (replicas must share the keys; "
+                          "`manage.py sync_providers --replace-undecryptable` overwrites it)", config.name)
+        if stale:
             config.set_api_key(item["api_key"])
-        config.save()
+        if changed or stale:
+            config.save()  # only on a change: a save makes every gateway reload its routes
         synced.append(config)
     # An env provider whose variables are gone is disabled, not deleted: usage rows point at it.
     gone = ProviderConfig.objects.filter(source=ProviderConfig.SOURCE_ENV).exclude(
@@ -88,10 +105,3 @@ def sync_env_aliases(raw: str | None = None) -> list[ModelAlias]:
         alias.enabled = False
         alias.save()
     return synced
-
-
-def _stale(config: ProviderConfig, key: str) -> bool:
-    try:
-        return config.api_key != key
-    except ValueError:
-        return True

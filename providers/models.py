@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import crypto
+from .base import Target
 from .catalogue import CATALOGUE, PROVIDER_CHOICES
 
 
@@ -40,6 +41,11 @@ class ProviderConfig(models.Model):
     @property
     def api_key(self) -> str:
         return crypto.decrypt(self.api_key_encrypted)
+
+    def as_target(self) -> Target:
+        """The config as the gateway sends to it (key decrypted; ValueError if it cannot be)."""
+        return Target(id=self.pk or 0, name=self.name, provider_type=self.provider_type, wire=self.spec.wire,
+                      base_url=self.effective_base_url, api_key=self.api_key, extra_models=tuple(self.extra_models))
 
     def set_api_key(self, plaintext: str) -> None:
         self.api_key_encrypted = crypto.encrypt(plaintext)

@@ -155,8 +155,8 @@ PATHS = {
         "get": {
             "tags": ["health"],
             "summary": "Prometheus metrics",
-            "description": "Prometheus text format. When METRICS_TOKEN is set, it needs "
-                           "`Authorization: Bearer <METRICS_TOKEN>`.",
+            "description": "Prometheus text format. Needs `Authorization: Bearer <METRICS_TOKEN>` (or the "
+                           "master key), unless the server runs with METRICS_PUBLIC=1.",
             "operationId": "metrics",
             "responses": {
                 "200": {"description": "OK", "content": {
@@ -182,7 +182,7 @@ PATHS = {
     "/health/ready": {
         "get": {
             "tags": ["health"],
-            "summary": "Readiness: the database and Redis answer",
+            "summary": "Readiness: the database and Redis answer, every provider key decrypts",
             "operationId": "ready",
             "responses": {
                 "200": {"description": "Ready", "content": {
@@ -459,6 +459,10 @@ SCHEMAS = {
         "properties": {
             "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "checks": {"type": "object", "additionalProperties": {"type": "boolean"}},
+            "undecryptable_providers": {
+                "type": "array", "items": {"type": "string"},
+                "description": "Enabled providers whose stored API key this gateway cannot decrypt "
+                               "(its GOMODEL_ENCRYPTION_KEYS differ from the ones that stored it)."},
         },
     },
     "core.UsageReport": {

@@ -7,8 +7,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounting.models import ApiKey, ModelPrice, Tenant
-from gomodel.models import AuditEntry
+from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
 
@@ -67,10 +66,24 @@ class NewKeyMixin:
         return value
 
 
+class TenantRefField(serializers.PrimaryKeyRelatedField):
+    """A tenant named by id or by slug (a CI script knows the slug, not the primary key)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and data and not data.isdigit():
+            tenant = self.get_queryset().filter(slug=data).first()
+            if tenant is None:
+                self.fail("does_not_exist", pk_value=data)
+            return tenant
+        if isinstance(data, (int, str)) and len(str(data)) > 18:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
 class ApiKeyCreateSerializer(NewKeyMixin, ApiKeySerializer):
     """POST /api/v1/keys/ names the tenant; POST /api/v1/tenants/{id}/keys/ takes it from the path."""
 
-    tenant = serializers.PrimaryKeyRelatedField(queryset=Tenant.objects.all())
+    tenant = TenantRefField(queryset=Tenant.objects.all(), help_text="The tenant's id or slug.")
 
     class Meta(ApiKeySerializer.Meta):
         read_only_fields = ["id", "prefix", "active", "last_used_at", "created_at"]
@@ -142,46 +155,6 @@ class AuditEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-# -- query-string filters (validated: a bad value is a 400 in DRF's usual shape) -----------------------
-
-class DateRangeFilter(serializers.Serializer):
-    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-    created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
-
-    def validate(self, attrs):
-        after, before = attrs.get("created_after"), attrs.get("created_before")
-        if after and before and after > before:
-            raise serializers.ValidationError({"created_before": "Must not be earlier than created_after."})
-        return attrs
-
-
-class TenantFilter(DateRangeFilter):
-    active = serializers.BooleanField(required=False)
-    search = serializers.CharField(required=False, max_length=200, help_text="Part of the slug or name.")
-
-
-class ApiKeyFilter(DateRangeFilter):
-    tenant = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Tenant id.")
-    tenant_slug = serializers.CharField(required=False, max_length=64)
-    active = serializers.BooleanField(required=False)
-
-
-class TenantKeyFilter(DateRangeFilter):
-    active = serializers.BooleanField(required=False)
-
-
-class ProviderFilter(serializers.Serializer):
-    provider_type = serializers.ChoiceField(choices=PROVIDER_CHOICES, required=False)
-    enabled = serializers.BooleanField(required=False)
-
-
-class AuditFilter(DateRangeFilter):
-    actor = serializers.CharField(required=False, max_length=150)
-    action = serializers.CharField(required=False, max_length=32)
-    object_type = serializers.CharField(required=False, max_length=64)
-    object_id = serializers.CharField(required=False, max_length=64)
-
-
 # -- prices and usage ---------------------------------------------------------------------------------
 
 class ModelPriceSerializer(serializers.ModelSerializer):
@@ -194,12 +167,6 @@ class ModelPriceSerializer(serializers.ModelSerializer):
         read_only_fields = ["id"]
         extra_kwargs = {field: {"min_value": Decimal(0)} for field in (
             "input_per_million", "cached_input_per_million", "output_per_million", "reasoning_per_million")}
-
-
-class PriceFilter(serializers.Serializer):
-    provider = serializers.CharField(required=False, max_length=64)
-    model_pattern = serializers.CharField(required=False, max_length=255)
-    search = serializers.CharField(required=False, max_length=255, help_text="Part of the model pattern.")
 
 
 class UsageQuery(serializers.Serializer):

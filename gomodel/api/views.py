@@ -1,38 +1,44 @@
-"""The management API's views: each validates its input and calls one function of
-gomodel.api.services (which writes the change and its audit row in one transaction)."""
+"""The management API's views: each validates its input and calls one domain service of
+accounting.services (which writes the change and its audit row in one transaction), through DRF's
+perform_create/perform_update hooks."""
 
-from django.db.models import Q
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from datetime import datetime
+
+from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounting.models import ApiKey, ModelPrice, Tenant
-from gomodel.models import AuditEntry
+from accounting import services as domain
+from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
+from gomodel.gateway.provider_probe import test_connection
 from providers.models import ProviderConfig
 
+from . import filters
 from . import serializers as s
 from . import services
 from .authentication import ManagementAuthentication, actor_name
-from .permissions import IsGatewayAdmin
+from .permissions import HasModelPermission, IsGatewayAdmin
 
 ID = r"[0-9]{1,18}"  # a longer number matches no route (404) rather than overflowing a bigint
+ID_OR_SLUG = r"[0-9]{1,18}|[-a-zA-Z0-9_]{1,64}"
 
 
 class ManagementView:
     authentication_classes = [ManagementAuthentication]
-    permission_classes = [IsGatewayAdmin]
+    permission_classes = [IsGatewayAdmin, HasModelPermission]
+    filter_backends = [DjangoFilterBackend]
     lookup_value_regex = ID
-    filter_serializer_class = None
+    action_permissions: dict = {}
 
     @property
     def actor(self) -> str:
         return actor_name(self.request.user)
 
-    def filters(self) -> dict:
-        if self.filter_serializer_class is None:
-            return {}
-        serializer = self.filter_serializer_class(data=self.request.query_params.dict())
+    def query(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.query_params.dict())
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
@@ -40,76 +46,70 @@ class ManagementView:
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(serializer_class(page, many=True).data)
 
+    def perform_update(self, serializer):
+        serializer.instance = write(domain.do_update, self.actor, serializer.instance, serializer.validated_data)
 
-def date_range(queryset, filters, field="created_at"):
-    if "created_after" in filters:
-        queryset = queryset.filter(**{f"{field}__gte": filters["created_after"]})
-    if "created_before" in filters:
-        queryset = queryset.filter(**{f"{field}__lt": filters["created_before"]})
-    return queryset
+
+def write(service, *args, **kwargs):
+    """Call a domain service; a rule it refuses is a 400 in DRF's usual shape."""
+    try:
+        return service(*args, **kwargs)
+    except domain.DomainError as exc:
+        raise serializers.ValidationError(exc.errors) from None
 
 
 # -- tenants ----------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List tenants", parameters=[s.TenantFilter]),
-    retrieve=extend_schema(summary="Get a tenant"),
+    list=extend_schema(summary="List tenants"),
+    retrieve=extend_schema(summary="Get a tenant (by id or slug)"),
+    create=extend_schema(summary="Create a tenant"),
+    update=extend_schema(summary="Replace a tenant's editable fields"),
+    partial_update=extend_schema(summary="Update a tenant (name, active, budgets)"),
 )
 @extend_schema(tags=["tenants"])
-class TenantViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TenantViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                    mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """A tenant is named by its id or its slug in the URL (`/api/v1/tenants/acme/`)."""
+
     queryset = Tenant.objects.order_by("slug", "id")
     serializer_class = s.TenantSerializer
-    filter_serializer_class = s.TenantFilter
+    filterset_class = filters.TenantFilter
+    lookup_value_regex = ID_OR_SLUG
+    action_permissions = {"deactivate": "change", "usage": "view", "keys": ("view", ApiKey),
+                          "create_key": ("add", ApiKey)}
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            return queryset
-        filters = self.filters()
-        if "active" in filters:
-            queryset = queryset.filter(active=filters["active"])
-        if filters.get("search"):
-            queryset = queryset.filter(Q(slug__icontains=filters["search"]) | Q(name__icontains=filters["search"]))
-        return date_range(queryset, filters)
+    def get_serializer_class(self):
+        return s.TenantUpdateSerializer if self.action in ("update", "partial_update") else s.TenantSerializer
 
-    @extend_schema(summary="Create a tenant", request=s.TenantSerializer, responses={201: s.TenantSerializer})
-    def create(self, request):
-        serializer = s.TenantSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        tenant = services.do_api_create_tenant(self.actor, serializer.validated_data)
-        return Response(s.TenantSerializer(tenant).data, status=status.HTTP_201_CREATED)
+    def get_object(self):
+        tenant = tenant_by_ref(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        self.check_object_permissions(self.request, tenant)
+        return tenant
 
-    @extend_schema(summary="Replace a tenant's editable fields", request=s.TenantUpdateSerializer,
-                   responses=s.TenantSerializer)
-    def update(self, request, pk=None, partial=False):
-        tenant = self.get_object()
-        serializer = s.TenantUpdateSerializer(tenant, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        tenant = services.do_api_update_tenant(self.actor, tenant, serializer.validated_data)
-        return Response(s.TenantSerializer(tenant).data)
-
-    @extend_schema(summary="Update a tenant (name, active, budgets)", request=s.TenantUpdateSerializer,
-                   responses=s.TenantSerializer)
-    def partial_update(self, request, pk=None):
-        return self.update(request, pk, partial=True)
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = write(domain.do_create_tenant, data.pop("slug"), data.pop("name", ""),
+                                    actor=self.actor, **data)
 
     @extend_schema(summary="Deactivate a tenant (its keys stop working at once)", request=None,
                    responses=s.TenantSerializer)
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
-        tenant = services.do_api_deactivate_tenant(self.actor, self.get_object())
+        tenant = domain.do_set_tenant_active(self.actor, self.get_object(), False)
         return Response(s.TenantSerializer(tenant).data)
 
-    @extend_schema(summary="List a tenant's API keys", parameters=[s.TenantKeyFilter],
-                   responses=s.ApiKeySerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="keys", filter_serializer_class=s.TenantKeyFilter)
+    @extend_schema(summary="List a tenant's API keys", responses=s.ApiKeySerializer(many=True),
+                   parameters=[OpenApiParameter("active", bool), OpenApiParameter("created_after", datetime),
+                               OpenApiParameter("created_before", datetime)])
+    @action(detail=True, methods=["get"], url_path="keys", filter_backends=[])
     def keys(self, request, pk=None):
         tenant = self.get_object()
-        filters = self.filters()
         queryset = ApiKey.objects.filter(tenant=tenant).select_related("tenant").order_by("-created_at", "-id")
-        if "active" in filters:
-            queryset = queryset.filter(active=filters["active"])
-        return self.paginated(date_range(queryset, filters), s.ApiKeySerializer)
+        found = filters.TenantKeyFilter(request.query_params, queryset=queryset)
+        if not found.is_valid():
+            raise serializers.ValidationError(found.errors)
+        return self.paginated(found.qs, s.ApiKeySerializer)
 
     @extend_schema(summary="Issue an API key for this tenant (the response carries the plaintext once)",
                    request=s.TenantKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
@@ -125,18 +125,32 @@ class TenantViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelM
                    description="Daily rows per provider × model × key plus totals, from the roll-ups and the "
                                "events not drained yet. Without `start`/`end`: this calendar month (UTC); "
                                "with one of them: that day's month. Any span is allowed.")
-    @action(detail=True, methods=["get"], filter_serializer_class=s.UsageQuery, pagination_class=None)
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def usage(self, request, pk=None):
         tenant = self.get_object()
-        query = self.filters()
+        query = self.query(s.UsageQuery)
         return Response(services.tenant_usage(tenant, query.get("start"), query.get("end")))
+
+
+def tenant_by_ref(ref: str) -> Tenant:
+    """A tenant by id or, failing that, by slug."""
+    tenant = None
+    if ref.isdigit() and len(ref) <= 18:
+        tenant = Tenant.objects.filter(pk=int(ref)).first()
+    if tenant is None:
+        tenant = Tenant.objects.filter(slug=ref).first()
+    if tenant is None:
+        raise Http404("No tenant with this id or slug.")
+    return tenant
 
 
 def issue_key(actor, tenant, data):
     if not tenant.active:
         return Response({"tenant": ["This tenant is deactivated; reactivate it before issuing keys."]},
                         status=status.HTTP_400_BAD_REQUEST)
-    key, plaintext = services.do_api_create_key(actor, tenant, data)
+    key, plaintext = domain.do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
+                                              tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
+                                              actor=actor)
     body = s.ApiKeySerializer(key).data
     body["key"] = plaintext
     return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
@@ -145,27 +159,18 @@ def issue_key(actor, tenant, data):
 # -- API keys ---------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List API keys (never their secrets)", parameters=[s.ApiKeyFilter]),
+    list=extend_schema(summary="List API keys (never their secrets)"),
     retrieve=extend_schema(summary="Get an API key"),
+    update=extend_schema(summary="Replace a key's name, expiry and limits"),
+    partial_update=extend_schema(summary="Update a key's name, expiry or limits"),
 )
 @extend_schema(tags=["keys"])
-class ApiKeyViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ApiKeyViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                    viewsets.GenericViewSet):
     queryset = ApiKey.objects.select_related("tenant").order_by("-created_at", "-id")
     serializer_class = s.ApiKeySerializer
-    filter_serializer_class = s.ApiKeyFilter
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            return queryset
-        filters = self.filters()
-        if "tenant" in filters:
-            queryset = queryset.filter(tenant_id=filters["tenant"])
-        if "tenant_slug" in filters:
-            queryset = queryset.filter(tenant__slug=filters["tenant_slug"])
-        if "active" in filters:
-            queryset = queryset.filter(active=filters["active"])
-        return date_range(queryset, filters)
+    filterset_class = filters.ApiKeyFilter
+    action_permissions = {"revoke": "change"}
 
     @extend_schema(summary="Issue an API key (the response carries the plaintext once)",
                    request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
@@ -175,150 +180,86 @@ class ApiKeyViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelM
         data = dict(serializer.validated_data)
         return issue_key(self.actor, data.pop("tenant"), data)
 
-    @extend_schema(summary="Replace a key's name, expiry and limits", responses=s.ApiKeySerializer)
-    def update(self, request, pk=None, partial=False):
-        key = self.get_object()
-        serializer = s.ApiKeySerializer(key, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        key = services.do_api_update_key(self.actor, key, serializer.validated_data)
-        return Response(s.ApiKeySerializer(key).data)
-
-    @extend_schema(summary="Update a key's name, expiry or limits", responses=s.ApiKeySerializer)
-    def partial_update(self, request, pk=None):
-        return self.update(request, pk, partial=True)
-
     @extend_schema(summary="Revoke a key (it stops authenticating at once)", request=None,
                    responses=s.ApiKeySerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        key = services.do_api_revoke_key(self.actor, self.get_object())
+        key = domain.do_revoke_api_key(self.get_object(), actor=self.actor)
         return Response(s.ApiKeySerializer(key).data)
-
 
 
 # -- provider configs -------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List provider configs (keys redacted)", parameters=[s.ProviderFilter]),
+    list=extend_schema(summary="List provider configs (keys redacted)"),
     retrieve=extend_schema(summary="Get a provider config"),
+    create=extend_schema(summary="Add a provider config"),
+    update=extend_schema(summary="Replace a provider config (a new base_url needs api_key in the same request)"),
+    partial_update=extend_schema(summary="Update a provider config (a new api_key replaces the stored one; a new "
+                                         "base_url needs api_key in the same request)"),
 )
 @extend_schema(tags=["providers"])
 class ProviderConfigViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                            viewsets.GenericViewSet):
+                            mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Env-defined providers are read-only here (as in the admin): change them in the environment."""
+
     queryset = ProviderConfig.objects.order_by("id")
     serializer_class = s.ProviderConfigSerializer
-    filter_serializer_class = s.ProviderFilter
+    filterset_class = filters.ProviderFilter
+    action_permissions = {"disable": "change", "test": "change"}
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            return queryset
-        filters = self.filters()
-        if "provider_type" in filters:
-            queryset = queryset.filter(provider_type=filters["provider_type"])
-        if "enabled" in filters:
-            queryset = queryset.filter(enabled=filters["enabled"])
-        return queryset
+    def perform_create(self, serializer):
+        serializer.instance = write(domain.do_create_provider, self.actor, serializer.validated_data)
 
-    @extend_schema(summary="Add a provider config", responses={201: s.ProviderConfigSerializer})
-    def create(self, request):
-        serializer = s.ProviderConfigSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        config = services.do_api_create_provider(self.actor, serializer.validated_data)
-        return Response(s.ProviderConfigSerializer(config).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(summary="Replace a provider config", responses=s.ProviderConfigSerializer)
-    def update(self, request, pk=None, partial=False):
-        config = self.get_object()
-        serializer = s.ProviderConfigSerializer(config, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        config = services.do_api_update_provider(self.actor, config, serializer.validated_data)
-        return Response(s.ProviderConfigSerializer(config).data)
-
-    @extend_schema(summary="Update a provider config (a new api_key replaces the stored one)",
-                   responses=s.ProviderConfigSerializer)
-    def partial_update(self, request, pk=None):
-        return self.update(request, pk, partial=True)
+    def perform_update(self, serializer):
+        serializer.instance = write(domain.do_update_provider, self.actor, serializer.instance,
+                                    serializer.validated_data)
 
     @extend_schema(summary="Disable a provider config (the gateway stops routing to it at once)", request=None,
                    responses=s.ProviderConfigSerializer)
     @action(detail=True, methods=["post"])
     def disable(self, request, pk=None):
-        config = services.do_api_disable_provider(self.actor, self.get_object())
+        config = write(domain.do_set_provider_enabled, self.actor, self.get_object(), False)
         return Response(s.ProviderConfigSerializer(config).data)
 
     @extend_schema(summary="Test a provider config: list the upstream's models, or return its error",
                    request=None, responses=s.ProviderTestSerializer,
-                   description="Sends GET {base_url}/models with the config's own credentials. The answer "
-                               "is 200 either way: `ok` says whether the upstream listed its models.")
+                   description="Sends GET {base_url}/models with the config's own credentials (only ever to the "
+                               "base URL the key was stored for). The answer is 200 either way: `ok` says "
+                               "whether the upstream listed its models.")
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None):
-        return Response(services.probe_provider(self.get_object()))
+        return Response(test_connection(self.get_object()).as_dict())
 
 
 # -- prices -----------------------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List model prices", parameters=[s.PriceFilter]),
+    list=extend_schema(summary="List model prices"),
     retrieve=extend_schema(summary="Get a model price"),
+    create=extend_schema(summary="Add a model price (costs from valid_from on use it)"),
+    update=extend_schema(summary="Replace a model price"),
+    partial_update=extend_schema(summary="Update a model price"),
 )
 @extend_schema(tags=["prices"])
-class ModelPriceViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ModelPriceViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                        mixins.UpdateModelMixin, viewsets.GenericViewSet):
     queryset = ModelPrice.objects.order_by("provider", "model_pattern", "-valid_from", "id")
     serializer_class = s.ModelPriceSerializer
-    filter_serializer_class = s.PriceFilter
+    filterset_class = filters.PriceFilter
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            return queryset
-        filters = self.filters()
-        for field in ("provider", "model_pattern"):
-            if field in filters:
-                queryset = queryset.filter(**{field: filters[field]})
-        if filters.get("search"):
-            queryset = queryset.filter(model_pattern__icontains=filters["search"])
-        return queryset
-
-    @extend_schema(summary="Add a model price (costs from valid_from on use it)",
-                   responses={201: s.ModelPriceSerializer})
-    def create(self, request):
-        serializer = s.ModelPriceSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        price = services.do_api_create_price(self.actor, serializer.validated_data)
-        return Response(s.ModelPriceSerializer(price).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(summary="Replace a model price", responses=s.ModelPriceSerializer)
-    def update(self, request, pk=None, partial=False):
-        price = self.get_object()
-        serializer = s.ModelPriceSerializer(price, data=request.data, partial=partial)
-        serializer.is_valid(raise_exception=True)
-        price = services.do_api_update_price(self.actor, price, serializer.validated_data)
-        return Response(s.ModelPriceSerializer(price).data)
-
-    @extend_schema(summary="Update a model price", responses=s.ModelPriceSerializer)
-    def partial_update(self, request, pk=None):
-        return self.update(request, pk, partial=True)
+    def perform_create(self, serializer):
+        serializer.instance = write(domain.do_create_price, self.actor, serializer.validated_data)
 
 
 # -- the audit trail --------------------------------------------------------------------------------
 
 @extend_schema_view(
-    list=extend_schema(summary="List audit entries (newest first)", parameters=[s.AuditFilter]),
+    list=extend_schema(summary="List audit entries (newest first)"),
     retrieve=extend_schema(summary="Get an audit entry"),
 )
 @extend_schema(tags=["audit"])
 class AuditEntryViewSet(ManagementView, viewsets.ReadOnlyModelViewSet):
     queryset = AuditEntry.objects.order_by("-created_at", "-id")
     serializer_class = s.AuditEntrySerializer
-    filter_serializer_class = s.AuditFilter
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            return queryset
-        filters = self.filters()
-        for field in ("actor", "action", "object_type", "object_id"):
-            if field in filters:
-                queryset = queryset.filter(**{field: filters[field]})
-        return date_range(queryset, filters)
+    filterset_class = filters.AuditFilter

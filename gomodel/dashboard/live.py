@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounting import money
 from accounting import usage_event
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,6 @@ def _load_prices():
         connection.close()
 
 
-def _money(value) -> str | None:
-    if value is None:
-        return None
-    value = value.normalize()
-    return format(value, "f") if value else "0"
-
-
 def feed_item(raw: bytes | None, prices) -> dict | None:
     """What a dashboard row shows of one stream entry (None for an unreadable entry)."""
     if raw is None:
@@ -87,7 +81,7 @@ def feed_item(raw: bytes | None, prices) -> dict | None:
         "provider": event.provider, "endpoint": event.endpoint, "status": event.status,
         "error_type": event.error_type or "", "stream": event.stream, "prompt_tokens": event.prompt_tokens,
         "completion_tokens": event.completion_tokens, "total_tokens": event.total_tokens,
-        "cost_usd": _money(cost), "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms,
+        "cost_usd": money.usd(cost), "latency_ms": event.latency_ms, "ttft_ms": event.ttft_ms,
         "usage_source": event.usage_source,
     }
 

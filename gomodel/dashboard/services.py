@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 
+from accounting import money
 from accounting.models import Tenant, UsageDaily, UsageEvent
 from accounting.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
 
@@ -113,12 +114,7 @@ def usd(cost_e10: int | None) -> float:
     return float(Decimal(cost_e10 or 0).scaleb(UsageDaily.COST_EXPONENT))
 
 
-def usd_string(cost_e10: int, priced: int) -> str | None:
-    """Exact USD as a string; None when no request in it had a price (unknown, not free)."""
-    if not priced:
-        return None
-    value = Decimal(cost_e10).scaleb(UsageDaily.COST_EXPONENT).normalize()
-    return format(value, "f") if value else "0"
+usd_string = money.cost_string  # exact USD as a string; None when no request in it had a price
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -324,7 +320,7 @@ def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | N
     out = []
     for line in sorted(lines.values(), key=lambda item: (item["provider"], item["model"], item["api_key"])):
         cost, priced = line.pop("_cost"), line.pop("_priced")
-        line["cost_usd"] = (format(cost.normalize(), "f") if cost else "0") if priced else None
+        line["cost_usd"] = money.usd(cost) if priced else None
         out.append(line)
     return {"tenant": tenant.slug, "tenant_name": tenant.name, "month": first.strftime("%Y-%m"),
             "start": first.isoformat(), "end": last.isoformat(), "lines": out, "totals": report["totals"],

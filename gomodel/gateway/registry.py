@@ -46,24 +46,27 @@ def load_failover_rules() -> dict[str, list[str]]:
         return {}
 
 
-def load_config() -> tuple[list[Target], dict[str, list[tuple[str, int]]]]:
-    return load_targets(), load_aliases()
+def load_config():
+    """(targets, aliases, undecryptable): the last maps each enabled provider whose stored key this
+    process cannot decrypt to its extra model ids; those are not routed to, and said so loudly."""
+    undecryptable: dict[str, tuple[str, ...]] = {}
+    return load_targets(undecryptable), load_aliases(), undecryptable
 
 
-def load_targets() -> list[Target]:
+def load_targets(undecryptable: dict | None = None) -> list[Target]:
     from providers.models import ProviderConfig
 
     close_old_connections()
     targets = []
     for config in ProviderConfig.objects.filter(enabled=True).order_by("id"):
         try:
-            api_key = config.api_key
+            targets.append(config.as_target())
         except ValueError:
-            log.error("provider %s: its key cannot be decrypted; skipping it", config.name)
-            continue
-        targets.append(Target(id=config.id, name=config.name, provider_type=config.provider_type,
-                              wire=config.spec.wire, base_url=config.effective_base_url, api_key=api_key,
-                              extra_models=tuple(config.extra_models)))
+            log.error("provider %s: its stored API key cannot be decrypted with GOMODEL_ENCRYPTION_KEYS "
+                      "(written by a replica with other keys?); its requests fail with 503 and "
+                      "/health/ready reports it", config.name)
+            if undecryptable is not None:
+                undecryptable[config.name] = tuple(config.extra_models)
     return targets
 
 
@@ -73,6 +76,7 @@ class ModelRegistry:
         self.targets: dict[str, Target] = {}
         self.models: dict[str, list[str]] = {}
         self.aliases: dict[str, list[tuple[str, int]]] = {}
+        self.undecryptable: dict[str, tuple[str, ...]] = {}  # provider name -> its extra model ids
         self.failover: dict[str, list[str]] = {}
         self.loaded = False
         self._generation = 0  # bumped by invalidate(): a reload that straddles it is not taken as current
@@ -90,8 +94,9 @@ class ModelRegistry:
     async def reload(self):
         """Re-read the configs (after a change in admin), then their model lists."""
         generation = self._generation
-        targets, aliases = await sync_to_async(load_config, thread_sensitive=True)()
+        targets, aliases, undecryptable = await sync_to_async(load_config, thread_sensitive=True)()
         self.targets = {t.name: t for t in targets}
+        self.undecryptable = undecryptable
         self.aliases = aliases
         self.failover = load_failover_rules()
         self.models = {t.name: list(t.extra_models) + [m for m in self.models.get(t.name, [])

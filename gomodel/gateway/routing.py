@@ -3,8 +3,24 @@ provider listing the model; then the failover candidates that follow it."""
 
 from providers.base import Target
 
-from .errors import NOT_FOUND, GatewayError
+from .errors import NOT_FOUND, PROVIDER, GatewayError
 from .registry import MISS_REFRESH_INTERVAL, ModelRegistry
+
+
+def undecryptable(registry: ModelRegistry, model: str, provider: str | None) -> GatewayError | None:
+    """A miss that an enabled provider with an undecryptable key may explain: a 503 naming it, never a
+    silent 404 (replicas with different GOMODEL_ENCRYPTION_KEYS)."""
+    broken = registry.undecryptable
+    if not broken:
+        return None
+    named = provider or model.partition("/")[0]
+    if provider is not None and provider not in broken:
+        return None  # a provider that is simply not configured
+    suspects = [named] if named in broken else [name for name, models in broken.items()
+                                                  if model in models] or sorted(broken)
+    return GatewayError(503, PROVIDER, f"Provider(s) {', '.join(suspects)} cannot be used: the stored API key "
+                                       "cannot be decrypted by this gateway (check GOMODEL_ENCRYPTION_KEYS).",
+                        code="provider_key_undecryptable")
 
 
 async def resolve(registry: ModelRegistry, model: str, provider: str | None) -> tuple[Target, str]:
@@ -12,6 +28,8 @@ async def resolve(registry: ModelRegistry, model: str, provider: str | None) -> 
     if provider is not None:
         target = registry.targets.get(provider)
         if target is None:
+            if (error := undecryptable(registry, model, provider)) is not None:
+                raise error
             raise GatewayError(404, NOT_FOUND, f"Provider '{provider}' is not configured.", param="provider",
                                code="provider_not_found")
         prefix = provider + "/"
@@ -24,6 +42,8 @@ async def resolve(registry: ModelRegistry, model: str, provider: str | None) -> 
         await registry.refresh(min_interval=MISS_REFRESH_INTERVAL)
         target = registry.find(model)
     if target is None:
+        if (error := undecryptable(registry, model, None)) is not None:
+            raise error
         raise GatewayError(404, NOT_FOUND, f"The model '{model}' is not served by any configured provider.",
                            param="model", code="model_not_found")
     return target, model

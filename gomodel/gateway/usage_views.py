@@ -52,13 +52,24 @@ async def usage(req: Request):
     await req.respond(200, orjson.dumps(report))
 
 
+def _metrics_caller_allowed(presented: str) -> bool:
+    """/metrics names providers, models and volumes: METRICS_TOKEN or the master key, compared in constant
+    time; an unset one never matches."""
+    scheme, _, token = presented.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    allowed = False
+    for secret in (settings.METRICS_TOKEN, settings.GOMODEL_MASTER_KEY):
+        if secret:
+            allowed |= hmac.compare_digest(token.encode(), secret.encode())
+    return allowed
+
+
 async def prometheus_metrics(req: Request):
-    token = settings.METRICS_TOKEN
-    if token:
-        presented = req.header(b"authorization") or ""
-        if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
-            raise GatewayError(401, AUTHENTICATION, "Send 'Authorization: Bearer <METRICS_TOKEN>'.",
-                               code="invalid_metrics_token")
+    if not settings.METRICS_PUBLIC and not _metrics_caller_allowed(req.header(b"authorization") or ""):
+        raise GatewayError(401, AUTHENTICATION, "Send 'Authorization: Bearer <METRICS_TOKEN>' (or the master "
+                                                "key); METRICS_PUBLIC=1 opens /metrics to anyone.",
+                           code="invalid_metrics_token")
     runtime = get_runtime()
     try:
         async with asyncio.timeout(2.0):

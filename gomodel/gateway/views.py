@@ -77,5 +77,14 @@ async def ready(req: Request):
             checks["redis"] = bool(await runtime.redis.ping())
     except Exception:
         checks["redis"] = False
+    body = {"checks": checks}
+    try:
+        await runtime.registry.ensure_loaded()
+        broken = sorted(runtime.registry.undecryptable)
+    except Exception:
+        broken = None
+    checks["provider_keys"] = broken == []
+    if broken:  # names only, never a key: a replica with other GOMODEL_ENCRYPTION_KEYS must be loud
+        body["undecryptable_providers"] = broken
     ok = all(checks.values())
-    await req.respond(200 if ok else 503, orjson.dumps({"status": "ok" if ok else "unavailable", "checks": checks}))
+    await req.respond(200 if ok else 503, orjson.dumps({"status": "ok" if ok else "unavailable", **body}))

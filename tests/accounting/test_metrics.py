@@ -5,6 +5,7 @@ import re
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from accounting.drain import drain
@@ -13,6 +14,7 @@ pytestmark = [pytest.mark.e2e]
 
 
 def scrape(gateway, **headers) -> dict:
+    headers.setdefault("Authorization", f"Bearer {django_settings.GOMODEL_MASTER_KEY}")
     response = httpx.get(f"{gateway}/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -77,3 +79,23 @@ def test_metrics_token(gateway, settings, transactional_db):
     assert httpx.get(f"{gateway}/metrics").status_code == 401
     assert re.search(r"gomodel_usage_stream_length", httpx.get(
         f"{gateway}/metrics", headers={"Authorization": "Bearer s3cret"}).text)
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer", "Bearer wrong", "Basic s3cret", "s3cret"])
+def test_metrics_are_closed_by_default(gateway, settings, transactional_db, authorization):
+    """#12 item 12: /metrics names providers, models and token volumes: not to anyone by default."""
+    settings.METRICS_TOKEN = ""
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    response = httpx.get(f"{gateway}/metrics", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert response.json()["error"]["code"] == "invalid_metrics_token"
+    assert "gomodel_" not in response.text
+
+
+def test_the_master_key_scrapes_and_metrics_public_opens(gateway, settings, transactional_db):
+    settings.METRICS_TOKEN = "s3cret"
+    master = httpx.get(f"{gateway}/metrics", headers={"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"})
+    assert master.status_code == 200 and "gomodel_usage_stream_length" in master.text
+    settings.METRICS_PUBLIC = True
+    assert httpx.get(f"{gateway}/metrics").status_code == 200

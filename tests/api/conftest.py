@@ -9,7 +9,29 @@ def staff_token(db):
     from rest_framework.authtoken.models import Token
 
     user = get_user_model().objects.create_user("ops", password="x", is_staff=True)
+    user.user_permissions.set(management_permissions())
     return Token.objects.create(user=user).key
+
+
+def management_permissions(verbs=("view", "add", "change")):
+    """The Django permissions an operator needs for everything the management API does."""
+    from django.contrib.auth.models import Permission
+
+    models = ["tenant", "apikey", "modelprice", "auditentry", "providerconfig"]
+    return Permission.objects.filter(codename__in=[f"{verb}_{model}" for verb in verbs for model in models])
+
+
+@pytest.fixture
+def bare_staff_api(db):
+    """A staff user's token with no model permissions at all."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create_user("intern", password="x", is_staff=True)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    client.user = user
+    return client
 
 
 @pytest.fixture

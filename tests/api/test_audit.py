@@ -5,21 +5,21 @@ import pytest
 from django.contrib.admin.sites import site
 
 from accounting.models import ApiKey, Tenant
-from gomodel.api import audit
-from gomodel.models import AuditEntry
+from accounting import audit
+from accounting.models import AuditEntry
 
 
 def test_the_change_and_its_audit_row_commit_together(api, monkeypatch, make_tenant):
     def broken_record(*args, **kwargs):
         raise RuntimeError("audit table unavailable")
 
-    monkeypatch.setattr("gomodel.api.services.record", broken_record)
+    tenant = make_tenant("kept")
+    monkeypatch.setattr("accounting.services.record", broken_record)
     api.raise_request_exception = False
     response = api.post("/api/v1/tenants/", {"slug": "acme"}, format="json")
     assert response.status_code == 500
-    assert not Tenant.objects.exists()  # rolled back with the audit row
+    assert not Tenant.objects.filter(slug="acme").exists()  # rolled back with the audit row
 
-    tenant = make_tenant("kept")
     response = api.post(f"/api/v1/tenants/{tenant.pk}/keys/", {"name": "ci"}, format="json")
     assert response.status_code == 500
     assert not ApiKey.objects.exists()
@@ -66,7 +66,7 @@ def test_scrub_drops_secrets_wherever_they_are():
 @pytest.mark.django_db
 def test_admin_is_read_only(rf, django_user_model):
     admin = site._registry[AuditEntry]
-    request = rf.get("/admin/gomodel/auditentry/")
+    request = rf.get("/admin/accounting/auditentry/")
     request.user = django_user_model.objects.create_superuser("root", password="pw")
     assert not admin.has_add_permission(request)
     assert not admin.has_change_permission(request)
@@ -77,7 +77,7 @@ def test_admin_is_read_only(rf, django_user_model):
 def test_admin_pages_render(admin_client, master_api):
     master_api.post("/api/v1/tenants/", {"slug": "acme"}, format="json")
     entry = AuditEntry.objects.get()
-    assert admin_client.get("/admin/gomodel/auditentry/").status_code == 200
-    page = admin_client.get(f"/admin/gomodel/auditentry/{entry.pk}/change/")
+    assert admin_client.get("/admin/accounting/auditentry/").status_code == 200
+    page = admin_client.get(f"/admin/accounting/auditentry/{entry.pk}/change/")
     assert page.status_code == 200 and b"acme" in page.content
-    assert admin_client.post(f"/admin/gomodel/auditentry/{entry.pk}/delete/").status_code == 403
+    assert admin_client.post(f"/admin/accounting/auditentry/{entry.pk}/delete/").status_code == 403

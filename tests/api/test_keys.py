@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounting.keys import hash_key
 from accounting.models import ApiKey
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 
 KEY_FIELDS = {"id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
               "rpm_limit", "tpm_limit", "created_at"}

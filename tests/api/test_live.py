@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.conf import settings
 
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 
 pytestmark = [pytest.mark.e2e]
 MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
@@ -105,7 +105,10 @@ def test_provider_changes_are_live(gateway, manage, upstream, tenant_key):
 def test_staff_token_issued_in_admin_works_over_http(gateway, django_user_model):
     from django.test import Client
 
+    from tests.api.conftest import management_permissions
+
     staff = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
+    staff.user_permissions.set(management_permissions())
     admin = django_user_model.objects.create_superuser("root", password="pw")
     browser = Client()
     browser.force_login(admin)

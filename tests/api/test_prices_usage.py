@@ -9,7 +9,7 @@ from django.conf import settings
 
 from accounting.drain import drain
 from accounting.models import ModelPrice
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 
 MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
 PRICE = {"provider": "openai", "model_pattern": "gpt-4o-mini*", "input_per_million": "0.15",

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 from providers.models import ProviderConfig
 
 SECRET = "sk-upstream-secret-abcd"

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 
 pytestmark = [pytest.mark.e2e]
 
@@ -114,6 +114,7 @@ def test_gateway_endpoints_follow_their_document(request, tmp_path, gateway, fak
         # the master key names any tenant: ?tenant= is exercised too
         {"include-path": "/v1/usage", "headers": {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}},
         {"include-path": "/health/ready", "checks": allow_5xx(503)},
+        {"include-path": "/metrics", "headers": {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}},
     ]}
     code, output, cases = run_schemathesis(request, tmp_path, gateway, "gateway", config, "^/(v1|health|metrics)")
     assert cases > 0, output
@@ -123,14 +124,14 @@ def test_gateway_endpoints_follow_their_document(request, tmp_path, gateway, fak
 @pytest.fixture
 def objects(make_provider, upstream, tenant_key):
     """One of each, so that the {id} operations also reach real objects, not only 404s."""
-    from gomodel.api.services import do_api_create_price, do_api_update_tenant
+    from accounting.services import do_create_price, do_update
 
     tenant, key, _ = tenant_key
     provider = make_provider(name="fake", base_url=upstream.base_url)
-    do_api_update_tenant("master", tenant, {"name": "Acme Corp"})
-    price = do_api_create_price("master", {"provider": "openai", "model_pattern": "gpt-4o-mini",
-                                           "input_per_million": 1, "output_per_million": 2})
-    audit = AuditEntry.objects.filter(object_type="tenant").get()
+    do_update("master", tenant, {"name": "Acme Corp"})
+    price = do_create_price("master", {"provider": "openai", "model_pattern": "gpt-4o-mini",
+                                       "input_per_million": 1, "output_per_million": 2})
+    audit = AuditEntry.objects.filter(object_type="tenant", action="update").get()
     return {"tenants": tenant.pk, "keys": key.pk, "providers": provider.pk, "prices": price.pk, "audit": audit.pk}
 
 

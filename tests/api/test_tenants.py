@@ -4,7 +4,7 @@ runs each test once per credential)."""
 import pytest
 
 from accounting.models import Tenant
-from gomodel.models import AuditEntry
+from accounting.models import AuditEntry
 
 
 def test_create_list_retrieve_update_deactivate(api):

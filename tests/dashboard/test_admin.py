@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounting.keys import hash_key
 from accounting.models import ApiKey, ModelPrice, Tenant, UsageEvent
 from accounting.reports import today_utc
-from providers.admin import test_connection as run_connection_test
+from gomodel.gateway.provider_probe import test_connection as run_connection_test
 from providers.catalogue import CATALOGUE
 from providers.models import ModelAlias, ProviderConfig
 
@@ -178,9 +178,22 @@ def test_provider_key_is_write_only_encrypted_and_shown_redacted(admin_client):
     assert 'name="api_key"' in html and 'type="password"' in html
     assert admin_client.get(PROVIDERS).content.decode().count("…1234") == 1
 
-    # Saving without typing a key keeps it; a custom base URL is kept as typed.
+    # Saving without typing a key keeps it.
     admin_client.post(f"{PROVIDERS}{config.pk}/change/", {
+        "name": "my-openai", "provider_type": "openai", "base_url": "", "api_key": "",
+        "model_list": "gpt-x", "enabled": "on"})
+    config.refresh_from_db()
+    assert config.api_key == secret and config.model_list == "gpt-x"
+    # A new base URL without the key again is refused (it would send the stored key to the new host) …
+    refused = admin_client.post(f"{PROVIDERS}{config.pk}/change/", {
         "name": "my-openai", "provider_type": "openai", "base_url": "https://proxy.example/v1", "api_key": "",
+        "model_list": "gpt-x", "enabled": "on"})
+    assert refused.status_code == 200 and "send the API key again" in refused.content.decode()
+    config.refresh_from_db()
+    assert config.base_url == ""
+    # … and accepted with it; a custom base URL is kept as typed.
+    admin_client.post(f"{PROVIDERS}{config.pk}/change/", {
+        "name": "my-openai", "provider_type": "openai", "base_url": "https://proxy.example/v1", "api_key": secret,
         "model_list": "gpt-x", "enabled": "on"})
     config.refresh_from_db()
     assert config.api_key == secret and config.base_url == "https://proxy.example/v1"
@@ -221,7 +234,7 @@ def test_test_connection_shows_the_upstreams_error(admin_client, make_provider):
 
     result = run_connection_test(config, transport=httpx.MockTransport(refuse))
     assert not result.ok and result.status == 401
-    assert result.error == "Incorrect API key provided: sk-wr***3456 [invalid_api_key]"
+    assert result.error == "HTTP 401: Incorrect API key provided: sk-wr***3456 [invalid_api_key]"
     assert "HTTP 401" in result.summary()
 
 

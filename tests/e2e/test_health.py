@@ -22,7 +22,7 @@ def test_health_answers_head(gateway):
 def test_ready_checks_database_and_redis(gateway):
     response = httpx.get(f"{gateway}/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ok", "checks": {"database": True, "redis": True}}
+    assert response.json() == {"status": "ok", "checks": {"database": True, "redis": True, "provider_keys": True}}
 
 
 def test_health_with_a_wrong_method_is_405(gateway):

@@ -68,4 +68,5 @@ def test_requests_are_served_and_usage_is_spooled_then_replayed(redis_down, gate
 def test_ready_is_503_when_redis_is_down(redis_down, gateway):
     response = httpx.get(f"{gateway}/health/ready")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "checks": {"database": True, "redis": False}}
+    assert response.json() == {"status": "unavailable",
+                               "checks": {"database": True, "redis": False, "provider_keys": True}}

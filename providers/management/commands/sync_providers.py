@@ -6,8 +6,13 @@ from providers.env_sync import sync_env_aliases, sync_env_providers
 class Command(BaseCommand):
     help = "Upsert the providers configured in the environment into ProviderConfig rows."
 
+    def add_arguments(self, parser):
+        parser.add_argument("--replace-undecryptable", action="store_true",
+                            help="Overwrite stored env provider keys that the configured encryption keys "
+                                 "cannot decrypt (by default they are left alone and logged).")
+
     def handle(self, **options):
-        synced = sync_env_providers()
+        synced = sync_env_providers(replace_undecryptable=options["replace_undecryptable"])
         names = ", ".join(c.name for c in synced) or "none"
         self.stdout.write(f"Providers from the environment: {names}.")
         aliases = ", ".join(a.name for a in sync_env_aliases()) or "none"

@@ -1,10 +1,10 @@
-"""The audit trail of management writes, and what must never enter it: key material."""
+"""The audit trail of admin and management API writes, and what must never enter it: key material."""
 
 import datetime
 import decimal
 import re
 
-from gomodel.models import AuditEntry
+from .models import AuditEntry
 
 # Field names whose values are secrets: dropped wherever they occur in an audit row's changes.
 SECRET_FIELDS = frozenset({"api_key", "api_key_encrypted", "key", "key_hash", "plaintext", "password", "secret",

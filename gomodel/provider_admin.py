@@ -9,12 +9,12 @@
   the adapter's own `build_models_request`/`parse_models`, or shows the upstream's error.
 - Configs and aliases from the environment are shown, marked, and read-only here: `make run` writes
   them again from the environment at every start.
+- A new base URL needs the key again in the same form: else whoever may edit the URL could send the
+  stored key to a host of theirs. Every write goes through accounting.services (audited); every action
+  needs the change permission.
+(Here rather than in providers/: it calls the upstream and the domain services, which providers/ may not.)
 """
 
-import time
-from dataclasses import dataclass, field
-
-import httpx
 import orjson
 from django import forms
 from django.contrib import admin, messages
@@ -25,13 +25,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from .adapters import adapter_for
-from .base import Target, error_message
-from .catalogue import CATALOGUE, PROVIDER_CHOICES
-from .models import ModelAlias, ProviderConfig
-
-TEST_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-MODELS_SHOWN_IN_MESSAGES = 8
+from accounting import services
+from accounting.audited_admin import AuditedModelAdmin, actor
+from gomodel.gateway.provider_probe import test_connection
+from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
+from providers.models import ModelAlias, ProviderConfig
 
 
 def env_badge(source: str):
@@ -39,58 +37,6 @@ def env_badge(source: str):
         return format_html('<span class="gm-badge env" title="{}">environment</span>',
                            "Configured by environment variables; change it there (synced at every start).")
     return mark_safe('<span class="gm-badge">admin</span>')
-
-
-# -- test connection ---------------------------------------------------------------------------------
-
-@dataclass
-class ConnectionResult:
-    ok: bool
-    url: str
-    status: int | None = None
-    models: list[str] = field(default_factory=list)
-    error: str = ""
-    elapsed_ms: float = 0.0
-
-    def summary(self) -> str:
-        if self.ok:
-            shown = ", ".join(self.models[:MODELS_SHOWN_IN_MESSAGES])
-            more = f" and {len(self.models) - MODELS_SHOWN_IN_MESSAGES} more" if len(
-                self.models) > MODELS_SHOWN_IN_MESSAGES else ""
-            return f"{len(self.models)} models ({shown}{more}) in {self.elapsed_ms:.0f} ms"
-        return f"{self.error}" + (f" (HTTP {self.status})" if self.status else "")
-
-
-def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | None = None) -> ConnectionResult:
-    """GET the upstream's model list as the gateway would; never raises, never shows the key."""
-    try:
-        api_key = config.api_key
-    except ValueError as exc:
-        return ConnectionResult(False, "", error=str(exc))
-    target = Target(id=config.pk or 0, name=config.name, provider_type=config.provider_type, wire=config.spec.wire,
-                    base_url=config.effective_base_url, api_key=api_key, extra_models=tuple(config.extra_models))
-    adapter = adapter_for(target.wire)
-    request = adapter.build_models_request(target)
-    result = ConnectionResult(False, request.url)
-    started = time.perf_counter()
-    try:
-        with httpx.Client(timeout=TEST_TIMEOUT, transport=transport, trust_env=False) as client:
-            response = client.request(request.method, request.url, headers=request.headers)
-        result.status = response.status_code
-        if response.status_code != 200:
-            message, _, code = error_message(response.content, response.status_code)
-            result.error = message + (f" [{code}]" if code else "")
-        else:
-            result.models = adapter.parse_models(response.content)
-            result.ok = True
-    except httpx.HTTPError as exc:
-        result.error = f"{type(exc).__name__}: {exc or 'no answer'}"
-    except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
-        result.error = f"the upstream's model list could not be read: {exc}"
-    result.elapsed_ms = (time.perf_counter() - started) * 1000
-    if api_key:  # an upstream or a transport error must not echo the key back into the page
-        result.error = result.error.replace(api_key, "…")
-    return result
 
 
 # -- provider configs --------------------------------------------------------------------------------
@@ -145,17 +91,15 @@ class ProviderConfigForm(forms.ModelForm):
         has_key = bool(cleaned.get("api_key")) or keeps_key
         if spec and spec.needs_key and not has_key:
             self.add_error("api_key", f"{spec.label} needs an API key.")
+        if self.instance.pk is not None and spec and "base_url" in cleaned:
+            stored = ProviderConfig.objects.get(pk=self.instance.pk)  # the row as stored, not as being edited
+            try:
+                services.check_provider_change(stored, cleaned["base_url"], cleaned.get("api_key"),
+                                               bool(cleaned.get("clear_api_key")), spec.key)
+            except services.DomainError as exc:
+                for name, message in exc.errors.items():
+                    self.add_error(name if name in self.fields else None, message)
         return cleaned
-
-    def save(self, commit=True):
-        config = super().save(commit=False)
-        if self.cleaned_data.get("api_key"):
-            config.set_api_key(self.cleaned_data["api_key"])
-        elif self.cleaned_data.get("clear_api_key"):
-            config.api_key_encrypted = ""
-        if commit:
-            config.save()
-        return config
 
 
 ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted", "model_list", "enabled", "origin",
@@ -163,7 +107,7 @@ ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted",
 
 
 @admin.register(ProviderConfig)
-class ProviderConfigAdmin(admin.ModelAdmin):
+class ProviderConfigAdmin(AuditedModelAdmin):
     form = ProviderConfigForm
     list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "enabled", "origin",
                     "updated_at"]
@@ -200,6 +144,18 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        data = {name: form.cleaned_data[name] for name in ("name", "provider_type", "base_url", "model_list",
+                                                            "enabled") if name in form.cleaned_data}
+        data["api_key"] = form.cleaned_data.get("api_key") or ""
+        if change:
+            stored = ProviderConfig.objects.get(pk=obj.pk)
+            saved = services.do_update_provider(actor(request), stored, data,
+                                                clear_api_key=bool(form.cleaned_data.get("clear_api_key")))
+        else:
+            saved = services.do_create_provider(actor(request), data)
+        obj.pk, obj.api_key_encrypted = saved.pk, saved.api_key_encrypted
+
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         spec = CATALOGUE.get(initial.get("provider_type") or "")
@@ -227,7 +183,7 @@ class ProviderConfigAdmin(admin.ModelAdmin):
 
     def test_connection_view(self, request, object_id):
         config = get_object_or_404(ProviderConfig, pk=object_id)
-        if not self.has_view_permission(request, config):
+        if not super().has_change_permission(request):  # model-wide: env rows can be tested too
             raise PermissionDenied
         result = test_connection(config) if request.method == "POST" else None
         context = {**self.admin_site.each_context(request), "title": f"Test connection: {config.name}",
@@ -235,7 +191,10 @@ class ProviderConfigAdmin(admin.ModelAdmin):
                    "change_url": reverse("admin:providers_providerconfig_change", args=[config.pk])}
         return TemplateResponse(request, "admin/providers/providerconfig/test_connection.html", context)
 
-    @admin.action(description="Test connection (list the upstream's models)")
+    def has_test_permission(self, request):
+        return super().has_change_permission(request)
+
+    @admin.action(description="Test connection (list the upstream's models)", permissions=["test"])
     def test_connection_action(self, request, queryset):
         for config in queryset[:20]:
             result = test_connection(config)
@@ -243,27 +202,29 @@ class ProviderConfigAdmin(admin.ModelAdmin):
             outcome = "OK" if result.ok else "failed"
             self.message_user(request, f"Connection to {config.name}: {outcome} — {result.summary()}", level)
 
-    @admin.action(description="Enable selected providers")
+    @admin.action(description="Enable selected providers", permissions=["change"])
     def enable(self, request, queryset):
         self._set_enabled(request, queryset, True)
 
-    @admin.action(description="Disable selected providers")
+    @admin.action(description="Disable selected providers", permissions=["change"])
     def disable(self, request, queryset):
         self._set_enabled(request, queryset, False)
 
     def _set_enabled(self, request, queryset, enabled: bool):
         changed = 0
-        for config in queryset.exclude(enabled=enabled):
-            config.enabled = enabled
-            config.save(update_fields=["enabled", "updated_at"])  # save(): the gateways reload their routes
+        for config in queryset.exclude(enabled=enabled).exclude(source=ProviderConfig.SOURCE_ENV):
+            services.do_set_provider_enabled(actor(request), config, enabled)  # the gateways reload their routes
             changed += 1
-        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} provider(s).", messages.SUCCESS)
+        skipped = queryset.filter(source=ProviderConfig.SOURCE_ENV).exclude(enabled=enabled).count()
+        note = f" ({skipped} from the environment left as they are)" if skipped else ""
+        self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {changed} provider(s){note}.",
+                          messages.SUCCESS)
 
 
 # -- model aliases -----------------------------------------------------------------------------------
 
 @admin.register(ModelAlias)
-class ModelAliasAdmin(admin.ModelAdmin):
+class ModelAliasAdmin(AuditedModelAdmin):
     list_display = ["name", "targets_display", "enabled", "origin", "updated_at"]
     list_filter = ["enabled", "source"]
     search_fields = ["name"]
