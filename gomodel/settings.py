@@ -161,14 +161,25 @@ for _key in GOMODEL_ENCRYPTION_KEYS:
 BODY_SIZE_LIMIT = env_int("BODY_SIZE_LIMIT", 10 * 1024 * 1024)
 # The same for everything Django serves (admin, dashboard, management API): 413 as the body streams in.
 DJANGO_BODY_SIZE_LIMIT = env_int("DJANGO_BODY_SIZE_LIMIT", 2_621_440)  # 2.5 MiB, Django's own form-data default
+# A /v1 JSON body nested deeper, or holding more values and containers, is a 400 before it is parsed.
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64)
+JSON_MAX_ITEMS = env_int("JSON_MAX_ITEMS", 100_000)
 # Upstream timeouts (seconds): connecting, and the whole wait for a response / next stream bytes.
 UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_TIMEOUT = env_float("UPSTREAM_TIMEOUT", 600.0)
+# What an upstream may cost at most (504/502 past it; see the README's error table).
+UPSTREAM_DEADLINE = env_float("UPSTREAM_DEADLINE", 1800.0)  # one call in all, a stream's last byte included
+UPSTREAM_POOL_TIMEOUT = env_float("UPSTREAM_POOL_TIMEOUT", 10.0)  # waiting for a free connection (+ connecting)
+UPSTREAM_MAX_CONNECTIONS = env_int("UPSTREAM_MAX_CONNECTIONS", 1000)  # per gateway process
+UPSTREAM_MAX_BODY_BYTES = env_int("UPSTREAM_MAX_BODY_BYTES", 64 * 1024 * 1024)  # a non-streaming answer
+UPSTREAM_MAX_SSE_EVENT_BYTES = env_int("UPSTREAM_MAX_SSE_EVENT_BYTES", 8 * 1024 * 1024)  # one stream line or event
 MODEL_REFRESH_INTERVAL = env_float("MODEL_REFRESH_INTERVAL", 300.0)
 # How long an authenticated key stays in the in-process cache without a Redis invalidation.
 AUTH_CACHE_TTL = env_float("AUTH_CACHE_TTL", 60.0)
 USAGE_STREAM = os.environ.get("USAGE_STREAM", "gomodel:usage")
 USAGE_SPOOL_PATH = Path(os.environ.get("USAGE_SPOOL_PATH", VAR_DIR / "usage-spool.jsonl"))
+# Beyond this the spool drops events (an error log line and gomodel_usage_events_dropped say so).
+USAGE_SPOOL_MAX_BYTES = env_int("USAGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
 INVALIDATION_CHANNEL = os.environ.get("INVALIDATION_CHANNEL", "gomodel:invalidate")
 
 LOGGING = {

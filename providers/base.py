@@ -1,6 +1,8 @@
 """What every adapter shares: the upstream request, normalised usage, SSE framing, upstream errors."""
 
+import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -76,13 +78,46 @@ class StreamError(Exception):
     details: dict = field(default_factory=dict)
 
 
-def error_message(raw: bytes, status: int) -> tuple[str, str | None, str | None]:
-    """Pull (message, param, code) out of an upstream error body, whatever its dialect."""
+REDACTED = "[redacted]"
+# What looks like a credential in free text: an Authorization value, the usual API key shapes
+# (sk-…, sk_…, gsk_…, xai-…, AIza…), and any long unbroken base64/hex-like run.
+_CREDENTIALS = re.compile(
+    r"\b(?:bearer|basic|token)\s+[^\s\"',;]+"
+    r"|\b(?:sk|pk|rk|gsk|xai|api[-_]?key)[-_][A-Za-z0-9_\-]{8,}"
+    r"|\bAIza[0-9A-Za-z_\-]{20,}"
+    r"|[A-Za-z0-9+/_\-]{32,}={0,2}",
+    re.IGNORECASE,
+)
+
+
+def scrub_secrets(text: str, api_key: str = "", base_url: str = "") -> str:
+    """`text` from or about an upstream, fit to show someone else: without the provider's key, anything
+    shaped like a credential, or the upstream's host name (the one scrubber; test-connection uses it too)."""
+    if api_key:
+        text = text.replace(api_key, REDACTED)
+    text = _CREDENTIALS.sub(REDACTED, text)
+    host = urlsplit(base_url).hostname if base_url else None
+    if host:
+        text = re.sub(re.escape(host), "[upstream host]", text, flags=re.IGNORECASE)
+    return text
+
+
+def error_message(raw: bytes, status: int, target: "Target | None" = None) -> tuple[str, str | None, str | None]:
+    """Pull (message, param, code) out of an upstream error body, whatever its dialect. With `target`,
+    the message is scrubbed of its key, credentials and host name (scrub_secrets) for showing on."""
+    message, param, code = _error_parts(raw, status, target)
+    if target is not None:
+        message = scrub_secrets(message[:4000], target.api_key, target.base_url)[:500]
+    return message, param, code
+
+
+def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str | None]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        text = raw.decode("utf-8", "replace").strip()
-        return (text[:500] or f"upstream answered HTTP {status}"), None, None
+        # Scrubbed (by the caller) before the cut to 500 characters, so no key is cut in half first.
+        text = raw[:4000].decode("utf-8", "replace").strip()
+        return (text if target is not None else text[:500]) or f"upstream answered HTTP {status}", None, None
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         message = err.get("message") or err.get("type") or f"upstream answered HTTP {status}"
@@ -103,21 +138,32 @@ def error_message(raw: bytes, status: int) -> tuple[str, str | None, str | None]
 
 
 class SSEDecoder:
-    """Splits a byte stream into server-sent events: (event name or None, data bytes)."""
+    """Splits a byte stream into server-sent events: (event name or None, data bytes).
 
-    __slots__ = ("_buffer", "_event", "_data")
+    Linear in the stream: the buffer is a bytearray searched from where the last search stopped (a
+    long line arriving in many chunks was re-joined and re-split on every chunk), and a line or an
+    event longer than `max_event` bytes is a StreamError rather than unbounded memory.
+    """
 
-    def __init__(self):
-        self._buffer = b""
+    __slots__ = ("_buffer", "_scanned", "_event", "_data", "_size", "_max")
+
+    def __init__(self, max_event: int = 8 * 1024 * 1024):
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
         self._event = None
         self._data = []
+        self._size = 0  # bytes of data in the event being built
+        self._max = max_event
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         events = []
-        buffer = self._buffer + chunk
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        for line in lines:
+        buffer = self._buffer
+        buffer += chunk
+        start = 0
+        newline = buffer.find(b"\n", self._scanned)
+        while newline >= 0:
+            line = bytes(buffer[start:newline])
+            start = newline + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
             if not line:
@@ -125,12 +171,27 @@ class SSEDecoder:
                     events.append((self._event, b"\n".join(self._data)))
                 self._event = None
                 self._data = []
+                self._size = 0
             elif line.startswith(b"data:"):
-                self._data.append(line[6:] if line[5:6] == b" " else line[5:])
+                data = line[6:] if line[5:6] == b" " else line[5:]
+                self._size += len(data) + 1
+                if self._size > self._max:
+                    raise self._too_large()
+                self._data.append(data)
             elif line.startswith(b"event:"):
                 self._event = line[6:].strip().decode()
             # comments (":") and other fields (id, retry) are of no use to a relay
+            newline = buffer.find(b"\n", start)
+        if start:
+            del buffer[:start]
+        self._scanned = len(buffer)
+        if self._scanned > self._max:
+            raise self._too_large()
         return events
+
+    def _too_large(self) -> StreamError:
+        return StreamError(f"the upstream sent a stream event larger than {self._max} bytes",
+                           code="upstream_response_too_large")
 
     def close(self) -> list[tuple[str | None, bytes]]:
         """Flush a final event that had no blank line after it."""

@@ -12,6 +12,10 @@ from tests.fake_server import FakeServer
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
           "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small", "think-model"]
+# Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
+# trickle, error-event-secrets.
+TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
+TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
 
@@ -49,6 +53,19 @@ class FakeUpstream(FakeServer):
                                                           "code": "invalid_value"}})
         if model == "fail-500":
             return await self._json(send, 500, {"error": {"message": "The server had an error"}})
+        if model == "fail-text":  # a proxy's plain-text page that echoes what it was sent
+            request = self.requests[-1]["headers"]
+            text = (f"502 Bad Gateway at {request.get('host')}: upstream refused {request.get('authorization')} "
+                    f"(key {request.get('authorization', '').removeprefix('Bearer ')}); internal token "
+                    "ZXhhbXBsZV9pbnRlcm5hbF9zZWNyZXRfdG9rZW4xMjM0NTY3OA== and sk-proj-abcdefghijklmnopqrstuv")
+            await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+            return await send({"type": "http.response.body", "body": text.encode()})
+        if model == "huge-body":  # a 200 far bigger than any real completion, sent in pieces
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json")]})
+            for _ in range(int(body.get("huge_mib", 4))):
+                await send({"type": "http.response.body", "body": b" " * (1024 * 1024), "more_body": True})
+            return await send({"type": "http.response.body", "body": b"{}"})
         if model == "slow":
             await asyncio.sleep(10)
         if model == "flaky" and self.flaky_failures > 0:
@@ -100,7 +117,18 @@ class FakeUpstream(FakeServer):
             base["usage"] = None
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
-        pieces = REPLY * 50 if model == "long-stream" else REPLY
+        if model == "long-line":  # one SSE line that never ends: 1 MiB pieces, 8 of them
+            for _ in range(8):
+                await send({"type": "http.response.body", "body": b"data: " + b"x" * (1024 * 1024),
+                            "more_body": True})
+            return await send({"type": "http.response.body", "body": b"\n\n"})
+        if model == "error-event-secrets":
+            authorization = self.requests[-1]["headers"].get("authorization", "")
+            await event({"error": {"message": f"denied for {authorization} at {self.requests[-1]['headers']['host']}",
+                                   "type": "server_error"}})
+            return await send({"type": "http.response.body", "body": b""})
+        pieces = REPLY * 50 if model == "long-stream" else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
+            model == "trickle") else REPLY
         if model == "think-model":
             for thought in REASONING:
                 await event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": thought},
@@ -125,6 +153,8 @@ class FakeUpstream(FakeServer):
                 return
             if model == "long-stream":
                 await asyncio.sleep(0.01)
+            if model == "trickle":
+                await asyncio.sleep(TRICKLE_EVERY)
             await event({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
         await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if want_usage and model != "no-usage":

@@ -1,4 +1,4 @@
-"""The gateway's own endpoints (/v1, /health, /metrics) in the OpenAPI document, hand-kept to follow the seed
+"""The gateway's own endpoints (/v1, /health, /metrics) in the OpenAPI document, kept to follow the seed
 (shared/seed/: GoModel's published `POST /v1/chat/completions`). They are plain ASGI handlers, not
 DRF views, so drf-spectacular cannot see them: `add_gateway_paths` (a postprocessing hook) writes
 them into the generated document, ahead of the management API.
@@ -9,9 +9,10 @@ gateway to it):
 - `core.Message.content` / `core.ResponseMessage.content`: the seed writes `type: array` and puts the
   real rule in `x-oneof` (null, a string, or an array of parts). Here that rule is the schema itself
   (`nullable` + `oneOf`); `x-oneof` is kept.
-- What the gateway checks is in the schemas: `core.ChatRequest` requires a non-blank `model` and a
-  non-empty `messages`, each message a non-empty `role`; `max_tokens` is at least 1; `reasoning.effort`
-  is one of the values its description names; `tool_choice` is a string or an object.
+- The request schemas are not written here: they are declared once in gomodel/gateway/request_schema.py,
+  and the gateway validates every body against exactly those (gomodel/gateway/validation.py), so the
+  document and the gateway cannot disagree. E.g. `core.ChatRequest` requires a `model` (one printable
+  token of at most 256 characters) and a non-empty `messages`, each message a non-empty `role`.
 - The gateway treats an optional field sent as null like an absent one (as OpenAI's API does), so
   those fields are `nullable`. `max_completion_tokens` and `reasoning_effort`, which it also checks,
   are listed.
@@ -23,6 +24,8 @@ gateway to it):
 
 import copy
 
+from gomodel.gateway.request_schema import REQUEST_SCHEMAS, content_schema
+
 from . import openapi_messages
 
 ENVELOPE = {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}
@@ -30,15 +33,17 @@ REQUEST_ID = {"X-Request-Id": {"description": "The gateway's id for this request
                                "schema": {"type": "string"}}}
 
 ERROR_DESCRIPTIONS = {
-    "400": "Bad Request: malformed JSON, a missing or ill-typed field (named in `param`), or an upstream's 400.",
+    "400": "Bad Request: malformed JSON, JSON nested deeper than JSON_MAX_DEPTH or with more than JSON_MAX_ITEMS "
+           "values, a missing or ill-typed field (named in `param`), or an upstream's 400.",
     "401": "Unauthorized: missing, unknown, revoked or expired API key.",
     "404": "Not Found: no configured provider serves the model, or the named provider is not configured.",
     "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
     "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
     "429": "Too Many Requests: a rate limit (the gateway's or the upstream's); Retry-After says when to retry.",
     "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
-           "an answer the gateway could not read.",
-    "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT.",
+           "an answer the gateway could not read or larger than UPSTREAM_MAX_BODY_BYTES.",
+    "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT, took longer than "
+           "UPSTREAM_DEADLINE in all, or no upstream connection came free within UPSTREAM_POOL_TIMEOUT.",
 }
 
 
@@ -196,48 +201,9 @@ PATHS = {
     },
 }
 
-_CONTENT_DOC = ("ContentSchema documents that `content` accepts either a plain string\n"
-                "or an array of ContentPart values.")
-_CONTENT_ONEOF = '[{"type":"null"},{"type":"string"},{"type":"array","items":{"$ref":"#/definitions/core.ContentPart"}}]'
-
-
-def _content() -> dict:
-    return {
-        "description": _CONTENT_DOC,
-        "nullable": True,
-        "oneOf": [{"type": "string"},
-                  {"type": "array", "items": {"$ref": "#/components/schemas/core.ContentPart"}}],
-        "x-oneof": _CONTENT_ONEOF,
-    }
-
-
 SCHEMAS = {
+    **REQUEST_SCHEMAS,  # the request bodies: declared once, also what the gateway validates against
     # -- the seed's schemas ------------------------------------------------------------------------
-    "core.ChatRequest": {
-        "type": "object",
-        "required": ["model", "messages"],
-        "properties": {
-            "max_tokens": {"type": "integer", "minimum": 1, "nullable": True},
-            "max_completion_tokens": {"type": "integer", "minimum": 1, "nullable": True},
-            "messages": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/core.Message"}},
-            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
-            "parallel_tool_calls": {"type": "boolean", "nullable": True},
-            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
-                         "type": "string", "minLength": 1, "nullable": True},
-            "reasoning": {"allOf": [{"$ref": "#/components/schemas/core.Reasoning"}], "nullable": True},
-            "reasoning_effort": {"type": "string", "nullable": True,
-                                 "description": "OpenAI's flat field; passed through as given."},
-            "service_tier": {"type": "string", "nullable": True},
-            "stream": {"type": "boolean", "nullable": True},
-            "stream_options": {"allOf": [{"$ref": "#/components/schemas/core.StreamOptions"}], "nullable": True},
-            "temperature": {"type": "number", "nullable": True},
-            "tool_choice": {"description": "string or object", "nullable": True,
-                            "anyOf": [{"type": "string"}, {"type": "object"}]},
-            "tools": {"type": "array", "nullable": True, "items": {"type": "object", "additionalProperties": {}}},
-            "top_p": {"type": "number", "nullable": True},
-            "user": {"type": "string", "nullable": True},
-        },
-    },
     "core.ChatResponse": {
         "type": "object",
         "properties": {
@@ -255,41 +221,6 @@ SCHEMAS = {
         "type": "object",
         "required": ["error"],
         "properties": {"error": {"$ref": "#/components/schemas/core.OpenAIErrorObject"}},
-    },
-    "core.Message": {
-        "type": "object",
-        "required": ["role"],
-        "properties": {
-            "content": _content(),
-            "role": {"type": "string", "minLength": 1},
-            "tool_call_id": {"type": "string", "nullable": True},
-            "tool_calls": {"type": "array", "nullable": True,
-                           "items": {"$ref": "#/components/schemas/core.ToolCall"}},
-        },
-    },
-    "core.Reasoning": {
-        "type": "object",
-        "properties": {
-            "effort": {
-                "description": "Effort controls how much reasoning effort the model should use.\n"
-                               "Valid values are \"low\", \"medium\", \"high\", \"xhigh\", and \"max\".\n"
-                               "\"xhigh\" and \"max\" are supported by newer models such as Claude Opus 4.8;\n"
-                               "providers downgrade unsupported levels to their nearest equivalent.",
-                "type": "string",
-                "enum": ["low", "medium", "high", "xhigh", "max", None],
-                "nullable": True,
-            }
-        },
-    },
-    "core.StreamOptions": {
-        "type": "object",
-        "properties": {
-            "include_usage": {
-                "description": "IncludeUsage requests token usage information in streaming responses.\n"
-                               "When true, the final streaming chunk will include usage statistics.",
-                "type": "boolean",
-            }
-        },
     },
     "core.Choice": {
         "type": "object",
@@ -321,27 +252,10 @@ SCHEMAS = {
             "type": {"$ref": "#/components/schemas/core.ErrorType"},
         },
     },
-    "core.ContentPart": {
-        "type": "object",
-        "properties": {
-            "image_url": {"$ref": "#/components/schemas/core.ImageURLContent"},
-            "input_audio": {"$ref": "#/components/schemas/core.InputAudioContent"},
-            "text": {"type": "string"},
-            "type": {"type": "string"},
-        },
-    },
-    "core.ToolCall": {
-        "type": "object",
-        "properties": {
-            "function": {"$ref": "#/components/schemas/core.FunctionCall"},
-            "id": {"type": "string"},
-            "type": {"type": "string"},
-        },
-    },
     "core.ResponseMessage": {
         "type": "object",
         "properties": {
-            "content": _content(),
+            "content": content_schema(),
             "role": {"type": "string"},
             "tool_calls": {"type": "array", "items": {"$ref": "#/components/schemas/core.ToolCall"}},
         },
@@ -371,42 +285,7 @@ SCHEMAS = {
         "x-enum-varnames": ["ErrorTypeProvider", "ErrorTypeRateLimit", "ErrorTypeInvalidRequest",
                             "ErrorTypeAuthentication", "ErrorTypeNotFound"],
     },
-    "core.ImageURLContent": {
-        "type": "object",
-        "properties": {"detail": {"type": "string"}, "media_type": {"type": "string"}, "url": {"type": "string"}},
-    },
-    "core.InputAudioContent": {
-        "type": "object",
-        "properties": {"data": {"type": "string"}, "format": {"type": "string"}},
-    },
-    "core.FunctionCall": {
-        "type": "object",
-        "properties": {"arguments": {"type": "string"}, "name": {"type": "string"}},
-    },
     # -- beyond the seed: the gateway's other endpoints ------------------------------------------------
-    "core.EmbeddingRequest": {
-        "type": "object",
-        "required": ["model", "input"],
-        "properties": {
-            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
-            "input": {
-                "description": "A non-empty string, an array of them, an array of token ids, or an array of "
-                               "token-id arrays.",
-                "oneOf": [
-                    {"type": "string", "minLength": 1},
-                    {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-                    {"type": "array", "minItems": 1, "items": {"type": "integer"}},
-                    {"type": "array", "minItems": 1,
-                     "items": {"type": "array", "minItems": 1, "items": {"type": "integer"}}},
-                ],
-            },
-            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
-                         "type": "string", "minLength": 1, "nullable": True},
-            "dimensions": {"type": "integer", "minimum": 1, "nullable": True},
-            "encoding_format": {"type": "string", "enum": ["float", "base64", None], "nullable": True},
-            "user": {"type": "string", "nullable": True},
-        },
-    },
     "core.EmbeddingResponse": {
         "type": "object",
         "properties": {

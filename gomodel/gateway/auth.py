@@ -6,6 +6,7 @@ entries also expire after AUTH_CACHE_TTL as a safety net should an invalidation 
 
 import hmac
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -17,6 +18,8 @@ from accounting.keys import hash_key
 from .errors import AUTHENTICATION, GatewayError
 
 NEGATIVE_TTL = 5.0  # an unknown key is re-checked against the DB at most this often
+MAX_KNOWN = 100_000  # valid keys cached (least recently used go first)
+MAX_UNKNOWN = 10_000  # invalid keys cached, apart: a flood of junk evicts only junk
 
 
 @dataclass(frozen=True)
@@ -64,12 +67,21 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
 
 
 class KeyCache:
-    def __init__(self):
-        self._entries: dict[str, tuple[Principal | None, float]] = {}
+    """Two bounded LRUs: keys that exist, and keys that do not (kept NEGATIVE_TTL). Junk lands only
+    in the second, so a flood of random keys can neither evict a tenant nor grow memory."""
+
+    def __init__(self, max_known: int = MAX_KNOWN, max_unknown: int = MAX_UNKNOWN, lookup=None,
+                 clock=time.monotonic):
+        self._known: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._max_known, self._max_unknown = max_known, max_unknown
+        self._lookup = lookup  # an async (key_hash) -> Principal | None; default: the DB, in the sync thread
         self._generation = 0  # bumped by clear(): a lookup that straddles a clear is not cached
+        self._clock = clock  # seconds, for the TTLs (tests pass their own)
 
     def clear(self):
-        self._entries.clear()
+        self._known.clear()
+        self._unknown.clear()
         self._generation += 1
 
     async def authenticate(self, headers: dict[bytes, bytes]) -> Principal:
@@ -81,18 +93,38 @@ class KeyCache:
         if master and hmac.compare_digest(key.encode(), master.encode()):
             return MASTER
         key_hash = hash_key(key)
-        now = time.monotonic()
-        entry = self._entries.get(key_hash)
-        if entry is None or entry[1] < now:
-            generation = self._generation
-            principal = await sync_to_async(lookup_key, thread_sensitive=True)(key_hash)
-            ttl = settings.AUTH_CACHE_TTL if principal else min(NEGATIVE_TTL, settings.AUTH_CACHE_TTL)
-            if len(self._entries) > 100_000:  # bounded: a flood of random keys must not grow memory
-                self._entries.clear()
-            entry = (principal, now + ttl)
-            if generation == self._generation:  # else a change landed mid-lookup: this answer may be stale
-                self._entries[key_hash] = entry
-        principal = entry[0]
+        now = self._clock()
+        entry = self._known.get(key_hash)
+        if entry is not None and entry[1] >= now:
+            self._known.move_to_end(key_hash)
+            principal = entry[0]
+        elif (self._unknown.get(key_hash) or 0.0) >= now:
+            principal = None
+        else:
+            principal = await self._look_up(key_hash, now)
         if principal is None or (principal.expires_at is not None and principal.expires_at <= time.time()):
             raise GatewayError(401, AUTHENTICATION, "Invalid, revoked or expired API key.", code="invalid_api_key")
         return principal
+
+    async def _look_up(self, key_hash: str, now: float) -> Principal | None:
+        generation = self._generation
+        if self._lookup is not None:
+            principal = await self._lookup(key_hash)
+        else:
+            principal = await sync_to_async(lookup_key, thread_sensitive=True)(key_hash)
+        if generation != self._generation:  # a change landed mid-lookup: this answer may be stale
+            return principal
+        if principal is None:
+            self._known.pop(key_hash, None)
+            _remember(self._unknown, key_hash, now + min(NEGATIVE_TTL, settings.AUTH_CACHE_TTL), self._max_unknown)
+        else:
+            self._unknown.pop(key_hash, None)
+            _remember(self._known, key_hash, (principal, now + settings.AUTH_CACHE_TTL), self._max_known)
+        return principal
+
+
+def _remember(lru: OrderedDict, key: str, value, limit: int) -> None:
+    lru[key] = value
+    lru.move_to_end(key)
+    if len(lru) > limit:
+        lru.popitem(last=False)  # the least recently used

@@ -5,11 +5,13 @@ import asyncio
 
 import httpx
 import orjson
+from django.conf import settings
 
-from providers.base import SSEDecoder, StreamError, Target, UpstreamError
+from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
+from .http_client import DeadlineExceeded
 from .routing import candidates
 from .upstream import send_upstream, upstream_error
 from .usage_record import UsageRecord, recorded
@@ -59,7 +61,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
     parser = None
     try:
         parser = adapter.StreamParser(record.model)
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(settings.UPSTREAM_MAX_SSE_EVENT_BYTES)
         await req.start(200, SSE_HEADERS)
         watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
         name = target.name
@@ -76,7 +78,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             record.usage = parser.usage
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.usage = parser.usage
-            record.status, record.error_type = 502, PROVIDER
+            record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
             message, code = _stream_failure(target, exc)
             watcher.cancel()
             await req.finish(b"data: " + orjson.dumps(
@@ -119,7 +121,10 @@ async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecor
 
 def _stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
     if isinstance(exc, StreamError):
-        return f"Provider '{target.name}' failed mid-stream: {exc.message}", exc.code or "upstream_stream_error"
+        message = scrub_secrets(exc.message[:4000], target.api_key, target.base_url)[:500]
+        return f"Provider '{target.name}' failed mid-stream: {message}", exc.code or "upstream_stream_error"
+    if isinstance(exc, DeadlineExceeded):
+        return f"Provider '{target.name}' streamed for longer than the gateway allows ({exc}).", "upstream_deadline"
     if isinstance(exc, httpx.TimeoutException):
         return f"Provider '{target.name}' stopped sending mid-stream (timeout).", "upstream_timeout"
     if isinstance(exc, ValueError):

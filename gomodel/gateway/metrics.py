@@ -33,9 +33,15 @@ UPSTREAM_ERRORS = Counter("gomodel_upstream_errors", "Requests that ended in an 
 TOKENS = Counter("gomodel_tokens", "Tokens by provider, model and kind (prompt/completion).",
                  ["provider", "model", "kind"])
 
+OTHER_MODEL = "other"
 
-def observe_event(event: StreamEvent) -> None:
+
+def observe_event(event: StreamEvent, known_model=None) -> None:
+    """Count one request. `known_model(provider, model)` says whether the model may be a label: a
+    tenant can send any `provider/<name>` upstream, and each new label value is a new time series."""
     provider, model = event.provider or "", event.model or ""
+    if known_model is not None and not known_model(provider, model):
+        model = OTHER_MODEL
     REQUESTS.labels(provider, model, str(event.status)).inc()
     if event.latency_ms is not None:
         LATENCY.labels(provider, model).observe(event.latency_ms / 1000)
@@ -54,12 +60,14 @@ def observe_event(event: StreamEvent) -> None:
 class _Snapshot:
     """A collector that reports values read just before the scrape."""
 
-    def __init__(self, state: dict | None, spool: int):
-        self.state, self.spool = state, spool
+    def __init__(self, state: dict | None, spool: int, spool_bytes: int = 0):
+        self.state, self.spool, self.spool_bytes = state, spool, spool_bytes
 
     def collect(self):
         yield GaugeMetricFamily("gomodel_usage_spool_events", "Usage events waiting in the local spool.",
                                 value=self.spool)
+        yield GaugeMetricFamily("gomodel_usage_spool_bytes", "Size of the local spool (its cap is "
+                                "USAGE_SPOOL_MAX_BYTES).", value=self.spool_bytes)
         if self.state is None:
             yield GaugeMetricFamily("gomodel_usage_redis_up", "Whether the usage stream's Redis answered.", value=0)
             return
@@ -77,7 +85,7 @@ class _Snapshot:
                                     value=last.get("at", 0))
 
 
-def render(state: dict | None, spool: int) -> tuple[bytes, str]:
+def render(state: dict | None, spool: int, spool_bytes: int = 0) -> tuple[bytes, str]:
     """The exposition text: this process's (or every process's) metrics plus the snapshot gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -90,5 +98,5 @@ def render(state: dict | None, spool: int) -> tuple[bytes, str]:
 
         body = generate_latest(REGISTRY)
     snapshot = CollectorRegistry()
-    snapshot.register(_Snapshot(state, spool))
+    snapshot.register(_Snapshot(state, spool, spool_bytes))
     return body + generate_latest(snapshot), CONTENT_TYPE_LATEST

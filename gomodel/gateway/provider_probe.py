@@ -9,7 +9,7 @@ import orjson
 from django.conf import settings
 
 from providers.adapters import adapter_for
-from providers.base import error_message
+from providers.base import error_message, scrub_secrets
 from providers.models import ProviderConfig
 
 MODELS_SHOWN = 8
@@ -54,7 +54,7 @@ def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | Non
             response = client.request(request.method, request.url, headers=request.headers)
         result.status = response.status_code
         if response.status_code != 200:
-            message, _, code = error_message(response.content, response.status_code)
+            message, _, code = error_message(response.content, response.status_code, target)
             result.error = f"HTTP {response.status_code}: {message}" + (f" [{code}]" if code else "")
         else:
             result.models = adapter.parse_models(response.content)
@@ -66,7 +66,7 @@ def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | Non
     except (ValueError, TypeError, AttributeError, orjson.JSONDecodeError) as exc:
         result.error = f"Provider '{config.name}' sent a model list the gateway could not read ({exc})."
     result.elapsed_ms = (time.perf_counter() - started) * 1000
-    if target.api_key:  # an upstream or a transport error must not echo the key back
-        result.error = result.error.replace(target.api_key, "…")
+    # An upstream or a transport error must not echo the key (or anything like one) back.
+    result.error = scrub_secrets(result.error, target.api_key, target.base_url)
     return result
 test_connection.__test__ = False  # a pytest run importing it must not collect it

@@ -84,6 +84,7 @@ class ModelRegistry:
         self._load_lock = asyncio.Lock()
         self._refresh_task: asyncio.Task | None = None
         self._rr: dict[str, dict[str, int]] = {}  # smooth weighted round-robin state per alias
+        self._known: dict[str, tuple[list, frozenset]] = {}  # per provider: its model list, as a set
 
     async def ensure_loaded(self):
         if not self.loaded:
@@ -151,6 +152,17 @@ class ModelRegistry:
             if model in self.models.get(name, ()):
                 return target
         return None
+
+    def knows(self, provider: str, model: str) -> bool:
+        """Whether `model` is on `provider`'s list (what /metrics may name; anything else is "other").
+        Once per request: a set, rebuilt when the list is replaced (a reload or refresh makes a new one)."""
+        models = self.models.get(provider)
+        if models is None:
+            return False
+        known = self._known.get(provider)
+        if known is None or known[0] is not models:
+            known = self._known[provider] = (models, frozenset(models))
+        return model in known[1]
 
     def split(self, model: str) -> tuple[Target, str] | None:
         """`provider/model`, when the prefix names a configured provider."""

@@ -27,9 +27,9 @@ class Runtime:
         pool = aioredis.BlockingConnectionPool.from_url(settings.REDIS_URL, max_connections=64, timeout=5.0,
                                                         socket_connect_timeout=2.0, health_check_interval=30)
         self.redis = aioredis.Redis(connection_pool=pool)
-        self.usage = usage.UsageWriter(lambda: self.redis)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
+        self.usage = usage.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self._tasks: list[asyncio.Task] = []
 
@@ -74,7 +74,7 @@ class Runtime:
     async def _replay_spool_periodically(self):
         while True:
             await asyncio.sleep(5.0)
-            if settings.USAGE_SPOOL_PATH.exists() and settings.USAGE_SPOOL_PATH.stat().st_size:
+            if usage.spool_bytes():
                 try:
                     await asyncio.to_thread(_replay_spool)
                 except Exception as exc:

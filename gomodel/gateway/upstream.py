@@ -10,6 +10,7 @@ from providers.adapters import adapter_for
 from providers.base import Target, UpstreamError, error_message
 
 from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
+from .http_client import DeadlineExceeded, ResponseTooLarge
 from .resilience import backoff_delay, retry_after_seconds
 from .usage_record import UsageRecord
 
@@ -48,8 +49,10 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
             except httpx.HTTPError as exc:
                 error = transport_error(target, exc)
                 runtime.breaker.failure(target.id)
-                # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again.
-                retryable = not isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout))
+                # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again; an
+                # oversized answer would be as big the next time.
+                retryable = not isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout,
+                                                 DeadlineExceeded, ResponseTooLarge))
                 failover = True
             else:
                 status = response.status_code
@@ -58,7 +61,10 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
                     record.attempt(target, model, status, None)
                     record.target, record.model = target, model
                     return response, adapter
-                raw = await response.aread()
+                try:
+                    raw = await response.aread()
+                except httpx.HTTPError:  # too large, or cut: the status alone has to do
+                    raw = b""
                 await response.aclose()
                 error = upstream_error(target, status, raw, response.headers)
                 if status >= 500:
@@ -80,6 +86,15 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
 
 
 def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
+    if isinstance(exc, ResponseTooLarge):
+        return GatewayError(502, PROVIDER, f"Provider '{target.name}' sent an answer larger than the gateway "
+                            "accepts (UPSTREAM_MAX_BODY_BYTES).", code="upstream_response_too_large")
+    if isinstance(exc, DeadlineExceeded):
+        return GatewayError(504, PROVIDER, f"Provider '{target.name}' took longer than the gateway allows "
+                            "(UPSTREAM_DEADLINE).", code="upstream_timeout")
+    if isinstance(exc, httpx.PoolTimeout):
+        return GatewayError(504, PROVIDER, f"No connection to provider '{target.name}' came free in time "
+                            "(UPSTREAM_POOL_TIMEOUT).", code="upstream_timeout")
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return GatewayError(504, PROVIDER, f"Provider '{target.name}' did not answer in time.",
                             code="upstream_timeout")
@@ -89,7 +104,7 @@ def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
 
 def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayError:
     """Map an upstream's non-2xx answer to the gateway's envelope (see the README's error table)."""
-    message, param, code = error_message(raw, status)
+    message, param, code = error_message(raw, status, target)  # scrubbed: tenants must not see secrets
     if status == 429:
         retry_after = headers.get("retry-after")
         extra = [(b"retry-after", retry_after.encode())] if retry_after else []

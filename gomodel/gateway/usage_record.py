@@ -123,7 +123,7 @@ async def recorded(req, runtime, record: UsageRecord):
         if record.attempts:
             event = record.event()
             try:
-                metrics.observe_event(event)
+                metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             await runtime.usage.emit(event)

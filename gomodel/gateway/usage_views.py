@@ -11,6 +11,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from accounting import usage as usage_spool
 from accounting import usage_metrics
 from accounting.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
 
@@ -77,6 +78,8 @@ async def prometheus_metrics(req: Request):
     except Exception as exc:
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None
-    body, content_type = metrics.render(state, usage_metrics.spool_events())
+    # Off the loop: rendering grows with the number of series (and, multi-process, reads their files).
+    spool = (usage_metrics.spool_events(), usage_spool.spool_bytes())  # O(1) each
+    body, content_type = await asyncio.to_thread(metrics.render, state, *spool)
     await req.start(200, [(b"content-type", content_type.encode())])
     await req.finish(body)

@@ -1,157 +1,94 @@
-"""Request-body checks for /v1/chat/completions: bad input is a 400 naming the field, before any
-upstream call. Fields the gateway does not know pass through untouched."""
+"""Request-body checks for the /v1 endpoints: bad input is a 400 naming the field, before any upstream
+call. The rules are the published schemas (request_schema.py), compiled once with jsonschema_rs; a
+valid body costs one `is_valid` call. Only a refused body pays for finding and wording its error.
+Fields the gateway does not know pass through untouched."""
 
-import orjson
+import jsonschema_rs
 
 from .errors import invalid
+from .request_schema import json_schema
 
-REASONING_EFFORTS = ("low", "medium", "high", "xhigh", "max")
+_TYPES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "a boolean",
+          "object": "an object", "array": "an array"}
+# What a missing field is called when it is sent as null: the required top-level fields.
+_REQUIRED = frozenset(("model", "messages", "input"))
 
 
-def parse_json_object(raw: bytes) -> dict:
-    if not raw.strip():
-        raise invalid("The request body is empty; send a JSON object.", code="invalid_json")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise invalid("The request body must be a JSON object.", code="invalid_json")
+class Schema:
+    """One request schema, compiled; `check(body)` raises the 400 of its first error."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.schema = json_schema(name)
+        self.validator = jsonschema_rs.validator_for(self.schema)
+
+    def check(self, body: dict) -> None:
+        if self.validator.is_valid(body):
+            return
+        error = next(iter(self.validator.iter_errors(body)))
+        raise self._refusal(error, body)
+
+    def _refusal(self, error, body):
+        path = list(error.instance_path)
+        kind = type(error.kind).__name__
+        if kind == "Required":
+            path.append(error.kind.property)
+            param = _param(path)
+            return invalid(f"'{param}' is required.", param=param, code="missing_required_parameter")
+        param = _param(path)
+        value = _at(body, path)
+        node = self._node(list(error.schema_path)[:-1])
+        if value is None and len(path) == 1 and path[0] in _REQUIRED:
+            return invalid(f"'{param}' is required.", param=param, code="missing_required_parameter")
+        hint = node.get("x-invalid")
+        if kind in ("Enum",):
+            allowed = ", ".join(str(v) for v in node["enum"] if v is not None)
+            return invalid(f"'{param}' must be one of {allowed}.", param=param, code="invalid_value")
+        if kind in ("MaxLength", "Pattern") and isinstance(value, str) and value.strip():
+            return invalid(f"'{param}' must be {hint or 'a valid value'}.", param=param, code="invalid_value")
+        return invalid(f"'{param}' must be {hint or _expected(node)}.", param=param, code="invalid_type")
+
+    def _node(self, schema_path: list) -> dict:
+        """The (sub)schema an error's keyword sits in, following $refs as the validator did."""
+        node = self.schema
+        for key in schema_path:
+            if key == "$ref":
+                node = self.schema["$defs"][node["$ref"].removeprefix("#/$defs/")]
+                continue
+            node = node[key]
+        return node if isinstance(node, dict) else {}
+
+
+def _param(path: list) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _at(body, path: list):
+    for part in path:
+        try:
+            body = body[part]
+        except (KeyError, IndexError, TypeError):
+            return None
     return body
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _expected(node: dict) -> str:
+    types = node.get("type")
+    types = [t for t in (types if isinstance(types, list) else [types]) if t and t != "null"]
+    words = " or ".join(_TYPES.get(t, t) for t in types) or "a valid value"
+    if "minimum" in node:
+        words += f" of at least {node['minimum']}"
+    if node.get("minItems") == 1 or node.get("minLength") == 1:
+        words = "a non-empty " + words.removeprefix("an ").removeprefix("a ")
+    if "enum" in node:
+        words = "one of " + ", ".join(str(v) for v in node["enum"] if v is not None)
+    return words
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_type(body: dict, name: str, ok, expected: str):
-    if name in body and body[name] is not None and not ok(body[name]):
-        raise invalid(f"'{name}' must be {expected}.", param=name, code="invalid_type")
-
-
-# The seed's ContentPart objects and their string fields (core.ImageURLContent, core.InputAudioContent).
-PART_OBJECTS = {"image_url": ("url", "detail", "media_type"), "input_audio": ("data", "format")}
-
-
-def _optional(obj: dict, name: str, ok, expected: str, where: str, nullable: bool = False):
-    """A present field must have its type; null counts as absent only where `nullable` says so (a
-    message's own optional fields, which some clients send as null)."""
-    if name in obj and not (nullable and obj[name] is None) and not ok(obj[name]):
-        raise invalid(f"'{where}.{name}' must be {expected}.", param=f"{where}.{name}", code="invalid_type")
-
-
-def _is_str(value) -> bool:
-    return isinstance(value, str)
-
-
-def _validate_message(message: dict, where: str) -> None:
-    content = message.get("content")
-    if content is not None and not isinstance(content, (str, list)):
-        raise invalid(f"'{where}.content' must be a string, an array of parts or null.", param=f"{where}.content",
-                      code="invalid_type")
-    if isinstance(content, list):
-        for j, part in enumerate(content):
-            at = f"{where}.content[{j}]"
-            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                raise invalid(f"'{at}' must be an object with a string 'type'.", param=at, code="invalid_type")
-            _optional(part, "text", _is_str, "a string", at)
-            for field, keys in PART_OBJECTS.items():
-                _optional(part, field, lambda v: isinstance(v, dict), "an object", at)
-                if isinstance(part.get(field), dict):
-                    for key in keys:
-                        _optional(part[field], key, _is_str, "a string", f"{at}.{field}")
-            if part["type"] == "text" and not isinstance(part.get("text"), str):
-                raise invalid(f"'{at}.text' must be a string.", param=f"{at}.text", code="invalid_type")
-    _optional(message, "name", _is_str, "a string", where, nullable=True)
-    _optional(message, "tool_call_id", _is_str, "a string", where, nullable=True)
-    calls = message.get("tool_calls")
-    if calls is not None:
-        if not isinstance(calls, list):
-            raise invalid(f"'{where}.tool_calls' must be an array.", param=f"{where}.tool_calls", code="invalid_type")
-        for j, call in enumerate(calls):
-            at = f"{where}.tool_calls[{j}]"
-            if not isinstance(call, dict):
-                raise invalid(f"'{at}' must be an object.", param=at, code="invalid_type")
-            _optional(call, "id", _is_str, "a string", at)
-            _optional(call, "type", _is_str, "a string", at)
-            _optional(call, "function", lambda v: isinstance(v, dict), "an object", at)
-            if isinstance(call.get("function"), dict):
-                _optional(call["function"], "name", _is_str, "a string", f"{at}.function")
-                _optional(call["function"], "arguments", _is_str, "a string", f"{at}.function")
-
-
-def validate_chat(body: dict) -> None:
-    model = body.get("model")
-    if model is None:
-        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
-    messages = body.get("messages")
-    if messages is None:
-        raise invalid("'messages' is required.", param="messages", code="missing_required_parameter")
-    if not isinstance(messages, list) or not messages:
-        raise invalid("'messages' must be a non-empty array.", param="messages", code="invalid_type")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid(f"'messages[{i}]' must be an object.", param=f"messages[{i}]", code="invalid_type")
-        role = message.get("role")
-        if not isinstance(role, str) or not role:
-            raise invalid(f"'messages[{i}].role' must be a non-empty string.", param=f"messages[{i}].role",
-                          code="invalid_type")
-        _validate_message(message, f"messages[{i}]")
-    if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
-        raise invalid("'stream' must be a boolean.", param="stream", code="invalid_type")
-    _check_type(body, "stream_options", lambda v: isinstance(v, dict), "an object")
-    options = body.get("stream_options")
-    if isinstance(options, dict) and "include_usage" in options and not isinstance(options["include_usage"], bool):
-        raise invalid("'stream_options.include_usage' must be a boolean.", param="stream_options.include_usage",
-                      code="invalid_type")
-    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
-    _check_type(body, "max_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
-    _check_type(body, "max_completion_tokens", lambda v: _is_int(v) and v > 0, "a positive integer")
-    _check_type(body, "temperature", _is_number, "a number")
-    _check_type(body, "top_p", _is_number, "a number")
-    _check_type(body, "parallel_tool_calls", lambda v: isinstance(v, bool), "a boolean")
-    _check_type(body, "tools", lambda v: isinstance(v, list) and all(isinstance(t, dict) for t in v),
-                "an array of objects")
-    _check_type(body, "tool_choice", lambda v: isinstance(v, (str, dict)), "a string or an object")
-    _check_type(body, "user", lambda v: isinstance(v, str), "a string")
-    _check_type(body, "service_tier", lambda v: isinstance(v, str), "a string")
-    _check_type(body, "reasoning", lambda v: isinstance(v, dict), "an object")
-    reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
-        if reasoning["effort"] not in REASONING_EFFORTS:
-            raise invalid(f"'reasoning.effort' must be one of {', '.join(REASONING_EFFORTS)}.",
-                          param="reasoning.effort", code="invalid_value")
-    # OpenAI's own flat field also takes values such as "minimal": pass those through.
-    _check_type(body, "reasoning_effort", lambda v: isinstance(v, str), "a string")
-
-
-def _is_token_list(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(_is_int(v) for v in value)
-
-
-def validate_embeddings(body: dict) -> None:
-    model = body.get("model")
-    if model is None:
-        raise invalid("'model' is required.", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model.strip():
-        raise invalid("'model' must be a non-empty string.", param="model", code="invalid_type")
-    if "input" not in body or body["input"] is None:
-        raise invalid("'input' is required.", param="input", code="missing_required_parameter")
-    value = body["input"]
-    # One kind per request: a string, a token array, or an array of either (not a mix of both).
-    ok = (isinstance(value, str) and value != "") or _is_token_list(value) or (
-        isinstance(value, list) and bool(value) and (
-            all(isinstance(v, str) and v != "" for v in value) or all(_is_token_list(v) for v in value)))
-    if not ok:
-        raise invalid("'input' must be a non-empty string, an array of strings, or token arrays.", param="input",
-                      code="invalid_type")
-    _check_type(body, "provider", lambda v: isinstance(v, str) and v != "", "a non-empty string")
-    _check_type(body, "dimensions", lambda v: _is_int(v) and v > 0, "a positive integer")
-    _check_type(body, "encoding_format", lambda v: v in ("float", "base64"), "'float' or 'base64'")
-    _check_type(body, "user", lambda v: isinstance(v, str), "a string")
+CHAT = Schema("core.ChatRequest")
+EMBEDDINGS = Schema("core.EmbeddingRequest")
+validate_chat = CHAT.check
+validate_embeddings = EMBEDDINGS.check

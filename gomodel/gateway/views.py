@@ -12,8 +12,9 @@ from .embeddings import run_embeddings
 from .http import Request
 from .ingress.messages import run_count_tokens, run_messages
 from .ingress.messages_validation import validate_count_tokens, validate_messages
+from .json_body import parse_json_object
 from .runtime import get_runtime
-from .validation import parse_json_object, validate_chat, validate_embeddings
+from .validation import validate_chat, validate_embeddings
 
 STARTED = int(time.time())
 

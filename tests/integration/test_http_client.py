@@ -103,3 +103,111 @@ def test_connection_dropped_mid_body_is_not_a_timeout(transport):
     error, received = asyncio.run(run())
     assert received == b'data: {"a": 1}\n\n'
     assert not isinstance(error, httpx.TimeoutException), type(error)
+
+
+# -- the bounds on what an upstream may cost (aiohttp, the gateway's client) ------------------------
+
+def aiohttp_client():
+    from gomodel.gateway.http_client import AiohttpClient
+
+    return AiohttpClient()
+
+
+def test_a_body_over_the_cap_is_refused_whether_declared_or_chunked(settings):
+    from gomodel.gateway.http_client import ResponseTooLarge
+
+    settings.UPSTREAM_MAX_BODY_BYTES = 1024 * 1024
+    size = 3 * 1024 * 1024
+
+    async def declared(reader, writer):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        await writer.drain()
+
+    async def chunked(reader, writer):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(size // 65536):
+            writer.write(b"10000\r\n" + b"x" * 65536 + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async def run(handler):
+        server, port = await serve(handler)
+        async with server, aiohttp_client() as client:
+            with pytest.raises(httpx.HTTPError) as caught:
+                await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
+            return caught.value
+
+    for handler in (declared, chunked):
+        assert isinstance(asyncio.run(run(handler)), ResponseTooLarge)
+
+    async def under_the_cap():
+        server, port = await serve(chunked)
+        async with server, aiohttp_client() as client:
+            return await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
+
+    settings.UPSTREAM_MAX_BODY_BYTES = size
+    assert len(asyncio.run(under_the_cap()).content) == size
+
+
+def test_a_trickling_upstream_meets_the_deadline(settings):
+    """Each byte comes before UPSTREAM_TIMEOUT, so only the overall deadline ends it (stream or not)."""
+    from gomodel.gateway.http_client import DeadlineExceeded
+
+    settings.UPSTREAM_DEADLINE = 0.6
+
+    async def trickle(reader, writer):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(100):  # 10 s at most
+            writer.write(b"3\r\n:\n\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.1)
+
+    async def run(stream):
+        server, port = await serve(trickle)
+        started = asyncio.get_running_loop().time()
+        async with server, aiohttp_client() as client:
+            with pytest.raises(httpx.HTTPError) as caught:
+                request = client.build_request("POST", f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
+                response = await client.send(request, stream=stream)
+                try:
+                    async for _ in response.aiter_bytes():
+                        pass
+                finally:
+                    await response.aclose()
+            return caught.value, asyncio.get_running_loop().time() - started
+
+    for stream in (True, False):
+        error, elapsed = asyncio.run(run(stream))
+        assert isinstance(error, DeadlineExceeded), (stream, type(error))
+        assert 0.5 < elapsed < 2.0
+
+
+def test_waiting_for_a_pooled_connection_is_bounded(settings):
+    settings.UPSTREAM_MAX_CONNECTIONS = 1
+    settings.UPSTREAM_POOL_TIMEOUT = 0.4
+    settings.UPSTREAM_CONNECT_TIMEOUT = 0.4
+
+    async def hold(reader, writer):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\nx\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def run():
+        server, port = await serve(hold)
+        async with server, aiohttp_client() as client:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            first = await client.send(client.build_request("POST", url, content=b"{}"), stream=True)  # holds it
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(httpx.HTTPError) as caught:
+                await client.post(url, content=b"{}")
+            elapsed = asyncio.get_running_loop().time() - started
+            await first.aclose()
+            return caught.value, elapsed
+
+    error, elapsed = asyncio.run(run())
+    assert isinstance(error, httpx.PoolTimeout), type(error)
+    assert 0.7 < elapsed < 2.0  # the pool's budget plus the connect budget, not forever

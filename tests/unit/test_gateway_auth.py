@@ -4,7 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
 from accounting.keys import hash_key
@@ -153,3 +153,78 @@ def test_an_invalidation_during_a_lookup_is_not_undone_by_it(acme, monkeypatch):
     assert authenticate(cache, plaintext).key_id == key.id
     monkeypatch.setattr(auth, "lookup_key", real_lookup)
     rejected(cache, plaintext)
+
+
+def test_a_flood_of_random_keys_does_not_evict_a_real_one(acme, django_assert_num_queries):
+    """200k random keys through the cache: the real key stays cached (no DB query next time) and the junk
+    is bounded. The random keys' lookups answer None without asking the DB (as it would): 200k real
+    queries would take minutes; the next test floods through the real DB, with a smaller cache."""
+    import secrets
+
+    from gomodel.gateway import auth
+
+    _, key, plaintext = acme
+    real_hash = hash_key(plaintext)
+    looked_up = []
+
+    async def lookup(key_hash):
+        looked_up.append(key_hash)
+        return await sync_to_async(auth.lookup_key)(key_hash) if key_hash == real_hash else None
+
+    cache = KeyCache(lookup=lookup)
+    first_junk = "sk_gom_" + secrets.token_hex(16)
+
+    async def flood():
+        await cache.authenticate({b"authorization": f"Bearer {plaintext}".encode()})
+        for i in range(200_000):
+            junk = first_junk if i == 0 else "sk_gom_" + secrets.token_hex(16)
+            with pytest.raises(GatewayError):
+                await cache.authenticate({b"authorization": f"Bearer {junk}".encode()})
+
+    async_to_sync(flood)()
+    assert len(looked_up) == 200_001
+    with django_assert_num_queries(0):
+        assert authenticate(cache, plaintext).key_id == key.id
+    assert len(looked_up) == 200_001  # the real key came from the cache
+    rejected(cache, first_junk)  # the oldest junk was evicted (bounded): it is looked up again
+    assert looked_up[-1] == hash_key(first_junk)
+
+
+def test_unknown_keys_are_rechecked_after_the_negative_ttl(acme, django_assert_num_queries):
+    now = [1000.0]
+    cache = KeyCache(clock=lambda: now[0])
+    rejected(cache, "sk_gom_not_yet")
+    with django_assert_num_queries(0):
+        rejected(cache, "sk_gom_not_yet")
+    now[0] += 5.1  # NEGATIVE_TTL later, without sleeping
+    with django_assert_num_queries(1):
+        rejected(cache, "sk_gom_not_yet")
+
+
+def test_junk_through_the_real_database_evicts_only_junk(acme, django_assert_num_queries):
+    _, key, plaintext = acme
+    cache = KeyCache(max_unknown=50)
+    authenticate(cache, plaintext)
+    for i in range(300):
+        rejected(cache, f"sk_gom_junk_{i}")
+    with django_assert_num_queries(0):
+        assert authenticate(cache, plaintext).key_id == key.id
+    with django_assert_num_queries(0):
+        rejected(cache, "sk_gom_junk_299")  # recent junk is still cached as unknown
+    with django_assert_num_queries(1):
+        rejected(cache, "sk_gom_junk_0")  # old junk was evicted
+
+
+def test_valid_keys_are_evicted_least_recently_used_first(acme, django_assert_num_queries):
+    tenant, _, first = acme
+    second, third = (do_create_api_key(tenant, name=n)[1] for n in ("b", "c"))
+    cache = KeyCache(max_known=2)
+    authenticate(cache, first)
+    authenticate(cache, second)
+    authenticate(cache, first)  # used again: `second` is now the least recently used
+    authenticate(cache, third)
+    with django_assert_num_queries(0):
+        authenticate(cache, first)
+        authenticate(cache, third)
+    with django_assert_num_queries(1):
+        authenticate(cache, second)

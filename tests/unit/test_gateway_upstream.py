@@ -60,3 +60,14 @@ def test_transport_errors(exc, status, code):
     err = transport_error(TARGET, exc)
     assert (err.status, err.type, err.code) == (status, "provider_error", code)
     assert "openai" in err.message and "sk-upstream-secret" not in err.message
+
+
+def test_bounded_upstream_failures():
+    from gomodel.gateway.http_client import DeadlineExceeded, ResponseTooLarge
+
+    err = transport_error(TARGET, ResponseTooLarge("big"))
+    assert (err.status, err.code) == (502, "upstream_response_too_large")
+    err = transport_error(TARGET, DeadlineExceeded("long"))
+    assert (err.status, err.code) == (504, "upstream_timeout") and "UPSTREAM_DEADLINE" in err.message
+    err = transport_error(TARGET, httpx.PoolTimeout("busy"))
+    assert (err.status, err.code) == (504, "upstream_timeout") and "UPSTREAM_POOL_TIMEOUT" in err.message

@@ -4,7 +4,8 @@ import orjson
 import pytest
 
 from gomodel.gateway.errors import GatewayError
-from gomodel.gateway.validation import parse_json_object, validate_chat
+from gomodel.gateway.json_body import parse_json_object
+from gomodel.gateway.validation import validate_chat
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -57,7 +58,7 @@ def test_parse_json_object_accepts_an_object():
     ({"model": "m", "messages": HELLO, "top_p": "0.9"}, "top_p", "invalid_type"),
     ({"model": "m", "messages": HELLO, "parallel_tool_calls": "yes"}, "parallel_tool_calls", "invalid_type"),
     ({"model": "m", "messages": HELLO, "tools": {"type": "function"}}, "tools", "invalid_type"),
-    ({"model": "m", "messages": HELLO, "tools": ["get_weather"]}, "tools", "invalid_type"),
+    ({"model": "m", "messages": HELLO, "tools": ["get_weather"]}, "tools[0]", "invalid_type"),
     ({"model": "m", "messages": HELLO, "tool_choice": 1}, "tool_choice", "invalid_type"),
     ({"model": "m", "messages": HELLO, "user": 42}, "user", "invalid_type"),
     ({"model": "m", "messages": HELLO, "service_tier": 1}, "service_tier", "invalid_type"),
@@ -96,3 +97,37 @@ def test_error_body_is_the_envelope():
     err = error_of(validate_chat, {"model": "m"})
     assert orjson.loads(err.body()) == {"error": {"type": "invalid_request_error", "message": "'messages' is required.",
                                                   "param": "messages", "code": "missing_required_parameter"}}
+
+
+def test_the_document_and_the_validator_share_one_declaration():
+    """The served /openapi.json's request schemas are the declaration the validator is compiled from."""
+    from gomodel.api.openapi import openapi_document
+    from gomodel.gateway import validation
+    from gomodel.gateway.request_schema import REQUEST_SCHEMAS, json_schema
+
+    schemas = openapi_document()["components"]["schemas"]
+    for name, declared in REQUEST_SCHEMAS.items():
+        assert schemas[name] == declared, name
+    assert validation.CHAT.schema == json_schema("core.ChatRequest")
+    assert validation.EMBEDDINGS.schema == json_schema("core.EmbeddingRequest")
+    # What the hand-kept copies had drifted on: a message's `name` is checked and now documented too.
+    assert "name" in schemas["core.Message"]["properties"]
+    err = error_of(validate_chat, {"model": "m", "messages": [{"role": "user", "content": "hi", "name": 5}]})
+    assert (err.param, err.code) == ("messages[0].name", "invalid_type")
+
+
+@pytest.mark.parametrize("body, param, code", [
+    ({"model": "m" * 257, "messages": HELLO}, "model", "invalid_value"),
+    ({"model": "gpt 4o", "messages": HELLO}, "model", "invalid_value"),
+    ({"model": "m", "messages": HELLO, "provider": "a\nb"}, "provider", "invalid_value"),
+    ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0]",
+     "invalid_type"),
+    ({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 1}}]}]},
+     "messages[0].content[0].image_url.url", "invalid_type"),
+    ({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": {}}}]}]},
+     "messages[0].tool_calls[0].function.arguments", "invalid_type"),
+])
+def test_deeper_fields_are_named(body, param, code):
+    err = error_of(validate_chat, body)
+    assert (err.param, err.code) == (param, code)
+    assert len(err.message) < 200  # the value itself is never echoed

@@ -1,5 +1,6 @@
 """providers.base: SSE framing, usage normalisation and upstream error bodies."""
 
+import orjson
 import pytest
 
 from providers.base import SSEDecoder, Usage, error_message
@@ -97,3 +98,75 @@ def test_error_message_other_shapes():
     assert error_message(b'{"message": "quota exceeded"}', 429) == ("quota exceeded", None, None)
     assert error_message(b"[1, 2]", 500) == ("upstream answered HTTP 500", None, None)
     assert error_message(b'{"error": {"type": "overloaded"}}', 503)[0] == "overloaded"
+
+
+def test_scrub_secrets_removes_keys_tokens_and_the_host():
+    from providers.base import REDACTED, scrub_secrets
+
+    text = ("proxy api.example.com:443 said: Authorization: Bearer abc.def.ghi refused; key my-plain-key-123 "
+            "sk-proj-abcdefghijkl gsk_0123456789abcdef AIzaSyA0123456789abcdefghijklmnop "
+            "ZXhhbXBsZV9pbnRlcm5hbF9zZWNyZXRfdG9rZW4xMjM0NTY3OA== 0123456789abcdef0123456789abcdef; try later")
+    clean = scrub_secrets(text, api_key="my-plain-key-123", base_url="https://API.example.com/v1")
+    for secret in ("example.com", "abc.def.ghi", "my-plain-key-123", "sk-proj", "gsk_", "AIza", "ZXhhbXBs",
+                   "0123456789abcdef0"):
+        assert secret not in clean, secret
+    assert clean.startswith("proxy [upstream host]:443 said:") and clean.endswith("; try later")
+    assert clean.count(REDACTED) == 7
+    # Ordinary prose, ids and numbers stay readable.
+    plain = "The model 'gpt-4o-mini' is overloaded (HTTP 503); retry in 2 s, request req_12ab."
+    assert scrub_secrets(plain, api_key="", base_url="") == plain
+
+
+def test_error_message_scrubs_for_a_target_before_cutting():
+    from providers.base import Target
+
+    target = Target(id=1, name="p", provider_type="openai", wire="openai", base_url="http://10.1.2.3:8000/v1",
+                    api_key="sk-live-0123456789")
+    raw = b"x " * 240 + b"at 10.1.2.3 with sk-live-0123456789 " + b"y " * 400
+    message, _, _ = error_message(raw, 502, target)
+    assert "10.1.2.3" not in message and "sk-live" not in message and len(message) <= 500
+    raw = orjson.dumps({"error": {"message": "bad key sk-live-0123456789 for 10.1.2.3", "code": "x"}})
+    assert error_message(raw, 400, target) == ("bad key [redacted] for [upstream host]", None, "x")
+
+
+def test_sse_decoder_gives_the_same_events_however_the_bytes_are_cut():
+    raw = b"event: a\r\ndata: 1\r\n\r\n: comment\ndata: x\ndata: y\n\ndata:{\"k\": \"v\"}\n\ndata: tail"
+    expected = [("a", b"1"), (None, b"x\ny"), (None, b'{"k": "v"}'), (None, b"tail")]
+    whole = SSEDecoder()
+    assert whole.feed(raw) + whole.close() == expected
+    for size in (1, 2, 3, 7):
+        decoder = SSEDecoder()
+        events = [e for i in range(0, len(raw), size) for e in decoder.feed(raw[i:i + size])]
+        assert events + decoder.close() == expected, size
+
+
+def test_sse_decoder_is_linear_on_a_long_line():
+    # 4 MiB in 1 KiB chunks: re-joining the buffer on every chunk copied ~8 GB.
+    import time
+
+    decoder = SSEDecoder(max_event=8 * 1024 * 1024)
+    started = time.perf_counter()
+    piece = b"a" * 1024
+    assert decoder.feed(b"data: ") == []
+    for _ in range(4096):
+        assert decoder.feed(piece) == []
+    [(_, data)] = decoder.feed(b"\n\n")
+    assert len(data) == 4 * 1024 * 1024
+    assert time.perf_counter() - started < 1.0
+
+
+def test_sse_decoder_refuses_a_line_or_an_event_over_its_cap():
+    from providers.base import StreamError
+
+    decoder = SSEDecoder(max_event=1000)
+    decoder.feed(b"data: " + b"x" * 900)
+    with pytest.raises(StreamError) as caught:
+        decoder.feed(b"x" * 200)  # no newline yet: the line alone is over the cap
+    assert caught.value.code == "upstream_response_too_large"
+    decoder = SSEDecoder(max_event=1000)
+    with pytest.raises(StreamError):  # many short data lines, never a blank one
+        for _ in range(100):
+            decoder.feed(b"data: " + b"y" * 50 + b"\n")
+    decoder = SSEDecoder(max_event=1000)
+    for _ in range(100):  # the same volume in separate events is fine
+        assert decoder.feed(b"data: " + b"z" * 50 + b"\n\n") == [(None, b"z" * 50)]

@@ -91,3 +91,13 @@ def test_a_change_during_a_reload_is_not_lost(configs, monkeypatch):
         return set(registry.targets)
 
     assert run(registry, steps) == {"openai"}
+
+
+def test_knows_follows_the_current_model_lists():
+    """What /metrics may use as a model label: only a model on its provider's current list."""
+    registry = ModelRegistry(None)
+    registry.models = {"openai": ["gpt-4o-mini"]}
+    assert registry.knows("openai", "gpt-4o-mini")
+    assert not registry.knows("openai", "anything-a-tenant-types") and not registry.knows("groq", "gpt-4o-mini")
+    registry.models["openai"] = ["gpt-4o-mini", "gpt-5"]  # a refresh replaces the list
+    assert registry.knows("openai", "gpt-5")
