@@ -1,7 +1,7 @@
 """The Anthropic Messages ingress (`POST /v1/messages`, `POST /v1/messages/count_tokens`) in the OpenAPI
-document, merged in by gomodel/api/openapi_v1.py. The request and answer follow Anthropic's Messages API
-reference; the schemas state exactly what the gateway checks (gomodel/gateway/ingress/messages_validation.py)
-and no more, so that schemathesis can hold the gateway to them. Errors are Anthropic's envelope."""
+document, merged in by gomodel/api/openapi_v1.py: paths, answers and Anthropic's error envelope. The
+request schemas (`anthropic.MessagesRequest`, …) are declared once in gomodel/gateway/request_schema.py,
+which the gateway validates against."""
 
 ENVELOPE = {"$ref": "#/components/schemas/anthropic.ErrorEnvelope"}
 REQUEST_ID = {"X-Request-Id": {"description": "The gateway's id for this request (also in usage rows and logs).",
@@ -97,54 +97,13 @@ PATHS = {
 }
 
 _BLOCK = {"type": "object", "required": ["type"], "additionalProperties": {},
-          "description": "A content block: text, image, document, tool_use, tool_result, thinking, "
-                         "redacted_thinking, or any other type Anthropic documents (passed to an Anthropic target).",
+          "description": "A content block: text, thinking, redacted_thinking, tool_use, or another type Anthropic "
+                         "documents (relayed as is from an Anthropic target).",
           "properties": {"type": {"type": "string"}}}
-_TEXT_BLOCK = {"type": "object", "required": ["type", "text"], "additionalProperties": {},
-               "description": "A text block; `cache_control` breakpoints are kept.",
-               "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}}
-_COMMON = {
-    "model": {"type": "string", "minLength": 1, "pattern": "\\S",
-              "description": "A model, `provider/model`, or a virtual model."},
-    "messages": {"type": "array", "minItems": 1, "items": _ref("InputMessage")},
-    "system": {"nullable": True, "oneOf": [{"type": "string"}, {"type": "array", "items": _ref("TextBlock")}]},
-    "tools": {"type": "array", "nullable": True, "items": {
-        "type": "object", "required": ["name"], "additionalProperties": {},
-        "description": "A client tool (`name`, `description`, `input_schema`) or an Anthropic server tool.",
-        "properties": {"name": {"type": "string", "minLength": 1}}}},
-    "tool_choice": {"type": "object", "nullable": True, "required": ["type"], "additionalProperties": {},
-                    "properties": {"type": {"type": "string", "enum": ["auto", "any", "tool", "none"]}}},
-    "thinking": {"type": "object", "nullable": True, "required": ["type"], "additionalProperties": {},
-                 "description": "`{type: enabled, budget_tokens}`, `{type: adaptive}`, `{type: disabled}`, …",
-                 "properties": {"type": {"type": "string"}}},
-    "provider": {"description": "Gateway routing hint; stripped before the upstream call.", "type": "string",
-                 "minLength": 1, "nullable": True},
-}
 
+# The request bodies are declared with the others in gomodel/gateway/request_schema.py (`anthropic.*`):
+# the gateway validates against them. Here: what it answers.
 SCHEMAS = {
-    "anthropic.InputMessage": {
-        "type": "object", "required": ["role", "content"], "additionalProperties": {},
-        "properties": {"role": {"type": "string", "enum": ["user", "assistant"]},
-                       "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": _BLOCK}]}},
-    },
-    "anthropic.TextBlock": _TEXT_BLOCK,
-    "anthropic.MessagesRequest": {
-        "type": "object", "required": ["model", "max_tokens", "messages"], "additionalProperties": {},
-        "properties": {
-            **_COMMON,
-            "max_tokens": {"type": "integer", "minimum": 0},
-            "stop_sequences": {"type": "array", "nullable": True, "items": {"type": "string"}},
-            "temperature": {"type": "number", "nullable": True},
-            "top_p": {"type": "number", "nullable": True},
-            "top_k": {"type": "integer", "minimum": 0, "nullable": True},
-            "metadata": {"type": "object", "nullable": True, "additionalProperties": {},
-                         "properties": {"user_id": {"type": "string", "nullable": True}}},
-            "stream": {"type": "boolean", "nullable": True},
-        },
-    },
-    "anthropic.CountTokensRequest": {
-        "type": "object", "required": ["model", "messages"], "additionalProperties": {}, "properties": _COMMON,
-    },
     "anthropic.CountTokensResponse": {
         "type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}},
     },
