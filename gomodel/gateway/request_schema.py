@@ -35,12 +35,19 @@ def content_schema() -> dict:
     }
 
 
-def _needs(kind: str, *fields: str) -> dict:
-    """Anthropic's typed objects: one of type `kind` carries `fields` (OpenAPI 3.0 has no if/then)."""
-    return {"anyOf": [{"properties": {"type": {"not": {"enum": [kind]}}}}, {"required": list(fields)}],
-            "x-invalid": f"an object whose type '{kind}' needs {', '.join(repr(f) for f in fields)}"}
+def _needs(kind: str, *fields: str, properties: dict | None = None, hint: str | None = None) -> dict:
+    """Anthropic's typed objects: one of type `kind` carries `fields`, shaped as `properties` say where the
+    same field means another thing in another type (OpenAPI 3.0 has no if/then)."""
+    then = {"required": list(fields)}
+    if properties:
+        then["properties"] = properties
+    return {"anyOf": [{"properties": {"type": {"not": {"enum": [kind]}}}}, then],
+            "x-invalid": hint or f"an object whose type '{kind}' needs {', '.join(repr(f) for f in fields)}"}
 
 
+SOURCE = {"source": {"$ref": REF + "anthropic.Source"}}
+SOURCE_HINT = ("an object whose type '%s' needs a 'source' object: {type: base64, media_type, data}, "
+               "{type: url, url}, {type: text, data}, {type: file, file_id} or {type: content, content}")
 PROVIDER_HINT = name_schema(description="Gateway routing hint; stripped before upstream execution.", nullable=True)
 
 REQUEST_SCHEMAS = {
@@ -226,7 +233,6 @@ REQUEST_SCHEMAS = {
             "type": {"type": "string"},
             "cache_control": {"type": "object", "nullable": True},
             "text": {"type": "string"},
-            "source": {"$ref": REF + "anthropic.Source"},
             "id": {"type": "string"},
             "name": {"type": "string"},
             "input": {"type": "object"},
@@ -239,7 +245,9 @@ REQUEST_SCHEMAS = {
             "signature": {"type": "string"},
             "data": {"type": "string"},
         },
-        "allOf": [_needs("text", "text"), _needs("image", "source"), _needs("document", "source"),
+        # `source` is an object on images and documents (a string on a search_result).
+        "allOf": [_needs("text", "text"), _needs("image", "source", properties=SOURCE, hint=SOURCE_HINT % "image"),
+                  _needs("document", "source", properties=SOURCE, hint=SOURCE_HINT % "document"),
                   _needs("tool_use", "id", "name", "input"), _needs("tool_result", "tool_use_id"),
                   _needs("thinking", "thinking", "signature"), _needs("redacted_thinking", "data")],
     },

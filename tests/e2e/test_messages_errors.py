@@ -109,7 +109,7 @@ BAD_BODIES = [
         {"role": "user", "content": [{"type": "text"}]}]}, "messages[0].content[0]"),
     ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "x"}}]}]},
-     "messages[0].content[0].source"),
+     "messages[0].content[0]"),
     ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]}]},
      "messages[0].content[0].input"),
