@@ -196,3 +196,29 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type} {self.object_id}"
+
+
+class StoredResponse(models.Model):
+    """A /v1/responses answer kept so that `previous_response_id` can continue the conversation (on any
+    provider) and GET can return it. Only its tenant can read it; it expires after
+    RESPONSES_RETENTION_DAYS (a beat task deletes it). `input_items` is the whole context the model
+    saw (earlier turns included), so continuing a conversation is one read."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               help_text="Empty: made with the master key.")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    model = models.CharField(max_length=255)
+    provider = models.CharField(max_length=64)
+    previous_response_id = models.CharField(max_length=64, blank=True)
+    input_items = models.JSONField(default=list)
+    response = models.JSONField(default=dict, help_text="The response object as the client received it.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "created_at"])]
+
+    def __str__(self):
+        return self.id

@@ -28,3 +28,15 @@ def purge_usage_events() -> int:
         return usage_drain.purge_old_events()
     finally:
         close_old_connections()
+
+
+@shared_task(name="accounting.purge_expired_responses", ignore_result=True)
+def purge_expired_responses() -> int:
+    """Delete stored /v1/responses answers past RESPONSES_RETENTION_DAYS."""
+    from .responses_store import purge_expired_responses as purge
+
+    close_old_connections()
+    try:
+        return purge()
+    finally:
+        close_old_connections()

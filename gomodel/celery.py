@@ -20,4 +20,6 @@ def schedule_usage_tasks(sender, **kwargs):
                         "options": {"expires": max(interval * 2, 1.0)}},
         "usage-retention": {"task": "accounting.purge_usage_events", "schedule": 3600.0,
                             "options": {"expires": 1800.0}},
+        "responses-retention": {"task": "accounting.purge_expired_responses", "schedule": 3600.0,
+                                "options": {"expires": 1800.0}},
     }

@@ -36,6 +36,8 @@ class FakeUpstream(FakeServer):
             return await self.chat(parsed, send)
         if scope["path"].endswith("/embeddings"):
             return await self.embeddings(parsed, send)
+        if scope["path"].endswith("/responses"):
+            return await self.responses(parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
 
     async def chat(self, body, send):
@@ -163,6 +165,84 @@ class FakeUpstream(FakeServer):
                                                           "total_tokens": 11 + n}})
         await event(b"[DONE]")
         await send({"type": "http.response.body", "body": b""})
+
+    # -- the Responses API (shapes as tests/fixtures/recorded/openai/responses*) ------------------
+    async def responses(self, body, send):
+        model = body["model"]
+        if model == "fail-500":
+            return await self._json(send, 500, {"error": {"message": "The server had an error"}})
+        if model == "fail-400":
+            return await self._json(send, 400, {"error": {"message": "Invalid value for 'temperature'.",
+                                                          "type": "invalid_request_error", "param": "temperature",
+                                                          "code": "invalid_value"}})
+        response_id = "resp_fake0123456789"
+        if model == "tool-model":
+            item = {"id": "fc_fake1", "type": "function_call", "status": "completed", "call_id": "call_1",
+                    "name": "get_weather", "arguments": '{"city":"Paris"}'}
+        else:
+            item = {"id": "msg_fake1", "type": "message", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "".join(REPLY)}]}
+        usage = {"input_tokens": 17, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": len(REPLY),
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 17 + len(REPLY)}
+
+        def response(status, output, usage=None):
+            return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
+                    "background": False, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
+                    "model": model + "-2024-07-18", "output": output, "parallel_tool_calls": True,
+                    "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+                    "store": body.get("store", True), "temperature": 1.0, "text": {"format": {"type": "text"}},
+                    "tool_choice": "auto", "tools": body.get("tools") or [], "top_p": 1.0, "truncation": "disabled",
+                    "usage": usage, "user": None, "metadata": {}}
+
+        if not body.get("stream"):
+            return await self._json(send, 200, response("completed", [item], usage))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream; charset=utf-8")]})
+        sequence = 0
+
+        async def event(kind, **fields):
+            nonlocal sequence
+            payload = {"type": kind, **fields, "sequence_number": sequence}
+            sequence += 1
+            await send({"type": "http.response.body", "more_body": True,
+                        "body": b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"})
+
+        await event("response.created", response=response("in_progress", []))
+        await event("response.in_progress", response=response("in_progress", []))
+        if item["type"] == "function_call":
+            await event("response.output_item.added", output_index=0, item={**item, "arguments": "",
+                                                                             "status": "in_progress"})
+            for part in ['{"ci', 'ty":', '"Paris"}']:
+                await event("response.function_call_arguments.delta", item_id=item["id"], output_index=0, delta=part)
+            await event("response.function_call_arguments.done", item_id=item["id"], output_index=0,
+                        arguments=item["arguments"])
+        else:
+            await event("response.output_item.added", output_index=0,
+                        item={**item, "status": "in_progress", "content": []})
+            part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+            await event("response.content_part.added", item_id=item["id"], output_index=0, content_index=0, part=part)
+            for i, piece in enumerate(REPLY):
+                if model == "break-stream" and i == 2:
+                    raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
+                if model == "error-event" and i == 2:  # the upstream's own terminal failure
+                    await event("response.failed", response={**response("failed", []), "error": {
+                        "code": "server_error", "message": "The model failed to generate a response."}})
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+                await event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,
+                            delta=piece, logprobs=[])
+            text = "".join(REPLY)
+            await event("response.output_text.done", item_id=item["id"], output_index=0, content_index=0, text=text,
+                        logprobs=[])
+            await event("response.content_part.done", item_id=item["id"], output_index=0, content_index=0,
+                        part={**part, "text": text})
+        await event("response.output_item.done", output_index=0, item=item)
+        await event("response.completed", response=response("completed", [item], usage))
+        await send({"type": "http.response.body", "body": b""})
+
+    def responses_requests(self):
+        return [r for r in self.requests if r["path"].endswith("/responses")]
 
     def chat_requests(self):
         return [r for r in self.requests if r["path"].endswith("/chat/completions")]

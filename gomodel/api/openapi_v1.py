@@ -67,6 +67,10 @@ def _errors(*codes: str, sse: bool = False) -> dict:
 
 CHAT_EXAMPLE = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]}
 EMBEDDINGS_EXAMPLE = {"model": "text-embedding-3-small", "input": "Hello"}
+RESPONSES_EXAMPLE = {"model": "gpt-4o-mini", "input": "Hello", "instructions": "Be brief."}
+RESPONSE_ID_PARAMETER = {"in": "path", "name": "response_id", "required": True,
+                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                         "description": "The id the gateway gave the response (`resp_…`)."}
 
 PATHS = {
     "/v1/chat/completions": {
@@ -114,6 +118,88 @@ PATHS = {
                 "200": {"description": "OK", "headers": REQUEST_ID, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/core.EmbeddingResponse"}}}},
                 **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/responses": {
+        "post": {
+            "tags": ["responses"],
+            "summary": "Create a model response (OpenAI Responses API)",
+            "operationId": "createResponse",
+            "description": "Routes `model` like chat completions. A provider with its own Responses API (OpenAI, "
+                           "xAI) gets the request as sent (model and key changed); any other provider gets it "
+                           "translated to chat completions and its answer translated back. With `stream: true` "
+                           "the answer is the typed server-sent events (`response.created`, "
+                           "`response.output_text.delta`, …, `response.completed`), each with a "
+                           "`sequence_number`; an upstream failure after the stream started ends it with "
+                           "`response.failed`. With `store` (default true) the response is kept for "
+                           "RESPONSES_RETENTION_DAYS so that `previous_response_id` continues the conversation "
+                           "on any provider.",
+            "requestBody": {
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/core.ResponsesRequest"},
+                                                 "example": RESPONSES_EXAMPLE}},
+                "description": "Responses request",
+                "required": True,
+            },
+            "responses": {
+                "200": {
+                    "description": "The response object, or its SSE stream when stream=true",
+                    "headers": REQUEST_ID,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseObject"}},
+                        "text/event-stream": {"schema": {"$ref": "#/components/schemas/core.ResponseStreamEvent"}},
+                    },
+                },
+                **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+            },
+            "security": [{"BearerAuth": []}],
+        }
+    },
+    "/v1/responses/{response_id}": {
+        "get": {
+            "tags": ["responses"],
+            "summary": "Retrieve a stored response (the calling tenant's only)",
+            "operationId": "getResponse",
+            "parameters": [RESPONSE_ID_PARAMETER],
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseObject"}}}},
+                **_errors("401", "404", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        },
+        "delete": {
+            "tags": ["responses"],
+            "summary": "Delete a stored response",
+            "operationId": "deleteResponse",
+            "parameters": [RESPONSE_ID_PARAMETER],
+            "responses": {
+                "200": {"description": "Deleted", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseDeleted"}}}},
+                **_errors("401", "404", "405"),
+            },
+            "security": [{"BearerAuth": []}],
+        },
+    },
+    "/v1/responses/{response_id}/input_items": {
+        "get": {
+            "tags": ["responses"],
+            "summary": "List the input items of a stored response (earlier turns included)",
+            "operationId": "listResponseInputItems",
+            "parameters": [
+                RESPONSE_ID_PARAMETER,
+                {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 100,
+                                                            "default": 20}},
+                {"in": "query", "name": "order", "schema": {"type": "string", "enum": ["asc", "desc"],
+                                                            "default": "desc"}},
+                {"in": "query", "name": "after", "schema": {"type": "string"},
+                 "description": "An item id: the page starts after it."},
+            ],
+            "responses": {
+                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/core.ResponseItemList"}}}},
+                **_errors("400", "401", "404", "405"),
             },
             "security": [{"BearerAuth": []}],
         }
@@ -382,6 +468,109 @@ SCHEMAS = {
             }},
         ],
     },
+    "core.ResponsesRequest": {
+        "type": "object",
+        "required": ["model"],
+        "description": "OpenAI's Responses request. `input` is required unless `previous_response_id` is given. "
+                       "Function tools and message/function_call/function_call_output items work on every "
+                       "provider; built-in tools and other item types only on a provider with the Responses API "
+                       "(elsewhere: 400 `unsupported_value`).",
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "pattern": "\\S"},
+            "input": {"nullable": True, "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/core.ResponseInputItem"}}]},
+            "instructions": {"type": "string", "nullable": True},
+            "tools": {"type": "array", "nullable": True, "items": {
+                "type": "object", "required": ["type"], "additionalProperties": {},
+                "properties": {"type": {"type": "string"}, "name": {"type": "string"},
+                               "description": {"type": "string"}, "parameters": {"type": "object"},
+                               "strict": {"type": "boolean"}}}},
+            "tool_choice": {"nullable": True, "anyOf": [
+                {"type": "string", "enum": ["none", "auto", "required"]},
+                {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"},
+                                                                        "name": {"type": "string"}}}]},
+            "max_output_tokens": {"type": "integer", "minimum": 1, "nullable": True},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
+            "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+            "reasoning": {"type": "object", "nullable": True, "properties": {
+                "effort": {"type": "string", "nullable": True,
+                           "enum": ["none", "minimal", "low", "medium", "high", "xhigh", "max", None]},
+                "summary": {"type": "string", "nullable": True}}},
+            "text": {"type": "object", "nullable": True, "properties": {"format": {
+                "type": "object", "nullable": True, "required": ["type"],
+                "properties": {"type": {"type": "string", "enum": ["text", "json_schema", "json_object"]},
+                               "name": {"type": "string"}, "schema": {"type": "object"},
+                               "strict": {"type": "boolean"}}}}},
+            "parallel_tool_calls": {"type": "boolean", "nullable": True},
+            "metadata": {"type": "object", "nullable": True, "maxProperties": 16,
+                         "additionalProperties": {"type": "string"}},
+            "store": {"type": "boolean", "nullable": True, "description": "Default true: kept for "
+                      "RESPONSES_RETENTION_DAYS, readable by the same tenant only."},
+            "previous_response_id": {"type": "string", "nullable": True, "minLength": 1, "maxLength": 64},
+            "stream": {"type": "boolean", "nullable": True},
+            "background": {"type": "boolean", "nullable": True, "enum": [False, None],
+                           "description": "Background responses are not supported (400)."},
+            "provider": {"description": "Gateway routing hint; stripped before upstream execution.",
+                         "type": "string", "minLength": 1, "nullable": True},
+            "user": {"type": "string", "nullable": True},
+        },
+    },
+    "core.ResponseInputItem": {
+        "type": "object",
+        "description": "A message (`role` and `content`: a string or input_text/input_image/output_text parts), "
+                       "a `function_call` (call_id, name, arguments) or a `function_call_output` (call_id, "
+                       "output).",
+        "additionalProperties": {},
+        "properties": {"type": {"type": "string"}, "role": {"type": "string"}, "call_id": {"type": "string"},
+                       "name": {"type": "string"}, "arguments": {"type": "string"}},
+    },
+    "core.ResponseObject": {
+        "type": "object",
+        "required": ["id", "object", "created_at", "status", "model", "output"],
+        "additionalProperties": {},
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "enum": ["response"]},
+            "created_at": {"type": "integer"},
+            "status": {"type": "string"},
+            "model": {"type": "string"},
+            "output": {"type": "array", "items": {"type": "object", "additionalProperties": {}},
+                       "description": "message (output_text parts), function_call and reasoning items."},
+            "previous_response_id": {"type": "string", "nullable": True},
+            "provider": {"type": "string", "description": "The provider config that answered."},
+            "usage": {"type": "object", "nullable": True, "additionalProperties": {}, "properties": {
+                "input_tokens": {"type": "integer"}, "output_tokens": {"type": "integer"},
+                "total_tokens": {"type": "integer"},
+                "input_tokens_details": {"type": "object", "properties": {"cached_tokens": {"type": "integer"}}},
+                "output_tokens_details": {"type": "object",
+                                          "properties": {"reasoning_tokens": {"type": "integer"}}}}},
+        },
+    },
+    "core.ResponseStreamEvent": {
+        "type": "object",
+        "description": "One server-sent event: `event:` the type, `data:` the JSON event (`type`, "
+                       "`sequence_number`, and the fields of that type as OpenAI documents them).",
+        "required": ["data"],
+        "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+    },
+    "core.ResponseDeleted": {
+        "type": "object",
+        "required": ["id", "object", "deleted"],
+        "properties": {"id": {"type": "string"}, "object": {"type": "string", "enum": ["response.deleted"]},
+                       "deleted": {"type": "boolean"}},
+    },
+    "core.ResponseItemList": {
+        "type": "object",
+        "required": ["object", "data", "first_id", "last_id", "has_more"],
+        "properties": {
+            "object": {"type": "string", "enum": ["list"]},
+            "data": {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+            "first_id": {"type": "string", "nullable": True},
+            "last_id": {"type": "string", "nullable": True},
+            "has_more": {"type": "boolean"},
+        },
+    },
     # -- the management API's error bodies (DRF's usual shapes) --------------------------------------
     "ErrorDetail": {
         "type": "object",
@@ -410,6 +599,7 @@ SECURITY_SCHEMES = {
 TAGS = [
     {"name": "chat", "description": "OpenAI-compatible chat completions (the gateway's hot path)."},
     {"name": "embeddings", "description": "OpenAI-compatible embeddings."},
+    {"name": "responses", "description": "OpenAI's Responses API in front of every provider, with stored responses."},
     {"name": "models", "description": "What the configured providers serve."},
     {"name": "usage", "description": "A tenant's tokens and cost."},
     {"name": "health", "description": "Liveness, readiness and metrics."},

@@ -6,8 +6,10 @@ from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .ingress import anthropic_errors
 from .runtime import get_runtime
+from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
-from .views import chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready
+from .views import (chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready,
+                    responses)
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +18,7 @@ ROUTES = {
     "/v1/embeddings": {"POST": embeddings},
     "/v1/messages": {"POST": messages},
     "/v1/messages/count_tokens": {"POST": messages_count_tokens},
+    "/v1/responses": {"POST": responses},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},
@@ -26,6 +29,19 @@ ROUTES = {
 ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
+# Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
+PREFIX_ROUTES = (("/v1/responses/", stored_response_routes),)
+
+
+def route(path: str) -> dict | None:
+    methods = ROUTES.get(path)
+    if methods is None:
+        for prefix, methods_for in PREFIX_ROUTES:
+            if path.startswith(prefix):
+                return methods_for(path[len(prefix):])
+    return methods
+
+
 def handles(path: str) -> bool:
     return path.startswith("/v1/") or path == "/v1" or (path.rstrip("/") or "/") in ROUTES
 
@@ -33,7 +49,7 @@ def handles(path: str) -> bool:
 async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
-    methods = ROUTES.get(path)
+    methods = route(path)
     if path in ANTHROPIC_ROUTES:
         req.error_body = anthropic_errors.error_body
     try:

@@ -13,6 +13,8 @@ from .http import Request
 from .ingress.messages import run_count_tokens, run_messages
 from .ingress.messages_validation import validate_count_tokens, validate_messages
 from .json_body import parse_json_object
+from .responses import run_responses
+from .responses_validation import validate_responses
 from .runtime import get_runtime
 from .validation import validate_chat, validate_embeddings
 
@@ -41,6 +43,10 @@ async def messages(req: Request):
 
 async def messages_count_tokens(req: Request):
     await _json_call(req, validate_count_tokens, run_count_tokens)
+
+
+async def responses(req: Request):
+    await _json_call(req, validate_responses, run_responses)
 
 
 async def list_models(req: Request):

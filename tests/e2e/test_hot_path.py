@@ -1,4 +1,5 @@
-"""A warm /v1/chat/completions or /v1/messages request makes no thread hop and no ORM query (ARCHITECTURE.md)."""
+"""A warm /v1/chat/completions, /v1/responses (store=false) or /v1/messages request makes no thread hop
+and no ORM query (ARCHITECTURE.md)."""
 
 import concurrent.futures
 import threading
@@ -56,7 +57,10 @@ def counter(monkeypatch):
 
 
 def _post(gateway, key, path="/v1/chat/completions", **body):
-    payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
+    if path == "/v1/responses":
+        payload = {"model": "gpt-4o-mini", "input": "Hi", "store": False, **body}
+    else:
+        payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
     if path == "/v1/messages":
         payload["max_tokens"] = 16
     with httpx.stream("POST", f"{gateway}{path}", headers={"Authorization": f"Bearer {key}"},
@@ -66,21 +70,33 @@ def _post(gateway, key, path="/v1/chat/completions", **body):
         return response.headers["x-request-id"]
 
 
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
-@pytest.mark.parametrize("stream", [False, True])
-def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
-                                                       stream, path):
-    key = tenant_key[2]
-    first = _post(gateway, key, path, stream=stream)  # cold: loads the key and the providers
+def _assert_warm_path_is_free(gateway, key, counter, usage_events, path, **body):
+    first = _post(gateway, key, path, **body)  # cold: loads the key and the providers
     usage_events(first)
     assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
     time.sleep(0.2)  # let invalidations published by this test's own setup arrive before measuring
-    usage_events(_post(gateway, key, path, stream=stream))
+    usage_events(_post(gateway, key, path, **body))
 
     counter.hops = counter.submits = counter.queries = 0
-    second = _post(gateway, key, path, stream=stream)
+    second = _post(gateway, key, path, **body)
     assert len(usage_events(second)) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
+                                                       stream, path):
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, path, stream=stream)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_translated_responses_request_makes_zero_hops(gateway, make_provider, upstream, tenant_key, counter,
+                                                            usage_events, stream):
+    """/v1/responses on a provider without the Responses API: translated to chat and back, still free."""
+    make_provider(name="groq", provider_type="groq", base_url=upstream.base_url)
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/responses",
+                              model="groq/gpt-4o-mini", stream=stream)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -92,14 +108,7 @@ def test_warm_native_anthropic_message_makes_zero_hops(gateway, make_provider, t
     fake = FakeAnthropic().start()
     try:
         make_provider(name="anthropic", provider_type="anthropic", base_url=fake.base_url, api_key="sk-ant")
-        key = tenant_key[2]
-        post = lambda: _post(gateway, key, "/v1/messages", model="claude-sonnet-4-20250514", stream=stream)  # noqa: E731
-        usage_events(post())
-        time.sleep(0.2)
-        usage_events(post())
-
-        counter.hops = counter.submits = counter.queries = 0
-        assert len(usage_events(post())) == 1
-        assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+        _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/messages",
+                                  model="claude-opus-4-6", stream=stream)
     finally:
         fake.stop()
