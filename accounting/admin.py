@@ -20,6 +20,7 @@ from django.utils.html import format_html
 from . import money
 from .audited_admin import AuditedModelAdmin, actor
 from .keys import KEY_PREFIX, hash_key
+from .limits_admin import LimitsForm, key_limits_usage, tenant_limits_usage
 from .models import ApiKey, ModelPrice, Tenant, UsageDaily, UsageEvent
 from .readonly_admin import ReadOnlyAdminMixin
 from .reports import cost_string, today_utc
@@ -63,7 +64,8 @@ def budget_field() -> str | None:
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
-    fields = ["prefix", "name", "state", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit"]
+    fields = ["prefix", "name", "state", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit",
+              "concurrency_limit"]
     readonly_fields = ["prefix", "state", "last_used_at"]
     show_change_link = True
 
@@ -82,6 +84,12 @@ class TenantAdmin(AuditedModelAdmin):
     list_filter = ["active"]
     search_fields = ["slug", "name"]
     inlines = [ApiKeyInline]
+    form = LimitsForm
+    readonly_fields = ["rate_limit_usage"]
+
+    @admin.display(description="rate limits now")
+    def rate_limit_usage(self, obj):
+        return tenant_limits_usage(obj) if obj.pk else "—"
 
     def get_queryset(self, request):
         active_keys = (ApiKey.objects.filter(tenant=OuterRef("pk"), active=True).order_by().values("tenant")
@@ -151,20 +159,26 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(AuditedModelAdmin):
-    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit", "expires_at",
-                    "created_at"]
+    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit",
+                    "concurrency_limit", "expires_at", "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
     search_help_text = "Prefix (e.g. the last 4 characters), name or tenant; or paste a whole key to find it."
-    readonly_fields = ["prefix", "state", "last_used_at", "created_at"]
+    readonly_fields = ["prefix", "state", "last_used_at", "created_at", "rate_limit_usage"]
     actions = ["revoke", "reactivate"]
+    form = LimitsForm
+    LIMIT_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "expires_at", "rpm_limit", "tpm_limit"]
-        return ["prefix", "tenant", "name", "state", "active", "expires_at", "rpm_limit", "tpm_limit",
+            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS]
+        return ["prefix", "tenant", "name", "state", "active", "expires_at", *self.LIMIT_FIELDS, "rate_limit_usage",
                 "last_used_at", "created_at"]
+
+    @admin.display(description="rate limits now")
+    def rate_limit_usage(self, obj):
+        return key_limits_usage(obj)
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "tenant"] if obj is not None else []
@@ -183,7 +197,8 @@ class ApiKeyAdmin(AuditedModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
-                                           expires_at=obj.expires_at, actor=actor(request))
+                                           expires_at=obj.expires_at, actor=actor(request),
+                                           concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models)
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 

@@ -1,6 +1,20 @@
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+from .allowlists import AllowListError, validate_entries
+
+
+LIMIT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]  # empty (null) is "no limit"
+
+
+def validate_allowed_models(value):
+    try:
+        validate_entries(value)
+    except AllowListError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 class Tenant(models.Model):
@@ -10,6 +24,17 @@ class Tenant(models.Model):
     monthly_budget_usd = models.DecimalField(
         max_digits=12, decimal_places=2, null=True, blank=True,
         help_text="Spend per UTC month the admin and dashboard warn about (80 %) and flag (100 %); empty: none.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                            help_text="Requests per minute, all the tenant's keys together; empty: none.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                            help_text="Tokens per minute, all the tenant's keys together; empty: none.")
+    concurrency_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=LIMIT,
+        help_text="Requests in flight at once, all the tenant's keys together; empty: none.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, validators=[validate_allowed_models],
+        help_text="Models the tenant's keys may call: 'provider/model', 'provider/*' or a virtual model name; "
+                  "empty: all.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -27,8 +52,16 @@ class ApiKey(models.Model):
     active = models.BooleanField(default=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute.")
-    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                            help_text="Requests per minute; empty: no limit.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                            help_text="Tokens per minute; empty: no limit.")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                                    help_text="Requests in flight at once; empty: no limit.")
+    allowed_models = models.JSONField(
+        default=list, blank=True, validators=[validate_allowed_models],
+        help_text="Models this key may call: 'provider/model', 'provider/*' or a virtual model name; empty: "
+                  "all its tenant allows.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

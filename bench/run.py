@@ -11,6 +11,9 @@ Everything runs on 127.0.0.1 and is torn down on exit (also on Ctrl-C and on err
    transport in --transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py: the
    default `aiohttp` is the gateway's httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on
    aiohttp's transport; `httpx` is httpcore; bench/transports.py);
+   Then the fastest of uvicorn/granian again with a key that has every rate limit (per key and per
+   tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request
+   makes the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it);
 4. wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64,
    JSON and SSE, each after a short warm-up;
 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
@@ -49,6 +52,9 @@ TRANSPORT_APP = "bench.transport_app:application"  # the same app with GOMODEL_H
 MODEL = "gpt-4o-mini"
 USAGE_STREAM = "gomodel:bench:usage"
 INVALIDATION_CHANNEL = "gomodel:bench:invalidate"
+LIMITS_PREFIX = "gomodel:bench:rl"
+LIMITED_SUFFIX = "+limits"
+TARGET_LIMITS_SHARE = 0.9  # throughput with a limit on every request, vs the same server without
 
 # Targets (non-streaming, uvicorn or granian with one worker per core, auth and usage events on).
 TARGET_RPS_C64 = 2000.0
@@ -377,6 +383,7 @@ class Bench:
         self.redis_url = None
         self.env = None
         self.key = None
+        self.limited_key = None
         self.mock_port = None
         self.mock_proc = None
         self.usage_events = 0
@@ -406,6 +413,7 @@ class Bench:
             "REDIS_URL": self.redis_url,
             "USAGE_STREAM": USAGE_STREAM,
             "INVALIDATION_CHANNEL": INVALIDATION_CHANNEL,
+            "LIMITS_PREFIX": LIMITS_PREFIX,
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": f"http://127.0.0.1:{self.mock_port}/v1",
             "LOG_LEVEL": "WARNING",
@@ -420,6 +428,19 @@ class Bench:
         self.key = out.strip().splitlines()[-1].strip()
         if not self.key.startswith("sk_"):
             raise RuntimeError(f"create_api_key did not print a key on its last line: {out!r}")
+        limits = getattr(self.args, "limits", None)
+        if limits:  # limits never reached: `all` = every limit of the key and its tenant plus allow-lists
+            manage(env, "create_tenant", "bench-limited")
+            if limits == "all":
+                manage(env, "shell", "-c", "from accounting.models import Tenant; t = Tenant.objects.get(slug="
+                       "'bench-limited'); t.rpm_limit = t.tpm_limit = 2_000_000_000; t.concurrency_limit = 1_000_000; "
+                       "t.allowed_models = ['openai/*']; t.save()")
+                flags = ["--tpm", "2000000000", "--concurrency", "1000000", "--models", f"openai/{MODEL}"]
+            else:  # "rpm": one requests-per-minute limit on the key
+                flags = []
+            out = manage(env, "create_api_key", "bench-limited", "--name", "bench-limited", "--rpm", "2000000000",
+                         *flags)
+            self.limited_key = out.strip().splitlines()[-1].strip()
         manage(env, "sync_providers")
 
     def clear_stream(self) -> int:
@@ -433,7 +454,8 @@ class Bench:
             client.close()
 
     # -- one server ------------------------------------------------------------------------------
-    def start_gateway(self, kind: str, transport: str):
+    def start_gateway(self, kind: str, transport: str, key: str | None = None):
+        key = key or self.key
         port = free_port()
         env = dict(self.env, GOMODEL_HTTP_TRANSPORT=transport)
         logfile = self.tmp / f"{kind}-{transport}.log"
@@ -446,7 +468,7 @@ class Bench:
         # send a few on fresh connections, which the kernel spreads over the workers.
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(4 * workers):
-            status, payload = http_post(base + "/v1/chat/completions", body, self.key)
+            status, payload = http_post(base + "/v1/chat/completions", body, key)
             if status != 200:
                 raise RuntimeError(f"{kind}: a warm-up request failed with {status}: {payload[:300]!r}"
                                    f"{tail(logfile)}")
@@ -508,12 +530,13 @@ class Bench:
                     parts.append(f"ERRORS {errors}")
                 log("  ".join(parts))
 
-    def bench_server(self, kind: str, transport: str):
-        label = f"{kind}/{transport}"
+    def bench_server(self, kind: str, transport: str, limited: bool = False):
+        label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "")
+        key = self.limited_key if limited else self.key
         log(f"starting {label} ({1 if kind == 'daphne' else self.args.workers} process(es))")
-        proc, base, logfile = self.start_gateway(kind, transport)
+        proc, base, logfile = self.start_gateway(kind, transport, key)
         try:
-            self.measure(label, base + "/v1/chat/completions", self.key, proc.pid)
+            self.measure(label, base + "/v1/chat/completions", key, proc.pid)
         finally:
             self.procs.stop(proc)
         if any(r.errors for r in self.results if r.label == label):
@@ -533,8 +556,11 @@ class Bench:
         for kind in self.args.servers:
             self.bench_server(kind, "aiohttp")
         candidates = [k for k in self.args.servers if k in ("uvicorn", "granian")]
-        if candidates and "httpx" in self.args.transports:
-            best = max(candidates, key=lambda k: self.rps(f"{k}/aiohttp", "json", max(self.args.concurrency)))
+        best = max(candidates, key=lambda k: self.rps(f"{k}/aiohttp", "json", max(self.args.concurrency)),
+                   default=None)
+        if best and self.args.limits != "none":
+            self.bench_server(best, "aiohttp", limited=True)
+        if best and "httpx" in self.args.transports:
             self.bench_server(best, "httpx")
         self.elapsed = time.monotonic() - started
 
@@ -569,7 +595,8 @@ class Bench:
 
     def targets(self) -> tuple[list[str], bool]:
         lines, ok_all = [], True
-        fast = [r for r in self.results if r.mode == "json" and r.label.split("/")[0] in ("uvicorn", "granian")]
+        fast = [r for r in self.results if r.mode == "json" and r.label.split("/")[0] in ("uvicorn", "granian")
+                and not r.label.endswith(LIMITED_SUFFIX)]
         clean = [r for r in fast if r.errors <= 0.001 * max(r.requests, 1)]
         best_rps = max((r for r in clean if r.conc == 64), key=lambda r: r.rps, default=None)
         if best_rps is not None:
@@ -593,6 +620,20 @@ class Bench:
         else:
             ok_all = False
             lines.append("FAIL  added p50, JSON, c=10: not measured")
+        for r in self.results:  # rate limits on every request keep >= 90 % of the same server's throughput
+            if r.label.endswith(LIMITED_SUFFIX) and r.mode == "json" and r.conc == max(self.args.concurrency):
+                plain_label = r.label[:-len(LIMITED_SUFFIX)]
+                plain = self.rps(plain_label, r.mode, r.conc)
+                share = r.rps / plain if plain else 0.0
+                ok = share >= TARGET_LIMITS_SHARE and r.errors <= 0.001 * max(r.requests, 1)
+                ok_all &= ok
+                cpu = [x.gw_cpu_us for x in self.results if x.label == plain_label and x.mode == r.mode
+                       and x.conc == r.conc and x.gw_cpu_us]
+                cpu_text = (f"; gateway CPU {r.gw_cpu_us:.0f} vs {cpu[0]:.0f} µs/req"
+                            if cpu and r.gw_cpu_us else "")  # the steadier measure on a shared machine
+                lines.append(f"{'PASS' if ok else 'FAIL'}  rate limits on every request, JSON, c={r.conc}: "
+                             f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
+                             f"target >= {TARGET_LIMITS_SHARE:.0%}{noisy(r)}")
         return lines, ok_all
 
     def report(self) -> str:
@@ -670,6 +711,9 @@ def parse_args(argv=None):
     p.add_argument("--nice", type=int, default=0,
                    help="run the mock, the servers and wrk at this niceness (e.g. -10, as root) so that other "
                         "jobs sharing the machine disturb the numbers less")
+    p.add_argument("--limits", choices=["all", "rpm", "none"], default="all",
+                   help="the +limits row: every limit of the key and its tenant plus allow-lists (all, default), "
+                        "one RPM limit on the key (rpm), or no such row (none)")
     p.add_argument("--app", default=APP, help=f"the ASGI app to serve (default {APP})")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, server logs)")
     p.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s per row (a smoke test)")

@@ -181,6 +181,16 @@ USAGE_SPOOL_PATH = Path(os.environ.get("USAGE_SPOOL_PATH", VAR_DIR / "usage-spoo
 # Beyond this the spool drops events (an error log line and gomodel_usage_events_dropped say so).
 USAGE_SPOOL_MAX_BYTES = env_int("USAGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
 INVALIDATION_CHANNEL = os.environ.get("INVALIDATION_CHANNEL", "gomodel:invalidate")
+# Rate limits (gomodel/gateway/limits.py): what to do when Redis does not answer within LIMITS_REDIS_TIMEOUT
+# seconds ("open": serve and log, "closed": 503), the tokens a request without max_tokens reserves, how long a
+# concurrency slot outlives a dead process, and the Redis key prefix of the counters.
+LIMITS_FAIL_MODE = os.environ.get("LIMITS_FAIL_MODE", "open").strip().lower()
+if LIMITS_FAIL_MODE not in ("open", "closed"):
+    raise ValueError(f"LIMITS_FAIL_MODE must be 'open' or 'closed', not {LIMITS_FAIL_MODE!r}")
+LIMITS_REDIS_TIMEOUT = env_float("LIMITS_REDIS_TIMEOUT", 0.5)
+LIMITS_DEFAULT_MAX_TOKENS = env_int("LIMITS_DEFAULT_MAX_TOKENS", 1024)
+LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
+LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
 
 LOGGING = {
     "version": 1,

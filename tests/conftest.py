@@ -42,6 +42,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     settings.USAGE_STREAM = f"gomodel:test:{os.getpid()}:usage"
     redis_sync.delete(settings.USAGE_STREAM)
     settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
+    # Rate-limit counters of their own per test (ids restart in every test's database); they expire in a minute.
+    settings.LIMITS_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:rl"
     invalidate_local("all")
     yield
     invalidate_local("all")
@@ -78,8 +80,14 @@ def gateway_server():
 
 @pytest.fixture
 def gateway(gateway_server, transactional_db):
-    """The base URL of a running gateway (uvicorn in a thread, sharing this test's database)."""
-    return gateway_server
+    """The base URL of a running gateway (uvicorn in a thread, sharing this test's database). Stored
+    responses are written in the background after the answer: they land before the database is flushed."""
+    yield gateway_server
+    from gomodel.gateway import stored_responses
+
+    deadline = time.monotonic() + 10
+    while stored_responses._writes and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """Query-string filters of the management API's lists (django-filter: a bad value is a 400)."""
 
+import datetime
+
 import django_filters as filters
 from django import forms
 from django.core.exceptions import ValidationError
@@ -33,10 +35,27 @@ class StrictBooleanFilter(filters.BooleanFilter):
     field_class = StrictBooleanField
 
 
+class UTCDateTimeField(forms.DateTimeField):
+    """Any offset Python reads (up to ±24 h) as UTC: PostgreSQL refuses offsets beyond ±15:59."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ValidationError("Enter a date and time within the supported range.") from None
+
+
+class UTCDateTimeFilter(filters.DateTimeFilter):
+    field_class = UTCDateTimeField
+
+
 class CreatedRange(filters.FilterSet):
-    created_after = filters.DateTimeFilter(field_name="created_at", lookup_expr="gte",
+    created_after = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte",
                                               help_text="Created at or after (ISO 8601).")
-    created_before = filters.DateTimeFilter(field_name="created_at", lookup_expr="lt",
+    created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt",
                                                help_text="Created before (ISO 8601).")
 
     def is_valid(self):

@@ -36,14 +36,33 @@ ERROR_DESCRIPTIONS = {
     "400": "Bad Request: malformed JSON, JSON nested deeper than JSON_MAX_DEPTH or with more than JSON_MAX_ITEMS "
            "values, a missing or ill-typed field (named in `param`), or an upstream's 400.",
     "401": "Unauthorized: missing, unknown, revoked or expired API key.",
+    "403": "Forbidden (`permission_error`, code `model_not_allowed`): the model is outside the key's or its "
+           "tenant's allow-list. Answered before any upstream call; nothing is recorded.",
     "404": "Not Found: no configured provider serves the model, or the named provider is not configured.",
     "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
     "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
-    "429": "Too Many Requests: a rate limit (the gateway's or the upstream's); Retry-After says when to retry.",
+    "429": "Too Many Requests: a rate limit of the key or its tenant (code `rate_limit_exceeded`, the message "
+           "names the limit) or the upstream's; Retry-After says when to retry.",
     "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
            "an answer the gateway could not read or larger than UPSTREAM_MAX_BODY_BYTES.",
+    "503": "Service Unavailable: the rate limits could not be checked (Redis did not answer) and "
+           "LIMITS_FAIL_MODE is `closed`.",
     "504": "Gateway Timeout: the upstream did not answer within UPSTREAM_TIMEOUT, took longer than "
            "UPSTREAM_DEADLINE in all, or no upstream connection came free within UPSTREAM_POOL_TIMEOUT.",
+}
+
+_DURATION = {"type": "string", "example": "6.5s"}
+RATE_LIMIT_HEADERS = {  # OpenAI's names; present when the key or its tenant has such a limit
+    "x-ratelimit-limit-requests": {"description": "Requests per minute allowed (the key's or its tenant's, "
+                                                  "whichever has less left).", "schema": {"type": "integer"}},
+    "x-ratelimit-remaining-requests": {"description": "Requests left in the sliding minute.",
+                                       "schema": {"type": "integer"}},
+    "x-ratelimit-reset-requests": {"description": "Until the request count is back to its limit.",
+                                   "schema": _DURATION},
+    "x-ratelimit-limit-tokens": {"description": "Tokens per minute allowed.", "schema": {"type": "integer"}},
+    "x-ratelimit-remaining-tokens": {"description": "Tokens left in the sliding minute (reservations of "
+                                                    "requests in flight count).", "schema": {"type": "integer"}},
+    "x-ratelimit-reset-tokens": {"description": "Until the token count is back to its limit.", "schema": _DURATION},
 }
 
 
@@ -54,7 +73,10 @@ def _error(code: str, sse: bool = False) -> dict:
     response = {"description": ERROR_DESCRIPTIONS[code], "headers": REQUEST_ID, "content": content}
     if code == "429":
         response["headers"] = {**REQUEST_ID, "Retry-After": {"description": "Seconds to wait before retrying.",
-                                                             "schema": {"type": "string"}}}
+                                                             "schema": {"type": "string"}},
+                               "retry-after-ms": {"description": "The same in milliseconds (the gateway's own "
+                                                                 "limits).", "schema": {"type": "string"}},
+                               **RATE_LIMIT_HEADERS}
     if code == "405":
         response["headers"] = {**REQUEST_ID, "Allow": {"description": "The methods this path takes.",
                                                        "schema": {"type": "string"}}}
@@ -91,13 +113,13 @@ PATHS = {
             "responses": {
                 "200": {
                     "description": "JSON response or SSE stream when stream=true",
-                    "headers": REQUEST_ID,
+                    "headers": {**REQUEST_ID, **RATE_LIMIT_HEADERS},
                     "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/core.ChatResponse"}},
                         "text/event-stream": {"schema": {"$ref": "#/components/schemas/core.ChatResponse"}},
                     },
                 },
-                **_errors("400", "401", "404", "405", "413", "429", "502", "504", sse=True),
+                **_errors("400", "401", "403", "404", "405", "413", "429", "502", "503", "504", sse=True),
             },
             "security": [{"BearerAuth": []}],
         }
@@ -115,9 +137,9 @@ PATHS = {
                 "required": True,
             },
             "responses": {
-                "200": {"description": "OK", "headers": REQUEST_ID, "content": {
+                "200": {"description": "OK", "headers": {**REQUEST_ID, **RATE_LIMIT_HEADERS}, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/core.EmbeddingResponse"}}}},
-                **_errors("400", "401", "404", "405", "413", "429", "502", "504"),
+                **_errors("400", "401", "403", "404", "405", "413", "429", "502", "503", "504"),
             },
             "security": [{"BearerAuth": []}],
         }
@@ -366,6 +388,8 @@ SCHEMAS = {
     },
     "core.ErrorType": {
         "type": "string",
+        "description": "The seed's values. The gateway also answers `permission_error` (403, a model outside the "
+                       "key's or tenant's allow-list), which the seed's enum does not list.",
         "enum": ["provider_error", "rate_limit_error", "invalid_request_error", "authentication_error",
                  "not_found_error"],
         "x-enum-varnames": ["ErrorTypeProvider", "ErrorTypeRateLimit", "ErrorTypeInvalidRequest",
@@ -432,7 +456,7 @@ SCHEMAS = {
     },
     "core.UsageReport": {
         "type": "object",
-        "required": ["object", "tenant", "start", "end", "totals", "data"],
+        "required": ["object", "tenant", "start", "end", "totals", "data", "rate_limits"],
         "properties": {
             "object": {"type": "string", "enum": ["usage"]},
             "tenant": {"type": "string", "description": "The tenant's slug."},
@@ -440,6 +464,34 @@ SCHEMAS = {
             "end": {"type": "string", "format": "date"},
             "totals": {"$ref": "#/components/schemas/core.UsageTotals"},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.UsageRow"}},
+            "rate_limits": {"$ref": "#/components/schemas/core.RateLimits"},
+        },
+    },
+    "core.RateLimits": {
+        "type": "object",
+        "description": "The calling key's and its tenant's rate limits now (read without consuming). `key` is "
+                       "null for the master key.",
+        "required": ["key", "tenant"],
+        "properties": {
+            "key": {"allOf": [{"$ref": "#/components/schemas/core.RateLimitScope"}], "nullable": True},
+            "tenant": {"$ref": "#/components/schemas/core.RateLimitScope"},
+        },
+    },
+    "core.RateLimitScope": {
+        "type": "object",
+        "required": ["requests", "tokens", "concurrency"],
+        "properties": {name: {"$ref": "#/components/schemas/core.RateLimitState"}
+                       for name in ("requests", "tokens", "concurrency")},
+    },
+    "core.RateLimitState": {
+        "type": "object",
+        "description": "`limit` null: no such limit. `remaining` null: no limit, or Redis did not answer. "
+                       "`reset_seconds`: until the count is back to its limit (null for concurrency).",
+        "required": ["limit", "remaining", "reset_seconds"],
+        "properties": {
+            "limit": {"type": "integer", "nullable": True},
+            "remaining": {"type": "integer", "nullable": True},
+            "reset_seconds": {"type": "number", "nullable": True},
         },
     },
     "core.UsageTotals": {

@@ -7,13 +7,45 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounting.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
 from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
 
 
+LIMIT = 2**31 - 1
+
+
+def limit_field(what: str):
+    return serializers.IntegerField(min_value=1, max_value=LIMIT, allow_null=True, required=False,
+                                    help_text=f"{what}; null: no limit.")
+
+
+class AllowedModelsField(serializers.ListField):
+    """A model allow-list (accounting/allowlists.py), validated and cleaned (stripped, duplicates dropped)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Models it may call: 'provider/model', 'provider/*' or a virtual model name; "
+                                       "[]: no restriction.")
+        super().__init__(child=serializers.CharField(max_length=MAX_ENTRY_LENGTH, allow_blank=False),
+                         max_length=MAX_ENTRIES, required=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and not all(isinstance(entry, str) for entry in data):
+            raise serializers.ValidationError("Each entry must be a string.")
+        try:
+            return validate_entries(super().to_internal_value(data))
+        except AllowListError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
 class TenantSerializer(serializers.ModelSerializer):
     """Every editable field of Tenant (so budgets appear here as soon as the model has them)."""
+
+    rpm_limit = limit_field("Requests per minute, all the tenant's keys together")
+    tpm_limit = limit_field("Tokens per minute, all the tenant's keys together")
+    concurrency_limit = limit_field("Requests in flight at once, all the tenant's keys together")
+    allowed_models = AllowedModelsField()
 
     class Meta:
         model = Tenant
@@ -31,21 +63,19 @@ class TenantUpdateSerializer(TenantSerializer):
 KEY_STATES = ["active", "revoked", "expired", "tenant_inactive"]
 
 
-LIMIT = 2**31 - 1
-
-
 class ApiKeySerializer(serializers.ModelSerializer):
     tenant_slug = serializers.CharField(source="tenant.slug", read_only=True)
     state = serializers.SerializerMethodField()
-    rpm_limit = serializers.IntegerField(min_value=1, max_value=LIMIT, allow_null=True, required=False,
-                                         help_text="Requests per minute; null: no limit.")
-    tpm_limit = serializers.IntegerField(min_value=1, max_value=LIMIT, allow_null=True, required=False,
-                                         help_text="Tokens per minute; null: no limit.")
+    rpm_limit = limit_field("Requests per minute")
+    tpm_limit = limit_field("Tokens per minute")
+    concurrency_limit = limit_field("Requests in flight at once")
+    allowed_models = AllowedModelsField(help_text="Models this key may call: 'provider/model', 'provider/*' or a "
+                                                  "virtual model name; []: all its tenant allows.")
 
     class Meta:
         model = ApiKey
         fields = ["id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
-                  "rpm_limit", "tpm_limit", "created_at"]
+                  "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "created_at"]
         read_only_fields = ["id", "tenant", "prefix", "active", "last_used_at", "created_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=KEY_STATES))

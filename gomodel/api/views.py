@@ -150,7 +150,8 @@ def issue_key(actor, tenant, data):
                         status=status.HTTP_400_BAD_REQUEST)
     key, plaintext = domain.do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
                                               tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
-                                              actor=actor)
+                                              actor=actor, concurrency=data.get("concurrency_limit"),
+                                              allowed_models=data.get("allowed_models"))
     body = s.ApiKeySerializer(key).data
     body["key"] = plaintext
     return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

@@ -13,6 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from accounting.allowlists import EMPTY, AllowList
 from accounting.keys import hash_key
 
 from .errors import AUTHENTICATION, GatewayError
@@ -31,6 +32,13 @@ class Principal:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     expires_at: float | None = None  # epoch seconds
+    # Rate limits and allow-lists, loaded with the key so that a warm request reads no row (limits.py).
+    concurrency_limit: int | None = None
+    tenant_rpm_limit: int | None = None
+    tenant_tpm_limit: int | None = None
+    tenant_concurrency_limit: int | None = None
+    allowed_models: AllowList = EMPTY
+    tenant_allowed_models: AllowList = EMPTY
 
     @property
     def is_master(self) -> bool:
@@ -51,6 +59,10 @@ def lookup_key(key_hash: str) -> Principal | None:
         tenant_id=key.tenant_id, tenant_slug=key.tenant.slug, key_id=key.id, key_prefix=key.prefix,
         rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit,
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
+        concurrency_limit=key.concurrency_limit, tenant_rpm_limit=key.tenant.rpm_limit,
+        tenant_tpm_limit=key.tenant.tpm_limit, tenant_concurrency_limit=key.tenant.concurrency_limit,
+        allowed_models=AllowList(key.allowed_models or ()),
+        tenant_allowed_models=AllowList(key.tenant.allowed_models or ()),
     )
 
 

@@ -12,6 +12,7 @@ from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
 from .http_client import DeadlineExceeded
+from .limits import chat_tokens, governed
 from .routing import candidates
 from .upstream import send_upstream, upstream_error
 from .usage_record import UsageRecord, recorded
@@ -24,15 +25,17 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    target, model = chain[0]
-    record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
-    async with recorded(req, runtime, record):
-        response, adapter = await send_upstream(
-            runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream, record)
-        if stream:
-            await _relay_stream(req, adapter, response, record, include_usage)
-        else:
-            await _complete(req, adapter, response, record)
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, chat_tokens(body)) as chain:
+        target, model = chain[0]
+        record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
+        async with recorded(req, runtime, record):
+            response, adapter = await send_upstream(
+                runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream,
+                record)
+            if stream:
+                await _relay_stream(req, adapter, response, record, include_usage)
+            else:
+                await _complete(req, adapter, response, record)
 
 
 async def _complete(req: Request, adapter, response: httpx.Response, record: UsageRecord):

@@ -2,11 +2,13 @@
 
 import orjson
 
+from accounting.estimate import estimate_prompt_tokens
 from providers.adapters import embeddings_adapter
 from providers.base import UpstreamError
 
 from .errors import PROVIDER, GatewayError
 from .http import Request
+from .limits import governed
 from .routing import candidates
 from .upstream import send_upstream
 from .usage_record import UsageRecord, recorded
@@ -31,16 +33,19 @@ def _as_messages(value) -> list[dict]:
 
 async def run_embeddings(req: Request, runtime, body: dict) -> None:
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
-    target, model = chain[0]
-    record = UsageRecord(req, target, body["model"], model, "/v1/embeddings", False, _as_messages(body["input"]))
-    async with recorded(req, runtime, record):
-        response, adapter = await send_upstream(runtime, chain, _build(body), False, record)
-        try:
-            data, usage = adapter.parse_embeddings_response(response.content, record.model,
-                                                            body.get("encoding_format"))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent an embeddings response the "
-                               f"gateway could not read: {exc}", code="invalid_upstream_response") from None
-        data["provider"] = record.target.name
-        record.usage = usage
-        await req.respond(200, orjson.dumps(data))
+    messages = _as_messages(body["input"])
+    tokens = estimate_prompt_tokens(messages, "")  # chars/4: no tokenizer on the event loop
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, tokens) as chain:
+        target, model = chain[0]
+        record = UsageRecord(req, target, body["model"], model, "/v1/embeddings", False, messages)
+        async with recorded(req, runtime, record):
+            response, adapter = await send_upstream(runtime, chain, _build(body), False, record)
+            try:
+                data, usage = adapter.parse_embeddings_response(response.content, record.model,
+                                                                body.get("encoding_format"))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent an embeddings response "
+                                   f"the gateway could not read: {exc}", code="invalid_upstream_response") from None
+            data["provider"] = record.target.name
+            record.usage = usage
+            await req.respond(200, orjson.dumps(data))

@@ -5,6 +5,7 @@ import orjson
 INVALID_REQUEST = "invalid_request_error"
 AUTHENTICATION = "authentication_error"
 NOT_FOUND = "not_found_error"
+PERMISSION = "permission_error"  # authenticated, but this key or its tenant may not do that (allow-lists)
 RATE_LIMIT = "rate_limit_error"
 PROVIDER = "provider_error"
 

@@ -16,7 +16,7 @@ SSE_HEADERS = [
 
 class Request:
     __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_started", "error_body")
+                 "response_started", "extra_headers", "admission", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -29,6 +29,8 @@ class Request:
         self.started = time.perf_counter()
         self.auth = None
         self.response_started = False
+        self.extra_headers = ()  # sent with whatever answer this request gets (the rate-limit headers)
+        self.admission = None  # the rate limiter's claim (gateway/limits.py), settled when the request ends
         self.error_body = None  # (GatewayError, request id) -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:
@@ -59,7 +61,7 @@ class Request:
         await self.send({
             "type": "http.response.start",
             "status": status,
-            "headers": headers + [(b"x-request-id", self.request_id.encode())],
+            "headers": [*headers, *self.extra_headers, (b"x-request-id", self.request_id.encode())],
         })
 
     async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):

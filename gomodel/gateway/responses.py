@@ -15,6 +15,7 @@ from providers.openai_compat import responses as wire
 from .chat import _stream_failure, _watch_disconnect
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
+from .limits import chat_tokens, governed
 from .routing import candidates
 from .stored_responses import PendingWrite, load_previous
 from .upstream import send_upstream, upstream_error
@@ -49,28 +50,30 @@ async def run_responses(req: Request, runtime, body: dict) -> None:
         # One DB read (not the warm default path): the stored context goes first, on any provider.
         items = await load_previous(req.auth, body["previous_response_id"]) + items
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
-    exchange = Exchange(body, items)
-    target, model = chain[0]
-    record = UsageRecord(req, target, body["model"], model, ENDPOINT, exchange.stream,
-                         wire.to_chat_messages(body.get("instructions"), items, strict=False))
-    answer = None
-    pending = PendingWrite(req.auth, exchange.id) if body.get("store", True) is not False else None
-    try:
-        async with recorded(req, runtime, record):
-            response, adapter = await send_upstream(runtime, chain, exchange.build, exchange.stream, record)
-            native = wire.supports_native(record.target)
-            if not exchange.stream:
-                answer = await _complete(req, exchange, adapter, response, record, native)
-            elif native:
-                answer = await _relay_native(req, exchange, response, record)
-            else:
-                answer = await _translate_stream(req, exchange, adapter, response, record)
-    finally:
-        if pending is not None:
-            if answer is not None:
-                pending.write(items, answer, body.get("previous_response_id"))
-            else:
-                pending.abandon()
+    messages = wire.to_chat_messages(body.get("instructions"), items, strict=False)
+    tokens = chat_tokens({"messages": messages, "max_tokens": body.get("max_output_tokens")})
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, tokens) as chain:
+        exchange = Exchange(body, items)
+        target, model = chain[0]
+        record = UsageRecord(req, target, body["model"], model, ENDPOINT, exchange.stream, messages)
+        answer = None
+        pending = PendingWrite(req.auth, exchange.id) if body.get("store", True) is not False else None
+        try:
+            async with recorded(req, runtime, record):
+                response, adapter = await send_upstream(runtime, chain, exchange.build, exchange.stream, record)
+                native = wire.supports_native(record.target)
+                if not exchange.stream:
+                    answer = await _complete(req, exchange, adapter, response, record, native)
+                elif native:
+                    answer = await _relay_native(req, exchange, response, record)
+                else:
+                    answer = await _translate_stream(req, exchange, adapter, response, record)
+        finally:
+            if pending is not None:
+                if answer is not None:
+                    pending.write(items, answer, body.get("previous_response_id"))
+                else:
+                    pending.abandon()
 
 
 def _unreadable(target, exc) -> GatewayError:

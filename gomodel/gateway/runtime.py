@@ -12,6 +12,7 @@ from accounting import usage
 
 from .auth import KeyCache
 from .http_client import new_client
+from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
 
@@ -31,6 +32,7 @@ class Runtime:
         self.registry = ModelRegistry(self.http)
         self.usage = usage.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
+        self.limits = Limiter(self.redis)
         self._tasks: list[asyncio.Task] = []
 
     def start_background(self):
@@ -38,6 +40,7 @@ class Runtime:
             asyncio.ensure_future(self._listen_invalidations()),
             asyncio.ensure_future(self._refresh_models_periodically()),
             asyncio.ensure_future(self._replay_spool_periodically()),
+            asyncio.ensure_future(self.limits.heartbeat_forever()),
         ]
 
     def invalidate(self, what: str):
@@ -84,6 +87,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         await self.http.aclose()
         await self.redis.aclose()
 

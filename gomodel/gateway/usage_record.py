@@ -126,4 +126,7 @@ async def recorded(req, runtime, record: UsageRecord):
                 metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
+            if req.admission is not None:  # reconcile the tokens the rate limiter reserved, now
+                req.admission.used = event.total_tokens
+                req.admission.finish()
             await runtime.usage.emit(event)

@@ -18,6 +18,7 @@ from accounting.reports import ReportError, parse_range, resolve_tenant, tenant_
 from . import metrics
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
 from .http import Request
+from .limits import rate_limit_report
 from .runtime import get_runtime
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ async def usage(req: Request):
             raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
         tenant_id, tenant_slug = tenant.id, tenant.slug
     else:
+        tenant = None
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
     # One hop for the stream scan and the database (not the chat hot path); Redis down only loses the last seconds.
     report = await sync_to_async(tenant_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last)
+    report["rate_limits"] = await rate_limit_report(runtime, principal, tenant)
     await req.respond(200, orjson.dumps(report))
 
 

@@ -13,6 +13,7 @@ from .http import Request
 from .ingress.messages import run_count_tokens, run_messages
 from .ingress.messages_validation import validate_count_tokens, validate_messages
 from .json_body import parse_json_object
+from .limits import visible_models
 from .responses import run_responses
 from .responses_validation import validate_responses
 from .runtime import get_runtime
@@ -54,8 +55,9 @@ async def list_models(req: Request):
     req.auth = await runtime.keys.authenticate(req.headers)
     await runtime.registry.ensure_loaded()
     await runtime.registry.settled()
+    listing = visible_models(req.auth, runtime.registry, runtime.registry.listing())
     data = [{"id": f"{target.name}/{model}", "object": "model", "created": STARTED, "owned_by": target.name}
-            for target, model in runtime.registry.listing()]
+            for target, model in listing]
     await req.respond(200, orjson.dumps({"object": "list", "data": data}))
 
 

@@ -11,7 +11,7 @@ from accounting.models import ApiKey
 from accounting.models import AuditEntry
 
 KEY_FIELDS = {"id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
-              "rpm_limit", "tpm_limit", "created_at"}
+              "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "created_at"}
 
 
 def test_issue_list_update_revoke(api, make_tenant):
@@ -101,6 +101,13 @@ def test_states(api, make_tenant):
     ({"rpm_limit": -1}, "rpm_limit"),
     ({"tpm_limit": 2**31}, "tpm_limit"),
     ({"rpm_limit": "many"}, "rpm_limit"),
+    ({"concurrency_limit": 0}, "concurrency_limit"),
+    ({"allowed_models": "openai/*"}, "allowed_models"),
+    ({"allowed_models": ["openai/gpt*"]}, "allowed_models"),
+    ({"allowed_models": ["*"]}, "allowed_models"),
+    ({"allowed_models": ["open ai/x"]}, "allowed_models"),
+    ({"allowed_models": [""]}, "allowed_models"),
+    ({"allowed_models": [42]}, "allowed_models"),
     ({"expires_at": "2000-01-01T00:00:00Z"}, "expires_at"),
     ({"expires_at": "soon"}, "expires_at"),
     ({"name": "n" * 201}, "name"),

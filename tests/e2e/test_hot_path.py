@@ -67,27 +67,41 @@ def _post(gateway, key, path="/v1/chat/completions", **body):
                       json=payload, timeout=10) as response:
         content = response.read()
         assert response.status_code == 200, content
-        return response.headers["x-request-id"]
+        return response.headers
 
 
-def _assert_warm_path_is_free(gateway, key, counter, usage_events, path, **body):
-    first = _post(gateway, key, path, **body)  # cold: loads the key and the providers
+def limit_everything(tenant, key):
+    """Every limit and an allow-list on, for the key and its tenant (the warm path must stay free)."""
+    key.rpm_limit, key.tpm_limit, key.concurrency_limit = 1000, 1_000_000, 10
+    key.allowed_models = ["openai/*", "groq/*"]
+    key.save()
+    tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit = 1000, 1_000_000, 10
+    tenant.allowed_models = ["openai/gpt-4o-mini", "groq/*"]
+    tenant.save()
+
+
+def _assert_warm_path_is_free(gateway, key, counter, usage_events, path, limited=False, **body):
+    first = _post(gateway, key, path, **body)["x-request-id"]  # cold: loads the key and the providers
     usage_events(first)
     assert counter.hops > 0 and counter.queries > 0, "the counters must see the cold path's DB reads"
     time.sleep(0.2)  # let invalidations published by this test's own setup arrive before measuring
-    usage_events(_post(gateway, key, path, **body))
+    usage_events(_post(gateway, key, path, **body)["x-request-id"])
 
     counter.hops = counter.submits = counter.queries = 0
-    second = _post(gateway, key, path, **body)
-    assert len(usage_events(second)) == 1
+    headers = _post(gateway, key, path, **body)
+    assert len(usage_events(headers["x-request-id"])) == 1
     assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)
+    assert ("x-ratelimit-remaining-requests" in headers) is limited  # the limits were really checked
 
 
+@pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
-                                                       stream, path):
-    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, path, stream=stream)
+                                                       stream, path, limited):
+    if limited:
+        limit_everything(tenant_key[0], tenant_key[1])
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, path, limited, stream=stream)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -95,7 +109,8 @@ def test_warm_translated_responses_request_makes_zero_hops(gateway, make_provide
                                                             usage_events, stream):
     """/v1/responses on a provider without the Responses API: translated to chat and back, still free."""
     make_provider(name="groq", provider_type="groq", base_url=upstream.base_url)
-    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/responses",
+    limit_everything(tenant_key[0], tenant_key[1])
+    _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/responses", True,
                               model="groq/gpt-4o-mini", stream=stream)
 
 
@@ -108,7 +123,12 @@ def test_warm_native_anthropic_message_makes_zero_hops(gateway, make_provider, t
     fake = FakeAnthropic().start()
     try:
         make_provider(name="anthropic", provider_type="anthropic", base_url=fake.base_url, api_key="sk-ant")
-        _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/messages",
+        tenant, key = tenant_key[0], tenant_key[1]
+        limit_everything(tenant, key)
+        key.allowed_models = tenant.allowed_models = ["anthropic/*"]
+        key.save()
+        tenant.save()
+        _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/messages", True,
                                   model="claude-opus-4-6", stream=stream)
     finally:
         fake.stop()

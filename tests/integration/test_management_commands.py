@@ -77,7 +77,23 @@ def test_create_api_key_for_an_unknown_tenant_is_an_error():
     assert not ApiKey.objects.exists()
 
 
-@pytest.mark.parametrize("flag", ["--rpm", "--tpm"])
+def test_create_api_key_with_concurrency_and_an_allow_list():
+    run("create_tenant", "acme")
+    run("create_api_key", "acme", "--concurrency", "3", "--models", "openai/*, anthropic/claude-sonnet-4,smart")
+    key = ApiKey.objects.get()
+    assert key.concurrency_limit == 3
+    assert key.allowed_models == ["openai/*", "anthropic/claude-sonnet-4", "smart"]
+
+
+@pytest.mark.parametrize("models", ["openai/gpt*", "*", "bad entry"])
+def test_create_api_key_rejects_a_bad_allow_list(models):
+    run("create_tenant", "acme")
+    with pytest.raises(CommandError):
+        run("create_api_key", "acme", "--models", models)
+    assert not ApiKey.objects.exists()
+
+
+@pytest.mark.parametrize("flag", ["--rpm", "--tpm", "--concurrency"])
 def test_create_api_key_rejects_a_non_positive_limit(flag):
     run("create_tenant", "acme")
     with pytest.raises(CommandError):

@@ -1,14 +1,26 @@
+import argparse
+
 from django.core.management.base import BaseCommand, CommandError
+
+from accounting.allowlists import AllowListError, validate_entries
 
 from accounting.models import Tenant
 from accounting.services import do_create_api_key
 
 
-def positive_int(value):
+def limit(value):
+    """A limit: a whole number from 1 (no flag: no limit)."""
     number = int(value)
-    if number <= 0:
+    if number < 1 or number > 2**31 - 1:
         raise ValueError(value)
     return number
+
+
+def allow_list(value):
+    try:
+        return validate_entries([part for part in value.split(",") if part.strip()])
+    except AllowListError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class Command(BaseCommand):
@@ -17,15 +29,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("tenant", help="Tenant slug.")
         parser.add_argument("--name", default="")
-        parser.add_argument("--rpm", type=positive_int, default=None, help="Requests per minute limit.")
-        parser.add_argument("--tpm", type=positive_int, default=None, help="Tokens per minute limit.")
+        parser.add_argument("--rpm", type=limit, default=None, help="Requests per minute limit.")
+        parser.add_argument("--tpm", type=limit, default=None, help="Tokens per minute limit.")
+        parser.add_argument("--concurrency", type=limit, default=None, help="Requests in flight at once.")
+        parser.add_argument("--models", type=allow_list, default=None,
+                            help="Allow-list, comma-separated: provider/model, provider/* or a virtual model.")
 
-    def handle(self, tenant, name, rpm, tpm, **options):
+    def handle(self, tenant, name, rpm, tpm, concurrency, models, **options):
         try:
             tenant_row = Tenant.objects.get(slug=tenant)
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant '{tenant}'. Create it with: manage.py create_tenant {tenant}")
-        key, plaintext = do_create_api_key(tenant_row, name=name, rpm=rpm, tpm=tpm)
+        key, plaintext = do_create_api_key(tenant_row, name=name, rpm=rpm, tpm=tpm, concurrency=concurrency,
+                                           allowed_models=models)
         self.stderr.write(f"Created key {key.prefix} (id {key.id}) for {tenant_row.slug}. "
                           "Store it now: it cannot be shown again.")
         self.stdout.write(plaintext)
