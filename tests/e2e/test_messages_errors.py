@@ -265,3 +265,29 @@ def test_client_hanging_up_mid_stream_is_recorded_once_as_499(gateway, provider,
     assert event["usage_source"] == "estimated"
     assert 0 < event["completion_tokens"] < 150  # what was relayed, not the 300 pieces the upstream had
     assert event["prompt_tokens"] > 0
+
+
+def test_limits_and_allow_lists_apply_in_anthropics_envelope(gateway, fake, tenant_key, usage_events):
+    """The key's rate limit and model allow-list govern /v1/messages (and count_tokens) as they do chat."""
+    from accounting.services import do_create_api_key
+
+    key, limited = do_create_api_key(tenant_key[0], name="limited")
+    key.rpm_limit, key.allowed_models = 1, ["anthropic/*"]
+    key.save()
+    body = {"model": "claude-opus-4-6", "max_tokens": 10, "messages": HELLO}
+    ok = post(gateway, body, limited)
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-ratelimit-remaining-requests"] == "0"
+    message = envelope(post(gateway, body, limited), 429, "rate_limit_error")
+    assert "requests-per-minute" in message
+    refused = envelope(post(gateway, {k: v for k, v in body.items() if k != "max_tokens"}, limited,
+                            path="/v1/messages/count_tokens"), 429, "rate_limit_error")
+    assert refused
+
+    narrow, narrow_key = do_create_api_key(tenant_key[0], name="narrow")
+    narrow.allowed_models = ["openai/*"]
+    narrow.save()
+    fake.requests.clear()
+    ANSWERED.clear()
+    envelope(post(gateway, body, narrow_key), 403, "permission_error")
+    nothing_happened(fake, usage_events)

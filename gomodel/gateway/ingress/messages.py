@@ -21,6 +21,7 @@ from providers.base import SSEDecoder, StreamError, UpstreamError
 from ..chat import _stream_failure, _watch_disconnect
 from ..errors import PROVIDER, GatewayError
 from ..http import SSE_HEADERS, Request
+from ..limits import chat_tokens, governed
 from ..routing import candidates
 from ..upstream import send_upstream, upstream_error
 from ..usage_record import UsageRecord, recorded
@@ -53,8 +54,6 @@ def _client_headers(req: Request) -> dict[str, str]:
 async def run_messages(req: Request, runtime, body: dict) -> None:
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
     stream = body.get("stream") is True
-    target, model = chain[0]
-    record = MessagesRecord(req, target, model, body, stream)
     headers = _client_headers(req)
     translated = []  # the chat body, built once, the first time a non-Anthropic target is tried
 
@@ -65,15 +64,26 @@ async def run_messages(req: Request, runtime, body: dict) -> None:
             translated.append(to_chat(body, stream))
         return adapter.build_chat_request(translated[0], t, m, stream)
 
-    async with recorded(req, runtime, record):
-        response, adapter = await send_upstream(runtime, chain, build, stream, record)
-        native = record.target.wire == "anthropic"
-        if stream:
-            await _relay_stream(req, adapter, response, record, native)
-        elif native:
-            await _relay_message(req, response, record)
-        else:
-            await _translate_message(req, adapter, response, record)
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, _reserved_tokens(body)) as chain:
+        target, model = chain[0]
+        record = MessagesRecord(req, target, model, body, stream)
+        async with recorded(req, runtime, record):
+            response, adapter = await send_upstream(runtime, chain, build, stream, record)
+            native = record.target.wire == "anthropic"
+            if stream:
+                await _relay_stream(req, adapter, response, record, native)
+            elif native:
+                await _relay_message(req, response, record)
+            else:
+                await _translate_message(req, adapter, response, record)
+
+
+def _reserved_tokens(body: dict) -> int:
+    """What the rate limiter reserves against TPM, as for chat (chars/4 of the text, plus max_tokens); the
+    system prompt is part of the prompt. Reconciled with the reported usage when the request ends."""
+    system = body.get("system")
+    messages = [{"role": "system", "content": system}, *body["messages"]] if system else body["messages"]
+    return chat_tokens({"messages": messages, "max_tokens": body.get("max_tokens")})
 
 
 def _unreadable(record: UsageRecord, exc: Exception) -> GatewayError:
@@ -219,17 +229,19 @@ async def run_count_tokens(req: Request, runtime, body: dict) -> None:
     """An Anthropic target counts natively (free at Anthropic, so no usage event); any other is estimated
     (accounting/estimate.py), off the event loop since tokenizing grows with the input."""
     chain = await candidates(runtime.registry, runtime.breaker, body["model"], body.get("provider"))
-    target, model = chain[0]
-    if target.wire != "anthropic":
-        tokens = await asyncio.to_thread(_estimate, body, model)
-        await req.respond(200, orjson.dumps({"input_tokens": tokens}))
-        return
-    headers = _client_headers(req)
-    record = MessagesRecord(req, target, model, body, False, ENDPOINT + "/count_tokens")  # never emitted
-    anthropic = [(t, m) for t, m in chain if t.wire == "anthropic"]
-    response, _ = await send_upstream(
-        runtime, anthropic, lambda adapter, t, m: native_request(body, t, m, headers, "messages/count_tokens"),
-        False, record)
+    # Allow-lists and the request limits apply; it reserves no tokens (nothing is generated).
+    async with governed(req, runtime, body["model"], body.get("provider"), chain, 0) as chain:
+        target, model = chain[0]
+        if target.wire != "anthropic":
+            tokens = await asyncio.to_thread(_estimate, body, model)
+            await req.respond(200, orjson.dumps({"input_tokens": tokens}))
+            return
+        headers = _client_headers(req)
+        record = MessagesRecord(req, target, model, body, False, ENDPOINT + "/count_tokens")  # never emitted
+        anthropic = [(t, m) for t, m in chain if t.wire == "anthropic"]
+        response, _ = await send_upstream(
+            runtime, anthropic, lambda adapter, t, m: native_request(body, t, m, headers, "messages/count_tokens"),
+            False, record)
     try:
         data = orjson.loads(response.content)
         if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
