@@ -9,7 +9,7 @@ page is `no-store`). Reloading that page re-posts the form, which the browser as
 """
 
 from django.contrib import admin, messages
-from django.db.models import BigIntegerField, Count, DecimalField, IntegerField, OuterRef, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 
-from . import money
+from . import budgets, money
 from .audited_admin import AuditedModelAdmin, actor
 from .keys import KEY_PREFIX, hash_key
 from .limits_admin import LimitsForm, key_limits_usage, tenant_limits_usage
@@ -26,7 +26,16 @@ from .readonly_admin import ReadOnlyAdminMixin
 from .reports import cost_string, today_utc
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
-BUDGET_WARN = 0.8  # share of a budget from which the state shows a warning
+
+
+class BudgetPeriodOptional:
+    """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "budget_period" in form.base_fields:
+            form.base_fields["budget_period"].required = False
+        return form
 
 
 def key_state(key: ApiKey, now=None) -> tuple[str, str]:
@@ -53,14 +62,6 @@ def _month_sum(field: str):
     return Coalesce(Subquery(rows, output_field=BigIntegerField()), 0)
 
 
-def budget_field() -> str | None:
-    """The tenant's monthly budget (USD), once the model has one: the first numeric field named *budget*."""
-    fields = [f for f in Tenant._meta.concrete_fields
-              if "budget" in f.name and isinstance(f, (DecimalField, IntegerField))]
-    fields.sort(key=lambda f: "month" not in f.name)
-    return fields[0].name if fields else None
-
-
 class ApiKeyInline(admin.TabularInline):
     model = ApiKey
     extra = 0
@@ -78,14 +79,18 @@ class ApiKeyInline(admin.TabularInline):
 
 
 @admin.register(Tenant)
-class TenantAdmin(AuditedModelAdmin):
+class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     list_display = ["slug", "name", "active", "active_keys", "month_requests", "month_spend", "budget_state",
                     "links"]
     list_filter = ["active"]
     search_fields = ["slug", "name"]
     inlines = [ApiKeyInline]
     form = LimitsForm
-    readonly_fields = ["rate_limit_usage"]
+    fieldsets = [(None, {"fields": ["slug", "name", "active"]}),
+                 ("Limits", {"fields": ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models",
+                                        "rate_limit_usage"]}),
+                 ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]})]
+    readonly_fields = ["rate_limit_usage", "budget_now"]
 
     @admin.display(description="rate limits now")
     def rate_limit_usage(self, obj):
@@ -116,18 +121,13 @@ class TenantAdmin(AuditedModelAdmin):
             return "unknown" if obj.n_month_requests else "0"
         return spend
 
-    @admin.display(description="budget")
+    @admin.display(description="budget (spent this period)")
     def budget_state(self, obj):
-        field = budget_field()
-        budget = getattr(obj, field) if field else None
-        if not budget:
-            return badge("no budget")
-        spent = obj.n_month_cost_e10 / 1e10
-        share = spent / float(budget)
-        label = f"{share:.0%} of ${budget}"
-        if share >= 1:
-            return badge(f"over budget: {label}", "bad")
-        return badge(label, "warn" if share >= BUDGET_WARN else "ok")
+        return badge(*budgets.describe("tenant", obj))
+
+    @admin.display(description="spent this period")
+    def budget_now(self, obj):
+        return badge(*budgets.describe("tenant", obj)) if obj.pk else "-"
 
     @admin.display(description="")
     def links(self, obj):
@@ -158,23 +158,28 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(AuditedModelAdmin):
+class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit",
-                    "concurrency_limit", "expires_at", "created_at"]
+                    "concurrency_limit", "budget_state", "expires_at", "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
     search_help_text = "Prefix (e.g. the last 4 characters), name or tenant; or paste a whole key to find it."
-    readonly_fields = ["prefix", "state", "last_used_at", "created_at", "rate_limit_usage"]
+    readonly_fields = ["prefix", "state", "last_used_at", "created_at", "rate_limit_usage", "budget_state"]
     actions = ["revoke", "reactivate"]
     form = LimitsForm
     LIMIT_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models"]
+    BUDGET = ["budget_usd", "budget_period", "budget_soft_percent"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS]
+            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS, *self.BUDGET]
         return ["prefix", "tenant", "name", "state", "active", "expires_at", *self.LIMIT_FIELDS, "rate_limit_usage",
-                "last_used_at", "created_at"]
+                *self.BUDGET, "budget_state", "last_used_at", "created_at"]
+
+    @admin.display(description="budget (spent this period)")
+    def budget_state(self, obj):
+        return badge(*budgets.describe("key", obj)) if obj.pk else "-"
 
     @admin.display(description="rate limits now")
     def rate_limit_usage(self, obj):
@@ -198,7 +203,8 @@ class ApiKeyAdmin(AuditedModelAdmin):
             return super().save_model(request, obj, form, change)
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
                                            expires_at=obj.expires_at, actor=actor(request),
-                                           concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models)
+                                           concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models,
+                                           **{field: getattr(obj, field) for field in self.BUDGET})
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 
@@ -327,8 +333,9 @@ def _n(value) -> str:
 class UsageEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "request_id", "tenant_slug", "api_key_prefix", "provider", "model", "status",
                     "stream", "prompt_tokens", "completion_tokens", "reasoning_tokens", "latency_ms", "ttft_ms",
-                    "usage_source", "cost"]
-    list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "stream"]
+                    "usage_source", "cost", "cost_source"]
+    list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "cost_source",
+                   "stream"]
     search_fields = ["=request_id"]
     search_help_text = "Exact request id (the x-request-id response header)."
     date_hierarchy = "created_at"
@@ -390,6 +397,6 @@ class UsageDailyAdmin(ReadOnlyAdmin):
 @admin.register(ModelPrice)
 class ModelPriceAdmin(AuditedModelAdmin):
     list_display = ["provider", "model_pattern", "input_per_million", "cached_input_per_million",
-                    "output_per_million", "reasoning_per_million", "valid_from", "note"]
+                    "cache_write_per_million", "output_per_million", "reasoning_per_million", "valid_from", "note"]
     list_filter = ["provider"]
     search_fields = ["model_pattern", "provider"]

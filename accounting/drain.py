@@ -34,9 +34,9 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import usage, usage_event, usage_metrics
+from . import budgets, usage, usage_event, usage_metrics
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
-from .prices import PriceBook, to_e10
+from .prices import PriceBook, event_price, to_e10
 from .usage_event import TOKEN_FIELDS, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,16 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
             inserted += one_inserted
             duplicates += one_duplicate
     usage_metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+    pending, bases = budget_changes(events)
     if dead:
         pipe = client.pipeline(transaction=False)
         for raw, why in dead:
             log.error("usage event moved to %s:dead (%s): %.300r", settings.USAGE_STREAM, why, raw)
             pipe.rpush(settings.USAGE_STREAM + ":dead", raw)
         pipe.execute()
-    ack(client, ids)  # after the commit: a crash before this line only means a redelivery
+    ack(client, ids, pending, bases)  # after the commit: a crash before this line only means a redelivery
+    if bases:
+        budgets.check_soft_limits(client, list(bases))
     usage_metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
@@ -224,10 +227,31 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
     result.batches += 1
 
 
-def ack(client: redis.Redis, ids: list) -> None:
+def budget_changes(events: list[StreamEvent]) -> tuple[dict[str, int], dict[str, int]]:
+    """What acknowledging these entries does to the budget counters: each event's cost leaves
+    `pending` (as the gateway added it) and every counter touched gets its `base` from the database,
+    which now holds the batch (accounting/budgets.py)."""
+    pending: dict[str, int] = defaultdict(int)
+    for event in events:
+        for name in event.budget_keys:
+            pending[name] += event.cost_e10
+    # Also the budgets of every tenant and key in the batch, for events that carry no counters (made
+    # while Redis was down, or just before a budget was set): their spend reaches `base` now.
+    touched = set(pending) | budgets.counters_of(events)
+    bases = {name: budgets.base_for(name) for name in touched}
+    return pending, {name: value for name, value in bases.items() if value is not None}
+
+
+def ack(client: redis.Redis, ids: list, pending: dict[str, int] | None = None,
+        bases: dict[str, int] | None = None) -> None:
+    """XACK + XDEL and the budget counters' hand-over from `pending` to `base`, in one MULTI."""
     pipe = client.pipeline(transaction=True)
     pipe.xack(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, *ids)
     pipe.xdel(settings.USAGE_STREAM, *ids)
+    for name, amount in (pending or {}).items():
+        if amount:
+            pipe.decrby(name + ":pending", amount)
+    budgets.set_bases(pipe, bases or {})
     pipe.execute()
 
 
@@ -265,7 +289,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
             # A tenant or key deleted since: the row keeps the slug and prefix, not a dangling id.
             event = event.replace(tenant_id=event.tenant_id if event.tenant_id in tenants else None,
                                   api_key_id=event.api_key_id if event.api_key_id in keys else None)
-            cost = prices.cost(event, event.created_at)
+            cost, source = event_price(prices, event)
             priced.append((event, cost))
             rows.append(UsageEvent(
                 request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
@@ -277,6 +301,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
                 total_tokens=event.total_tokens, cached_tokens=event.cached_tokens,
                 reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
+                cache_write_tokens=event.cache_write_tokens, cost_source=source,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(priced)

@@ -16,14 +16,36 @@ def validate_allowed_models(value):
     except AllowListError as exc:
         raise ValidationError(str(exc)) from None
 
+BUDGET_HELP = ("Spend limit in USD for the period below; empty: none. Requests over it get 429 budget_exceeded, "
+               "and a stream is cut when it would cross it. A request whose model has no known price is allowed "
+               "(and logged): add a price under Model prices to count it.")
+SOFT_HELP = "Percent of the budget at which the webhook fires once per period; empty: BUDGET_SOFT_LIMIT_PERCENT."
 
-class Tenant(models.Model):
+
+class BudgetPeriod(models.TextChoices):
+    DAILY = "daily", "daily (UTC day)"
+    WEEKLY = "weekly", "weekly (Monday to Sunday, UTC)"
+    MONTHLY = "monthly", "monthly (calendar month, UTC)"
+    TOTAL = "total", "total (never resets)"
+
+
+class BudgetFields(models.Model):
+    """The budget columns tenants and keys share (accounting/budgets.py enforces them)."""
+
+    budget_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True, help_text=BUDGET_HELP,
+                                     validators=[MinValueValidator(0)])
+    budget_period = models.CharField(max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.MONTHLY)
+    budget_soft_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=SOFT_HELP, validators=[MinValueValidator(1), MaxValueValidator(100)])
+
+    class Meta:
+        abstract = True
+
+
+class Tenant(BudgetFields):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
-    monthly_budget_usd = models.DecimalField(
-        max_digits=12, decimal_places=2, null=True, blank=True,
-        help_text="Spend per UTC month the admin and dashboard warn about (80 %) and flag (100 %); empty: none.")
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
                                             help_text="Requests per minute, all the tenant's keys together; empty: none.")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
@@ -44,7 +66,7 @@ class Tenant(models.Model):
         return self.slug
 
 
-class ApiKey(models.Model):
+class ApiKey(BudgetFields):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=200, blank=True)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
@@ -82,6 +104,13 @@ class UsageSource(models.TextChoices):
     NONE = "none", "nothing generated"
 
 
+class CostSource(models.TextChoices):
+    UPSTREAM = "upstream", "reported by the upstream"
+    PRICE_DB = "price_db", "genai-prices database"
+    ADMIN = "admin", "admin price"
+    UNKNOWN = "unknown", "no price known"
+
+
 class UsageEvent(models.Model):
     """One /v1 request, as the gateway recorded it (written only by the usage drain).
 
@@ -111,9 +140,11 @@ class UsageEvent(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
+    cache_write_tokens = models.PositiveIntegerField(default=0)
     usage_source = models.CharField(max_length=16, choices=UsageSource.choices, default=UsageSource.REPORTED)
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True,
                                help_text="USD; empty when no price matched (unknown, not free).")
+    cost_source = models.CharField(max_length=16, choices=CostSource.choices, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -175,7 +206,8 @@ class UsageDaily(models.Model):
 
 
 class ModelPrice(models.Model):
-    """USD per million tokens for models of one provider type, from `valid_from` on.
+    """USD per million tokens for models of one provider type, from `valid_from` on; a row here
+    overrides the genai-prices database (the default source, see accounting/prices.py).
 
     `model_pattern` is an exact model id or a shell-style glob (`gpt-4o-mini*`); the most specific
     match wins (exact, then the longest pattern), and among those the latest `valid_from` not after
@@ -191,6 +223,8 @@ class ModelPrice(models.Model):
     output_per_million = models.DecimalField(max_digits=14, decimal_places=6)
     reasoning_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
                                                 help_text="Empty: the output price.")
+    cache_write_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                                  help_text="Prompt tokens written to a cache; empty: the input price.")
     valid_from = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=255, blank=True, help_text="Where the price comes from.")
 

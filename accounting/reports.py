@@ -20,7 +20,7 @@ from . import usage_event
 from .drain import aggregate
 from .models import Tenant, UsageDaily, UsageEvent
 from .money import cost_string
-from .prices import PriceBook
+from .prices import PriceBook, event_price
 from .usage_event import StreamEvent
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         fresh = [event for request_id, event in unique.items() if request_id not in stored]
         if fresh:
             prices = PriceBook.load()
-            fresh = [(event, prices.cost(event, event.created_at)) for event in fresh]
+            fresh = [(event, event_price(prices, event)[0]) for event in fresh]
 
     rows: dict[tuple, dict] = {}
 
@@ -165,7 +165,8 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         total_cost += row["_cost_e10"]
         total_priced += row["_priced"]
         row["cost_usd"] = cost_string(row.pop("_cost_e10"), row.pop("_priced"))
-    totals["cost_usd"] = cost_string(total_cost, total_priced)
+    # An empty period cost nothing: "0"; null stays for "requests, but no price known for them".
+    totals["cost_usd"] = cost_string(total_cost, total_priced) if data else "0"
     return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
             "totals": totals, "data": data}
 

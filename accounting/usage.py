@@ -16,7 +16,7 @@ import time
 from django.conf import settings
 
 from . import usage_metrics
-from .usage_event import StreamEvent, encode
+from .usage_event import StreamEvent, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,12 @@ class UsageWriter:
     def __init__(self, get_redis, timeout: float = 5.0):
         self._get_redis = get_redis  # looked up per batch: the client may be replaced (tests, reconnects)
         self._timeout = timeout
-        self._queue: list[tuple[bytes, str | None]] = []
+        self._queue: list[tuple[bytes, str | None, list, int]] = []
         self._written: asyncio.Future | None = None
         self._flushing: set[asyncio.Task] = set()
 
     def emit(self, event: StreamEvent) -> asyncio.Future:
-        self._queue.append((encode(event), event.request_id))
+        self._queue.append((encode(event), event.request_id, event.budget_keys, event.cost_e10))
         if self._written is None:
             loop = asyncio.get_running_loop()
             self._written = loop.create_future()
@@ -52,12 +52,15 @@ class UsageWriter:
         batch, self._queue, self._written = self._queue, [], None
         try:
             async with asyncio.timeout(self._timeout):
-                pipe = self._get_redis().pipeline(transaction=False)
-                for payload, _ in batch:
+                # MULTI: an event's cost is in its budget counters' `pending` exactly while the event
+                # is in the stream (accounting/budgets.py).
+                pipe = self._get_redis().pipeline(transaction=True)
+                for payload, request_id, names, cost_e10 in batch:
                     pipe.xadd(settings.USAGE_STREAM, {"e": payload})
+                    add_pending(pipe, names, cost_e10, request_id)
                 await pipe.execute()
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
-            for payload, request_id in batch:
+            for payload, request_id, _, _ in batch:
                 if spool(payload, request_id):
                     usage_metrics.SPOOLED.inc()
                     _log_spooled(request_id, exc)
@@ -65,6 +68,20 @@ class UsageWriter:
             written.set_result(len(batch))
 
 
+def add_pending(pipe, names: list, cost_e10: int, request_id: str | None = None) -> None:
+    """The event's cost into each of its budget counters' `pending` part, and its stream's running
+    estimate out of their in-flight part (same MULTI as its XADD; gomodel/gateway/budgets.py)."""
+    for name in names:
+        if isinstance(name, str):
+            if request_id:
+                pipe.hdel(name + ":inflight", request_id)
+                pipe.zrem(name + ":inflight-exp", request_id)
+            if cost_e10 and isinstance(cost_e10, int):
+                pipe.incrby(name + ":pending", cost_e10)
+                pipe.expire(name + ":pending", PENDING_TTL)
+
+
+PENDING_TTL = 60 * 24 * 3600  # a counter of a finished period goes after 60 days (an undrained event keeps it alive)
 _spool_log = {"at": 0.0, "since": 0}
 _drop_log = {"at": 0.0, "since": 0}
 SPOOL_LOG_INTERVAL = 5.0
@@ -234,8 +251,13 @@ def _replay_file(redis_sync, moved) -> int:
 
 def _xadd_all(redis_sync, lines: list[bytes]) -> int:
     if lines:
-        pipe = redis_sync.pipeline(transaction=False)
+        pipe = redis_sync.pipeline(transaction=True)  # each XADD with its budget counters
         for line in lines:
             pipe.xadd(settings.USAGE_STREAM, {"e": line})
+            try:
+                event = decode(line)
+                add_pending(pipe, event.budget_keys, event.cost_e10, event.request_id)
+            except ValueError:
+                pass  # the drain sends an unreadable line to the dead-letter list
         pipe.execute()
     return len(lines)

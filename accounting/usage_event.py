@@ -15,10 +15,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
 
 import orjson
 
 MAX_INT = 2**31 - 1
+MAX_COST = Decimal(10) ** 9  # USD per event; the column holds 20 digits, 10 after the point
+COST_SOURCES = ("upstream", "price_db", "admin", "unknown")  # accounting.models.CostSource's values
 USAGE_SOURCES = ("reported", "estimated", "none")  # accounting.models.UsageSource's values
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
@@ -52,6 +55,13 @@ class StreamEvent:
     reasoning_tokens: int = 0
     usage_source: str = "reported"
     attempts: list = field(default_factory=list)  # each upstream try: provider, model, status, error
+    cache_write_tokens: int = 0  # prompt tokens written to a cache (Anthropic), inside prompt_tokens
+    reported_cost: str | None = None  # USD the upstream said it charged (OpenRouter, xAI), a decimal string
+    # Priced by the gateway (budgeted requests; accounting/budgets.py); otherwise the drain prices it.
+    cost: str | None = None  # USD, a decimal string
+    cost_source: str | None = None  # accounting.prices.COST_SOURCES
+    cost_e10: int = 0  # the same cost in 1e-10 USD: what went into the budget counters' `pending`
+    budget_keys: list = field(default_factory=list)  # those counters' names
 
     @property
     def created_at(self) -> datetime:
@@ -92,8 +102,17 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
     status = raw.get("status")
     source = raw.get("usage_source")
     attempts = raw.get("attempts")
+    cost_source = raw.get("cost_source")
+    cost_source = cost_source if cost_source in COST_SOURCES else None
+    cost = _decimal(raw.get("cost")) if cost_source not in (None, "unknown") else None
+    names = raw.get("budget_keys")
+    names = [n for n in names[:4] if isinstance(n, str) and len(n) < 256] if isinstance(names, list) else []
+    e10 = raw.get("cost_e10")
     return StreamEvent(
-        **text, **counts, ts=ts,
+        **text, **counts, ts=ts, cache_write_tokens=_count(raw.get("cache_write_tokens")),
+        reported_cost=_decimal(raw.get("reported_cost")), cost=cost, cost_source=cost_source,
+        cost_e10=e10 if names and isinstance(e10, int) and not isinstance(e10, bool) and 0 <= e10 < 2**62 else 0,
+        budget_keys=names if isinstance(e10, int) else [],
         tenant_id=_optional_id(raw.get("tenant_id")), api_key_id=_optional_id(raw.get("api_key_id")),
         provider_id=_optional_id(raw.get("provider_id")),
         status=status if isinstance(status, int) and not isinstance(status, bool) and 0 <= status < 1000 else 0,
@@ -102,6 +121,17 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         usage_source=source if source in USAGE_SOURCES else "reported",
         attempts=attempts if isinstance(attempts, list) else [],
     )
+
+
+def _decimal(value) -> str | None:
+    """A non-negative USD amount as a decimal string, or None."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        return None
+    return value if amount.is_finite() and 0 <= amount < MAX_COST else None
 
 
 def _text(value, limit: int) -> str:

@@ -18,6 +18,8 @@ def schedule_usage_tasks(sender, **kwargs):
         # A run that could not start in time is dropped (`expires`): the next one drains everything.
         "usage-drain": {"task": "accounting.drain_usage", "schedule": interval,
                         "options": {"expires": max(interval * 2, 1.0)}},
+        "budget-reconcile": {"task": "accounting.reconcile_budgets", "schedule": settings.BUDGET_RECONCILE_INTERVAL,
+                             "options": {"expires": max(settings.BUDGET_RECONCILE_INTERVAL, 1.0)}},
         "usage-retention": {"task": "accounting.purge_usage_events", "schedule": 3600.0,
                             "options": {"expires": 1800.0}},
         "responses-retention": {"task": "accounting.purge_expired_responses", "schedule": 3600.0,

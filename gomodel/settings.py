@@ -231,7 +231,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "providers.catalogue.PROVIDER_CHOICES"},
+    "ENUM_NAME_OVERRIDES": {"ProviderTypeEnum": "providers.catalogue.PROVIDER_CHOICES",
+                            "BudgetPeriodEnum": "accounting.models.BudgetPeriod"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "gomodel.api.openapi_v1.add_gateway_paths",
@@ -249,6 +250,12 @@ USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent row
 # Stored /v1/responses answers (store=true, the default) are deleted this many days after they were made.
 RESPONSES_RETENTION_DAYS = env_int("RESPONSES_RETENTION_DAYS", 30)
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
+
+# Budgets (accounting/budgets.py, gomodel/gateway/budgets.py).
+BUDGET_SOFT_LIMIT_PERCENT = env_int("BUDGET_SOFT_LIMIT_PERCENT", 80)  # webhook once per period from this share
+BUDGET_WEBHOOK_URL = os.environ.get("BUDGET_WEBHOOK_URL", "")  # empty: no webhook (the admin still marks it)
+BUDGET_WEBHOOK_SECRET = os.environ.get("BUDGET_WEBHOOK_SECRET", "")  # HMAC-SHA256 key of X-GoModel-Signature
+BUDGET_RECONCILE_INTERVAL = env_float("BUDGET_RECONCILE_INTERVAL", 60.0)  # seconds between spend reconciliations
 TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
 # GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (or the master key) unless METRICS_PUBLIC=1.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

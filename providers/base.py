@@ -1,7 +1,9 @@
 """What every adapter shares: the upstream request, normalised usage, SSE framing, upstream errors."""
 
+import math
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import orjson
@@ -33,8 +35,10 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cached_tokens: int = 0
+    cached_tokens: int = 0  # cache reads, inside prompt_tokens
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # prompt tokens written to the cache (Anthropic), inside prompt_tokens
+    reported_cost: str | None = None  # USD as a decimal string, when the upstream itself says what it charged
 
     @classmethod
     def from_openai(cls, usage: dict | None) -> "Usage | None":
@@ -51,7 +55,19 @@ class Usage:
             cached_tokens=_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0,
             reasoning_tokens=(_int(completion_details.get("reasoning_tokens"))
                               if isinstance(completion_details, dict) else 0),
+            reported_cost=_reported_cost(usage),
         )
+
+
+def _reported_cost(usage: dict) -> str | None:
+    """OpenRouter's `usage.cost` (USD) or xAI's `cost_in_usd_ticks` (1 tick = 1e-10 USD)."""
+    ticks = usage.get("cost_in_usd_ticks")
+    if isinstance(ticks, int) and not isinstance(ticks, bool) and ticks >= 0:
+        return str(Decimal(ticks).scaleb(-10))
+    cost = usage.get("cost")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0 and math.isfinite(cost):
+        return str(Decimal(str(cost)))
+    return None
 
 
 def _int(value) -> int:

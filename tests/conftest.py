@@ -41,6 +41,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     # One stream per test process, so that concurrent runs sharing a Redis cannot see each other.
     settings.USAGE_STREAM = f"gomodel:test:{os.getpid()}:usage"
     redis_sync.delete(settings.USAGE_STREAM)
+    for name in redis_sync.scan_iter(match=settings.USAGE_STREAM + ":budget:*", count=1000):
+        redis_sync.delete(name)  # budget counters: ids restart with each test database
     settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
     # Rate-limit counters of their own per test (ids restart in every test's database); they expire in a minute.
     settings.LIMITS_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:rl"

@@ -42,7 +42,8 @@ ERROR_DESCRIPTIONS = {
     "405": "Method Not Allowed: another method on this path; the Allow header names the right one.",
     "413": "Payload Too Large: the body exceeds BODY_SIZE_LIMIT.",
     "429": "Too Many Requests: a rate limit of the key or its tenant (code `rate_limit_exceeded`, the message "
-           "names the limit) or the upstream's; Retry-After says when to retry.",
+           "names the limit), the key's or tenant's budget is spent (code `budget_exceeded`; Retry-After: seconds "
+           "to the period's end, none for a total budget), or the upstream's limit; Retry-After says when to retry.",
     "502": "Bad Gateway: the upstream failed, was unreachable, rejected the gateway's credentials, or sent "
            "an answer the gateway could not read or larger than UPSTREAM_MAX_BODY_BYTES.",
     "503": "Service Unavailable: the rate limits could not be checked (Redis did not answer) and "
@@ -465,6 +466,32 @@ SCHEMAS = {
             "totals": {"$ref": "#/components/schemas/core.UsageTotals"},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.UsageRow"}},
             "rate_limits": {"$ref": "#/components/schemas/core.RateLimits"},
+            "budget": {"type": "object", "nullable": True,
+                       "description": "The tenant's and the calling key's budget now (null when Redis is "
+                                      "unreachable); each null when none is set.",
+                       "required": ["tenant", "key"],
+                       "properties": {
+                           "tenant": {"allOf": [{"$ref": "#/components/schemas/core.BudgetStatus"}],
+                                      "nullable": True},
+                           "key": {"allOf": [{"$ref": "#/components/schemas/core.BudgetStatus"}], "nullable": True},
+                       }},
+        },
+    },
+    "core.BudgetStatus": {
+        "type": "object",
+        "required": ["limit_usd", "spent_usd", "remaining_usd", "period", "period_start", "period_end",
+                     "soft_limit_percent", "exceeded"],
+        "properties": {
+            "limit_usd": {"type": "string", "description": "USD as a decimal string."},
+            "spent_usd": {"type": "string", "description": "Spent this period (requests with a known price)."},
+            "remaining_usd": {"type": "string"},
+            "period": {"type": "string", "enum": ["daily", "weekly", "monthly", "total"]},
+            "period_start": {"type": "string", "format": "date", "nullable": True,
+                             "description": "First UTC day of the period; null for total."},
+            "period_end": {"type": "string", "format": "date-time", "nullable": True,
+                           "description": "When the period ends and the budget resets; null for total."},
+            "soft_limit_percent": {"type": "integer"},
+            "exceeded": {"type": "boolean", "description": "Requests are refused with 429 budget_exceeded."},
         },
     },
     "core.RateLimits": {
@@ -506,7 +533,8 @@ SCHEMAS = {
             "cached_tokens": {"type": "integer"},
             "reasoning_tokens": {"type": "integer"},
             "cost_usd": {"type": "string", "nullable": True,
-                         "description": "USD as a decimal string; null when no request in it had a known price."},
+                         "description": "USD as a decimal string; \"0\" for a period without requests; null "
+                                        "when it has requests and none of them had a known price."},
         },
     },
     "core.UsageRow": {

@@ -7,8 +7,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounting import budgets
 from accounting.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
-from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
+from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tenant
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
 
@@ -39,8 +40,33 @@ class AllowedModelsField(serializers.ListField):
             raise serializers.ValidationError(str(exc)) from None
 
 
-class TenantSerializer(serializers.ModelSerializer):
-    """Every editable field of Tenant (so budgets appear here as soon as the model has them)."""
+BUDGET_USD_HELP = ("Spend limit in USD per budget_period; null: none. Over it: 429 budget_exceeded (a stream is cut). "
+                   "A request whose model has no known price is allowed and logged.")
+
+
+class BudgetMixin(serializers.Serializer):
+    """The budget fields tenants and keys share, and this period's spend beside them (read-only)."""
+
+    budget_usd = serializers.DecimalField(max_digits=20, decimal_places=10, min_value=Decimal(0), allow_null=True,
+                                          required=False, help_text=BUDGET_USD_HELP)
+    budget_period = serializers.ChoiceField(choices=BudgetPeriod.choices, required=False,
+                                            help_text="daily, weekly, monthly (calendar-aligned, UTC) or total.")
+    budget_soft_percent = serializers.IntegerField(min_value=1, max_value=100, allow_null=True, required=False,
+                                                   help_text="Webhook once per period from this share of the "
+                                                             "budget; null: BUDGET_SOFT_LIMIT_PERCENT.")
+    budget_spent_usd = serializers.SerializerMethodField(
+        help_text="Spent in the current budget period (USD); null when no budget is set.")
+
+    BUDGET_FIELDS = ["budget_usd", "budget_period", "budget_soft_percent", "budget_spent_usd"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_budget_spent_usd(self, row) -> str | None:
+        budget = budgets.budget_of("tenant" if isinstance(row, Tenant) else "key", row)
+        return budgets.usd(budgets.current_spend(budget)[0]) if budget is not None else None
+
+
+class TenantSerializer(BudgetMixin, serializers.ModelSerializer):
+    """Every editable field of Tenant, budgets included."""
 
     rpm_limit = limit_field("Requests per minute, all the tenant's keys together")
     tpm_limit = limit_field("Tokens per minute, all the tenant's keys together")
@@ -63,7 +89,7 @@ class TenantUpdateSerializer(TenantSerializer):
 KEY_STATES = ["active", "revoked", "expired", "tenant_inactive"]
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(BudgetMixin, serializers.ModelSerializer):
     tenant_slug = serializers.CharField(source="tenant.slug", read_only=True)
     state = serializers.SerializerMethodField()
     rpm_limit = limit_field("Requests per minute")
@@ -75,7 +101,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
-                  "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "created_at"]
+                  "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", *BudgetMixin.BUDGET_FIELDS,
+                  "created_at"]
         read_only_fields = ["id", "tenant", "prefix", "active", "last_used_at", "created_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=KEY_STATES))
@@ -193,10 +220,11 @@ class ModelPriceSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelPrice
         fields = ["id", "provider", "model_pattern", "input_per_million", "cached_input_per_million",
-                  "output_per_million", "reasoning_per_million", "valid_from", "note"]
+                  "cache_write_per_million", "output_per_million", "reasoning_per_million", "valid_from", "note"]
         read_only_fields = ["id"]
         extra_kwargs = {field: {"min_value": Decimal(0)} for field in (
-            "input_per_million", "cached_input_per_million", "output_per_million", "reasoning_per_million")}
+            "input_per_million", "cached_input_per_million", "cache_write_per_million", "output_per_million",
+            "reasoning_per_million")}
 
 
 class UsageQuery(serializers.Serializer):
@@ -229,6 +257,22 @@ class UsageRowSerializer(UsageTotalsSerializer):
     api_key = serializers.CharField(allow_null=True, allow_blank=True, help_text="The key's display prefix.")
 
 
+class BudgetStatusSerializer(serializers.Serializer):
+    limit_usd = serializers.CharField()
+    spent_usd = serializers.CharField(help_text="Spent in the current period (requests with a known price).")
+    remaining_usd = serializers.CharField()
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices)
+    period_start = serializers.DateField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True, help_text="When the budget resets; null for total.")
+    soft_limit_percent = serializers.IntegerField()
+    exceeded = serializers.BooleanField()
+
+
+class BudgetsSerializer(serializers.Serializer):
+    tenant = BudgetStatusSerializer(allow_null=True)
+    key = BudgetStatusSerializer(allow_null=True, help_text="Always null here (no calling key).")
+
+
 class UsageReportSerializer(serializers.Serializer):
     """The same document as GET /v1/usage answers (accounting.reports.usage_report)."""
 
@@ -238,3 +282,7 @@ class UsageReportSerializer(serializers.Serializer):
     end = serializers.DateField()
     totals = UsageTotalsSerializer()
     data = UsageRowSerializer(many=True)
+    budget = BudgetsSerializer(allow_null=True)
+    rate_limits = serializers.JSONField(help_text="The tenant's rate limits now ({key: null, tenant: {requests, "
+                                                  "tokens, concurrency}: {limit, remaining, reset_seconds}}), "
+                                                  "as GET /v1/usage's core.RateLimits.")

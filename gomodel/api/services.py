@@ -3,7 +3,11 @@ events). Writes go through accounting.services (the domain services, audited).""
 
 from datetime import date
 
+from django.conf import settings
+
+from accounting import budgets
 from accounting.models import Tenant
+from accounting.ratelimits import current_usage, tenant_scope
 from accounting.reports import parse_range, tenant_report, today_utc
 
 
@@ -12,4 +16,9 @@ def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:
     month of the one bound given) but no cap on the span."""
     if start is None or end is None:
         start, end = parse_range(start and start.isoformat(), end and end.isoformat(), today_utc())
-    return tenant_report(tenant.id, tenant.slug, start, end)
+    report = tenant_report(tenant.id, tenant.slug, start, end)
+    report["budget"] = budgets.tenant_status(tenant)
+    scope = tenant_scope(settings.LIMITS_PREFIX, tenant.id, tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit)
+    # The tenant's own limits; a key's are its own business (null here, as for the master key's /v1/usage).
+    report["rate_limits"] = {"key": None, "tenant": current_usage([scope])[0]}
+    return report

@@ -148,10 +148,11 @@ def issue_key(actor, tenant, data):
     if not tenant.active:
         return Response({"tenant": ["This tenant is deactivated; reactivate it before issuing keys."]},
                         status=status.HTTP_400_BAD_REQUEST)
+    budget = {field: data[field] for field in ("budget_usd", "budget_period", "budget_soft_percent") if field in data}
     key, plaintext = domain.do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
                                               tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
                                               actor=actor, concurrency=data.get("concurrency_limit"),
-                                              allowed_models=data.get("allowed_models"))
+                                              allowed_models=data.get("allowed_models"), **budget)
     body = s.ApiKeySerializer(key).data
     body["key"] = plaintext
     return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

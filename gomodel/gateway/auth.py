@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from accounting.allowlists import EMPTY, AllowList
+from accounting.budgets import budgets_of
 from accounting.keys import hash_key
 
 from .errors import AUTHENTICATION, GatewayError
@@ -39,6 +40,7 @@ class Principal:
     tenant_concurrency_limit: int | None = None
     allowed_models: AllowList = EMPTY
     tenant_allowed_models: AllowList = EMPTY
+    budgets: tuple = ()  # accounting.budgets.Budget of the tenant and of the key, those that are set
 
     @property
     def is_master(self) -> bool:
@@ -62,7 +64,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         concurrency_limit=key.concurrency_limit, tenant_rpm_limit=key.tenant.rpm_limit,
         tenant_tpm_limit=key.tenant.tpm_limit, tenant_concurrency_limit=key.tenant.concurrency_limit,
         allowed_models=AllowList(key.allowed_models or ()),
-        tenant_allowed_models=AllowList(key.tenant.allowed_models or ()),
+        tenant_allowed_models=AllowList(key.tenant.allowed_models or ()), budgets=budgets_of(key),
     )
 
 

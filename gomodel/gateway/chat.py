@@ -9,7 +9,8 @@ from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
-from .errors import PROVIDER, GatewayError
+from .budgets import StreamGuard, cut_error
+from .errors import PROVIDER, RATE_LIMIT, GatewayError
 from .http import SSE_HEADERS, Request
 from .http_client import DeadlineExceeded
 from .limits import chat_tokens, governed
@@ -29,11 +30,14 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
         target, model = chain[0]
         record = UsageRecord(req, target, body["model"], model, "/v1/chat/completions", stream, body["messages"])
         async with recorded(req, runtime, record):
+            guard = StreamGuard.maybe(record, runtime)
+            if guard is not None:
+                guard.check_prompt(record.budget)
             response, adapter = await send_upstream(
                 runtime, chain, lambda adapter, t, m: adapter.build_chat_request(body, t, m, stream), stream,
                 record)
             if stream:
-                await _relay_stream(req, adapter, response, record, include_usage)
+                await _relay_stream(req, adapter, response, record, include_usage, guard)
             else:
                 await _complete(req, adapter, response, record)
 
@@ -57,7 +61,12 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     await req.respond(200, orjson.dumps(data))
 
 
-async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool):
+class _BudgetCut(Exception):
+    """The running cost of the stream crossed the remaining budget."""
+
+
+async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool,
+                        guard: StreamGuard | None = None):
     target = record.target
     task = asyncio.current_task()
     watcher = None
@@ -72,6 +81,8 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
+                if guard is not None and await guard.exceeded():
+                    raise _BudgetCut()
             for event, data in decoder.close():
                 await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
             await _send_chunks(req, record, parser.close(), name, include_usage)
@@ -79,6 +90,15 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = parser.usage
+        except _BudgetCut:
+            # Bill what the client got (estimated from the relayed text); the upstream is closed below.
+            record.usage = None
+            if not record.relayed:
+                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
+            record.status, record.error_type = 429, RATE_LIMIT
+            watcher.cancel()
+            await req.finish(b"data: " + orjson.dumps(cut_error().payload()) + b"\n\n")
+            return
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.usage = parser.usage
             record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER

@@ -16,7 +16,7 @@ SSE_HEADERS = [
 
 class Request:
     __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_started", "extra_headers", "admission", "error_body")
+                 "response_started", "extra_headers", "admission", "budget", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -28,6 +28,7 @@ class Request:
         self.request_id = "req_" + uuid.uuid4().hex
         self.started = time.perf_counter()
         self.auth = None
+        self.budget = None  # gateway.budgets.BudgetState when the caller has a budget
         self.response_started = False
         self.extra_headers = ()  # sent with whatever answer this request gets (the rate-limit headers)
         self.admission = None  # the rate limiter's claim (gateway/limits.py), settled when the request ends

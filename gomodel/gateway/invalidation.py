@@ -35,13 +35,14 @@ def _on_change(what):
 
 _keys_changed = _on_change("keys")
 _providers_changed = _on_change("providers")
+_prices_changed = _on_change("prices")
 
 
 def connect():
-    from accounting.models import ApiKey, Tenant
+    from accounting.models import ApiKey, ModelPrice, Tenant
     from providers.models import ModelAlias, ProviderConfig
 
     for model, handler in ((ApiKey, _keys_changed), (Tenant, _keys_changed), (ProviderConfig, _providers_changed),
-                           (ModelAlias, _providers_changed)):
+                           (ModelAlias, _providers_changed), (ModelPrice, _prices_changed)):
         post_save.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-save")
         post_delete.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-delete")

@@ -33,6 +33,7 @@ class Runtime:
         self.usage = usage.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self.limits = Limiter(self.redis)
+        self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
         self._tasks: list[asyncio.Task] = []
 
     def start_background(self):
@@ -48,6 +49,8 @@ class Runtime:
             self.keys.clear()
         if what in ("providers", "all"):
             self.registry.invalidate()
+        if what in ("prices", "all"):
+            self.prices = None
 
     async def _listen_invalidations(self):
         while True:

@@ -4,19 +4,21 @@ import contextlib
 import logging
 import time
 
-from accounting import tokens
+from accounting import budgets, tokens
 from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
 from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
 
 from . import metrics
+from .budgets import charge
 
 log = logging.getLogger(__name__)
 
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
-                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts")
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts",
+                 "budget")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages: list):
@@ -35,6 +37,7 @@ class UsageRecord:
         self.ttft_ms: float | None = None
         self.relayed: list[str] = []
         self.attempts: list[dict] = []
+        self.budget = getattr(req, "budget", None)
         if stream:
             tokens.warm()  # a hang-up is estimated with tiktoken: load it off the event loop, once
 
@@ -78,7 +81,7 @@ class UsageRecord:
         principal = self.principal
         return StreamEvent(
             request_id=self.request_id,
-            ts=time.time(),
+            ts=budgets.clock().timestamp(),  # one clock with the budget periods (tests move it)
             tenant_id=principal.tenant_id,
             tenant=principal.tenant_slug,
             api_key_id=principal.key_id,
@@ -99,6 +102,8 @@ class UsageRecord:
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
             reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            reported_cost=usage.reported_cost,
             usage_source=source,
             attempts=self.attempts,
         )
@@ -122,6 +127,10 @@ async def recorded(req, runtime, record: UsageRecord):
         # input like any other 400: it records nothing.
         if record.attempts:
             event = record.event()
+            try:
+                charge(runtime, record, event)
+            except Exception:  # pricing must never cost an event (the drain prices it then)
+                log.exception("could not price usage event %s for its budget", event.request_id)
             try:
                 metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event

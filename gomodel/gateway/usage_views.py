@@ -13,9 +13,11 @@ from django.conf import settings
 
 from accounting import usage as usage_spool
 from accounting import usage_metrics
+from accounting.budgets import budget_of
 from accounting.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
 
 from . import metrics
+from .budgets import budget_status
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
 from .http import Request
 from .limits import rate_limit_report
@@ -47,12 +49,19 @@ async def usage(req: Request):
         if tenant is None:
             raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
         tenant_id, tenant_slug = tenant.id, tenant.slug
+        owned = tuple(b for b in (budget_of("tenant", tenant),) if b is not None)
     else:
         tenant = None
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
+        owned = principal.budgets
     # One hop for the stream scan and the database (not the chat hot path); Redis down only loses the last seconds.
     report = await sync_to_async(tenant_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last)
     report["rate_limits"] = await rate_limit_report(runtime, principal, tenant)
+    try:
+        report["budget"] = await budget_status(runtime, owned)
+    except Exception as exc:  # Redis down: the report still answers, without the live spend
+        log.warning("/v1/usage could not read the budget counters (%s)", exc)
+        report["budget"] = None
     await req.respond(200, orjson.dumps(report))
 
 

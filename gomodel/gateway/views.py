@@ -7,6 +7,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from .budgets import check_budget
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
@@ -27,6 +28,7 @@ async def _json_call(req: Request, validate, service):
     req.auth = await runtime.keys.authenticate(req.headers)
     body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
     validate(body)
+    await check_budget(runtime, req)
     await service(req, runtime, body)
 
 

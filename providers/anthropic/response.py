@@ -57,7 +57,8 @@ def convert_usage(raw: dict) -> tuple[dict, Usage]:
     into input_tokens (uncached), cache_read_input_tokens and cache_creation_input_tokens.
     """
     cache_read = _int(raw.get("cache_read_input_tokens"))
-    prompt = _int(raw.get("input_tokens")) + cache_read + _int(raw.get("cache_creation_input_tokens"))
+    cache_write = _int(raw.get("cache_creation_input_tokens"))
+    prompt = _int(raw.get("input_tokens")) + cache_read + cache_write
     completion = _int(raw.get("output_tokens"))
     reasoning = _reasoning_tokens(raw)
     usage = {
@@ -70,7 +71,7 @@ def convert_usage(raw: dict) -> tuple[dict, Usage]:
         usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     usage["raw_usage"] = raw
     return usage, Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-                        cached_tokens=cache_read, reasoning_tokens=reasoning or 0)
+                        cached_tokens=cache_read, reasoning_tokens=reasoning or 0, cache_write_tokens=cache_write)
 
 
 def error_status(error_type) -> int:

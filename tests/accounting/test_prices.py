@@ -112,7 +112,7 @@ def test_cost_is_rounded_half_even_to_1e_10_usd():
     assert event_cost(price("openai", "m", "0.00035", "0"), event) == Decimal("4E-10")
 
 
-def test_default_table_loads_once_and_prices_the_seed_providers(db):
+def test_default_table_loads_once_and_the_price_db_prices_the_seed_providers(db):
     from accounting.models import ModelPrice
 
     ModelPrice.objects.all().delete()
@@ -125,7 +125,10 @@ def test_default_table_loads_once_and_prices_the_seed_providers(db):
                                  ("anthropic", "claude-sonnet-4-20250514"), ("gemini", "gemini-2.5-flash"),
                                  ("groq", "llama-3.3-70b-versatile"), ("deepseek", "deepseek-chat"),
                                  ("xai", "grok-3-mini"), ("zai", "glm-4.5")]:
-        assert book.lookup(provider_type, provider_type, model, when) is not None, (provider_type, model)
-    assert book.lookup("openai", "openai", "gpt-4o", when).input == Decimal("2.50")
-    assert book.lookup("openai", "openai", "gpt-4o-mini", when).input == Decimal("0.15")
-    assert book.lookup("ollama", "ollama", "llama3", when) is None
+        event = StreamEvent("r", provider=provider_type, provider_type=provider_type, model=model, prompt_tokens=10)
+        assert book.price(event, when).source == "price_db", (provider_type, model)
+    assert book.lookup("bailian", "bailian", "qwen-plus-latest", when).input == Decimal("0.40")
+    assert book.price(StreamEvent("r", provider_type="bailian", model="qwen-plus", prompt_tokens=1),
+                      when).source == "admin"
+    unknown = book.price(StreamEvent("r", provider_type="ollama", model="llama3", prompt_tokens=10), when)
+    assert (unknown.cost, unknown.source) == (None, "unknown")

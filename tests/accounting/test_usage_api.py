@@ -99,7 +99,7 @@ def test_an_event_both_stored_and_still_in_the_stream_counts_once(gateway, provi
     _, secret = tenants["acme"][0]
     chat(gateway, secret)
     usage_events(None, expect=1)
-    monkeypatch.setattr(drain_module, "ack", lambda client, ids: None)  # committed, then the worker died
+    monkeypatch.setattr(drain_module, "ack", lambda client, ids, *budget: None)  # committed, then the worker died
     assert drain().inserted == 1
     assert usage(gateway, secret).json()["totals"]["requests"] == 1
 

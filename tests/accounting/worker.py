@@ -40,7 +40,7 @@ if point == "in_transaction":
 
     drain.add_to_rollups = add_then_hang
 elif point == "before_ack":
-    drain.ack = lambda client, ids: hang()
+    drain.ack = lambda client, ids, *budget: hang()
 elif point:
     raise SystemExit(f"unknown KILL_AT {point!r}")
 

@@ -4,6 +4,7 @@ write-only encrypted key, test connection, env providers), prices, aliases and r
 import logging
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -65,13 +66,16 @@ def test_creating_a_key_shows_the_plaintext_once_and_never_again(admin_client, a
     tenant, _, _ = acme
     caplog.set_level(logging.DEBUG)
     response = admin_client.post(f"{KEYS}add/", {"tenant": tenant.pk, "name": "billing", "rpm_limit": "60",
-                                                 "tpm_limit": "", "expires_at_0": "", "expires_at_1": ""})
+                                                 "tpm_limit": "", "expires_at_0": "", "expires_at_1": "",
+                                                 "budget_usd": "2.50", "budget_period": "weekly",
+                                                 "budget_soft_percent": ""})
     assert response.status_code == 200
     assert [t.name for t in response.templates][0] == "admin/accounting/apikey/created.html"
     assert "no-store" in response["Cache-Control"]
     plaintext = re.search(r'id="new-api-key">([^<]+)<', response.content.decode()).group(1)
     key = ApiKey.objects.get(name="billing")
     assert key.key_hash == hash_key(plaintext) and key.rpm_limit == 60 and key.tenant == tenant
+    assert (key.budget_usd, key.budget_period) == (Decimal("2.50"), "weekly")
     assert plaintext.endswith(key.prefix[-4:])
     assert list(get_messages(response.wsgi_request)) == []  # not a message that could be shown again
 

@@ -132,3 +132,26 @@ def test_warm_native_anthropic_message_makes_zero_hops(gateway, make_provider, t
                                   model="claude-opus-4-6", stream=stream)
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_budgeted_key_stays_at_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
+                                                            stream, path):
+    """The budget check (one MGET) and the pricing of the event (prices in memory) add no hop."""
+    from decimal import Decimal
+
+    tenant, key, plaintext = tenant_key
+    tenant.budget_usd, key.budget_usd, key.budget_period = Decimal("5"), Decimal("1"), "daily"
+    tenant.save()
+    key.save()
+    time.sleep(0.2)  # the invalidation of those saves reaches the gateway
+    first = _post(gateway, plaintext, path, stream=stream)["x-request-id"]  # cold: the key with its budgets, the prices
+    assert usage_events(first)[0]["cost_source"] == "price_db"
+    usage_events(_post(gateway, plaintext, path, stream=stream)["x-request-id"])
+
+    counter.hops = counter.submits = counter.queries = 0
+    second = _post(gateway, plaintext, path, stream=stream)["x-request-id"]
+    [event] = usage_events(second)
+    assert len(event["budget_keys"]) == 2 and event["cost_e10"] > 0
+    assert (counter.hops, counter.submits, counter.queries) == (0, 0, 0)

@@ -66,8 +66,10 @@ def test_parse_chat_response_on_recordings(path):
 
     data, usage = parse_chat_response(raw)
 
+    ticks = original["usage"].get("cost_in_usd_ticks")  # xAI says what it charged, in 1e-10 USD
     assert usage == Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total,
-                          cached_tokens=cached, reasoning_tokens=reasoning)
+                          cached_tokens=cached, reasoning_tokens=reasoning,
+                          reported_cost=f"{ticks / 10**10:.10f}" if ticks is not None else None)
     # Everything but usage passes through untouched (choices, ids, the provider's own fields).
     assert {k: v for k, v in data.items() if k != "usage"} == {k: v for k, v in original.items() if k != "usage"}
     if extra_keys is None:
