@@ -10,6 +10,7 @@ import asyncio
 
 import httpx
 import orjson
+from django.conf import settings
 
 from accounting.estimate import estimate_prompt_tokens
 from providers.anthropic import StreamParser as AnthropicStreamParser
@@ -18,9 +19,11 @@ from providers.anthropic.ingress import (EventWriter, error_event, estimate_mess
 from providers.anthropic.response import convert_usage
 from providers.base import SSEDecoder, StreamError, UpstreamError
 
+from ..budgets import StreamGuard, cut_error
 from ..chat import _stream_failure, _watch_disconnect
-from ..errors import PROVIDER, GatewayError
+from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
+from ..http_client import DeadlineExceeded
 from ..limits import chat_tokens, governed
 from ..routing import candidates
 from ..upstream import send_upstream, upstream_error
@@ -68,10 +71,16 @@ async def run_messages(req: Request, runtime, body: dict) -> None:
         target, model = chain[0]
         record = MessagesRecord(req, target, model, body, stream)
         async with recorded(req, runtime, record):
+            guard = None
+            if record.budget is not None:  # a budgeted caller: its prompt is priced before the upstream call
+                record.messages = estimate_messages(body)
+                guard = StreamGuard.maybe(record, runtime)
+                if guard is not None:
+                    guard.check_prompt(record.budget)
             response, adapter = await send_upstream(runtime, chain, build, stream, record)
             native = record.target.wire == "anthropic"
             if stream:
-                await _relay_stream(req, adapter, response, record, native)
+                await _relay_stream(req, adapter, response, record, native, guard)
             elif native:
                 await _relay_message(req, response, record)
             else:
@@ -171,7 +180,12 @@ class _Relay:
             await self.req.write(b"".join(self.writer.finish(self.parser.usage)))
 
 
-async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, native: bool):
+class _BudgetCut(Exception):
+    """The running cost of the stream crossed the remaining budget."""
+
+
+async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, native: bool,
+                        guard: StreamGuard | None = None):
     target = record.target
     task = asyncio.current_task()
     watcher = None
@@ -179,13 +193,15 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
     try:
         relay = _Relay(req, record, AnthropicStreamParser(record.model) if native else adapter.StreamParser(
             record.model), native)
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(settings.UPSTREAM_MAX_SSE_EVENT_BYTES)
         await req.start(200, SSE_HEADERS)
         watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
         try:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     await relay.event(event, data)
+                if guard is not None and await guard.exceeded():
+                    raise _BudgetCut()
             for event, data in decoder.close():
                 await relay.event(event, data)
             await relay.close()
@@ -193,9 +209,18 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = relay.parser.usage
+        except _BudgetCut:
+            # Bill what the client got (estimated from the relayed text), as chat does.
+            record.usage = None
+            if not record.relayed:
+                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
+            record.status, record.error_type = 429, RATE_LIMIT
+            watcher.cancel()
+            await req.finish(error_event("rate_limit_error", cut_error().message))
+            return
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.usage = relay.parser.usage
-            record.status, record.error_type = 502, PROVIDER
+            record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
             watcher.cancel()
             if relay.upstream_error is not None:
                 await req.finish(relay.upstream_error)
