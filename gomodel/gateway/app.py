@@ -5,16 +5,20 @@ import logging
 
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
+from .ingress import anthropic_errors
 from .runtime import get_runtime
 from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
-from .views import chat_completions, embeddings, health, list_models, ready, responses
+from .views import (chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready,
+                    responses)
 
 log = logging.getLogger(__name__)
 
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
+    "/v1/messages": {"POST": messages},
+    "/v1/messages/count_tokens": {"POST": messages_count_tokens},
     "/v1/responses": {"POST": responses},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
@@ -22,6 +26,8 @@ ROUTES = {
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},
 }
+# Routes whose clients (the anthropic SDK, Claude Code) read errors in Anthropic's envelope.
+ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
 # Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
@@ -45,6 +51,8 @@ async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
     methods = route(path)
+    if path in ANTHROPIC_ROUTES:
+        req.error_body = anthropic_errors.error_body
     try:
         if methods is None:
             raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")
