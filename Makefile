@@ -2,42 +2,48 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run test test-fast test-postgres test-browser lint bench migrate clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+# `make run` installs the runtime only; tests, lint and benchmarks add requirements-dev.txt.
+$(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
 
 ## Run the whole stack in the foreground: Redis (if none answers), migrations, env providers,
 ## the ASGI server on $$PORT and a Celery worker with beat. Ctrl-C stops everything.
 run: $(STAMP)
-	$(PY) manage.py serve
+	$(PY) -m gomodel.supervisor
 
 ## The whole test suite (needs Redis at $$REDIS_URL, default 127.0.0.1:6379 db 15).
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest
 
 ## The suite without the slow tests (schemathesis, accounting load and crash recovery, browser).
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 ## Lint (ruff; configuration in pyproject.toml).
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 
 ## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
-test-postgres: $(STAMP)
+test-postgres: $(DEV_STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(PY) -m pytest
 
 ## Only the admin/dashboard browser tests (Playwright driving Debian's Chromium: apt-get install chromium).
-test-browser: $(STAMP)
+test-browser: $(DEV_STAMP)
 	$(PY) -m pytest tests/browser
 
 ## Throughput and latency: the mock upstream alone and through the gateway (see bench/README.md).
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) bench/run.py
 
 migrate: $(STAMP)

@@ -35,7 +35,7 @@ from django.utils import timezone
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from . import budgets, usage, usage_event, usage_metrics
+from . import budgets, estimate, usage, usage_event, usage_metrics
 from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
 from .prices import PriceBook, event_price, to_e10
 from .usage_event import TOKEN_FIELDS, StreamEvent
@@ -192,7 +192,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
         if raw is None:
             continue  # deleted from the stream while pending (XDEL after a commit whose XACK was lost)
         try:
-            event = usage_event.decode(raw)
+            event = estimate.settle(usage_event.decode(raw))  # a cut stream's tokens are counted here
         except (ValueError, TypeError) as exc:
             dead.append((raw, f"unreadable: {exc}"))
             continue

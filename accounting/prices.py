@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-import genai_prices
 
 from .usage_event import StreamEvent
 
@@ -226,6 +225,10 @@ def price_db_cost(provider_type: str, model: str, event: StreamEvent, when: date
     provider_id = PRICE_DB_PROVIDERS.get(provider_type)
     if provider_id is None or not model:
         return None
+    # Imported here, on first use: ~28 MB and ~28k objects that a gateway worker serving no budgeted
+    # request (or one that prices nothing genai-prices knows) never needs.
+    import genai_prices
+
     prompt, cached, written, visible, reasoning = _tokens(event)
     usage = genai_prices.Usage(input_tokens=prompt, cache_read_tokens=cached, cache_write_tokens=written,
                                output_tokens=visible + reasoning)

@@ -17,7 +17,7 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import usage_event
+from . import estimate, usage_event
 from .drain import aggregate
 from .models import Tenant, UsageDaily, UsageEvent
 from .money import cost_string
@@ -100,7 +100,7 @@ def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -
         except (ValueError, TypeError):
             continue
         if event.tenant_id == tenant_id and first <= event.day <= last:
-            events.append(event)
+            events.append(estimate.settle(event))  # counts a cut stream's tokens, as the drain will
     return events
 
 

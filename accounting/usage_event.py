@@ -62,6 +62,10 @@ class StreamEvent:
     cost_source: str | None = None  # accounting.prices.COST_SOURCES
     cost_e10: int = 0  # the same cost in 1e-10 USD: what went into the budget counters' `pending`
     budget_keys: list = field(default_factory=list)  # those counters' names
+    # A stream cut without reported usage, for a model with a tokenizer: the bounded text the token
+    # counts are taken from off the event loop (accounting/estimate.py, `settle`); the counts above
+    # are characters/4 until then.
+    estimate: dict | None = None
 
     @property
     def created_at(self) -> datetime:
@@ -120,6 +124,7 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         latency_ms=_optional_float(raw.get("latency_ms")), ttft_ms=_optional_float(raw.get("ttft_ms")),
         usage_source=source if source in USAGE_SOURCES else "reported",
         attempts=attempts if isinstance(attempts, list) else [],
+        estimate=estimate if isinstance(estimate := raw.get("estimate"), dict) and source == "estimated" else None,
     )
 
 

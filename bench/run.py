@@ -44,6 +44,9 @@ from urllib.parse import urlparse, urlunparse
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+GATEWAY_ROOT = ROOT  # --gateway-root: serve another checkout (e.g. main, to compare) with this harness
+sys.path.insert(0, str(BENCH_DIR))
+import worker_probe  # noqa: E402
 RESULTS_DIR = BENCH_DIR / "results"
 PY = sys.executable
 BIN = Path(PY).parent
@@ -59,7 +62,26 @@ TARGET_LIMITS_SHARE = 0.9  # throughput with a limit on every request, vs the sa
 # Targets (non-streaming, uvicorn or granian with one worker per core, auth and usage events on).
 TARGET_RPS_C64 = 2000.0
 TARGET_ADDED_P50_MS_C10 = 2.0
-NOISY_CORES = 0.2  # a row during which other jobs used more CPU than this is flagged
+NOISY_CORES = 0.2
+# Issue #10 (a lean hot path), per uvicorn worker.
+TARGET_RSS_MB = 100.0
+TARGET_GC_MS = 5.0
+TARGET_P99_OVER_P50_C1 = 3.0  # a row during which other jobs used more CPU than this is flagged
+
+
+def installed_version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def git_head(root: Path) -> str:
+    try:
+        return subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%h %s"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()[:80] or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
 
 
 def log(message: str):
@@ -85,7 +107,7 @@ class Processes:
         out = open(logfile, "ab") if logfile else subprocess.DEVNULL
         if self.nice:
             cmd = ["nice", "-n", str(self.nice), *cmd]
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=kwargs.pop("stdout", out),
+        proc = subprocess.Popen(cmd, env=env, cwd=GATEWAY_ROOT, stdout=kwargs.pop("stdout", out),
                                 stderr=kwargs.pop("stderr", out), start_new_session=True, **kwargs)
         if logfile:
             out.close()
@@ -296,6 +318,8 @@ class Result:
     errors: int
     gw_cpu_us: float | None = None  # gateway CPU (all its processes) per response, microseconds
     mock_cpu_us: float | None = None
+    rss_mb: list[float] = field(default_factory=list)  # each gateway worker's RSS after the row
+    gc_ms: float | None = None  # the slowest worker's full gc.collect() after the row (uvicorn only)
     extra: dict = field(default_factory=dict)
 
 
@@ -335,7 +359,7 @@ def scrubbed_env() -> dict:
 
 
 def manage(env: dict, *args: str) -> str:
-    result = subprocess.run([PY, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run([PY, "manage.py", *args], env=env, cwd=GATEWAY_ROOT, capture_output=True, text=True,
                             timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
@@ -343,8 +367,8 @@ def manage(env: dict, *args: str) -> str:
 
 
 def server_command(kind: str, port: int, workers: int, app: str = APP) -> list[str]:
-    if kind == "uvicorn":
-        return [str(BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    if kind == "uvicorn":  # with a probe in each worker (RSS, full-GC time): bench/worker_probe.py
+        return [PY, str(BENCH_DIR / "worker_probe.py"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on",
                 "--log-level", "warning"]
     if kind == "granian":
@@ -390,6 +414,7 @@ class Bench:
         self.usage_responses = 0
         self.redis_pid = None
         self.idle_load = None
+        self._gc_totals: dict[int, float] = {}  # per worker pid: seconds the collector took so far
 
     # -- set-up --------------------------------------------------------------------------------
     def start_mock(self):
@@ -407,7 +432,7 @@ class Bench:
         env = scrubbed_env()
         env.update({
             "DJANGO_SETTINGS_MODULE": "gomodel.settings",
-            "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            "PYTHONPATH": str(GATEWAY_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
             "GOMODEL_VAR_DIR": str(self.tmp / "var"),
             "DATABASE_URL": f"sqlite:///{self.tmp / 'bench.sqlite3'}",  # absolute path: sqlite:////tmp/...
             "REDIS_URL": self.redis_url,
@@ -461,6 +486,10 @@ class Bench:
         logfile = self.tmp / f"{kind}-{transport}.log"
         workers = 1 if kind == "daphne" else self.args.workers
         app = TRANSPORT_APP if transport != "aiohttp" and self.args.app == APP else self.args.app
+        self.probe_dir = self.tmp / f"probe-{kind}-{transport}-{port}"
+        self.probe_dir.mkdir(exist_ok=True)
+        env["GOMODEL_PROBE_DIR"] = str(self.probe_dir)
+        self.probe_workers = workers if kind == "uvicorn" else 0  # only uvicorn runs through the probe
         proc = self.procs.start(kind, server_command(kind, port, workers, app), env, logfile)
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: http_get(base + "/health")[0] == 200, 60, kind, proc, logfile)
@@ -473,6 +502,13 @@ class Bench:
                 raise RuntimeError(f"{kind}: a warm-up request failed with {status}: {payload[:300]!r}"
                                    f"{tail(logfile)}")
         time.sleep(0.3)
+        self._gc_totals = {}
+        if self.probe_workers:  # the collector's time so far (start-up included) is not the first row's
+            try:
+                snapshots = worker_probe.probe(self.probe_dir, self.probe_workers, timeout=10)
+                self._gc_totals = {s["pid"]: s["gc_seconds_total"] for s in snapshots}
+            except TimeoutError as exc:
+                log(f"worker probe: {exc}")
         return proc, base, logfile
 
     def measure(self, label: str, url: str, key: str, server_pid: int | None):
@@ -518,6 +554,8 @@ class Bench:
                     self.usage_responses += n
                 if n:
                     result.mock_cpu_us = used[self.mock_proc.pid] / n * 1e6
+                if server_pid:
+                    self.memory(result, server_pid)
                 self.results.append(result)
                 parts = [f"{label:<16} {mode:<6} c={conc:<3} {result.rps:7.0f} req/s  p50 {result.p50_ms:6.2f} ms"
                          f"  p99 {result.p99_ms:6.2f} ms"]
@@ -526,9 +564,42 @@ class Bench:
                                  + "/".join(f"{c:.2f}" for c in result.extra["worker_cores"]) + " cores")
                     parts.append(f"usage events {result.extra['usage_events']}")
                 parts.append(f"wrk {wrk_cpu / seconds:.2f} cores, other load {result.extra['other_cores']:.2f}")
+                if result.rss_mb:
+                    parts.append("RSS " + "/".join(f"{m:.0f}" for m in result.rss_mb) + " MB"
+                                 + (f", full GC {result.gc_ms:.1f} ms" if result.gc_ms is not None else "")
+                                 + (f", GC {result.extra['gc_us_per_req']:.0f} us/req"
+                                    if "gc_us_per_req" in result.extra else ""))
                 if errors:
                     parts.append(f"ERRORS {errors}")
                 log("  ".join(parts))
+
+    def memory(self, result: "Result", server_pid: int):
+        """Each worker's RSS and (uvicorn, through bench/worker_probe.py) its full-GC time, after the row."""
+        try:
+            snapshots = worker_probe.probe(self.probe_dir, self.probe_workers, timeout=10) if self.probe_workers else []
+        except TimeoutError as exc:
+            log(f"worker probe: {exc}")
+            snapshots = []
+        if snapshots:
+            # The collector's time during the row (and its warm-up), per response, from gc.callbacks.
+            previous = self._gc_totals
+            spent = sum(s["gc_seconds_total"] - previous.get(s["pid"], 0.0) for s in snapshots)
+            self._gc_totals = {s["pid"]: s["gc_seconds_total"] for s in snapshots}
+            if result.requests:
+                result.extra["gc_us_per_req"] = spent / result.requests * 1e6
+            result.rss_mb = sorted((s["rss_mb"] for s in snapshots), reverse=True)
+            result.gc_ms = max(s["gc_ms"] for s in snapshots)
+            result.extra["tracked"] = max(s["tracked"] for s in snapshots)
+            return
+        pids = process_tree(server_pid)
+        workers = [pid for pid in pids if pid != server_pid] or pids
+        rss = []
+        for pid in workers:
+            try:
+                rss.append(worker_probe.rss_mb(pid))
+            except OSError:
+                pass
+        result.rss_mb = sorted(rss, reverse=True)
 
     def bench_server(self, kind: str, transport: str, limited: bool = False):
         label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "")
@@ -579,8 +650,8 @@ class Bench:
     # -- reporting -------------------------------------------------------------------------------
     def table(self) -> str:
         rows = ["| server / transport | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | gateway CPU µs/req "
-                "| usage events / resp | errors |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| usage events / resp | errors | RSS MB / worker | full GC ms |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in self.results:
             base = self.baseline(r.mode, r.conc)
             added = "—" if r.label == "mock" or base is None else f"{r.p50_ms - base.p50_ms:+.2f}"
@@ -589,8 +660,10 @@ class Bench:
             if r.extra.get("other_cores", 0) > NOISY_CORES:
                 label += " ⚠"
             events = f"{r.extra['usage_events'] / r.requests:.2f}" if r.requests and "usage_events" in r.extra else "—"
+            rss = "/".join(f"{m:.0f}" for m in r.rss_mb) or "—"
+            gc_ms = "—" if r.gc_ms is None else f"{r.gc_ms:.1f}"
             rows.append(f"| {label} | {r.mode} | {r.conc} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                        f"{added} | {cpu} | {events} | {r.errors} |")
+                        f"{added} | {cpu} | {events} | {r.errors} | {rss} | {gc_ms} |")
         return "\n".join(rows)
 
     def targets(self) -> tuple[list[str], bool]:
@@ -634,11 +707,36 @@ class Bench:
                 lines.append(f"{'PASS' if ok else 'FAIL'}  rate limits on every request, JSON, c={r.conc}: "
                              f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
                              f"target >= {TARGET_LIMITS_SHARE:.0%}{noisy(r)}")
+        for line in self.lean_targets():
+            ok_all &= line.startswith("PASS")
+            lines.append(line)
         return lines, ok_all
+
+    def lean_targets(self) -> list[str]:
+        """Issue #10's per-worker targets, on the uvicorn rows (the server `make run` uses)."""
+        rows = [r for r in self.results if r.label.startswith("uvicorn/")]
+        if not rows:
+            return []
+        lines = []
+        rss = max((max(r.rss_mb) for r in rows if r.rss_mb), default=None)
+        if rss is not None:
+            lines.append(f"{'PASS' if rss <= TARGET_RSS_MB else 'FAIL'}  RSS of a web worker after the runs: "
+                         f"{rss:.0f} MB (the largest) vs target <= {TARGET_RSS_MB:.0f} MB")
+        gc_ms = max((r.gc_ms for r in rows if r.gc_ms is not None), default=None)
+        if gc_ms is not None:
+            lines.append(f"{'PASS' if gc_ms <= TARGET_GC_MS else 'FAIL'}  full gc.collect() on a warm worker: "
+                         f"{gc_ms:.1f} ms (the slowest after any row) vs target <= {TARGET_GC_MS:.0f} ms")
+        one = next((r for r in rows if r.mode == "stream" and r.conc == 1), None)
+        if one is not None:
+            ok = one.p99_ms <= TARGET_P99_OVER_P50_C1 * one.p50_ms
+            lines.append(f"{'PASS' if ok else 'FAIL'}  stream p99 at c=1: {one.p99_ms:.2f} ms = "
+                         f"{one.p99_ms / one.p50_ms:.1f} × p50 ({one.p50_ms:.2f} ms) vs target <= "
+                         f"{TARGET_P99_OVER_P50_C1:g} × p50{noisy(one)}")
+        return lines
 
     def report(self) -> str:
         a = self.args
-        versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in
+        versions = ", ".join(f"{p} {installed_version(p)}" for p in
                              ("uvicorn", "granian", "daphne", "httpx", "aiohttp", "httpx-aiohttp", "Django"))
         target_lines, _ = self.targets()
         def fastest(mode):
@@ -650,6 +748,9 @@ class Bench:
             f"# GoModel bench — {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}",
             "",
             f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}; {versions}.",
+            f"Gateway: {GATEWAY_ROOT} at {git_head(GATEWAY_ROOT)}"
+            + (f"; other jobs kept {self.idle_load:.2f} cores busy before the run" if self.idle_load is not None
+               else "") + ".",
             f"Load: wrk -t {a.threads} (it shares the cores with the gateway, the mock and Redis), "
             f"{a.warmup:g} s warm-up then {a.duration:g} s per row; gateway `{a.app}` with {a.workers} worker(s) "
             "(daphne: 1 process), auth ON (tenant API key), usage events ON (XADD to Redis)"
@@ -703,7 +804,7 @@ def parse_args(argv=None):
     p.add_argument("--servers", default="uvicorn,granian,daphne", help="comma-separated: uvicorn,granian,daphne")
     p.add_argument("--transports", default="aiohttp,httpx",
                    help="'aiohttp,httpx' also runs the fastest server with the plain-httpx transport")
-    p.add_argument("--concurrency", default="10,64", help="comma-separated wrk connection counts")
+    p.add_argument("--concurrency", default="1,10,64", help="comma-separated wrk connection counts")
     p.add_argument("--modes", default="json,stream", help="json,stream")
     p.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "14")))
     p.add_argument("--wait-quiet", type=float, default=10.0,
@@ -716,6 +817,8 @@ def parse_args(argv=None):
                         "one RPM limit on the key (rpm), or no such row (none)")
     p.add_argument("--app", default=APP, help=f"the ASGI app to serve (default {APP})")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, server logs)")
+    p.add_argument("--gateway-root", default=str(ROOT),
+                   help="serve the gateway from this checkout (default: this one), e.g. a worktree of main")
     p.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s per row (a smoke test)")
     args = p.parse_args(argv)
     args.servers = [s for s in args.servers.split(",") if s]
@@ -727,6 +830,8 @@ def parse_args(argv=None):
     args.modes = [m for m in args.modes.split(",") if m]
     if args.quick:
         args.warmup, args.duration = 1, 3
+    global GATEWAY_ROOT
+    GATEWAY_ROOT = Path(args.gateway_root).resolve()
     return args
 
 

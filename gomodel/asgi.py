@@ -1,29 +1,39 @@
 """The ASGI entry point. /v1 and /health go straight to the gateway app (no Django request cycle:
-zero thread hops on a warm request); everything else (admin, dashboard, websockets) is Django's."""
+zero thread hops on a warm request); everything else (admin, dashboard, API, websockets) is Django's
+and Channels', built on the first such request: a worker that only serves /v1 never imports the
+admin's views, DRF's, drf-spectacular's or Channels' routing."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # the ORM, for the gateway's key and provider lookups
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up)
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
+from gomodel.gateway.app import gateway_app, handles, lifespan  # noqa: E402  (needs Django set up)
 
-from gomodel.body_limit import BodySizeLimit  # noqa: E402
+_django_router = None
 
-from gomodel.dashboard.routing import websocket_urlpatterns  # noqa: E402
-from gomodel.gateway.app import gateway_app, handles, lifespan  # noqa: E402
 
-django_router = ProtocolTypeRouter({
-    # Django reads a whole body before it routes: cap it as it streams in (gomodel/body_limit.py).
-    "http": BodySizeLimit(django_application, settings.DJANGO_BODY_SIZE_LIMIT),
-    # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-})
+def django_router():
+    global _django_router
+    if _django_router is None:
+        from channels.auth import AuthMiddlewareStack
+        from channels.routing import ProtocolTypeRouter, URLRouter
+        from channels.security.websocket import AllowedHostsOriginValidator
+        from django.conf import settings
+        from django.core.asgi import get_asgi_application
+
+        from gomodel.body_limit import BodySizeLimit
+        from gomodel.dashboard.routing import websocket_urlpatterns
+
+        _django_router = ProtocolTypeRouter({
+            # Django reads a whole body before it routes: cap it as it streams in (gomodel/body_limit.py).
+            "http": BodySizeLimit(get_asgi_application(), settings.DJANGO_BODY_SIZE_LIMIT),
+            # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        })
+    return _django_router
 
 
 async def application(scope, receive, send):
@@ -32,4 +42,4 @@ async def application(scope, receive, send):
         return await gateway_app(scope, receive, send)
     if kind == "lifespan":
         return await lifespan(scope, receive, send)
-    return await django_router(scope, receive, send)
+    return await django_router()(scope, receive, send)

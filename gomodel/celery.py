@@ -25,3 +25,21 @@ def schedule_usage_tasks(sender, **kwargs):
         "responses-retention": {"task": "accounting.purge_expired_responses", "schedule": 3600.0,
                                 "options": {"expires": 1800.0}},
     }
+
+
+if os.environ.get("GOMODEL_CELERY_THREADED_BEAT") == "1":
+    from celery import bootsteps
+
+    class ThreadedBeat(bootsteps.StartStopStep):
+        """Beat as a thread of the worker, not `-B`'s extra process (which holds a second copy of Django)."""
+
+        label = "ThreadedBeat"
+
+        def create(self, worker):
+            from celery.beat import EmbeddedService
+
+            # the base class starts and stops what create() returns, with the worker
+            return EmbeddedService(worker.app, thread=True, schedule_filename=worker.schedule_filename,
+                                   scheduler_cls=worker.scheduler)
+
+    app.steps["worker"].add(ThreadedBeat)

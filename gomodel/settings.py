@@ -1,6 +1,8 @@
 """Settings, read from the environment (12-factor). See .env.example for every variable."""
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -60,8 +62,7 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO") else None
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `runserver` serves ASGI through daphne in development
-    "django.contrib.admin",
+    "django.contrib.admin.apps.SimpleAdminConfig",  # admin.autodiscover() runs in gomodel/urls.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,6 +74,10 @@ INSTALLED_APPS = [
     "providers",
     "accounting",
 ]
+# `manage.py runserver` serves ASGI (the dashboard's websockets) through daphne, which must come first.
+# Only then: daphne's app imports Twisted (~20 MB) into every process that sets Django up.
+if sys.argv[1:2] == ["runserver"] and importlib.util.find_spec("daphne"):
+    INSTALLED_APPS.insert(0, "daphne")
 
 # Only the Django half (admin, dashboard) goes through these; /v1 is served by gomodel.gateway
 # without any middleware (see gomodel/asgi.py).
@@ -256,7 +261,6 @@ BUDGET_SOFT_LIMIT_PERCENT = env_int("BUDGET_SOFT_LIMIT_PERCENT", 80)  # webhook 
 BUDGET_WEBHOOK_URL = os.environ.get("BUDGET_WEBHOOK_URL", "")  # empty: no webhook (the admin still marks it)
 BUDGET_WEBHOOK_SECRET = os.environ.get("BUDGET_WEBHOOK_SECRET", "")  # HMAC-SHA256 key of X-GoModel-Signature
 BUDGET_RECONCILE_INTERVAL = env_float("BUDGET_RECONCILE_INTERVAL", 60.0)  # seconds between spend reconciliations
-TIKTOKEN_DATA_DIR = Path(os.environ.get("TIKTOKEN_DATA_DIR") or VAR_DIR / "tiktoken")
 # GET /metrics needs "Authorization: Bearer <METRICS_TOKEN>" (or the master key) unless METRICS_PUBLIC=1.
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)

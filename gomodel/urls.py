@@ -2,6 +2,10 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
 
+# The admin modules are registered here, with the URLs (SimpleAdminConfig in settings), not when Django
+# starts: a gateway worker that serves only /v1 never imports the admin's forms and views.
+admin.autodiscover()
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("dashboard/", include("gomodel.dashboard.urls")),  # usage dashboard and statements (staff only)

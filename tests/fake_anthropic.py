@@ -11,7 +11,7 @@ import orjson
 from tests.fake_server import FakeServer
 
 MODELS = ["claude-sonnet-4-20250514", "claude-tool", "claude-error-stream", "claude-fail-400", "claude-overloaded",
-          "claude-opus-4-6", "claude-3-7-sonnet-20250219"]
+          "claude-opus-4-6", "claude-3-7-sonnet-20250219", "claude-rate-limited", "claude-break-stream"]
 REPLY = ["Hello", " from", " fake", " Claude!"]
 THOUGHT = ["The user greets me.", " I should greet back."]
 # What the fake bills: uncached input, cache reads, cache writes, output.
@@ -20,6 +20,7 @@ USAGE = {"input_tokens": 12, "cache_creation_input_tokens": 2, "cache_read_input
 STREAM_START_USAGE = {"input_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 5,
                       "output_tokens": 1, "service_tier": "standard"}
 STREAM_OUTPUT_TOKENS = 9
+COUNTED_INPUT_TOKENS = 42  # what POST /v1/messages/count_tokens answers
 TOOL_CALLS = [("toolu_01", "get_weather", ['{"loc', 'ation": "Par', 'is"}']),
               ("toolu_02", "get_time", ['{"tz":', ' "CET"}'])]
 
@@ -32,6 +33,7 @@ class FakeAnthropic(FakeServer):
     def __init__(self):
         super().__init__()
         self.models = list(MODELS)
+        self.recorded: dict[str, tuple[bytes, bytes]] = {}  # model -> (content type, body sent verbatim)
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def handle(self, scope, headers, parsed, send):
@@ -47,10 +49,18 @@ class FakeAnthropic(FakeServer):
                                                 "last_id": self.models[-1]})
         if scope["method"] == "POST" and scope["path"] == "/v1/messages":
             return await self.messages(parsed, send)
+        if scope["method"] == "POST" and scope["path"] == "/v1/messages/count_tokens":
+            if parsed.get("model") == "claude-fail-400":
+                return await self._json(send, 400, error_body("invalid_request_error", "messages: Field required"))
+            return await self._json(send, 200, {"input_tokens": COUNTED_INPUT_TOKENS})
         return await self._json(send, 404, error_body("not_found_error", "Not found"))
 
     async def messages(self, body, send):
         model = body.get("model")
+        if model in self.recorded:
+            content_type, raw = self.recorded[model]
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+            return await send({"type": "http.response.body", "body": raw})
         if not isinstance(body.get("max_tokens"), int):
             return await self._json(send, 400, error_body("invalid_request_error", "max_tokens: Field required"))
         if model == "claude-fail-400":
@@ -58,6 +68,10 @@ class FakeAnthropic(FakeServer):
                                                           "messages: text content blocks must be non-empty"))
         if model == "claude-overloaded":
             return await self._json(send, 529, error_body("overloaded_error", "Overloaded"))
+        if model == "claude-rate-limited":
+            return await self._json(send, 429, error_body("rate_limit_error", "Number of request tokens has "
+                                                          "exceeded your per-minute rate limit"),
+                                    [(b"retry-after", b"30")])
         if body.get("stream"):
             return await self.stream(body, send)
         content = []
@@ -104,6 +118,8 @@ class FakeAnthropic(FakeServer):
         await event("ping", {"type": "ping"})
         pieces = ["Let me check."] if model == "claude-tool" else REPLY
         for i, piece in enumerate(pieces):
+            if model == "claude-break-stream" and i == 2:
+                raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
             if model == "claude-error-stream" and i == 2:
                 await event("error", error_body("overloaded_error", "Overloaded"))
                 await send({"type": "http.response.body", "body": b""})

@@ -28,12 +28,13 @@ class FakeServer:
                 else:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
-        body = b""
+        chunks = []
         more = True
         while more:
             message = await receive()
-            body += message.get("body", b"")
+            chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
+        body = b"".join(chunks)  # not `+=`: a large body would be copied once per chunk
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         parsed = orjson.loads(body) if body else None
         query = scope["query_string"].decode() if self.query_as_text else scope["query_string"]

@@ -11,12 +11,15 @@ import orjson
 from tests.fake_server import FakeServer
 
 MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail-500", "slow", "break-stream",
-          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small"]
+          "error-event", "long-stream", "no-usage", "flaky", "text-embedding-3-small", "gpt-4o-long-stream",
+          "think-model"]
+LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
 # Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
 # trickle, error-event-secrets.
 TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
+REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
 
 
 class FakeUpstream(FakeServer):
@@ -83,6 +86,8 @@ class FakeUpstream(FakeServer):
                 {"id": "call_1", "type": "function", "function": {"name": "get_weather",
                                                                   "arguments": '{"city":"Paris"}'}}]}
             finish = "tool_calls"
+        if model == "think-model":
+            message["reasoning_content"] = "".join(REASONING)
         payload = {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
                    "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
                    "usage": {"prompt_tokens": 11, "completion_tokens": completion, "total_tokens": 11 + completion,
@@ -126,8 +131,12 @@ class FakeUpstream(FakeServer):
             await event({"error": {"message": f"denied for {authorization} at {self.requests[-1]['headers']['host']}",
                                    "type": "server_error"}})
             return await send({"type": "http.response.body", "body": b""})
-        pieces = REPLY * 50 if model == "long-stream" else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
+        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
             model == "trickle") else REPLY
+        if model == "think-model":
+            for thought in REASONING:
+                await event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": thought},
+                                                  "finish_reason": None}]})
         if model == "tool-model":
             await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
                 {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",
@@ -146,7 +155,7 @@ class FakeUpstream(FakeServer):
                 await event({"error": {"message": "overloaded", "type": "server_error"}})
                 await send({"type": "http.response.body", "body": b""})
                 return
-            if model == "long-stream":
+            if model in LONG_STREAMS:
                 await asyncio.sleep(0.01)
             if model == "trickle":
                 await asyncio.sleep(TRICKLE_EVERY)

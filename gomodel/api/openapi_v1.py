@@ -26,6 +26,8 @@ import copy
 
 from gomodel.gateway.request_schema import REQUEST_SCHEMAS, content_schema
 
+from . import openapi_messages
+
 ENVELOPE = {"$ref": "#/components/schemas/core.OpenAIErrorEnvelope"}
 REQUEST_ID = {"X-Request-Id": {"description": "The gateway's id for this request (also in usage rows and logs).",
                                "schema": {"type": "string"}}}
@@ -700,6 +702,12 @@ MANAGEMENT_DESCRIPTION = (
 SERVERS = [{"url": "{base_url}", "description": "Edit the base URL to point at your GoModel deployment.",
             "variables": {"base_url": {"default": "http://localhost:8080",
                                        "description": "Your GoModel deployment URL"}}}]
+
+
+PATHS.update(openapi_messages.PATHS)
+SCHEMAS.update(openapi_messages.SCHEMAS)
+SECURITY_SCHEMES.update(openapi_messages.SECURITY_SCHEMES)
+TAGS.insert(2, openapi_messages.TAG)
 
 
 def add_gateway_paths(result, generator=None, request=None, public=True):

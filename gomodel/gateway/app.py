@@ -1,19 +1,24 @@
 """The ASGI app for /v1 and /health: a dict lookup instead of Django's URL resolver and middleware."""
 
+import gc
 import logging
 
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
+from .ingress import anthropic_errors
 from .runtime import get_runtime
 from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
-from .views import chat_completions, embeddings, health, list_models, ready, responses
+from .views import (chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready,
+                    responses)
 
 log = logging.getLogger(__name__)
 
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
+    "/v1/messages": {"POST": messages},
+    "/v1/messages/count_tokens": {"POST": messages_count_tokens},
     "/v1/responses": {"POST": responses},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
@@ -21,6 +26,8 @@ ROUTES = {
     "/health": {"GET": health},
     "/health/ready": {"GET": ready},
 }
+# Routes whose clients (the anthropic SDK, Claude Code) read errors in Anthropic's envelope.
+ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
 # Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
@@ -44,6 +51,8 @@ async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
     methods = route(path)
+    if path in ANTHROPIC_ROUTES:
+        req.error_body = anthropic_errors.error_body
     try:
         if methods is None:
             raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")
@@ -68,6 +77,18 @@ async def gateway_app(scope, receive, send):
                                                  f"request id {req.request_id}.", code="internal_error"))
 
 
+def freeze_startup_objects():
+    """Move what start-up built (modules, Django's apps and settings, the registry: ~90k objects that
+    live as long as the process) out of the collector's way. A full collection walked all of them
+    (~100 ms with the event loop stopped, the streaming p99); after this it walks only what requests
+    made since. And a young collection every 10,000 allocations instead of 700: a request's garbage is
+    mostly freed by reference counting before the collector looks (bench/: the collector's time per
+    JSON request at c=10 went from ~15-20 µs to ~1 µs)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000)
+
+
 async def lifespan(scope, receive, send):
     while True:
         message = await receive()
@@ -77,6 +98,7 @@ async def lifespan(scope, receive, send):
                 await runtime.registry.ensure_loaded()
             except Exception as exc:  # the DB or an upstream may be down: serve anyway, load lazily
                 log.warning("gateway start-up could not load providers yet: %s", exc)
+            freeze_startup_objects()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             try:

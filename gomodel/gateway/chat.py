@@ -71,6 +71,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
     task = asyncio.current_task()
     watcher = None
     parser = None
+    pending: list[bytes] = []  # encoded SSE events not written yet
     try:
         parser = adapter.StreamParser(record.model)
         decoder = SSEDecoder(settings.UPSTREAM_MAX_SSE_EVENT_BYTES)
@@ -78,14 +79,20 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
         watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
         name = target.name
         try:
+            # What one upstream read yields goes out in one write (one syscall, not one per event);
+            # what is encoded but not written when a failure is raised goes out with the error.
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
-                    await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
+                    _encode_chunks(pending, record, parser.feed(event, data), name, include_usage)
+                if pending:
+                    out = b"".join(pending)
+                    pending.clear()
+                    await req.write(out)
                 if guard is not None and await guard.exceeded():
                     raise _BudgetCut()
             for event, data in decoder.close():
-                await _send_chunks(req, record, parser.feed(event, data), name, include_usage)
-            await _send_chunks(req, record, parser.close(), name, include_usage)
+                _encode_chunks(pending, record, parser.feed(event, data), name, include_usage)
+            _encode_chunks(pending, record, parser.close(), name, include_usage)
             if not parser.complete:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
@@ -104,11 +111,11 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
             message, code = _stream_failure(target, exc)
             watcher.cancel()
-            await req.finish(b"data: " + orjson.dumps(
+            await req.finish(b"".join(pending) + b"data: " + orjson.dumps(
                 {"error": {"type": PROVIDER, "message": message, "param": None, "code": code}}) + b"\n\n")
             return
         watcher.cancel()
-        await req.finish(DONE)
+        await req.finish(b"".join(pending) + DONE)
     except asyncio.CancelledError:
         if record.error_type != "client_disconnected":
             raise
@@ -121,7 +128,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
         await response.aclose()
 
 
-async def _send_chunks(req: Request, record: UsageRecord, chunks: list[dict], provider: str, include_usage: bool):
+def _encode_chunks(out: list[bytes], record: UsageRecord, chunks: list[dict], provider: str, include_usage: bool):
     for chunk in chunks:
         chunk["provider"] = provider
         if not include_usage and "usage" in chunk:
@@ -130,7 +137,7 @@ async def _send_chunks(req: Request, record: UsageRecord, chunks: list[dict], pr
                 continue
         record.relay(chunk)
         record.first_byte()
-        await req.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
 
 
 async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecord):

@@ -16,7 +16,7 @@ SSE_HEADERS = [
 
 class Request:
     __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_started", "extra_headers", "admission", "budget")
+                 "response_started", "extra_headers", "admission", "budget", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -32,6 +32,7 @@ class Request:
         self.response_started = False
         self.extra_headers = ()  # sent with whatever answer this request gets (the rate-limit headers)
         self.admission = None  # the rate limiter's claim (gateway/limits.py), settled when the request ends
+        self.error_body = None  # (GatewayError, request id) -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -69,7 +70,8 @@ class Request:
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(self, error: GatewayError):
-        await self.respond(error.status, error.body(), error.headers)
+        body = self.error_body(error, self.request_id) if self.error_body is not None else error.body()
+        await self.respond(error.status, body, error.headers)
 
     async def write(self, data: bytes):
         await self.send({"type": "http.response.body", "body": data, "more_body": True})

@@ -35,6 +35,19 @@ def content_schema() -> dict:
     }
 
 
+def _needs(kind: str, *fields: str, properties: dict | None = None, hint: str | None = None) -> dict:
+    """Anthropic's typed objects: one of type `kind` carries `fields`, shaped as `properties` say where the
+    same field means another thing in another type (OpenAPI 3.0 has no if/then)."""
+    then = {"required": list(fields)}
+    if properties:
+        then["properties"] = properties
+    return {"anyOf": [{"properties": {"type": {"not": {"enum": [kind]}}}}, then],
+            "x-invalid": hint or f"an object whose type '{kind}' needs {', '.join(repr(f) for f in fields)}"}
+
+
+SOURCE = {"source": {"$ref": REF + "anthropic.Source"}}
+SOURCE_HINT = ("an object whose type '%s' needs a 'source' object: {type: base64, media_type, data}, "
+               "{type: url, url}, {type: text, data}, {type: file, file_id} or {type: content, content}")
 PROVIDER_HINT = name_schema(description="Gateway routing hint; stripped before upstream execution.", nullable=True)
 
 REQUEST_SCHEMAS = {
@@ -153,6 +166,133 @@ REQUEST_SCHEMAS = {
             "encoding_format": {"type": "string", "enum": ["float", "base64", None], "nullable": True},
             "user": {"type": "string", "nullable": True},
         },
+    },
+    # -- Anthropic Messages (/v1/messages), after Anthropic's Messages API reference ------------------
+    "anthropic.MessagesRequest": {
+        "type": "object",
+        "required": ["model", "max_tokens", "messages"],
+        "properties": {
+            "model": name_schema(description="A model, `provider/model`, or a virtual model."),
+            # 0 is allowed: it pre-warms the prompt cache without generating (Anthropic's documented use).
+            "max_tokens": {"type": "integer", "minimum": 0},
+            "messages": {"type": "array", "minItems": 1, "items": {"$ref": REF + "anthropic.InputMessage"}},
+            "system": {"nullable": True, "oneOf": [
+                {"type": "string"}, {"type": "array", "items": {"$ref": REF + "anthropic.TextBlock"}}],
+                "x-invalid": "a string or an array of text blocks"},
+            "tools": {"type": "array", "nullable": True, "items": {"$ref": REF + "anthropic.Tool"}},
+            "tool_choice": {"allOf": [{"$ref": REF + "anthropic.ToolChoice"}], "nullable": True},
+            "thinking": {"allOf": [{"$ref": REF + "anthropic.Thinking"}], "nullable": True},
+            "stop_sequences": {"type": "array", "nullable": True, "items": {"type": "string"}},
+            "temperature": {"type": "number", "nullable": True},
+            "top_p": {"type": "number", "nullable": True},
+            "top_k": {"type": "integer", "minimum": 0, "nullable": True},
+            "metadata": {"type": "object", "nullable": True,
+                         "properties": {"user_id": {"type": "string", "nullable": True}}},
+            "stream": {"type": "boolean", "nullable": True},
+            "provider": PROVIDER_HINT,
+        },
+    },
+    "anthropic.CountTokensRequest": {
+        "description": "A Messages request without `max_tokens` and `stream`.",
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": name_schema(description="A model, `provider/model`, or a virtual model."),
+            "messages": {"type": "array", "minItems": 1, "items": {"$ref": REF + "anthropic.InputMessage"}},
+            "system": {"nullable": True, "oneOf": [
+                {"type": "string"}, {"type": "array", "items": {"$ref": REF + "anthropic.TextBlock"}}],
+                "x-invalid": "a string or an array of text blocks"},
+            "tools": {"type": "array", "nullable": True, "items": {"$ref": REF + "anthropic.Tool"}},
+            "tool_choice": {"allOf": [{"$ref": REF + "anthropic.ToolChoice"}], "nullable": True},
+            "thinking": {"allOf": [{"$ref": REF + "anthropic.Thinking"}], "nullable": True},
+            "provider": PROVIDER_HINT,
+        },
+    },
+    "anthropic.InputMessage": {
+        "type": "object",
+        "required": ["role", "content"],
+        "properties": {
+            "role": {"type": "string", "enum": ["user", "assistant"]},
+            "content": {"oneOf": [{"type": "string"},
+                                  {"type": "array", "items": {"$ref": REF + "anthropic.ContentBlock"}}],
+                        "x-invalid": "a string or an array of content blocks"},
+        },
+    },
+    "anthropic.TextBlock": {
+        "type": "object",
+        "required": ["type", "text"],
+        "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"},
+                       "cache_control": {"type": "object", "nullable": True}},
+    },
+    "anthropic.ContentBlock": {
+        "description": "text, image, document, tool_use, tool_result, thinking, redacted_thinking, or another type "
+                       "Anthropic documents (checked by an Anthropic target). Each known type needs its fields.",
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string"},
+            "cache_control": {"type": "object", "nullable": True},
+            "text": {"type": "string"},
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "input": {"type": "object"},
+            "tool_use_id": {"type": "string"},
+            "content": {"nullable": True, "oneOf": [
+                {"type": "string"}, {"type": "array", "items": {"$ref": REF + "anthropic.ContentBlock"}}],
+                "x-invalid": "a string or an array of content blocks"},
+            "is_error": {"type": "boolean", "nullable": True},
+            "thinking": {"type": "string"},
+            "signature": {"type": "string"},
+            "data": {"type": "string"},
+        },
+        # `source` is an object on images and documents (a string on a search_result).
+        "allOf": [_needs("text", "text"), _needs("image", "source", properties=SOURCE, hint=SOURCE_HINT % "image"),
+                  _needs("document", "source", properties=SOURCE, hint=SOURCE_HINT % "document"),
+                  _needs("tool_use", "id", "name", "input"), _needs("tool_result", "tool_use_id"),
+                  _needs("thinking", "thinking", "signature"), _needs("redacted_thinking", "data")],
+    },
+    "anthropic.Source": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": ["base64", "url", "text", "content", "file"]},
+            "media_type": {"type": "string"}, "data": {"type": "string"}, "url": {"type": "string"},
+        },
+        "allOf": [_needs("base64", "media_type", "data"), _needs("url", "url"), _needs("text", "data")],
+    },
+    "anthropic.Tool": {
+        "description": "A client tool (`name`, `description`, `input_schema`) or an Anthropic server tool (a dated "
+                       "`type`, e.g. web_search_20250305).",
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "type": {"type": "string", "nullable": True},
+            "description": {"type": "string", "nullable": True},
+            "input_schema": {"type": "object"},
+            "cache_control": {"type": "object", "nullable": True},
+        },
+        # A client tool (no type, or "custom") carries its input_schema.
+        "anyOf": [{"required": ["type"], "properties": {"type": {"type": "string", "not": {"enum": ["custom"]}}}},
+                  {"required": ["input_schema"]}],
+        "x-invalid": "a tool with a 'name' (and, for a client tool, an 'input_schema' object)",
+    },
+    "anthropic.ToolChoice": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": ["auto", "any", "tool", "none"]},
+            "name": {"type": "string"},
+            "disable_parallel_tool_use": {"type": "boolean", "nullable": True},
+        },
+        "allOf": [_needs("tool", "name")],
+    },
+    "anthropic.Thinking": {
+        "description": "`{type: enabled, budget_tokens}`, `{type: adaptive}`, `{type: disabled}`, or a newer type.",
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"type": "string"}, "budget_tokens": {"type": "integer", "minimum": 1024}},
+        "allOf": [_needs("enabled", "budget_tokens")],
     },
 }
 

@@ -106,7 +106,8 @@ async def _complete(req: Request, exchange: Exchange, adapter, response: httpx.R
         raise _unreadable(target, exc) from None
     record.usage = usage
     if usage is None:
-        record.relayed.extend(_output_text(data["output"]))
+        for text in _output_text(data["output"]):
+            record.relay_text(text)
     await req.respond(200, orjson.dumps(data))
     return data
 
@@ -211,7 +212,7 @@ async def _relay_native(req: Request, exchange: Exchange, response: httpx.Respon
                     continue
                 delta = event.get("delta")
                 if isinstance(delta, str):
-                    record.relayed.append(delta)
+                    record.relay_text(delta)
                 if event.get("type") in reader.TERMINAL:
                     final["response"] = event["response"]
                 await _send(req, record, [event])

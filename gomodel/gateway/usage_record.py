@@ -4,8 +4,7 @@ import contextlib
 import logging
 import time
 
-from accounting import budgets, tokens
-from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
+from accounting import budgets, estimate
 from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
 
@@ -17,8 +16,8 @@ log = logging.getLogger(__name__)
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
-                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "messages", "attempts",
-                 "budget")
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "messages",
+                 "attempts", "budget")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages: list):
@@ -35,11 +34,10 @@ class UsageRecord:
         self.error_type = None
         self.usage: Usage | None = None
         self.ttft_ms: float | None = None
-        self.relayed: list[str] = []
+        self.relayed: list[str] = []  # at most estimate.MAX_CHARS characters in all
+        self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
-        if stream:
-            tokens.warm()  # a hang-up is estimated with tiktoken: load it off the event loop, once
 
     def attempt(self, target: Target, model: str, status: int | None, error: str | None):
         """One upstream try (failover and retries make several); the event names the last one."""
@@ -50,29 +48,39 @@ class UsageRecord:
             self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
 
     def relay(self, chunk: dict):
-        """Keep the text a client was sent, to estimate usage should the stream end without it."""
+        """Keep the text a client was sent, to estimate usage should the stream end without it: the
+        first estimate.MAX_CHARS characters and the length of all of it."""
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):
                 continue
             for field in ("content", "reasoning_content"):
                 if isinstance(delta.get(field), str):
-                    self.relayed.append(delta[field])
+                    self.relay_text(delta[field])
             for call in delta.get("tool_calls") or ():
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     for field in ("name", "arguments"):
                         if isinstance(function.get(field), str):
-                            self.relayed.append(function[field])
+                            self.relay_text(function[field])
+
+    def relay_text(self, text: str):
+        """Keep `text` as sent to the client (bounded: see relay)."""
+        room = estimate.MAX_CHARS - self.relayed_chars
+        if room > 0:
+            self.relayed.append(text[:room])
+        self.relayed_chars += len(text)
 
     def event(self) -> StreamEvent:
         usage = self.usage
         source = "reported"
+        pending = None
         if usage is None:
             if self.status == 200 or self.relayed:
-                # Generated but never reported (hang-up, broken stream): bill what was produced.
-                completion = estimate_text_tokens("".join(self.relayed), self.model)
-                prompt = estimate_prompt_tokens(self.messages, self.model)
+                # Generated but never reported (hang-up, broken stream): bill what was produced. No
+                # tokenizing here, on the event loop: the drain counts a bounded `pending` estimate.
+                prompt, completion, pending = estimate.pending(self.messages, self.relayed, self.relayed_chars,
+                                                               self.model)
                 usage = Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
                 source = "estimated"
             else:
@@ -106,6 +114,7 @@ class UsageRecord:
             reported_cost=usage.reported_cost,
             usage_source=source,
             attempts=self.attempts,
+            estimate=pending,
         )
 
 

@@ -11,6 +11,8 @@ from .budgets import check_budget
 from .chat import run_chat
 from .embeddings import run_embeddings
 from .http import Request
+from .ingress.messages import run_count_tokens, run_messages
+from .ingress.messages_validation import validate_count_tokens, validate_messages
 from .json_body import parse_json_object
 from .limits import visible_models
 from .responses import run_responses
@@ -36,6 +38,14 @@ async def chat_completions(req: Request):
 
 async def embeddings(req: Request):
     await _json_call(req, validate_embeddings, run_embeddings)
+
+
+async def messages(req: Request):
+    await _json_call(req, validate_messages, run_messages)
+
+
+async def messages_count_tokens(req: Request):
+    await _json_call(req, validate_count_tokens, run_count_tokens)
 
 
 async def responses(req: Request):

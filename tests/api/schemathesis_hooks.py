@@ -14,6 +14,20 @@ def _is_gateway_path(path: str) -> bool:
     return path == "/v1" or path.startswith("/v1/") or path.startswith("/health") or path == "/metrics"
 
 
+ANTHROPIC_ERROR_TYPES = {"invalid_request_error", "authentication_error", "billing_error", "permission_error",
+                         "not_found_error", "request_too_large", "rate_limit_error", "api_error", "overloaded_error"}
+
+
+def _anthropic_envelope(body):
+    """/v1/messages answers in Anthropic's envelope: {"type": "error", "error": {"type", "message"}, "request_id"}."""
+    assert isinstance(body, dict) and set(body) == {"type", "error", "request_id"} and body["type"] == "error", \
+        f"not Anthropic's error envelope: {body!r}"
+    error = body["error"]
+    assert isinstance(error, dict) and set(error) == {"type", "message"}, f"bad error: {error!r}"
+    assert error["type"] in ANTHROPIC_ERROR_TYPES, f"unknown error type {error['type']!r}"
+    assert isinstance(error["message"], str) and error["message"], "empty error message"
+
+
 @schemathesis.check
 def gateway_error_envelope(ctx, response, case):
     """A /v1, /health or /metrics error is {"error": {"type", "message", "param", "code"}} in JSON."""
@@ -24,6 +38,9 @@ def gateway_error_envelope(ctx, response, case):
     content_type = (response.headers.get("content-type") or [""])[0]
     assert content_type.startswith("application/json"), f"error answered as {content_type!r}"
     body = json.loads(response.content)
+    if case.operation.path.startswith("/v1/messages"):
+        _anthropic_envelope(body)
+        return None
     assert isinstance(body, dict) and set(body) == {"error"}, f"not an error envelope: {body!r}"
     error = body["error"]
     assert isinstance(error, dict) and set(error) == {"type", "message", "param", "code"}, f"bad error: {error!r}"

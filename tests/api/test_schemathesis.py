@@ -108,7 +108,7 @@ def test_gateway_endpoints_follow_their_document(request, tmp_path, gateway, fak
     config = {"operations": [
         # 502/504: the upstream's failures, as documented
         # and what the schema forbids must be a 4xx
-        {"include-path-regex": "^/v1/(chat/completions|embeddings|models)",
+        {"include-path-regex": "^/v1/(chat/completions|embeddings|models|messages)",
          "headers": {"Authorization": f"Bearer {tenant_key[2]}"},
          "checks": {**allow_5xx(502, 504), "negative_data_rejection": {"enabled": True}}},
         # the Responses API: its documented answers, no 5xx but the upstream's

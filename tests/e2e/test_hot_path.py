@@ -1,5 +1,5 @@
-"""A warm /v1/chat/completions or /v1/responses (store=false) request makes no thread hop and no ORM
-query (ARCHITECTURE.md)."""
+"""A warm /v1/chat/completions, /v1/responses (store=false) or /v1/messages request makes no thread hop
+and no ORM query (ARCHITECTURE.md)."""
 
 import concurrent.futures
 import threading
@@ -61,6 +61,8 @@ def _post(gateway, key, path="/v1/chat/completions", **body):
         payload = {"model": "gpt-4o-mini", "input": "Hi", "store": False, **body}
     else:
         payload = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], **body}
+    if path == "/v1/messages":
+        payload["max_tokens"] = 16
     with httpx.stream("POST", f"{gateway}{path}", headers={"Authorization": f"Bearer {key}"},
                       json=payload, timeout=10) as response:
         content = response.read()
@@ -93,7 +95,7 @@ def _assert_warm_path_is_free(gateway, key, counter, usage_events, path, limited
 
 
 @pytest.mark.parametrize("limited", [False, True], ids=["unlimited", "limited"])
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/messages"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_warm_request_makes_zero_hops_and_zero_queries(gateway, provider, tenant_key, counter, usage_events,
                                                        stream, path, limited):
@@ -110,6 +112,26 @@ def test_warm_translated_responses_request_makes_zero_hops(gateway, make_provide
     limit_everything(tenant_key[0], tenant_key[1])
     _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/responses", True,
                               model="groq/gpt-4o-mini", stream=stream)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_warm_native_anthropic_message_makes_zero_hops(gateway, make_provider, tenant_key, counter, usage_events,
+                                                       stream):
+    """/v1/messages relayed natively to an Anthropic target (Claude Code's path)."""
+    from tests.fake_anthropic import FakeAnthropic
+
+    fake = FakeAnthropic().start()
+    try:
+        make_provider(name="anthropic", provider_type="anthropic", base_url=fake.base_url, api_key="sk-ant")
+        tenant, key = tenant_key[0], tenant_key[1]
+        limit_everything(tenant, key)
+        key.allowed_models = tenant.allowed_models = ["anthropic/*"]
+        key.save()
+        tenant.save()
+        _assert_warm_path_is_free(gateway, tenant_key[2], counter, usage_events, "/v1/messages", True,
+                                  model="claude-opus-4-6", stream=stream)
+    finally:
+        fake.stop()
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])

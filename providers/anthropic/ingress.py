@@ -1,0 +1,395 @@
+"""Anthropic Messages as the gateway's ingress protocol (`POST /v1/messages`), as pure functions.
+
+An Anthropic target hears the client's own body (`native_request`: only `model` changed, the betas and
+version the client sent kept), so prompt caching, thinking signatures and betas survive. Any other
+target is reached through chat completions: `to_chat` turns a Messages request into an OpenAI chat
+body for the target's adapter, `message_from_chat` turns the adapter's chat.completion back into a
+Message, and `EventWriter` turns its chat.completion.chunk dicts into Messages stream events.
+"""
+
+import uuid
+
+import orjson
+
+from ..base import Target, UpstreamError, UpstreamRequest, Usage
+from .request import ANTHROPIC_VERSION, auth_headers
+
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                "content_filter": "refusal"}
+# Extended thinking's budget -> the seed's reasoning effort (the inverse of request.THINKING_BUDGETS).
+EFFORT_FOR_BUDGET = ((5000, "low"), (10000, "medium"))
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex[:24]
+
+
+# -- native: the body as the client sent it -----------------------------------------------------------
+
+def native_request(body: dict, target: Target, model: str, client_headers: dict[str, str],
+                   path: str = "messages") -> UpstreamRequest:
+    """`POST {base}/messages` (or `/messages/count_tokens`) with only the model (and the key) changed.
+
+    `client_headers` holds the client's `anthropic-version` and `anthropic-beta`, which go along."""
+    out = dict(body)
+    out.pop("provider", None)  # the gateway's routing hint, not Anthropic's
+    out["model"] = model
+    headers = auth_headers(target)
+    headers["anthropic-version"] = client_headers.get("anthropic-version") or ANTHROPIC_VERSION
+    if client_headers.get("anthropic-beta"):
+        headers["anthropic-beta"] = client_headers["anthropic-beta"]
+    if out.get("stream") is True and path == "messages":
+        headers["accept"] = "text/event-stream"
+    return UpstreamRequest("POST", f"{target.base_url}/{path}", headers, orjson.dumps(out))
+
+
+# -- Messages request -> chat request -----------------------------------------------------------------
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text") or "" for b in content or () if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _image_part(source: dict, param: str) -> dict:
+    kind = source.get("type")
+    if kind == "base64":
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif kind == "url":
+        url = source.get("url")
+    else:
+        raise UpstreamError(400, f"Image sources of type '{kind}' only work with Anthropic models.", param=param)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _document_part(source: dict, param: str) -> dict:
+    kind = source.get("type")
+    if kind == "base64":
+        return {"type": "file", "file": {"file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"}}
+    if kind == "text":
+        return {"type": "text", "text": source.get("data") or ""}
+    raise UpstreamError(400, f"Document sources of type '{kind}' only work with Anthropic models.", param=param)
+
+
+def _user_parts(blocks: list, where: str) -> tuple[list[dict], list[dict]]:
+    """(tool messages, content parts) of one user turn: tool results go first, as OpenAI wants them
+    right after the assistant's tool calls."""
+    tools, parts = [], []
+    for j, block in enumerate(blocks):
+        param = f"{where}.content[{j}]"
+        kind = block["type"]
+        if kind == "text":
+            parts.append({"type": "text", "text": block["text"]})
+        elif kind == "image":
+            parts.append(_image_part(block["source"], param))
+        elif kind == "document":
+            parts.append(_document_part(block["source"], param))
+        elif kind == "tool_result":
+            content = block.get("content")
+            text = _text_of(content) if content is not None else ""
+            if block.get("is_error") is True and not text:
+                text = "error"
+            tools.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": text})
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise UpstreamError(400, f"Content blocks of type '{kind}' only work with Anthropic models.", param=param)
+    return tools, parts
+
+
+def _assistant_message(blocks: list, where: str) -> dict | None:
+    texts, calls = [], []
+    for j, block in enumerate(blocks):
+        kind = block["type"]
+        if kind == "text":
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            calls.append({"id": block["id"], "type": "function", "function": {
+                "name": block["name"], "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+        elif kind in ("thinking", "redacted_thinking"):
+            continue  # signed for Anthropic only; another provider cannot verify or use it
+        else:
+            raise UpstreamError(400, f"Content blocks of type '{kind}' only work with Anthropic models.",
+                                param=f"{where}.content[{j}]")
+    if not texts and not calls:
+        return None
+    message: dict = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def chat_messages(body: dict) -> list[dict]:
+    """The Messages request's system and turns as OpenAI chat messages."""
+    out = []
+    system = body.get("system")
+    if isinstance(system, list):  # blocks are separate paragraphs (Claude Code sends several)
+        system = "\n\n".join(block["text"] for block in system if block["text"])
+    if system:
+        out.append({"role": "system", "content": system})
+    for i, message in enumerate(body["messages"]):
+        where = f"messages[{i}]"
+        content = message["content"]
+        if message["role"] == "assistant":
+            converted = _assistant_message([{"type": "text", "text": content}] if isinstance(content, str)
+                                           else content, where)
+            if converted is not None:
+                out.append(converted)
+            continue
+        if isinstance(content, str):
+            out.append({"role": "user", "content": content})
+            continue
+        tools, parts = _user_parts(content, where)
+        out.extend(tools)
+        if parts:  # one text block is plain content, as most providers take best; more keep their parts
+            plain = len(parts) == 1 and parts[0]["type"] == "text"
+            out.append({"role": "user", "content": parts[0]["text"] if plain else parts})
+    return out
+
+
+def _tools(tools: list) -> list[dict]:
+    out = []
+    for i, tool in enumerate(tools):
+        if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
+            raise UpstreamError(400, f"The tool type '{tool.get('type')}' (a server tool) only works with Anthropic "
+                                "models.", param=f"tools[{i}]")
+        function = {"name": tool["name"], "parameters": tool["input_schema"]}
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: dict, out: dict) -> None:
+    kind = choice.get("type")
+    if kind == "auto":
+        out["tool_choice"] = "auto"
+    elif kind == "any":
+        out["tool_choice"] = "required"
+    elif kind == "none":
+        out["tool_choice"] = "none"
+    elif kind == "tool":
+        out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+    if choice.get("disable_parallel_tool_use") is True and kind != "none":
+        out["parallel_tool_calls"] = False
+
+
+def _effort(body: dict) -> str | None:
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+        return None
+    config = body.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("effort"), str):
+        return config["effort"]
+    budget = thinking.get("budget_tokens")
+    if thinking.get("type") == "enabled" and isinstance(budget, int):
+        return next((effort for top, effort in EFFORT_FOR_BUDGET if budget <= top), "high")
+    return "medium"  # adaptive without an effort: the API's own default level
+
+
+def to_chat(body: dict, stream: bool) -> dict:
+    """A validated Messages request as an OpenAI chat body (for a non-Anthropic target's adapter).
+
+    Dropped, as chat completions cannot say them: `top_k`, `cache_control` breakpoints, thinking
+    blocks of earlier turns (their signatures are only Anthropic's to check). Raises UpstreamError(400)
+    for what another provider cannot take (server tools, file ids)."""
+    out: dict = {"model": body["model"], "messages": chat_messages(body), "max_tokens": body["max_tokens"]}
+    if body.get("stop_sequences"):
+        out["stop"] = body["stop_sequences"]
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None:
+            out[name] = body[name]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    if body.get("tools"):
+        out["tools"] = _tools(body["tools"])
+        if isinstance(body.get("tool_choice"), dict):
+            _tool_choice(body["tool_choice"], out)
+    effort = _effort(body)
+    if effort is not None:
+        out["reasoning"] = {"effort": effort}
+    if stream:
+        out["stream"] = True
+    return out
+
+
+# -- chat response -> Message -------------------------------------------------------------------------
+
+def stop_reason(finish_reason) -> str | None:
+    if finish_reason is None:
+        return None
+    return STOP_REASONS.get(finish_reason, "end_turn")
+
+
+def anthropic_usage(usage: Usage | None) -> dict:
+    """Usage in Anthropic's terms: its input_tokens leave out the cached (read) tokens."""
+    if usage is None:
+        return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0}
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    return {"input_tokens": usage.prompt_tokens - cached, "output_tokens": usage.completion_tokens,
+            "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
+
+
+def _arguments(raw) -> dict:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        parsed = orjson.loads(raw) if isinstance(raw, str) and raw.strip() else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def message_from_chat(data: dict, usage: Usage | None, model: str) -> dict:
+    """An adapter's chat.completion as a Message."""
+    choices = data.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    content = []
+    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
+        content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
+    text = message.get("content")
+    if isinstance(text, list):  # content parts, as some OpenAI-format providers answer
+        text = "".join(p.get("text") or "" for p in text if isinstance(p, dict))
+    if isinstance(text, str) and text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+                            "name": function.get("name") or "", "input": _arguments(function.get("arguments"))})
+    return {"id": new_message_id(), "type": "message", "role": "assistant", "model": data.get("model") or model,
+            "content": content, "stop_reason": stop_reason(choice.get("finish_reason")) or "end_turn",
+            "stop_sequence": None, "usage": anthropic_usage(usage)}
+
+
+# -- chat chunks -> Messages stream events ------------------------------------------------------------
+
+def sse(name: str, payload: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_event(error_type: str, message: str) -> bytes:
+    return sse("error", {"type": "error", "error": {"type": error_type, "message": message}})
+
+
+class EventWriter:
+    """Turns chat.completion.chunk dicts into the Messages stream's events, in Anthropic's order:
+    message_start, ping, then per block content_block_start / _delta… / _stop, then message_delta
+    (stop reason and usage) and message_stop from `finish`."""
+
+    __slots__ = ("model", "started", "index", "open_kind", "tools", "stop")
+
+    def __init__(self, model: str):
+        self.model = model
+        self.started = False
+        self.index = -1  # the current content block
+        self.open_kind = None  # its type, while it is open
+        self.tools: dict[int, int] = {}  # chat tool-call index -> content block index
+        self.stop = None
+
+    def start(self) -> list[bytes]:
+        if self.started:
+            return []
+        self.started = True
+        message = {"id": new_message_id(), "type": "message", "role": "assistant", "model": self.model,
+                   "content": [], "stop_reason": None, "stop_sequence": None, "usage": anthropic_usage(None)}
+        return [sse("message_start", {"type": "message_start", "message": message}), sse("ping", {"type": "ping"})]
+
+    def _close(self) -> list[bytes]:
+        if self.open_kind is None:
+            return []
+        self.open_kind = None
+        return [sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+    def _open(self, kind: str, block: dict) -> list[bytes]:
+        events = self._close()
+        self.index += 1
+        self.open_kind = kind
+        events.append(sse("content_block_start", {"type": "content_block_start", "index": self.index,
+                                                  "content_block": block}))
+        return events
+
+    def _delta(self, index: int, delta: dict) -> bytes:
+        return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+    def feed(self, chunk: dict) -> list[bytes]:
+        events = self.start()
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            thought = delta.get("reasoning_content")
+            if isinstance(thought, str) and thought:
+                if self.open_kind != "thinking":
+                    events += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
+                events.append(self._delta(self.index, {"type": "thinking_delta", "thinking": thought}))
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                if self.open_kind != "text":
+                    events += self._open("text", {"type": "text", "text": ""})
+                events.append(self._delta(self.index, {"type": "text_delta", "text": text}))
+            for call in delta.get("tool_calls") or ():
+                events += self._tool_call(call)
+            if choice.get("finish_reason"):
+                self.stop = stop_reason(choice["finish_reason"])
+        return events
+
+    def _tool_call(self, call) -> list[bytes]:
+        if not isinstance(call, dict):
+            return []
+        events = []
+        position = call.get("index", 0)
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        if position not in self.tools:
+            block = {"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+                     "name": function.get("name") or "", "input": {}}
+            events += self._open("tool_use", block)
+            self.tools[position] = self.index
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            events.append(self._delta(self.tools[position], {"type": "input_json_delta", "partial_json": arguments}))
+        return events
+
+    def finish(self, usage: Usage | None) -> list[bytes]:
+        """The upstream's stream completed: close the last block, then the message."""
+        events = self.start() + self._close()
+        events.append(sse("message_delta", {"type": "message_delta",
+                                            "delta": {"stop_reason": self.stop or "end_turn", "stop_sequence": None},
+                                            "usage": anthropic_usage(usage)}))
+        events.append(sse("message_stop", {"type": "message_stop"}))
+        return events
+
+
+# -- usage estimates ----------------------------------------------------------------------------------
+
+def estimate_messages(body: dict) -> list[dict]:
+    """The request as chat-like messages whose text accounting/estimate.py can count (a lower bound:
+    images are not counted), with the tool definitions as text, since they are prompt tokens too."""
+    messages = []
+    system = body.get("system")
+    if system:
+        messages.append({"role": "system", "content": _text_of(system) if isinstance(system, list) else system})
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            texts = []
+            for block in content:
+                if not isinstance(block, dict):
+                    continue
+                for field in ("text", "thinking"):
+                    if isinstance(block.get(field), str):
+                        texts.append(block[field])
+                if block.get("type") == "tool_use":
+                    texts.append(orjson.dumps(block.get("input")).decode())
+                elif block.get("type") == "tool_result":
+                    texts.append(_text_of(block.get("content")) if isinstance(block.get("content"), list)
+                                 else str(block.get("content") or ""))
+            content = "\n".join(texts)
+        messages.append({"role": message.get("role") if isinstance(message, dict) else "user",
+                         "content": content if isinstance(content, str) else ""})
+    if body.get("tools"):
+        messages.append({"role": "system", "content": orjson.dumps(body["tools"]).decode()})
+    return messages
