@@ -13,13 +13,13 @@ Completion tokens are counted on the text the client was actually sent (content,
 tool-call names and arguments), so a hang-up is billed for what was generated and relayed, once.
 Images, audio and tool schemas in the request are not counted (a lower bound).
 
-Where it runs: tokenizing costs CPU that grows with a client's input, so the gateway's event loop
-never does it. The gateway puts a bounded pending estimate on the usage event (`pending()`: the
-first MAX_CHARS characters of the prompt's texts and of the relayed text, and their full lengths);
-whoever reads the event — the drain, `/v1/usage` for an undrained event (in a thread) — counts it
-with `count_pending()`. Text beyond MAX_CHARS is counted at the token/character ratio of the counted
-part (exact for uniform text; within 1 % on the prose, code and scripts of the test corpus). Until then the event carries the
-characters/4 approximation, which is what Prometheus and the live dashboard feed show.
+Where it runs: tokenizing costs CPU that grows with a client's input, so the gateway's event loop never does it. The
+gateway puts a bounded pending estimate on the usage event (`pending()`: the first MAX_CHARS characters of the
+prompt's texts and of the relayed text, and their full lengths); whoever reads the event — the drain, `/v1/usage` for
+an undrained event (in a thread) — counts it with `count_pending()`. Text beyond MAX_CHARS is counted at the
+token/character ratio of the counted part (exact for uniform text; within 1 % on the prose, code and scripts of the
+test corpus). Until then the event carries the characters/4 approximation, which is what Prometheus and the live
+dashboard feed show.
 """
 
 import math

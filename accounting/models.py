@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from .allowlists import AllowListError, validate_entries
 
-
 LIMIT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]  # empty (null) is "no limit"
 
 
@@ -46,8 +45,9 @@ class Tenant(BudgetFields):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
     active = models.BooleanField(default=True)
-    rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
-                                            help_text="Requests per minute, all the tenant's keys together; empty: none.")
+    rpm_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=LIMIT,
+        help_text="Requests per minute, all the tenant's keys together; empty: none.")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
                                             help_text="Tokens per minute, all the tenant's keys together; empty: none.")
     concurrency_limit = models.PositiveIntegerField(

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-
 from .usage_event import StreamEvent
 
 log = logging.getLogger(__name__)

@@ -2,21 +2,18 @@
 
 Everything runs on 127.0.0.1 and is torn down on exit (also on Ctrl-C and on errors):
 
-1. a fast mock OpenAI-format upstream (bench/mock_upstream.py, its own process);
-2. the gateway prepared as `make run` would: a fresh SQLite DB in a temp dir, migrations, a tenant and
-   an API key (auth ON), the `openai` provider from OPENAI_API_KEY/OPENAI_BASE_URL (pointing at the
-   mock), Redis db 14 with its own usage stream (usage events ON; the stream is deleted afterwards);
-3. `gomodel.asgi:application` under uvicorn and granian (one worker per core) and daphne (one
-   process, for reference), then the fastest of uvicorn/granian again with each other upstream
-   transport in --transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py: the
-   default `aiohttp` is the gateway's httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on
-   aiohttp's transport; `httpx` is httpcore; bench/transports.py);
-   Then the fastest of uvicorn/granian again with a key that has every rate limit (per key and per
-   tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request
-   makes the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it);
-4. wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64,
-   JSON and SSE, each after a short warm-up;
-5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
+1. a fast mock OpenAI-format upstream (bench/mock_upstream.py, its own process); 2. the gateway prepared as `make run`
+would: a fresh SQLite DB in a temp dir, migrations, a tenant and an API key (auth ON), the `openai` provider from
+OPENAI_API_KEY/OPENAI_BASE_URL (pointing at the mock), Redis db 14 with its own usage stream (usage events ON; the
+stream is deleted afterwards); 3. `gomodel.asgi:application` under uvicorn and granian (one worker per core) and
+daphne (one process, for reference), then the fastest of uvicorn/granian again with each other upstream transport in
+--transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py: the default `aiohttp` is the gateway's
+httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on aiohttp's transport; `httpx` is httpcore;
+bench/transports.py); Then the fastest of uvicorn/granian again with a key that has every rate limit (per key and per
+tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request makes the
+limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it); 4.
+wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64, JSON and SSE, each after
+a short warm-up; 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
 
 Options: see `python bench/run.py --help`. Environment: REDIS_URL (db replaced by BENCH_REDIS_DB, 14).
 """
@@ -47,6 +44,7 @@ ROOT = BENCH_DIR.parent
 GATEWAY_ROOT = ROOT  # --gateway-root: serve another checkout (e.g. main, to compare) with this harness
 sys.path.insert(0, str(BENCH_DIR))
 import worker_probe  # noqa: E402
+
 RESULTS_DIR = BENCH_DIR / "results"
 PY = sys.executable
 BIN = Path(PY).parent
@@ -368,7 +366,8 @@ def manage(env: dict, *args: str) -> str:
 
 def server_command(kind: str, port: int, workers: int, app: str = APP) -> list[str]:
     if kind == "uvicorn":  # with a probe in each worker (RSS, full-GC time): bench/worker_probe.py
-        return [PY, str(BENCH_DIR / "worker_probe.py"), app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        return [PY, str(BENCH_DIR / "worker_probe.py"), app, "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers),
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on",
                 "--log-level", "warning"]
     if kind == "granian":

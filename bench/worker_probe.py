@@ -1,7 +1,7 @@
 """Run uvicorn (its usual command line) with a probe in every worker process, for `make bench` and
-tests/e2e/test_worker_memory.py: each worker answers a connection to `$GOMODEL_PROBE_DIR/<pid>.sock`
-with the time its collector took since it started (gc.callbacks, per generation), its RSS, a timed full `gc.collect()`, the objects the collector tracks (and those
-gc.freeze() took out of its way), and which tokenizer vocabularies it holds.
+tests/e2e/test_worker_memory.py: each worker answers a connection to `$GOMODEL_PROBE_DIR/<pid>.sock` with the time its
+collector took since it started (gc.callbacks, per generation), its RSS, a timed full `gc.collect()`, the objects the
+collector tracks (and those gc.freeze() took out of its way), and which tokenizer vocabularies it holds.
 
     GOMODEL_PROBE_DIR=/tmp/p python bench/worker_probe.py gomodel.asgi:application --workers 2
 

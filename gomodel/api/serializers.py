@@ -13,7 +13,6 @@ from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tena
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
 
-
 LIMIT = 2**31 - 1
 
 

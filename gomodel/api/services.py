@@ -18,7 +18,8 @@ def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:
         start, end = parse_range(start and start.isoformat(), end and end.isoformat(), today_utc())
     report = tenant_report(tenant.id, tenant.slug, start, end)
     report["budget"] = budgets.tenant_status(tenant)
-    scope = tenant_scope(settings.LIMITS_PREFIX, tenant.id, tenant.rpm_limit, tenant.tpm_limit, tenant.concurrency_limit)
+    scope = tenant_scope(settings.LIMITS_PREFIX, tenant.id, tenant.rpm_limit, tenant.tpm_limit,
+                         tenant.concurrency_limit)
     # The tenant's own limits; a key's are its own business (null here, as for the master key's /v1/usage).
     report["rate_limits"] = {"key": None, "tenant": current_usage([scope])[0]}
     return report

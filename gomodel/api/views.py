@@ -16,9 +16,8 @@ from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
 from gomodel.gateway.provider_probe import test_connection
 from providers.models import ProviderConfig
 
-from . import filters
+from . import filters, services
 from . import serializers as s
-from . import services
 from .authentication import ManagementAuthentication, actor_name
 from .permissions import HasModelPermission, IsGatewayAdmin
 

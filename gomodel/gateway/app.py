@@ -9,8 +9,7 @@ from .ingress import anthropic_errors
 from .runtime import get_runtime
 from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
-from .views import (chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready,
-                    responses)
+from .views import chat_completions, embeddings, health, list_models, messages, messages_count_tokens, ready, responses
 
 log = logging.getLogger(__name__)
 

@@ -35,9 +35,8 @@ class BudgetState:
 
 
 def _load_prices() -> PriceBook:
-    from django.db import close_old_connections
-
     import genai_prices  # noqa: F401  (~0.15 s and ~28 MB: here, in this thread, not on the loop at first price)
+    from django.db import close_old_connections
 
     close_old_connections()
     return PriceBook.load()

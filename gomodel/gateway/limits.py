@@ -1,13 +1,13 @@
 """Rate limits (requests/tokens per minute, requests in flight; per key and per tenant) and model
 allow-lists, on the request path.
 
-`governed(req, runtime, model, provider_hint, chain, tokens)` is the one call an endpoint makes once it
-knows where a request would go: it drops the targets the key or tenant may not call (403 if none is
-left), then admits the request in ONE Redis round trip (accounting/ratelimits.py's script, by EVALSHA;
-the requests of one event-loop tick share that call), answering 429 when a limit is reached. On the way
-out, however the request ends, the token reservation is set to the reported usage and the concurrency
-slot is freed (queued for the next call, never awaited by the response). Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per
-process; a crashed process's slots expire after LIMITS_SLOT_TTL.
+`governed(req, runtime, model, provider_hint, chain, tokens)` is the one call an endpoint makes once it knows where a
+request would go: it drops the targets the key or tenant may not call (403 if none is left), then admits the request
+in ONE Redis round trip (accounting/ratelimits.py's script, by EVALSHA; the requests of one event-loop tick share that
+call), answering 429 when a limit is reached. On the way out, however the request ends, the token reservation is set
+to the reported usage and the concurrency slot is freed (queued for the next call, never awaited by the response).
+Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per process; a crashed process's
+slots expire after LIMITS_SLOT_TTL.
 
 An endpoint uses it like chat.py does, once routing has given the candidates:
 
@@ -16,8 +16,8 @@ An endpoint uses it like chat.py does, once routing has given the candidates:
         async with recorded(req, runtime, record):   # reconciles the tokens from the usage event
             ...
 
-`tokens` is the estimate to reserve against TPM (`chat_tokens(body)` for a chat-shaped body: its
-messages and max_tokens). A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
+`tokens` is the estimate to reserve against TPM (`chat_tokens(body)` for a chat-shaped body: its messages and
+max_tokens). A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
 scope (key or tenant) with the least left.
 """
 
@@ -33,8 +33,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounting.allowlists import permitted
 from accounting.estimate import estimate_prompt_tokens
-from accounting.ratelimits import (ADMIT, BATCH, BEAT, WINDOW_MS, Outcome, Scope, admit_args, key_scope,
-                                   read_outcome, report, tenant_scope)
+from accounting.ratelimits import (
+    ADMIT,
+    BATCH,
+    BEAT,
+    WINDOW_MS,
+    Outcome,
+    Scope,
+    admit_args,
+    key_scope,
+    read_outcome,
+    report,
+    tenant_scope,
+)
 
 from .errors import PERMISSION, RATE_LIMIT, GatewayError
 

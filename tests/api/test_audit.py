@@ -4,9 +4,8 @@ transaction as the change; the rows never hold key material and are read-only in
 import pytest
 from django.contrib.admin.sites import site
 
-from accounting.models import ApiKey, Tenant
 from accounting import audit
-from accounting.models import AuditEntry
+from accounting.models import ApiKey, AuditEntry, Tenant
 
 
 def test_the_change_and_its_audit_row_commit_together(api, monkeypatch, make_tenant):

@@ -7,8 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounting.keys import hash_key
-from accounting.models import ApiKey
-from accounting.models import AuditEntry
+from accounting.models import ApiKey, AuditEntry
 
 KEY_FIELDS = {"id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
               "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "budget_usd", "budget_period",

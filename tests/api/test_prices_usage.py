@@ -8,8 +8,7 @@ import pytest
 from django.conf import settings
 
 from accounting.drain import drain
-from accounting.models import ModelPrice
-from accounting.models import AuditEntry
+from accounting.models import AuditEntry, ModelPrice
 
 MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
 PRICE = {"provider": "openai", "model_pattern": "gpt-4o-mini*", "input_per_million": "0.15",
@@ -105,7 +104,8 @@ def test_tenant_usage_is_the_v1_usage_answer(gateway, provider, tenant_key, usag
     wide = httpx.get(url, headers=MASTER, params=params, timeout=10).json()
     assert (wide["start"], wide["totals"]["requests"]) == ("2020-01-01", 4)
     past = httpx.get(url, headers=MASTER, params={"start": "2020-01-01", "end": "2020-12-31"}, timeout=10).json()
-    assert past["totals"]["requests"] == 0 and past["data"] == [] and past["totals"]["cost_usd"] == "0"  # an empty period cost nothing
+    # an empty period cost nothing
+    assert past["totals"]["requests"] == 0 and past["data"] == [] and past["totals"]["cost_usd"] == "0"
 
 
 @pytest.mark.e2e

@@ -6,10 +6,9 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from accounting.models import ApiKey, Tenant
+from accounting.models import ApiKey, AuditEntry, Tenant
 from gomodel.api.openapi import openapi_document
 from gomodel.api.permissions import TENANT_KEY_REFUSED
-from accounting.models import AuditEntry
 from providers.models import ProviderConfig
 
 

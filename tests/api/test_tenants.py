@@ -3,8 +3,7 @@ runs each test once per credential)."""
 
 import pytest
 
-from accounting.models import Tenant
-from accounting.models import AuditEntry
+from accounting.models import AuditEntry, Tenant
 
 
 def test_create_list_retrieve_update_deactivate(api):

@@ -8,8 +8,16 @@ import openai
 import orjson
 import pytest
 
-from tests.fake_gemini import (CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, REPLY, SIGNATURE, THOUGHT_TOKENS,
-                               THOUGHTS, FakeGemini)
+from tests.fake_gemini import (
+    CACHED_TOKENS,
+    CANDIDATE_TOKENS,
+    PROMPT_TOKENS,
+    REPLY,
+    SIGNATURE,
+    THOUGHT_TOKENS,
+    THOUGHTS,
+    FakeGemini,
+)
 
 pytestmark = [pytest.mark.e2e]
 

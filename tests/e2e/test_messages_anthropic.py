@@ -10,8 +10,15 @@ import httpx
 import orjson
 import pytest
 
-from tests.fake_anthropic import (COUNTED_INPUT_TOKENS, REPLY, STREAM_OUTPUT_TOKENS, STREAM_START_USAGE, THOUGHT,
-                                  USAGE, FakeAnthropic)
+from tests.fake_anthropic import (
+    COUNTED_INPUT_TOKENS,
+    REPLY,
+    STREAM_OUTPUT_TOKENS,
+    STREAM_START_USAGE,
+    THOUGHT,
+    USAGE,
+    FakeAnthropic,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -167,7 +174,8 @@ def claude_code_body(model: str) -> dict:
     """Built from Anthropic's documented shapes: a cached system prompt in blocks, dozens of tools (the last
     one a cache breakpoint), and a conversation whose earlier assistant turns carry signed thinking."""
     tools = [{"name": f"tool_{i}", "description": f"Tool number {i}.",
-              "input_schema": {"type": "object", "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
+              "input_schema": {"type": "object",
+                               "properties": {"path": {"type": "string"}, "limit": {"type": "integer"}},
                                "required": ["path"], "additionalProperties": False,
                                "$schema": "http://json-schema.org/draft-07/schema#"}} for i in range(40)]
     tools[-1]["cache_control"] = {"type": "ephemeral"}
@@ -177,10 +185,12 @@ def claude_code_body(model: str) -> dict:
         "system": [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
                     "cache_control": {"type": "ephemeral"}},
                    {"type": "text", "text": "You are an interactive CLI tool that helps users with software "
-                                            "engineering tasks." * 20, "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+                                            "engineering tasks." * 20,
+                                            "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "<system-reminder>context</system-reminder>"},
-                                         {"type": "text", "text": "Read setup.py", "cache_control": {"type": "ephemeral"}}]},
+                                         {"type": "text", "text": "Read setup.py",
+                                          "cache_control": {"type": "ephemeral"}}]},
             {"role": "assistant", "content": [
                 {"type": "thinking", "thinking": "I should read the file.", "signature": "EqQBCkYIBxgCKkB0sig=="},
                 {"type": "text", "text": "Reading it."},

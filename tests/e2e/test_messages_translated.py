@@ -8,8 +8,7 @@ import asyncio
 import anthropic
 import pytest
 
-from tests.fake_gemini import (CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, THOUGHTS,
-                               FakeGemini)
+from tests.fake_gemini import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, THOUGHTS, FakeGemini
 from tests.fake_gemini import REPLY as GEMINI_REPLY
 from tests.fake_upstream import REASONING, REPLY
 
@@ -110,7 +109,8 @@ def test_openai_target_tools_round_trip(client, upstream, usage_events):
     assert upstream.chat_requests()[0]["body"]["messages"] == [
         {"role": "user", "content": "Hello"},
         {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "18°C"},
         {"role": "user", "content": "And tomorrow?"}]
 

@@ -42,7 +42,8 @@ def test_alias_spreads_requests_by_weight(client, two_providers, upstream, usage
 
 
 def test_alias_fails_over_to_the_next_target_on_5xx(client, two_providers, upstream, usage_events):
-    make_alias("resilient", [{"target": "primary/fail-500", "weight": 5}, {"target": "backup/gpt-4o-mini", "weight": 1}])
+    make_alias("resilient", [{"target": "primary/fail-500", "weight": 5},
+                             {"target": "backup/gpt-4o-mini", "weight": 1}])
     raw = client.chat.completions.with_raw_response.create(model="resilient",
                                                            messages=[{"role": "user", "content": "hi"}])
     completion = raw.parse()
@@ -128,7 +129,8 @@ def test_open_circuit_is_skipped_by_aliases(client, two_providers, upstream, set
         client.chat.completions.create(model="primary/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
     assert caught.value.status_code == 502 and caught.value.body["code"] == "circuit_open"
     assert upstream.chat_requests() == []  # nothing was sent to the open circuit
-    make_alias("spread", [{"target": "primary/gpt-4o-mini", "weight": 10}, {"target": "backup/gpt-4o-mini", "weight": 1}])
+    make_alias("spread", [{"target": "primary/gpt-4o-mini", "weight": 10},
+                          {"target": "backup/gpt-4o-mini", "weight": 1}])
     answered = {client.chat.completions.create(model="spread", messages=[{"role": "user", "content": "x"}]).provider
                 for _ in range(3)}
     assert answered == {"backup"}

@@ -200,7 +200,7 @@ def test_concurrency_of_three_holds_under_fifty_streams_and_every_slot_comes_bac
     # Client hang-ups mid-stream, upstream failures (a broken stream, a 500) on both servers.
     for url in servers:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            outcomes = list(pool.map(lambda m: _stream(url, key, *m), [
+            outcomes = list(pool.map(lambda m, url=url: _stream(url, key, *m), [
                 ("long-stream", True), ("break-stream", False), ("fail-500", False)]))
         assert [status for status, _ in outcomes] == [200, 200, 502]
         assert outcomes[1][1] is False  # the broken stream ended with an error event, not [DONE]

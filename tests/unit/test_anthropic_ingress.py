@@ -9,8 +9,7 @@ import orjson
 import pytest
 
 from providers.anthropic import StreamParser
-from providers.anthropic.ingress import (EventWriter, estimate_messages, message_from_chat, native_request,
-                                         to_chat)
+from providers.anthropic.ingress import EventWriter, estimate_messages, message_from_chat, native_request, to_chat
 from providers.base import SSEDecoder, Target, UpstreamError, Usage
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "anthropic"

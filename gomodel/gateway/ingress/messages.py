@@ -14,8 +14,14 @@ from django.conf import settings
 
 from accounting.estimate import estimate_prompt_tokens
 from providers.anthropic import StreamParser as AnthropicStreamParser
-from providers.anthropic.ingress import (EventWriter, error_event, estimate_messages, message_from_chat,
-                                         native_request, to_chat)
+from providers.anthropic.ingress import (
+    EventWriter,
+    error_event,
+    estimate_messages,
+    message_from_chat,
+    native_request,
+    to_chat,
+)
 from providers.anthropic.response import convert_usage
 from providers.base import SSEDecoder, StreamError, UpstreamError
 
