@@ -189,6 +189,10 @@ class StreamGuard:
         return self.headroom < 0
 
 
+class BudgetCut(Exception):
+    """The running cost of a stream crossed the remaining budget (StreamGuard.exceeded): the relay stops."""
+
+
 def cut_error() -> GatewayError:
     return GatewayError(429, RATE_LIMIT, "The budget ran out during this response; the stream was stopped.",
                         code="budget_exceeded")

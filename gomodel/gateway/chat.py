@@ -9,7 +9,7 @@ from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
-from .budgets import StreamGuard, cut_error
+from .budgets import BudgetCut, StreamGuard, cut_error
 from .errors import PROVIDER, RATE_LIMIT, GatewayError
 from .http import SSE_HEADERS, Request
 from .http_client import DeadlineExceeded
@@ -61,10 +61,6 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     await req.respond(200, orjson.dumps(data))
 
 
-class _BudgetCut(Exception):
-    """The running cost of the stream crossed the remaining budget."""
-
-
 async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool,
                         guard: StreamGuard | None = None):
     target = record.target
@@ -89,7 +85,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                     pending.clear()
                     await req.write(out)
                 if guard is not None and await guard.exceeded():
-                    raise _BudgetCut()
+                    raise BudgetCut()
             for event, data in decoder.close():
                 _encode_chunks(pending, record, parser.feed(event, data), name, include_usage)
             _encode_chunks(pending, record, parser.close(), name, include_usage)
@@ -97,7 +93,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = parser.usage
-        except _BudgetCut:
+        except BudgetCut:
             # Bill what the client got (estimated from the relayed text); the upstream is closed below.
             record.usage = None
             if not record.relayed:

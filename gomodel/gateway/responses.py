@@ -12,6 +12,7 @@ import orjson
 from providers.base import SSEDecoder, StreamError, UpstreamError
 from providers.openai_compat import responses as wire
 
+from .budgets import BudgetCut, StreamGuard, cut_error
 from .chat import _stream_failure, _watch_disconnect
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
@@ -60,14 +61,17 @@ async def run_responses(req: Request, runtime, body: dict) -> None:
         pending = PendingWrite(req.auth, exchange.id) if body.get("store", True) is not False else None
         try:
             async with recorded(req, runtime, record):
+                guard = StreamGuard.maybe(record, runtime) if exchange.stream else None
+                if guard is not None:
+                    guard.check_prompt(record.budget)
                 response, adapter = await send_upstream(runtime, chain, exchange.build, exchange.stream, record)
                 native = wire.supports_native(record.target)
                 if not exchange.stream:
                     answer = await _complete(req, exchange, adapter, response, record, native)
                 elif native:
-                    answer = await _relay_native(req, exchange, response, record)
+                    answer = await _relay_native(req, exchange, response, record, guard)
                 else:
-                    answer = await _translate_stream(req, exchange, adapter, response, record)
+                    answer = await _translate_stream(req, exchange, adapter, response, record, guard)
         finally:
             if pending is not None:
                 if answer is not None:
@@ -135,6 +139,17 @@ async def _streaming(req: Request, record: UsageRecord, response: httpx.Response
         watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
         try:
             return await relay()
+        except BudgetCut:
+            # Bill what the client got (estimated from the relayed text), as chat does; the upstream is
+            # closed below. The stream ends in the protocol's own terminal event, response.failed.
+            cut = cut_error()
+            watcher.cancel()
+            await req.finish(wire.sse(fail(cut.message, cut.code)))
+            record.usage = None
+            if not record.relayed:
+                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
+            record.status, record.error_type = cut.status, cut.type
+            return None
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.status, record.error_type = 502, PROVIDER
             message, code = _stream_failure(record.target, exc)
@@ -159,7 +174,7 @@ async def _send(req: Request, record: UsageRecord, events: list[dict]):
 
 
 async def _translate_stream(req: Request, exchange: Exchange, adapter, response: httpx.Response,
-                            record: UsageRecord) -> dict | None:
+                            record: UsageRecord, guard: StreamGuard | None) -> dict | None:
     parser = adapter.StreamParser(record.model)
     translator = wire.StreamTranslator(exchange.body, exchange.id, record.model, record.target.name)
 
@@ -175,6 +190,8 @@ async def _translate_stream(req: Request, exchange: Exchange, adapter, response:
 
         async for raw in response.aiter_bytes():
             await feed(decoder.feed(raw))
+            if guard is not None and await guard.exceeded():
+                raise BudgetCut()
         await feed(decoder.close())
         for chunk in parser.close():
             record.relay(chunk)
@@ -198,7 +215,8 @@ async def _translate_stream(req: Request, exchange: Exchange, adapter, response:
             record.usage = parser.usage
 
 
-async def _relay_native(req: Request, exchange: Exchange, response: httpx.Response, record: UsageRecord) -> dict | None:
+async def _relay_native(req: Request, exchange: Exchange, response: httpx.Response, record: UsageRecord,
+                        guard: StreamGuard | None) -> dict | None:
     reader = wire.NativeStreamReader(exchange.id, record.target.name, exchange.body.get("previous_response_id"))
     final = {}
 
@@ -219,6 +237,8 @@ async def _relay_native(req: Request, exchange: Exchange, response: httpx.Respon
 
         async for raw in response.aiter_bytes():
             await feed(decoder.feed(raw))
+            if guard is not None and await guard.exceeded():
+                raise BudgetCut()
         await feed(decoder.close())
         if not reader.complete:
             raise StreamError("the upstream stream ended before the response was complete",

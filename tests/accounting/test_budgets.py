@@ -165,6 +165,41 @@ def test_a_budget_cuts_a_long_stream_and_bills_what_the_client_got(gateway, prov
     assert_budget_exceeded(chat(gateway, secret), "43200")
 
 
+def test_a_budget_cuts_a_responses_stream_with_response_failed(gateway, make_provider, upstream, tenant_key,
+                                                               usage_events, at):
+    """/v1/responses (translated to chat on a provider without the Responses API): the same running cost,
+    and the stream ends in the protocol's own terminal event, response.failed, never response.completed."""
+    tenant, key, secret = tenant_key
+    make_provider(name="groq", provider_type="groq", base_url=upstream.base_url)
+    ModelPrice.objects.create(provider="groq", model_pattern="long-stream", input_per_million=Decimal("1"),
+                              output_per_million=Decimal("10"), valid_from=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    set_budget(key, "0.001", "daily")
+    text, kinds, failed = [], [], None
+    with httpx.stream("POST", f"{gateway}/v1/responses", headers={"Authorization": f"Bearer {secret}"},
+                      json={"model": "groq/long-stream", "stream": True, "input": "Hi", "store": False},
+                      timeout=10) as response:
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                event = orjson.loads(line[6:])
+                kinds.append(event["type"])
+                if event["type"] == "response.output_text.delta":
+                    text.append(event["delta"])
+                elif event["type"] == "response.failed":
+                    failed = event["response"]
+    assert kinds[-1] == "response.failed" and "response.completed" not in kinds
+    assert failed["status"] == "failed" and failed["error"]["code"] == "budget_exceeded"
+    received = "".join(text)
+    assert 0 < len(received) < len("Hello from the fake upstream!") * 50  # cut mid-way
+    [event] = usage_events(request_id)
+    assert (event["endpoint"], event["status"], event["usage_source"]) == ("/v1/responses", 429, "estimated")
+    assert event["completion_tokens"] == math.ceil(len(received) / 4)  # what the client got, 4 characters a token
+    cost = Decimal(event["cost"])
+    assert Decimal("0.001") <= cost <= Decimal("0.001") + 10 * Decimal(10) / 1_000_000
+    assert upstream.chat_requests()[-1]["body"]["model"] == "long-stream"
+
+
 def test_a_redis_restart_or_flush_neither_loses_spend_nor_counts_it_twice(private_gateway, private_redis, provider,
                                                                            tenant_key, at):
     tenant, key, secret = tenant_key

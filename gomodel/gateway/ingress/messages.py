@@ -25,7 +25,7 @@ from providers.anthropic.ingress import (
 from providers.anthropic.response import convert_usage
 from providers.base import SSEDecoder, StreamError, UpstreamError
 
-from ..budgets import StreamGuard, cut_error
+from ..budgets import BudgetCut, StreamGuard, cut_error
 from ..chat import _stream_failure, _watch_disconnect
 from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
@@ -186,10 +186,6 @@ class _Relay:
             await self.req.write(b"".join(self.writer.finish(self.parser.usage)))
 
 
-class _BudgetCut(Exception):
-    """The running cost of the stream crossed the remaining budget."""
-
-
 async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, native: bool,
                         guard: StreamGuard | None = None):
     target = record.target
@@ -207,7 +203,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 for event, data in decoder.feed(raw):
                     await relay.event(event, data)
                 if guard is not None and await guard.exceeded():
-                    raise _BudgetCut()
+                    raise BudgetCut()
             for event, data in decoder.close():
                 await relay.event(event, data)
             await relay.close()
@@ -215,7 +211,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = relay.parser.usage
-        except _BudgetCut:
+        except BudgetCut:
             # Bill what the client got (estimated from the relayed text), as chat does.
             record.usage = None
             if not record.relayed:
