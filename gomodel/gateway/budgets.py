@@ -198,6 +198,16 @@ def cut_error() -> GatewayError:
                         code="budget_exceeded")
 
 
+def bill_cut(record) -> None:
+    """A stream its budget stopped is billed for what the client got: the relayed text, estimated (the
+    prompt too when nothing was relayed yet), never the upstream's partial usage."""
+    cut = cut_error()
+    record.usage = None
+    if not record.relayed:
+        record.relayed.append("")
+    record.status, record.error_type = cut.status, cut.type
+
+
 # Spent per budget = base + pending + the running estimates of its streams in flight. A stream
 # registers its estimate under its request id (HSET) with an expiry (ZADD), so a gateway that dies
 # mid-stream leaks nothing for longer than INFLIGHT_TTL; the usage writer removes it in the MULTI

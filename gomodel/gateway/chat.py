@@ -9,8 +9,8 @@ from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
-from .budgets import BudgetCut, StreamGuard, cut_error
-from .errors import PROVIDER, RATE_LIMIT, GatewayError
+from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
+from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
 from .http_client import DeadlineExceeded
 from .limits import chat_tokens, governed
@@ -55,9 +55,7 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     data["provider"] = target.name
     record.usage = usage
     if usage is None:
-        for choice in data.get("choices") or ():
-            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                record.relay({"choices": [{"delta": choice["message"]}]})
+        record.relay_completion(data)
     await req.respond(200, orjson.dumps(data))
 
 
@@ -72,7 +70,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
         parser = adapter.StreamParser(record.model)
         decoder = SSEDecoder(settings.UPSTREAM_MAX_SSE_EVENT_BYTES)
         await req.start(200, SSE_HEADERS)
-        watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
+        watcher = asyncio.ensure_future(watch_disconnect(req, task, record))
         name = target.name
         try:
             # What one upstream read yields goes out in one write (one syscall, not one per event);
@@ -94,18 +92,14 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                                   code="upstream_stream_incomplete")
             record.usage = parser.usage
         except BudgetCut:
-            # Bill what the client got (estimated from the relayed text); the upstream is closed below.
-            record.usage = None
-            if not record.relayed:
-                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
-            record.status, record.error_type = 429, RATE_LIMIT
+            bill_cut(record)  # the upstream is closed below
             watcher.cancel()
             await req.finish(b"data: " + orjson.dumps(cut_error().payload()) + b"\n\n")
             return
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.usage = parser.usage
             record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
-            message, code = _stream_failure(target, exc)
+            message, code = stream_failure(target, exc)
             watcher.cancel()
             await req.finish(b"".join(pending) + b"data: " + orjson.dumps(
                 {"error": {"type": PROVIDER, "message": message, "param": None, "code": code}}) + b"\n\n")
@@ -136,7 +130,7 @@ def _encode_chunks(out: list[bytes], record: UsageRecord, chunks: list[dict], pr
         out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
 
 
-async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecord):
+async def watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecord):
     while True:
         message = await req.receive()
         if message["type"] == "http.disconnect":
@@ -145,7 +139,7 @@ async def _watch_disconnect(req: Request, task: asyncio.Task, record: UsageRecor
             return
 
 
-def _stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
+def stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
     if isinstance(exc, StreamError):
         message = scrub_secrets(exc.message[:4000], target.api_key, target.base_url)[:500]
         return f"Provider '{target.name}' failed mid-stream: {message}", exc.code or "upstream_stream_error"

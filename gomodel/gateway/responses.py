@@ -12,8 +12,8 @@ import orjson
 from providers.base import SSEDecoder, StreamError, UpstreamError
 from providers.openai_compat import responses as wire
 
-from .budgets import BudgetCut, StreamGuard, cut_error
-from .chat import _stream_failure, _watch_disconnect
+from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
+from .chat import stream_failure, watch_disconnect
 from .errors import PROVIDER, GatewayError
 from .http import SSE_HEADERS, Request
 from .limits import chat_tokens, governed
@@ -136,23 +136,20 @@ async def _streaming(req: Request, record: UsageRecord, response: httpx.Response
     watcher = None
     try:
         await req.start(200, SSE_HEADERS)
-        watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
+        watcher = asyncio.ensure_future(watch_disconnect(req, task, record))
         try:
             return await relay()
         except BudgetCut:
-            # Bill what the client got (estimated from the relayed text), as chat does; the upstream is
-            # closed below. The stream ends in the protocol's own terminal event, response.failed.
+            # The protocol's own terminal event, response.failed; the upstream is closed below.
             cut = cut_error()
+            terminal = wire.sse(fail(cut.message, cut.code))
+            bill_cut(record)  # after fail(), which takes the upstream's partial usage
             watcher.cancel()
-            await req.finish(wire.sse(fail(cut.message, cut.code)))
-            record.usage = None
-            if not record.relayed:
-                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
-            record.status, record.error_type = cut.status, cut.type
+            await req.finish(terminal)
             return None
         except (StreamError, httpx.HTTPError, ValueError) as exc:
             record.status, record.error_type = 502, PROVIDER
-            message, code = _stream_failure(record.target, exc)
+            message, code = stream_failure(record.target, exc)
             watcher.cancel()
             await req.finish(wire.sse(fail(message, code)))
             return None

@@ -47,6 +47,12 @@ class UsageRecord:
         if self.ttft_ms is None:
             self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
 
+    def relay_completion(self, completion: dict):
+        """A non-streaming chat completion without usage: keep its messages' text, as a stream's would be."""
+        for choice in completion.get("choices") or ():
+            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
+                self.relay({"choices": [{"delta": choice["message"]}]})
+
     def relay(self, chunk: dict):
         """Keep the text a client was sent, to estimate usage should the stream end without it: the
         first estimate.MAX_CHARS characters and the length of all of it."""

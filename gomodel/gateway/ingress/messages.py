@@ -25,9 +25,9 @@ from providers.anthropic.ingress import (
 from providers.anthropic.response import convert_usage
 from providers.base import SSEDecoder, StreamError, UpstreamError
 
-from ..budgets import BudgetCut, StreamGuard, cut_error
-from ..chat import _stream_failure, _watch_disconnect
-from ..errors import PROVIDER, RATE_LIMIT, GatewayError
+from ..budgets import BudgetCut, StreamGuard, bill_cut, cut_error
+from ..chat import stream_failure, watch_disconnect
+from ..errors import PROVIDER, GatewayError
 from ..http import SSE_HEADERS, Request
 from ..http_client import DeadlineExceeded
 from ..limits import chat_tokens, governed
@@ -130,9 +130,7 @@ async def _translate_message(req: Request, adapter, response: httpx.Response, re
         raise _unreadable(record, exc) from None
     record.usage = usage
     if usage is None:
-        for choice in data.get("choices") or ():
-            if isinstance(choice, dict) and isinstance(choice.get("message"), dict):
-                record.relay({"choices": [{"delta": choice["message"]}]})
+        record.relay_completion(data)
     await req.respond(200, orjson.dumps(message))
 
 
@@ -197,7 +195,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             record.model), native)
         decoder = SSEDecoder(settings.UPSTREAM_MAX_SSE_EVENT_BYTES)
         await req.start(200, SSE_HEADERS)
-        watcher = asyncio.ensure_future(_watch_disconnect(req, task, record))
+        watcher = asyncio.ensure_future(watch_disconnect(req, task, record))
         try:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
@@ -212,11 +210,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
                                   code="upstream_stream_incomplete")
             record.usage = relay.parser.usage
         except BudgetCut:
-            # Bill what the client got (estimated from the relayed text), as chat does.
-            record.usage = None
-            if not record.relayed:
-                record.relayed.append("")  # nothing relayed yet: still bill the prompt (an estimate)
-            record.status, record.error_type = 429, RATE_LIMIT
+            bill_cut(record)
             watcher.cancel()
             await req.finish(error_event("rate_limit_error", cut_error().message))
             return
@@ -227,7 +221,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             if relay.upstream_error is not None:
                 await req.finish(relay.upstream_error)
                 return
-            message, code = _stream_failure(target, exc)
+            message, code = stream_failure(target, exc)
             kind = "overloaded_error" if isinstance(exc, StreamError) and exc.code == "overloaded_error" else \
                 error_type(502, code)
             await req.finish(error_event(kind, message))
