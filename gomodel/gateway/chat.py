@@ -10,12 +10,12 @@ from django.conf import settings
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
-from .errors import PROVIDER, GatewayError
+from .errors import PROVIDER
 from .http import SSE_HEADERS, Request
 from .http_client import DeadlineExceeded
 from .limits import chat_tokens, governed
 from .routing import candidates
-from .upstream import send_upstream, upstream_error
+from .upstream import refused, send_upstream, unreadable
 from .usage_record import UsageRecord, recorded
 
 DONE = b"data: [DONE]\n\n"
@@ -46,12 +46,10 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     target = record.target
     try:
         data, usage = adapter.parse_chat_response(response.content)
-    except UpstreamError as err:  # e.g. Gemini's blocked prompt: a 200 that is really a refusal
-        raise upstream_error(target, err.status, orjson.dumps({"error": {"message": err.message,
-                                                                          "code": err.code}}), {}) from None
+    except UpstreamError as err:
+        raise refused(target, err) from None
     except (ValueError, TypeError, KeyError) as exc:
-        raise GatewayError(502, PROVIDER, f"Provider '{target.name}' sent a response the gateway could not "
-                           f"read: {exc}", code="invalid_upstream_response") from None
+        raise unreadable(target, exc) from None
     data["provider"] = target.name
     record.usage = usage
     if usage is None:

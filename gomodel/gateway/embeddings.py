@@ -6,11 +6,10 @@ from accounting.estimate import estimate_prompt_tokens
 from providers.adapters import embeddings_adapter
 from providers.base import UpstreamError
 
-from .errors import PROVIDER, GatewayError
 from .http import Request
 from .limits import governed
 from .routing import candidates
-from .upstream import send_upstream
+from .upstream import send_upstream, unreadable
 from .usage_record import UsageRecord, recorded
 
 
@@ -44,8 +43,7 @@ async def run_embeddings(req: Request, runtime, body: dict) -> None:
                 data, usage = adapter.parse_embeddings_response(response.content, record.model,
                                                                 body.get("encoding_format"))
             except (ValueError, TypeError, KeyError) as exc:
-                raise GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent an embeddings response "
-                                   f"the gateway could not read: {exc}", code="invalid_upstream_response") from None
+                raise unreadable(record.target, exc, "an embeddings response") from None
             data["provider"] = record.target.name
             record.usage = usage
             await req.respond(200, orjson.dumps(data))

@@ -14,12 +14,12 @@ from providers.openai_compat import responses as wire
 
 from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from .chat import stream_failure, watch_disconnect
-from .errors import PROVIDER, GatewayError
+from .errors import PROVIDER
 from .http import SSE_HEADERS, Request
 from .limits import chat_tokens, governed
 from .routing import candidates
 from .stored_responses import PendingWrite, load_previous
-from .upstream import send_upstream, upstream_error
+from .upstream import refused, send_upstream, unreadable
 from .usage_record import UsageRecord, recorded
 
 ENDPOINT = "/v1/responses"
@@ -80,11 +80,6 @@ async def run_responses(req: Request, runtime, body: dict) -> None:
                     pending.abandon()
 
 
-def _unreadable(target, exc) -> GatewayError:
-    return GatewayError(502, PROVIDER, f"Provider '{target.name}' sent a response the gateway could not read: "
-                        f"{exc}", code="invalid_upstream_response")
-
-
 async def _complete(req: Request, exchange: Exchange, adapter, response: httpx.Response, record: UsageRecord,
                     native: bool) -> dict:
     target = record.target
@@ -103,11 +98,10 @@ async def _complete(req: Request, exchange: Exchange, adapter, response: httpx.R
             data = wire.response_object(exchange.body, exchange.id, exchange.created_at,
                                         chat.get("model") or record.model, status, output,
                                         wire.usage_to_responses(usage), target.name, incomplete=incomplete)
-    except UpstreamError as err:  # e.g. Gemini's blocked prompt: a 200 that is really a refusal
-        raise upstream_error(target, err.status, orjson.dumps({"error": {"message": err.message,
-                                                                          "code": err.code}}), {}) from None
+    except UpstreamError as err:
+        raise refused(target, err) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _unreadable(target, exc) from None
+        raise unreadable(target, exc) from None
     record.usage = usage
     if usage is None:
         for text in _output_text(data["output"]):

@@ -4,6 +4,7 @@ calls, and a circuit breaker per provider config. Every attempt is noted on the 
 import asyncio
 
 import httpx
+import orjson
 from django.conf import settings
 
 from providers.adapters import adapter_for
@@ -117,3 +118,13 @@ def upstream_error(target: Target, status: int, raw: bytes, headers) -> GatewayE
         return GatewayError(status, INVALID_REQUEST, message, param, code)
     return GatewayError(502, PROVIDER, f"Provider '{target.name}' failed with HTTP {status}: {message}",
                         code="upstream_error")
+
+
+def refused(target: Target, err: UpstreamError) -> GatewayError:
+    """A 200 that is really a refusal (e.g. Gemini's blocked prompt): answered as that upstream error would be."""
+    return upstream_error(target, err.status, orjson.dumps({"error": {"message": err.message, "code": err.code}}), {})
+
+
+def unreadable(target: Target, exc: Exception, what: str = "a response") -> GatewayError:
+    return GatewayError(502, PROVIDER, f"Provider '{target.name}' sent {what} the gateway could not read: {exc}",
+                        code="invalid_upstream_response")

@@ -27,12 +27,12 @@ from providers.base import SSEDecoder, StreamError, UpstreamError
 
 from ..budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from ..chat import stream_failure, watch_disconnect
-from ..errors import PROVIDER, GatewayError
+from ..errors import PROVIDER
 from ..http import SSE_HEADERS, Request
 from ..http_client import DeadlineExceeded
 from ..limits import chat_tokens, governed
 from ..routing import candidates
-from ..upstream import send_upstream, upstream_error
+from ..upstream import refused, send_upstream, unreadable
 from ..usage_record import UsageRecord, recorded
 from .anthropic_errors import error_type
 
@@ -101,11 +101,6 @@ def _reserved_tokens(body: dict) -> int:
     return chat_tokens({"messages": messages, "max_tokens": body.get("max_tokens")})
 
 
-def _unreadable(record: UsageRecord, exc: Exception) -> GatewayError:
-    return GatewayError(502, PROVIDER, f"Provider '{record.target.name}' sent a response the gateway could not "
-                        f"read: {exc}", code="invalid_upstream_response")
-
-
 async def _relay_message(req: Request, response: httpx.Response, record: UsageRecord):
     """Anthropic's Message goes to the client byte for byte; its usage is read for the record."""
     try:
@@ -114,7 +109,7 @@ async def _relay_message(req: Request, response: httpx.Response, record: UsageRe
         if not isinstance(usage, dict) or not isinstance(data.get("content"), list):
             raise ValueError("the Anthropic message has no usage or no content list")
     except ValueError as exc:
-        raise _unreadable(record, exc) from None
+        raise unreadable(record.target, exc) from None
     record.usage = convert_usage(usage)[1]
     await req.respond(200, response.content)
 
@@ -123,11 +118,10 @@ async def _translate_message(req: Request, adapter, response: httpx.Response, re
     try:
         data, usage = adapter.parse_chat_response(response.content)
         message = message_from_chat(data, usage, record.model)
-    except UpstreamError as err:  # e.g. Gemini's blocked prompt: a 200 that is really a refusal
-        raise upstream_error(record.target, err.status, orjson.dumps(
-            {"error": {"message": err.message, "code": err.code}}), {}) from None
+    except UpstreamError as err:
+        raise refused(record.target, err) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _unreadable(record, exc) from None
+        raise unreadable(record.target, exc) from None
     record.usage = usage
     if usage is None:
         record.relay_completion(data)
@@ -268,5 +262,5 @@ async def run_count_tokens(req: Request, runtime, body: dict) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
             raise ValueError("no input_tokens in the answer")
     except ValueError as exc:
-        raise _unreadable(record, exc) from None
+        raise unreadable(record.target, exc) from None
     await req.respond(200, response.content)
