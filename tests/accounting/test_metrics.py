@@ -70,8 +70,15 @@ def delta_drained(later, earlier):
 
 
 def test_spool_size_is_a_metric(gateway, settings, transactional_db):
-    settings.USAGE_SPOOL_PATH.write_bytes(b'{"request_id":"a"}\n{"request_id":"b"}\n')
-    assert value(scrape(gateway), "gomodel_usage_spool_events") == 2
+    import fcntl
+
+    path = settings.USAGE_SPOOL_PATH
+    # Hold the replay's lock: the gateway's periodic replay (every 5 s) must not move these events to
+    # Redis between the write and the scrape.
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path.write_bytes(b'{"request_id":"a"}\n{"request_id":"b"}\n')
+        assert value(scrape(gateway), "gomodel_usage_spool_events") == 2
 
 
 def test_metrics_token(gateway, settings, transactional_db):
