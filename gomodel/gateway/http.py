@@ -1,8 +1,9 @@
 """The few ASGI primitives the /v1 hot path needs, kept free of Django's request machinery
 (every piece of which costs a thread hop; see the README's design notes)."""
 
+import itertools
+import os
 import time
-import uuid
 
 from .errors import GatewayError
 
@@ -12,6 +13,21 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+def _reseed():
+    """A request id is this process's random 64-bit prefix and a counter: unique across processes and
+    restarts like a uuid4, without reading the kernel's random source per request."""
+    global _prefix, _counter
+    _prefix, _counter = "req_" + os.urandom(8).hex(), itertools.count()
+
+
+_reseed()
+os.register_at_fork(after_in_child=_reseed)  # a forked worker must not repeat its parent's ids
+
+
+def new_request_id() -> str:
+    return f"{_prefix}{next(_counter):016x}"
 
 
 class Request:
@@ -25,7 +41,7 @@ class Request:
         self.method = scope["method"]
         self.path = scope["path"]
         self.headers = dict(scope["headers"])  # lower-case names; a repeated header keeps its last value
-        self.request_id = "req_" + uuid.uuid4().hex
+        self.request_id = new_request_id()
         self.started = time.perf_counter()
         self.auth = None
         self.budget = None  # gateway.budgets.BudgetState when the caller has a budget
@@ -66,7 +82,8 @@ class Request:
         })
 
     async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):
-        await self.start(status, (headers or []) + JSON_HEADERS)
+        # With its length, the answer goes out as it is (no chunked framing around it).
+        await self.start(status, [*(headers or ()), *JSON_HEADERS, (b"content-length", b"%d" % len(body))])
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(self, error: GatewayError):
