@@ -91,6 +91,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
+        await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.http.aclose()
         await self.redis.aclose()
 
