@@ -175,6 +175,21 @@ def test_closing_the_runtime_writes_what_is_queued(redis_sync, settings):
     assert usage.replay_spool(redis_sync) == 1 and len(stream_events(redis_sync, settings)) == 51
 
 
+def test_the_runtimes_redis_reads_carry_no_socket_timeout():
+    """Every caller bounds its own wait (asyncio.timeout); a socket timeout would cost a timer per reply
+    read, one per command of a usage batch (redis-py 8 sets 5 s unless told otherwise)."""
+    from gomodel.gateway.runtime import Runtime
+
+    async def run():
+        runtime = Runtime()
+        try:
+            return runtime.redis.connection_pool.connection_kwargs["socket_timeout"]
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(run()) is None
+
+
 def test_an_event_of_a_cancelled_request_is_written(redis_sync, settings):
     async def body(writer, _):
         async def request(n):
