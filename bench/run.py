@@ -7,11 +7,12 @@ would: a fresh SQLite DB in a temp dir, migrations, a tenant and an API key (aut
 OPENAI_API_KEY/OPENAI_BASE_URL (pointing at the mock), Redis db 14 with its own usage stream (usage events ON; the
 stream is deleted afterwards); 3. `gomodel.asgi:application` under uvicorn and granian (one worker per core) and
 daphne (one process, for reference), then the fastest of uvicorn/granian again with each other upstream transport in
---transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py: the default `aiohttp` is the gateway's
-httpx-shaped client on aiohttp; `httpx-aiohttp` is httpx on aiohttp's transport; `httpx` is httpcore;
-bench/transports.py); Then the fastest of uvicorn/granian again with a key that has every rate limit (per key and per
-tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request makes the
-limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it); 4.
+--transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py; the first one named is the gateway's
+own client, served as it is: `reqwest` (pyreqwest) here, `aiohttp` for a checkout from before issue #10 given with
+--gateway-root; `aiohttp` is httpx's API on an aiohttp session, `httpx-aiohttp` httpx on aiohttp's transport, `httpx`
+httpcore; bench/transports.py); Then the fastest of uvicorn/granian again with a key that has every rate limit (per
+key and per tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request makes
+the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it); 4.
 wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64, JSON and SSE, each after
 a short warm-up; 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
 
@@ -484,7 +485,8 @@ class Bench:
         env = dict(self.env, GOMODEL_HTTP_TRANSPORT=transport)
         logfile = self.tmp / f"{kind}-{transport}.log"
         workers = 1 if kind == "daphne" else self.args.workers
-        app = TRANSPORT_APP if transport != "aiohttp" and self.args.app == APP else self.args.app
+        own = transport == self.args.transports[0]
+        app = TRANSPORT_APP if not own and self.args.app == APP else self.args.app
         self.probe_dir = self.tmp / f"probe-{kind}-{transport}-{port}"
         self.probe_dir.mkdir(exist_ok=True)
         env["GOMODEL_PROBE_DIR"] = str(self.probe_dir)
@@ -623,15 +625,16 @@ class Bench:
         self.prepare_gateway()
         log(f"mock alone (wrk -t {self.args.threads})")
         self.measure("mock", f"http://127.0.0.1:{self.mock_port}/v1/chat/completions", "", None)
+        own, *others = self.args.transports
         for kind in self.args.servers:
-            self.bench_server(kind, "aiohttp")
+            self.bench_server(kind, own)
         candidates = [k for k in self.args.servers if k in ("uvicorn", "granian")]
-        best = max(candidates, key=lambda k: self.rps(f"{k}/aiohttp", "json", max(self.args.concurrency)),
+        best = max(candidates, key=lambda k: self.rps(f"{k}/{own}", "json", max(self.args.concurrency)),
                    default=None)
         if best and self.args.limits != "none":
-            self.bench_server(best, "aiohttp", limited=True)
-        if best and "httpx" in self.args.transports:
-            self.bench_server(best, "httpx")
+            self.bench_server(best, own, limited=True)
+        for transport in others if best else ():
+            self.bench_server(best, transport)
         self.elapsed = time.monotonic() - started
 
     def rps(self, label: str, mode: str, conc: int) -> float:
@@ -801,8 +804,9 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=int, default=5.0, help="wrk per-request timeout in seconds")
     p.add_argument("--workers", type=int, default=cores, help=f"gateway workers (default: cores = {cores})")
     p.add_argument("--servers", default="uvicorn,granian,daphne", help="comma-separated: uvicorn,granian,daphne")
-    p.add_argument("--transports", default="aiohttp,httpx",
-                   help="'aiohttp,httpx' also runs the fastest server with the plain-httpx transport")
+    p.add_argument("--transports", default="reqwest,aiohttp",
+                   help="the gateway's own client first (reqwest; aiohttp for a checkout from before issue #10), "
+                        "then others to run the fastest server with (aiohttp, httpx-aiohttp, httpx)")
     p.add_argument("--concurrency", default="1,10,64", help="comma-separated wrk connection counts")
     p.add_argument("--modes", default="json,stream", help="json,stream")
     p.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "14")))

@@ -174,7 +174,7 @@ UPSTREAM_CONNECT_TIMEOUT = env_float("UPSTREAM_CONNECT_TIMEOUT", 10.0)
 UPSTREAM_TIMEOUT = env_float("UPSTREAM_TIMEOUT", 600.0)
 # What an upstream may cost at most (504/502 past it; see the README's error table).
 UPSTREAM_DEADLINE = env_float("UPSTREAM_DEADLINE", 1800.0)  # one call in all, a stream's last byte included
-UPSTREAM_POOL_TIMEOUT = env_float("UPSTREAM_POOL_TIMEOUT", 10.0)  # waiting for a free connection (+ connecting)
+UPSTREAM_POOL_TIMEOUT = env_float("UPSTREAM_POOL_TIMEOUT", 10.0)  # waiting for a free connection
 UPSTREAM_MAX_CONNECTIONS = env_int("UPSTREAM_MAX_CONNECTIONS", 1000)  # per gateway process
 UPSTREAM_MAX_BODY_BYTES = env_int("UPSTREAM_MAX_BODY_BYTES", 64 * 1024 * 1024)  # a non-streaming answer
 UPSTREAM_MAX_SSE_EVENT_BYTES = env_int("UPSTREAM_MAX_SSE_EVENT_BYTES", 8 * 1024 * 1024)  # one stream line or event

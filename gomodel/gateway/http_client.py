@@ -2,19 +2,21 @@
 
 The gateway speaks a subset of httpx's client API, declared as `UpstreamClient` below (`request`,
 `build_request` + `send(stream=True)`, responses with `status_code`, `headers`, `content`, `aread`,
-`aiter_bytes`, `aclose`, and httpx's exception types), and runs it straight on an aiohttp session:
-bench/ measured httpx's request and response objects at ~200 µs CPU per call on top of aiohttp's
-~60 µs, half the gateway's whole cost per request (README, Benchmarks). The httpx clients it is
-compared with (httpx on httpx-aiohttp's transport, httpx on httpcore) live in bench/transports.py.
+`aiter_bytes`, `aclose`, and httpx's exception types), and runs it on pyreqwest (Rust's reqwest and
+hyper on a Tokio thread; the event loop only awaits the results). bench/ measured the CPU per pooled
+call at c=64 on this machine: pyreqwest 29 µs, aiohttp 55 µs, httpx far more (README, Benchmarks);
+the clients it is compared with (aiohttp, httpx on aiohttp, httpx on httpcore) live in bench/transports.py.
 """
 
 import time
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
-import aiohttp
 import httpx
 from django.conf import settings
+from pyreqwest import exceptions as rq
+from pyreqwest.client import ClientBuilder
 
 
 class ResponseTooLarge(httpx.HTTPError):
@@ -54,31 +56,34 @@ class UpstreamClient(Protocol):
 
 
 def new_client() -> UpstreamClient:
-    return AiohttpClient()
+    return ReqwestClient()
 
 
-def _httpx_error(exc: BaseException, waited: float | None = None) -> httpx.HTTPError:
-    """The httpx exception an aiohttp failure corresponds to (decides 502 vs 504, and retries).
-    `waited`: seconds spent getting a connection, when that is what failed."""
+def _httpx_error(exc: Exception, started: float, deadline: float, body: bool = False) -> httpx.HTTPError:
+    """The httpx exception a pyreqwest failure corresponds to (decides 502 vs 504, and retries).
+    `body`: it happened reading the body, so the connection was up."""
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        # aiohttp reports both budgets alike: the socket's (UPSTREAM_CONNECT_TIMEOUT) and the whole
-        # wait for a connection, pool included (+ UPSTREAM_POOL_TIMEOUT); only the latter runs out
-        # after the socket's would (aiohttp rounds budgets over 5 s up to the second: hence the slack).
-        slack = min(1.0, settings.UPSTREAM_POOL_TIMEOUT / 2)
-        if waited is not None and waited >= settings.UPSTREAM_CONNECT_TIMEOUT + slack:
-            return httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
+    if isinstance(exc, rq.PoolTimeoutError):
+        return httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
+    if isinstance(exc, rq.RequestTimeoutError):
+        # reqwest reports every budget before the answer's head as a "connect" timeout, and the whole
+        # call's budget running out mid-body as a read timeout: the clock tells them apart (with
+        # UPSTREAM_TIMEOUT under UPSTREAM_CONNECT_TIMEOUT a connect timeout counts as a read timeout).
+        elapsed = time.monotonic() - started
+        if type(exc) is rq.RequestTimeoutError or elapsed >= deadline * 0.98:
+            return DeadlineExceeded(f"the upstream call took longer than its overall time budget ({deadline:g} s)")
+        if isinstance(exc, rq.WriteTimeoutError):
+            return httpx.WriteTimeout(message)
+        if body or elapsed >= settings.UPSTREAM_TIMEOUT * 0.98:
+            return httpx.ReadTimeout(message)
         return httpx.ConnectTimeout(message)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return httpx.ReadTimeout(message)
-    if isinstance(exc, TimeoutError):  # the total budget: aiohttp raises a bare TimeoutError for it
-        return DeadlineExceeded("the upstream call took longer than its overall time budget "
-                                f"(UPSTREAM_DEADLINE, {settings.UPSTREAM_DEADLINE:g} s, unless the caller set one)")
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, rq.ConnectError):
         return httpx.ConnectError(message)
-    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
+    if isinstance(exc, (rq.ReadError, rq.WriteError)):
         return httpx.RemoteProtocolError(message)
-    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+    if isinstance(exc, rq.DecodeError):
+        return httpx.DecodingError(message)
+    if isinstance(exc, rq.BuilderError):  # a URL reqwest cannot use (no scheme, an unknown one)
         return httpx.UnsupportedProtocol(message)
     return httpx.NetworkError(message)
 
@@ -91,11 +96,13 @@ class Prepared:
 
 
 class Response:
-    """What the gateway reads of an httpx.Response, over an aiohttp one."""
+    """What the gateway reads of an httpx.Response, over a streamed pyreqwest one."""
 
-    __slots__ = ("status_code", "headers", "content", "_raw", "_read")
+    __slots__ = ("status_code", "headers", "content", "_raw", "_request", "_read", "_started", "_deadline")
 
-    def __init__(self, raw: aiohttp.ClientResponse):
+    def __init__(self, request, raw, started: float, deadline: float):
+        self._started, self._deadline = started, deadline  # to tell the deadline from a read timeout
+        self._request = request  # the StreamRequest: leaving it closes the body (or frees the connection)
         self._raw = raw
         self.status_code = raw.status
         self.headers = raw.headers  # case-insensitive, like httpx's
@@ -105,74 +112,108 @@ class Response:
     async def aread(self) -> bytes:
         if not self._read:
             limit = settings.UPSTREAM_MAX_BODY_BYTES
-            declared = self._raw.content_length
-            if declared is not None and declared > limit:
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise ResponseTooLarge(f"the upstream's body of {declared} bytes is over UPSTREAM_MAX_BODY_BYTES")
-            body = bytearray()
+            reader = self._raw.body_reader
             try:
-                async for chunk in self._raw.content.iter_any():
-                    body += chunk
+                first = await reader.read_chunk()
+                second = await reader.read_chunk() if first is not None else None
+                if second is None:  # the usual answer: one chunk, no copy
+                    body = first.to_bytes() if first is not None else b""
                     if len(body) > limit:
                         raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({limit})")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _httpx_error(exc) from exc
-            self.content = bytes(body)
+                else:
+                    buffer = bytearray(first)
+                    buffer += second
+                    while True:
+                        if len(buffer) > limit:
+                            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({limit})")
+                        chunk = await reader.read_chunk()
+                        if chunk is None:
+                            break
+                        buffer += chunk
+                    body = bytes(buffer)
+            except rq.PyreqwestError as exc:
+                raise _httpx_error(exc, self._started, self._deadline, body=True) from exc
+            self.content = body
             self._read = True
         return self.content
 
     async def aiter_bytes(self):
+        reader = self._raw.body_reader
         try:
-            async for chunk in self._raw.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _httpx_error(exc) from exc
+            while (chunk := await reader.read_chunk()) is not None:
+                yield chunk.to_bytes()
+        except rq.PyreqwestError as exc:
+            raise _httpx_error(exc, self._started, self._deadline, body=True) from exc
 
     async def aclose(self):
-        self._raw.release()
+        request, self._request = self._request, None
+        if request is not None:
+            try:
+                await request.__aexit__(None, None, None)
+            except (rq.PyreqwestError, RuntimeError):
+                pass  # closing a broken stream: nothing left to free
 
 
-class AiohttpClient:
+class ReqwestClient:
     """Every wait is bounded: a free connection (UPSTREAM_POOL_TIMEOUT), connecting
     (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the whole call, a stream's last byte
-    included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES."""
+    included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES.
+    No proxy from the environment, no redirects followed, no cookies: a provider's answer is relayed
+    as it is."""
 
     def __init__(self):
-        self._session: aiohttp.ClientSession | None = None
+        self._client = None
+        self._config = None
+        self._deadline = None
+        self._retired = []  # clients built with older settings, closed with this one
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=settings.UPSTREAM_DEADLINE,
-                                     connect=settings.UPSTREAM_POOL_TIMEOUT + settings.UPSTREAM_CONNECT_TIMEOUT,
-                                     sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT,
-                                     sock_read=settings.UPSTREAM_TIMEOUT)
+    def _settings(self) -> tuple:
+        return (settings.UPSTREAM_MAX_CONNECTIONS, settings.UPSTREAM_POOL_TIMEOUT, settings.UPSTREAM_CONNECT_TIMEOUT,
+                settings.UPSTREAM_TIMEOUT, settings.UPSTREAM_DEADLINE)
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Made on first use: a ClientSession belongs to the event loop that is running then.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=settings.UPSTREAM_MAX_CONNECTIONS, keepalive_timeout=60,
-                                             ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True,
-                                                  skip_auto_headers=("user-agent",))
-        return self._session
+    def _get_client(self):
+        # Built on first use, and again if the settings changed (tests, a reload): a tuple compare per call.
+        config = self._settings()
+        if config != self._config:
+            if self._client is not None:
+                self._retired.append(self._client)
+            limit, pool_wait, connect, read, deadline = config
+            self._client = (ClientBuilder().max_connections(limit).pool_timeout(timedelta(seconds=pool_wait))
+                            .connect_timeout(timedelta(seconds=connect)).read_timeout(timedelta(seconds=read))
+                            .follow_redirects(False).no_proxy().user_agent("gomodel").build())
+            self._deadline = timedelta(seconds=deadline)
+            self._config = config
+        return self._client
 
     def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
         return Prepared(method, url, headers, content)
 
     async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> Response:
-        client_timeout = self._timeout() if timeout is None else aiohttp.ClientTimeout(
-            total=timeout, sock_connect=min(timeout, settings.UPSTREAM_CONNECT_TIMEOUT))
+        client = self._get_client()
         started = time.monotonic()
+        deadline = self._config[4] if timeout is None else timeout
         try:
-            raw = await self._get_session().request(
-                request.method, request.url, headers=request.headers, data=request.content,
-                timeout=client_timeout, allow_redirects=False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _httpx_error(exc, time.monotonic() - started) from exc
-        response = Response(raw)
+            builder = client.request(request.method, request.url).timeout(
+                self._deadline if timeout is None else timedelta(seconds=timeout))
+            if request.headers:
+                builder = builder.headers(request.headers)
+            if request.content is not None:
+                builder = builder.body_bytes(request.content)
+            # Hand each read over as it comes: by default the response waits to fill a 64 KiB buffer
+            # (a stream's first token, or a declared size over the cap, would wait on it).
+            pending = builder.streamed_read_buffer_limit(0).build_streamed()
+            raw = await pending.__aenter__()
+        except rq.PyreqwestError as exc:
+            raise _httpx_error(exc, started, deadline) from exc
+        response = Response(pending, raw, started, deadline)
         if not stream:
             try:
                 await response.aread()
             finally:
-                raw.release()
+                await response.aclose()
         return response
 
     async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
@@ -186,9 +227,11 @@ class AiohttpClient:
         return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
 
     async def aclose(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        clients, self._retired = [*self._retired, self._client], []
+        self._client = self._config = None
+        for client in clients:
+            if client is not None:
+                await client.close()
 
     async def __aenter__(self):
         return self
