@@ -185,6 +185,12 @@ USAGE_STREAM = os.environ.get("USAGE_STREAM", "gomodel:usage")
 USAGE_SPOOL_PATH = Path(os.environ.get("USAGE_SPOOL_PATH", VAR_DIR / "usage-spool.jsonl"))
 # Beyond this the spool drops events (an error log line and gomodel_usage_events_dropped say so).
 USAGE_SPOOL_MAX_BYTES = env_int("USAGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
+# The gateway's usage writer (accounting/usage.py) sends one pipeline per batch: when USAGE_WRITE_BATCH events
+# wait, or USAGE_WRITE_INTERVAL seconds after the first of them. Past USAGE_WRITE_QUEUE_MAX waiting events (Redis
+# slow) requests wait for room before they finish. (USAGE_FLUSH_INTERVAL and USAGE_BATCH_SIZE are the drain's.)
+USAGE_WRITE_INTERVAL = env_float("USAGE_WRITE_INTERVAL", 0.002)
+USAGE_WRITE_BATCH = env_int("USAGE_WRITE_BATCH", 256)
+USAGE_WRITE_QUEUE_MAX = env_int("USAGE_WRITE_QUEUE_MAX", 10_000)
 INVALIDATION_CHANNEL = os.environ.get("INVALIDATION_CHANNEL", "gomodel:invalidate")
 # Rate limits (gomodel/gateway/limits.py): what to do when Redis does not answer within LIMITS_REDIS_TIMEOUT
 # seconds ("open": serve and log, "closed": 503), the tokens a request without max_tokens reserves, how long a

@@ -1,7 +1,7 @@
 """Prometheus metrics (`GET /metrics`).
 
-Counted on the request path, once per request when its usage event is emitted (a dict lookup and a
-few float additions, no I/O): requests by provider/model/status, latency and time-to-first-token
+Counted on the request path, once per request when its usage event is emitted (a few dict lookups
+and float additions, no I/O): requests by provider/model/status, latency and time-to-first-token
 histograms, upstream errors. The usage pipeline counts its own (events spooled and drained, in
 accounting/usage_metrics.py). Read when scraped, from Redis and the spool file: usage stream length,
 pending entries, spool size, drain lag and the last drain's time.
@@ -35,6 +35,22 @@ TOKENS = Counter("gomodel_tokens", "Tokens by provider, model and kind (prompt/c
 
 OTHER_MODEL = "other"
 
+# Each metric's labelled children by label values: `.labels()` takes a lock and builds tuples on every
+# call. The children are the ones `.labels()` keeps (multiprocess mode included); their number is
+# bounded like the label values (unknown models are "other", names at most 256 characters).
+_REQUESTS: dict = {}
+_LATENCY: dict = {}
+_TTFT: dict = {}
+_UPSTREAM_ERRORS: dict = {}
+_TOKENS: dict = {}
+
+
+def _child(metric, children: dict, labels: tuple):
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.labels(*labels)
+    return child
+
 
 def observe_event(event: StreamEvent, known_model=None) -> None:
     """Count one request. `known_model(provider, model)` says whether the model may be a label: a
@@ -42,19 +58,19 @@ def observe_event(event: StreamEvent, known_model=None) -> None:
     provider, model = event.provider or "", event.model or ""
     if known_model is not None and not known_model(provider, model):
         model = OTHER_MODEL
-    REQUESTS.labels(provider, model, str(event.status)).inc()
+    _child(REQUESTS, _REQUESTS, (provider, model, str(event.status))).inc()
     if event.latency_ms is not None:
-        LATENCY.labels(provider, model).observe(event.latency_ms / 1000)
+        _child(LATENCY, _LATENCY, (provider, model)).observe(event.latency_ms / 1000)
     if event.ttft_ms is not None:
-        TTFT.labels(provider, model).observe(event.ttft_ms / 1000)
+        _child(TTFT, _TTFT, (provider, model)).observe(event.ttft_ms / 1000)
     error = event.error_type
     if error and error != "client_disconnected":
-        UPSTREAM_ERRORS.labels(provider, error).inc()
+        _child(UPSTREAM_ERRORS, _UPSTREAM_ERRORS, (provider, error)).inc()
     prompt, completion = event.prompt_tokens, event.completion_tokens
     if prompt:
-        TOKENS.labels(provider, model, "prompt").inc(prompt)
+        _child(TOKENS, _TOKENS, (provider, model, "prompt")).inc(prompt)
     if completion:
-        TOKENS.labels(provider, model, "completion").inc(completion)
+        _child(TOKENS, _TOKENS, (provider, model, "completion")).inc(completion)
 
 
 class _Snapshot:

@@ -128,7 +128,8 @@ class UsageRecord:
 async def recorded(req, runtime, record: UsageRecord):
     """Answer a GatewayError in the envelope (unless the response already started), then emit the
     request's one usage event if it reached an upstream. The event is queued before any await, so a
-    request cancelled here (server shutdown) still records what it cost; the client never waits on Redis."""
+    request cancelled here (server shutdown) still records what it cost; the request never waits on Redis
+    (the usage writer's flusher sends it), unless Redis is USAGE_WRITE_QUEUE_MAX events behind."""
     from .errors import GatewayError
 
     try:
@@ -153,4 +154,6 @@ async def recorded(req, runtime, record: UsageRecord):
             if req.admission is not None:  # reconcile the tokens the rate limiter reserved, now
                 req.admission.used = event.total_tokens
                 req.admission.finish()
-            await runtime.usage.emit(event)
+            room = runtime.usage.emit(event)
+            if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
+                await room

@@ -148,7 +148,8 @@ def test_events_spooled_while_redis_was_down_are_replayed_and_drained(acme, redi
         try:
             writer = usage.UsageWriter(lambda: dead)
             for event in events:
-                await writer.emit(event)
+                writer.emit(event)
+            await writer.close()
         finally:
             await dead.aclose()
 

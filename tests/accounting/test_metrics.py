@@ -106,3 +106,51 @@ def test_the_master_key_scrapes_and_metrics_public_opens(gateway, settings, tran
     assert master.status_code == 200 and "gomodel_usage_stream_length" in master.text
     settings.METRICS_PUBLIC = True
     assert httpx.get(f"{gateway}/metrics").status_code == 200
+
+
+def observed(provider, times=2):
+    from accounting.usage_event import StreamEvent
+    from gomodel.gateway import metrics
+
+    for _ in range(times):
+        metrics.observe_event(StreamEvent(request_id="req_m", provider=provider, model="gpt-4o-mini", status=200,
+                                          latency_ms=120.0, prompt_tokens=3, completion_tokens=4))
+
+
+def rendered(provider) -> dict:
+    from gomodel.gateway import metrics
+
+    body, _ = metrics.render(None, 0)
+    samples = [s for family in text_string_to_metric_families(body.decode()) for s in family.samples]
+    return {(s.name, s.labels.get("kind")): s.value for s in samples if s.labels.get("provider") == provider}
+
+
+def test_events_with_the_same_labels_add_up_in_one_child():
+    """observe_event keeps the labelled children itself (.labels() locks and builds tuples per call): the
+    cached child is the metric's own, and two events count twice."""
+    from gomodel.gateway import metrics
+
+    observed("metrics-same-labels")
+    counts = rendered("metrics-same-labels")
+    assert counts[("gomodel_requests_total", None)] == 2
+    assert counts[("gomodel_request_latency_seconds_count", None)] == 2
+    assert counts[("gomodel_tokens_total", "prompt")] == 6 and counts[("gomodel_tokens_total", "completion")] == 8
+    key = ("metrics-same-labels", "gpt-4o-mini", "200")
+    assert metrics._REQUESTS[key] is metrics.REQUESTS.labels(*key)
+
+
+def test_cached_children_add_up_across_processes(tmp_path, monkeypatch):
+    """PROMETHEUS_MULTIPROC_DIR (`make run`): each process's cached children write to its own files and
+    /metrics adds the processes up."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "gomodel.settings"}
+    script = "import django; django.setup(); from tests.accounting.test_metrics import observed; observed('metrics-mp')"
+    for _ in range(2):
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=django_settings.BASE_DIR)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    counts = rendered("metrics-mp")
+    assert counts[("gomodel_requests_total", None)] == 4
+    assert counts[("gomodel_tokens_total", "completion")] == 16

@@ -1,8 +1,9 @@
-"""accounting.usage against a real Redis: events go to the stream; when Redis is unreachable they are
-spooled to a local file, and replay_spool moves them into the stream once it answers again."""
+"""accounting.usage against a real Redis: events go to the stream in batches; when Redis is unreachable
+they are spooled to a local file, and replay_spool moves them into the stream once it answers again."""
 
 import asyncio
 import socket
+import time
 
 import pytest
 import redis
@@ -34,7 +35,8 @@ def emit_with(client_factory, events):
         try:
             writer = usage.UsageWriter(lambda: client)
             for e in events:
-                await writer.emit(e)
+                assert writer.emit(e) is None  # queued; the request goes on
+            await writer.flushed()
         finally:
             await client.aclose()
 
@@ -108,3 +110,143 @@ def test_the_gateways_replay_task_uses_settings(redis_sync, settings):
     _replay_spool()
     assert stream_events(redis_sync, settings) == [event(5)]
     assert usage.spool_size() == 0
+
+
+# The writer batches across event-loop ticks (one long-lived flusher per writer), never makes a request
+# wait on Redis, and loses nothing: on close, on cancellation, or with a write stuck on a slow Redis.
+
+def run_writer(settings, body, **options):
+    """Run `body(writer, client)` on a fresh loop with a writer on the real Redis."""
+    async def run():
+        client = aioredis.from_url(settings.REDIS_URL)
+        try:
+            return await body(usage.UsageWriter(lambda: client, **options), client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def test_events_of_many_ticks_go_out_in_one_pipeline(redis_sync, settings):
+    async def body(writer, _):
+        for n in range(100):
+            writer.emit(event(n))
+            await asyncio.sleep(0)  # each event in a tick of its own, as requests end
+        await writer.flushed()
+        return writer.batches
+
+    assert run_writer(settings, body, interval=0.5) == 1
+    assert stream_events(redis_sync, settings) == [event(n) for n in range(100)]
+
+
+def test_a_full_batch_does_not_wait_for_the_interval(redis_sync, settings):
+    async def body(writer, _):
+        for n in range(20):
+            writer.emit(event(n))
+            await asyncio.sleep(0)
+        async with asyncio.timeout(2):  # the interval is 60 s: only USAGE_WRITE_BATCH sends these
+            await writer.flushed()
+        return writer.batches
+
+    assert run_writer(settings, body, batch_max=10, interval=60) == 2
+    assert len(stream_events(redis_sync, settings)) == 20
+
+
+def test_closing_the_runtime_writes_what_is_queued(redis_sync, settings):
+    """uvicorn's lifespan shutdown calls Runtime.close(): the queue goes to Redis before the client closes,
+    without waiting for the interval; an event that comes later (a request cancelled at shutdown) is spooled."""
+    from gomodel.gateway.runtime import Runtime
+
+    settings.USAGE_WRITE_INTERVAL = 60.0
+
+    async def run():
+        runtime = Runtime()
+        for n in range(50):
+            runtime.usage.emit(event(n))
+        started = time.monotonic()
+        await runtime.close()
+        runtime.usage.emit(event(50))
+        return time.monotonic() - started, runtime.usage.batches
+
+    took, batches = asyncio.run(run())
+    assert took < 5 and batches == 1
+    assert stream_events(redis_sync, settings) == [event(n) for n in range(50)]
+    assert usage.spool_size() == 1
+    assert usage.replay_spool(redis_sync) == 1 and len(stream_events(redis_sync, settings)) == 51
+
+
+def test_the_runtimes_redis_reads_carry_no_socket_timeout():
+    """Every caller bounds its own wait (asyncio.timeout); a socket timeout would cost a timer per reply
+    read, one per command of a usage batch (redis-py 8 sets 5 s unless told otherwise)."""
+    from gomodel.gateway.runtime import Runtime
+
+    async def run():
+        runtime = Runtime()
+        try:
+            return runtime.redis.connection_pool.connection_kwargs["socket_timeout"]
+        finally:
+            await runtime.close()
+
+    assert asyncio.run(run()) is None
+
+
+def test_an_event_of_a_cancelled_request_is_written(redis_sync, settings):
+    async def body(writer, _):
+        async def request(n):
+            writer.emit(event(n))
+            await asyncio.sleep(10)  # e.g. a slow hang-up, then the server cancels it
+
+        tasks = [asyncio.create_task(request(n)) for n in range(3)]
+        await asyncio.sleep(0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await writer.flushed()
+
+    run_writer(settings, body, interval=0.05)
+    assert stream_events(redis_sync, settings) == [event(n) for n in range(3)]
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback 'Redis' that accepts connections and never answers: a write hangs until its timeout."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/15"
+    server.close()
+
+
+def test_backpressure_bounds_the_queue_and_loses_nothing(redis_sync, settings, silent_server):
+    """A write stuck on a Redis that does not answer: past queue_max queued events, emitters get a future
+    to wait on (the queue stops growing with requests); the stuck batch is spooled at its timeout, the
+    rest goes to the real Redis once it answers. A waiter cancelled meanwhile loses nothing."""
+    async def run():
+        silent, real = aioredis.from_url(silent_server, retry=None), aioredis.from_url(settings.REDIS_URL)
+        clients = [silent]
+        writer = usage.UsageWriter(lambda: clients[0], timeout=0.5, batch_max=2, interval=0, queue_max=5)
+        try:
+            rooms = [writer.emit(event(n)) for n in range(2)]
+            await asyncio.sleep(0.05)  # the flusher took these two: their write hangs
+            clients[0] = real  # the next batch goes to a Redis that answers
+            rooms += [writer.emit(event(n)) for n in range(2, 9)]
+            assert rooms[:7] == [None] * 7  # 5 queued behind the stuck write: no waiting yet
+            waits = rooms[7:]
+            assert len(waits) == 2 and not any(w.done() for w in waits)
+            waits[1].cancel()  # its request went away: the event stays queued
+            await asyncio.sleep(0.2)
+            assert not waits[0].done() and len(writer._queue) == 7  # still stuck: nothing taken
+            async with asyncio.timeout(3):
+                await waits[0]  # the stuck batch timed out (spooled), the queue went into the next batch
+                await writer.flushed()
+            return writer.batches
+        finally:
+            await silent.aclose()
+            await real.aclose()
+
+    assert asyncio.run(run()) == 2
+    assert usage.spool_size() == 2
+    assert stream_events(redis_sync, settings) == [event(n) for n in range(2, 9)]
+    assert usage.replay_spool(redis_sync) == 2
+    assert sorted(e.request_id for e in stream_events(redis_sync, settings)) == sorted(
+        event(n).request_id for n in range(9))
