@@ -7,14 +7,14 @@ would: a fresh SQLite DB in a temp dir, migrations, a tenant and an API key (aut
 OPENAI_API_KEY/OPENAI_BASE_URL (pointing at the mock), Redis db 14 with its own usage stream (usage events ON; the
 stream is deleted afterwards); 3. `gomodel.asgi:application` under uvicorn and granian (one worker per core) and
 daphne (one process, for reference), then the fastest of uvicorn/granian again with each other upstream transport in
---transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py; the first one named is the gateway's
-own client, served as it is: `reqwest` (pyreqwest) here, `aiohttp` for a checkout from before issue #10 given with
---gateway-root; `aiohttp` is httpx's API on an aiohttp session, `httpx-aiohttp` httpx on aiohttp's transport, `httpx`
-httpcore; bench/transports.py); Then the fastest of uvicorn/granian again with a key that has every rate limit (per
-key and per tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request makes
-the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips it); 4.
-wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64, JSON and SSE, each after
-a short warm-up; 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
+--transports (GOMODEL_HTTP_TRANSPORT, served through bench/transport_app.py; the first one named is the gateway's own
+client, served as it is: `httptools` here, `aiohttp` for a checkout from before issue #10 given with --gateway-root;
+`reqwest` is httpx's API on pyreqwest, `aiohttp` on an aiohttp session, `httpx-aiohttp` httpx on aiohttp's transport,
+`httpx` httpcore; bench/transports.py); Then the fastest of uvicorn/granian again with a key that has every rate limit
+(per key and per tenant: RPM, TPM, concurrency, high enough never to refuse) and an allow-list, so that every request
+makes the limiter's Redis round trip (row `…+limits`; --limits rpm: only an RPM limit on the key; --limits none skips
+it); 4. wrk (one thread: the load generator shares the cores with everything else) at c=10 and c=64, JSON and SSE,
+each after a short warm-up; 5. a Markdown table on stdout and in bench/results/latest.md, and PASS/FAIL per target.
 
 Options: see `python bench/run.py --help`. Environment: REDIS_URL (db replaced by BENCH_REDIS_DB, 14).
 """
@@ -804,9 +804,9 @@ def parse_args(argv=None):
     p.add_argument("--timeout", type=int, default=5.0, help="wrk per-request timeout in seconds")
     p.add_argument("--workers", type=int, default=cores, help=f"gateway workers (default: cores = {cores})")
     p.add_argument("--servers", default="uvicorn,granian,daphne", help="comma-separated: uvicorn,granian,daphne")
-    p.add_argument("--transports", default="reqwest,aiohttp",
-                   help="the gateway's own client first (reqwest; aiohttp for a checkout from before issue #10), "
-                        "then others to run the fastest server with (aiohttp, httpx-aiohttp, httpx)")
+    p.add_argument("--transports", default="httptools,aiohttp",
+                   help="the gateway's own client first (httptools; aiohttp for a checkout from before issue #10), "
+                        "then others to run the fastest server with (reqwest, aiohttp, httpx-aiohttp, httpx)")
     p.add_argument("--concurrency", default="1,10,64", help="comma-separated wrk connection counts")
     p.add_argument("--modes", default="json,stream", help="json,stream")
     p.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "14")))

@@ -2,21 +2,25 @@
 
 The gateway speaks a subset of httpx's client API, declared as `UpstreamClient` below (`request`,
 `build_request` + `send(stream=True)`, responses with `status_code`, `headers`, `content`, `aread`,
-`aiter_bytes`, `aclose`, and httpx's exception types), and runs it on pyreqwest (Rust's reqwest and
-hyper on a Tokio thread; the event loop only awaits the results). bench/ measured the CPU per pooled
-call at c=64 on this machine: pyreqwest 29 µs, aiohttp 55 µs, httpx far more (README, Benchmarks);
-the clients it is compared with (aiohttp, httpx on aiohttp, httpx on httpcore) live in bench/transports.py.
+`aiter_bytes`, `aclose`, and httpx's exception types), and runs it on the event loop itself: HTTP/1.1
+over asyncio transports, parsed by httptools (llhttp, the parser uvicorn reads requests with), a
+keep-alive pool per origin. bench/ measured the CPU of one pooled call at c=64 on this machine: this
+client ~12 µs, pyreqwest 29-37 µs (and ~20 µs per stream chunk: every read crosses from its Tokio
+thread back to the loop for the GIL), aiohttp 55 µs, aiosonic 57 µs, curl_cffi 139 µs, httpx more
+(README, "A lean hot path"). The clients it is compared with live in bench/transports.py.
 """
 
-import time
+import asyncio
+import ssl
+import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit
 
+import httptools
 import httpx
 from django.conf import settings
-from pyreqwest import exceptions as rq
-from pyreqwest.client import ClientBuilder
 
 
 class ResponseTooLarge(httpx.HTTPError):
@@ -56,36 +60,14 @@ class UpstreamClient(Protocol):
 
 
 def new_client() -> UpstreamClient:
-    return ReqwestClient()
+    return LoopClient()
 
 
-def _httpx_error(exc: Exception, started: float, deadline: float, body: bool = False) -> httpx.HTTPError:
-    """The httpx exception a pyreqwest failure corresponds to (decides 502 vs 504, and retries).
-    `body`: it happened reading the body, so the connection was up."""
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, rq.PoolTimeoutError):
-        return httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
-    if isinstance(exc, rq.RequestTimeoutError):
-        # reqwest reports every budget before the answer's head as a "connect" timeout, and the whole
-        # call's budget running out mid-body as a read timeout: the clock tells them apart (with
-        # UPSTREAM_TIMEOUT under UPSTREAM_CONNECT_TIMEOUT a connect timeout counts as a read timeout).
-        elapsed = time.monotonic() - started
-        if type(exc) is rq.RequestTimeoutError or elapsed >= deadline * 0.98:
-            return DeadlineExceeded(f"the upstream call took longer than its overall time budget ({deadline:g} s)")
-        if isinstance(exc, rq.WriteTimeoutError):
-            return httpx.WriteTimeout(message)
-        if body or elapsed >= settings.UPSTREAM_TIMEOUT * 0.98:
-            return httpx.ReadTimeout(message)
-        return httpx.ConnectTimeout(message)
-    if isinstance(exc, rq.ConnectError):
-        return httpx.ConnectError(message)
-    if isinstance(exc, (rq.ReadError, rq.WriteError)):
-        return httpx.RemoteProtocolError(message)
-    if isinstance(exc, rq.DecodeError):
-        return httpx.DecodingError(message)
-    if isinstance(exc, rq.BuilderError):  # a URL reqwest cannot use (no scheme, an unknown one)
-        return httpx.UnsupportedProtocol(message)
-    return httpx.NetworkError(message)
+MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and headers
+STREAM_HIGH_WATER = 256 * 1024  # a stream's bytes read but not consumed: stop reading the socket above this
+KEEPALIVE_SECONDS = 60.0  # an idle pooled connection older than this is closed, not reused
+MAX_IDLE_PER_ORIGIN = 256
+_URL_CACHE_SIZE = 4096
 
 
 class Prepared:
@@ -95,120 +77,485 @@ class Prepared:
         self.method, self.url, self.headers, self.content = method, url, headers, content
 
 
+class Headers(dict):
+    """An answer's headers: lower-case names, a repeated header's values joined with ", " (what httpx's
+    `get` gives); looked up case-insensitively."""
+
+    __slots__ = ()
+
+    def get(self, key, default=None):
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key.lower())
+
+
+class _Origin:
+    __slots__ = ("key", "host", "port", "tls", "host_header")
+
+    def __init__(self, host: str, port: int, tls: bool, host_header: bytes):
+        self.key = (tls, host, port)
+        self.host, self.port, self.tls, self.host_header = host, port, tls, host_header
+
+
+_urls: dict[str, tuple[_Origin, bytes]] = {}
+
+
+def _parse_url(url: str) -> tuple[_Origin, bytes]:
+    """(origin, request target) of a URL; cached, since a provider's URLs repeat."""
+    hit = _urls.get(url)
+    if hit is not None:
+        return hit
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError as exc:
+        raise httpx.UnsupportedProtocol(f"invalid upstream URL: {exc}") from None
+    if scheme not in ("http", "https") or not host:
+        raise httpx.UnsupportedProtocol(f"the upstream URL must be http:// or https:// with a host, not {url[:100]!r}")
+    tls = scheme == "https"
+    target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe="/:?#[]@!$&'()*+,;=%-._~")
+    netloc = parts.netloc.rsplit("@", 1)[-1]  # never send user:password@ as the Host
+    host_header = netloc.encode("ascii") if netloc.isascii() else netloc.encode("idna")
+    origin = _Origin(host, port or (443 if tls else 80), tls, host_header)
+    if len(_urls) >= _URL_CACHE_SIZE:
+        _urls.clear()
+    hit = _urls[url] = (origin, target.encode("ascii"))
+    return hit
+
+
+def _request_head(method: str, origin: _Origin, target: bytes, headers, body: bytes | None) -> bytes:
+    parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\n"]
+    encoding_asked = False
+    for name, value in (headers or {}).items():
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise httpx.LocalProtocolError(f"header {name!r} holds a line break")
+        try:
+            parts.append(f"{name}: {value}\r\n".encode("latin-1"))
+        except UnicodeEncodeError:
+            raise httpx.LocalProtocolError(f"header {name!r} is not latin-1") from None
+        encoding_asked = encoding_asked or name.lower() == "accept-encoding"
+    if not encoding_asked:
+        parts.append(b"accept-encoding: gzip, deflate\r\n")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        parts.append(b"content-length: %d\r\n" % len(body or b""))
+    parts.append(b"\r\n")
+    if body:
+        parts.append(body)
+    return b"".join(parts)
+
+
+class _Exchange:
+    """One request's answer on one connection: httptools calls the on_* methods as bytes arrive; the
+    reader waits on `waiter` for the head, more body, the end or an error. One timer watches both
+    the read timeout (since the last byte) and the whole call's deadline."""
+
+    __slots__ = ("conn", "loop", "parser", "status", "raw_headers", "head_bytes", "headers", "head_done",
+                 "complete", "error", "chunks", "buffered", "total", "cap", "waiter", "last_data", "deadline_at",
+                 "read_timeout", "timer", "received", "until_eof", "decoder", "paused", "deadline", "slot")
+
+    def __init__(self, conn, loop, deadline_at: float, deadline: float, read_timeout: float):
+        self.conn = conn
+        self.loop = loop
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.raw_headers = []
+        self.head_bytes = 0
+        self.headers = None
+        self.head_done = self.complete = self.received = self.until_eof = self.paused = False
+        self.error = None
+        self.chunks = []
+        self.buffered = self.total = 0
+        self.cap = None  # the body's byte limit, once someone reads it whole
+        self.waiter = None
+        self.decoder = None
+        self.slot = True  # it holds one of the client's slots until it ends
+        now = loop.time()
+        self.last_data = now
+        self.deadline_at, self.deadline, self.read_timeout = deadline_at, deadline, read_timeout
+        self.timer = loop.call_at(min(deadline_at, now + read_timeout), self._on_timer)
+
+    # -- httptools callbacks --------------------------------------------------------------------
+    def on_message_begin(self):
+        self.raw_headers = []
+        self.head_bytes = 0
+
+    def on_header(self, name: bytes, value: bytes):
+        self.head_bytes += len(name) + len(value)
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise httpx.RemoteProtocolError(f"the upstream's headers are larger than {MAX_HEAD_BYTES} bytes")
+        self.raw_headers.append((name, value))
+
+    def on_headers_complete(self):
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:
+            return  # an informational answer (100 Continue, 103 Early Hints): the real one follows
+        headers = Headers()
+        for name, value in self.raw_headers:
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            previous = dict.get(headers, key)
+            dict.__setitem__(headers, key, text if previous is None else f"{previous}, {text}")
+        self.status, self.headers, self.head_done = status, headers, True
+        self.until_eof = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            self.decoder = zlib.decompressobj(47 if encoding != "deflate" else zlib.MAX_WBITS)
+        elif encoding not in ("", "identity"):
+            raise httpx.DecodingError(f"the upstream answered in an encoding the gateway does not read ({encoding})")
+        self._check_cap()
+        self._wake()
+
+    def on_body(self, data: bytes):
+        if self.decoder is not None:
+            try:
+                data = self.decoder.decompress(data)
+            except zlib.error as exc:
+                raise httpx.DecodingError(f"the upstream's compressed body is broken: {exc}") from None
+        if not data:
+            return
+        self.chunks.append(data)
+        self.buffered += len(data)
+        self.total += len(data)
+        if self.cap is not None and self.total > self.cap:
+            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({self.cap})")
+        if self.buffered > STREAM_HIGH_WATER and self.cap is None and not self.paused:  # a stream nobody reads
+            self.paused = True
+            self.conn.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self):
+        if not self.head_done:
+            return  # the end of an informational answer
+        if self.decoder is not None:
+            rest = self.decoder.flush()
+            if rest:
+                self.chunks.append(rest)
+                self.buffered += len(rest)
+        self.complete = True
+        self.timer.cancel()
+        self.conn.finished(self, self.parser.should_keep_alive())
+        self._wake()
+
+    # -- events from the connection and the timer -----------------------------------------------
+    def feed(self, data: bytes):
+        self.received = True
+        self.last_data = self.loop.time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:  # raised by a callback above
+            cause = exc.__cause__ or exc.__context__
+            self.fail(cause if isinstance(cause, httpx.HTTPError) else httpx.RemoteProtocolError(str(exc)))
+        except httptools.HttpParserError as exc:
+            self.fail(httpx.RemoteProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}"))
+
+    def lost(self, exc: Exception | None):
+        if self.complete or self.error is not None:
+            return
+        if self.head_done and self.until_eof and exc is None:
+            self.on_message_complete()  # a body that ends when the connection does
+            return
+        self.fail(httpx.RemoteProtocolError("the upstream closed the connection before the answer was complete"
+                                            + (f" ({exc})" if exc else "")))
+
+    def _on_timer(self):
+        if self.complete or self.error is not None:
+            return
+        now = self.loop.time()
+        if now >= self.deadline_at:
+            self.fail(DeadlineExceeded(f"the upstream call took longer than its overall time budget "
+                                       f"({self.deadline:g} s)"))
+        elif now - self.last_data >= self.read_timeout:
+            self.fail(httpx.ReadTimeout(f"the upstream sent nothing for {self.read_timeout:g} s"))
+        else:
+            self.timer = self.loop.call_at(min(self.deadline_at, self.last_data + self.read_timeout), self._on_timer)
+
+    def fail(self, error: httpx.HTTPError):
+        if self.complete or self.error is not None:
+            return
+        self.error = error
+        self.timer.cancel()
+        self.conn.broken(self)
+        self._wake()
+
+    def _wake(self):
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _check_cap(self):
+        if self.cap is None or not self.head_done:
+            return
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.cap:
+            raise ResponseTooLarge(f"the upstream's body of {declared} bytes is over UPSTREAM_MAX_BODY_BYTES")
+        if self.total > self.cap:
+            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({self.cap})")
+
+    # -- the reader's side ----------------------------------------------------------------------
+    async def wait(self):
+        waiter = self.waiter = self.loop.create_future()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            self.abort()  # the caller went away mid-answer: the connection's state is unknown
+            raise
+
+    def take(self) -> bytes:
+        chunks = self.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self.chunks = []
+        self.buffered = 0
+        self.resume()
+        return data
+
+    def resume(self):
+        if self.paused and self.error is None and not self.complete:
+            self.paused = False
+            self.conn.transport.resume_reading()
+
+    def abort(self):
+        """Give up on this answer: the connection closes (its slot is freed with it)."""
+        if not self.complete:
+            self.fail(httpx.ReadError("the gateway stopped reading the upstream's answer"))
+
+
+class _Connection(asyncio.Protocol):
+    __slots__ = ("client", "origin", "loop", "transport", "exchange", "idle_since", "closed", "reused")
+
+    def __init__(self, client: "LoopClient", origin: _Origin, loop):
+        self.client, self.origin, self.loop = client, origin, loop
+        self.transport = None
+        self.exchange = None
+        self.idle_since = 0.0
+        self.closed = self.reused = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data: bytes):
+        exchange = self.exchange
+        if exchange is None:  # bytes nobody asked for (between answers): the connection can't be trusted
+            self.transport.abort()
+            return
+        exchange.feed(data)
+
+    def eof_received(self):
+        return False  # close our side too; connection_lost follows
+
+    def connection_lost(self, exc):
+        self.closed = True
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.lost(exc)  # completes a read-until-close body, or fails the exchange (freeing its slot)
+
+    def start(self, exchange: _Exchange, data: bytes):
+        self.exchange = exchange
+        self.transport.write(data)
+
+    def finished(self, exchange: _Exchange, keep_alive: bool):
+        """The answer is complete: the slot is free; the connection goes back to the pool if it may."""
+        if self.exchange is exchange:
+            self.exchange = None
+        self.client._release_slot(exchange)
+        if exchange.paused:  # all of it is in; the next answer on this connection must be read
+            exchange.paused = False
+            if not self.closed:
+                self.transport.resume_reading()
+        if keep_alive and not self.closed:
+            self.idle_since = self.loop.time()
+            self.client._put_idle(self)
+        else:
+            self.close()
+
+    def broken(self, exchange: _Exchange):
+        if self.exchange is exchange:
+            self.exchange = None
+        self.client._release_slot(exchange)
+        self.close()
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+
 class Response:
-    """What the gateway reads of an httpx.Response, over a streamed pyreqwest one."""
+    """What the gateway reads of an httpx.Response."""
 
-    __slots__ = ("status_code", "headers", "content", "_raw", "_request", "_read", "_started", "_deadline")
+    __slots__ = ("status_code", "headers", "content", "_exchange", "_read")
 
-    def __init__(self, request, raw, started: float, deadline: float):
-        self._started, self._deadline = started, deadline  # to tell the deadline from a read timeout
-        self._request = request  # the StreamRequest: leaving it closes the body (or frees the connection)
-        self._raw = raw
-        self.status_code = raw.status
-        self.headers = raw.headers  # case-insensitive, like httpx's
+    def __init__(self, exchange: _Exchange):
+        self._exchange = exchange
+        self.status_code = exchange.status
+        self.headers = exchange.headers
         self.content = b""
         self._read = False
 
     async def aread(self) -> bytes:
         if not self._read:
-            limit = settings.UPSTREAM_MAX_BODY_BYTES
-            declared = self.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise ResponseTooLarge(f"the upstream's body of {declared} bytes is over UPSTREAM_MAX_BODY_BYTES")
-            reader = self._raw.body_reader
-            try:
-                first = await reader.read_chunk()
-                second = await reader.read_chunk() if first is not None else None
-                if second is None:  # the usual answer: one chunk, no copy
-                    body = first.to_bytes() if first is not None else b""
-                    if len(body) > limit:
-                        raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({limit})")
+            exchange = self._exchange
+            exchange.cap = settings.UPSTREAM_MAX_BODY_BYTES  # read whole: bounded by the cap, not paused
+            if exchange.error is None and not exchange.complete:
+                try:
+                    exchange._check_cap()
+                except ResponseTooLarge as exc:
+                    exchange.fail(exc)
                 else:
-                    buffer = bytearray(first)
-                    buffer += second
-                    while True:
-                        if len(buffer) > limit:
-                            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({limit})")
-                        chunk = await reader.read_chunk()
-                        if chunk is None:
-                            break
-                        buffer += chunk
-                    body = bytes(buffer)
-            except rq.PyreqwestError as exc:
-                raise _httpx_error(exc, self._started, self._deadline, body=True) from exc
-            self.content = body
+                    exchange.resume()
+            while exchange.error is None and not exchange.complete:
+                await exchange.wait()
+            if exchange.error is not None:
+                raise exchange.error
+            self.content = exchange.take() if exchange.chunks else b""
             self._read = True
         return self.content
 
-    async def aiter_bytes(self):
-        reader = self._raw.body_reader
-        try:
-            while (chunk := await reader.read_chunk()) is not None:
-                yield chunk.to_bytes()
-        except rq.PyreqwestError as exc:
-            raise _httpx_error(exc, self._started, self._deadline, body=True) from exc
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        exchange = self._exchange
+        while True:
+            if exchange.chunks:
+                yield exchange.take()
+            elif exchange.error is not None:
+                raise exchange.error
+            elif exchange.complete:
+                return
+            else:
+                await exchange.wait()
 
     async def aclose(self):
-        request, self._request = self._request, None
-        if request is not None:
-            try:
-                await request.__aexit__(None, None, None)
-            except (rq.PyreqwestError, RuntimeError):
-                pass  # closing a broken stream: nothing left to free
+        self._exchange.abort()  # nothing once the answer is complete; otherwise the connection goes
 
 
-class ReqwestClient:
-    """Every wait is bounded: a free connection (UPSTREAM_POOL_TIMEOUT), connecting
-    (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the whole call, a stream's last byte
-    included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES.
-    No proxy from the environment, no redirects followed, no cookies: a provider's answer is relayed
-    as it is."""
+class LoopClient:
+    """Every wait is bounded: a free slot among UPSTREAM_MAX_CONNECTIONS calls in flight
+    (UPSTREAM_POOL_TIMEOUT), connecting (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the
+    whole call, a stream's last byte included (UPSTREAM_DEADLINE); a non-streaming body is read up to
+    UPSTREAM_MAX_BODY_BYTES. No proxy, no redirects followed, no cookies: a provider's answer is
+    relayed as it is."""
 
     def __init__(self):
-        self._client = None
-        self._config = None
-        self._deadline = None
-        self._retired = []  # clients built with older settings, closed with this one
+        self._idle: dict[tuple, list[_Connection]] = {}
+        self._active = 0  # calls holding a slot
+        self._waiters: deque[asyncio.Future] = deque()
+        self._ssl: ssl.SSLContext | None = None
 
-    def _settings(self) -> tuple:
-        return (settings.UPSTREAM_MAX_CONNECTIONS, settings.UPSTREAM_POOL_TIMEOUT, settings.UPSTREAM_CONNECT_TIMEOUT,
-                settings.UPSTREAM_TIMEOUT, settings.UPSTREAM_DEADLINE)
+    # -- slots ----------------------------------------------------------------------------------
+    async def _acquire_slot(self, loop):
+        if self._active < settings.UPSTREAM_MAX_CONNECTIONS and not self._waiters:
+            self._active += 1
+            return
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(settings.UPSTREAM_POOL_TIMEOUT):
+                await waiter
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_on()  # a slot was handed to us just as we gave up: pass it on
+            else:
+                waiter.cancel()
+                self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s") \
+                    from None
+            raise
 
-    def _get_client(self):
-        # Built on first use, and again if the settings changed (tests, a reload): a tuple compare per call.
-        config = self._settings()
-        if config != self._config:
-            if self._client is not None:
-                self._retired.append(self._client)
-            limit, pool_wait, connect, read, deadline = config
-            self._client = (ClientBuilder().max_connections(limit).pool_timeout(timedelta(seconds=pool_wait))
-                            .connect_timeout(timedelta(seconds=connect)).read_timeout(timedelta(seconds=read))
-                            .follow_redirects(False).no_proxy().user_agent("gomodel").build())
-            self._deadline = timedelta(seconds=deadline)
-            self._config = config
-        return self._client
+    def _hand_on(self):
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot changes hands; _active stays
+                return
+        self._active -= 1
 
+    def _release_slot(self, exchange: _Exchange):
+        if exchange.slot:
+            exchange.slot = False
+            self._hand_on()
+
+    # -- connections ----------------------------------------------------------------------------
+    def _put_idle(self, conn: _Connection):
+        idle = self._idle.setdefault(conn.origin.key, [])
+        if len(idle) >= MAX_IDLE_PER_ORIGIN:
+            conn.close()
+            return
+        conn.reused = True
+        idle.append(conn)
+
+    def _take_idle(self, origin: _Origin, now: float) -> _Connection | None:
+        idle = self._idle.get(origin.key)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS and not conn.transport.is_closing():
+                return conn
+            conn.close()
+        return None
+
+    async def _connect(self, loop, origin: _Origin, deadline_at: float) -> _Connection:
+        budget = min(settings.UPSTREAM_CONNECT_TIMEOUT, max(0.0, deadline_at - loop.time()))
+        tls = None
+        if origin.tls:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()  # the system's CAs (SSL_CERT_FILE/SSL_CERT_DIR honoured)
+                self._ssl.set_alpn_protocols(["http/1.1"])
+            tls = self._ssl
+        try:
+            async with asyncio.timeout(budget):
+                _, conn = await loop.create_connection(lambda: _Connection(self, origin, loop), origin.host,
+                                                       origin.port, ssl=tls,
+                                                       server_hostname=origin.host if tls else None)
+        except TimeoutError:
+            if budget < settings.UPSTREAM_CONNECT_TIMEOUT:
+                raise DeadlineExceeded("the upstream call took longer than its overall time budget") from None
+            raise httpx.ConnectTimeout(f"connecting took longer than {budget:g} s") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+        return conn
+
+    # -- the API --------------------------------------------------------------------------------
     def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
         return Prepared(method, url, headers, content)
 
     async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> Response:
-        client = self._get_client()
-        started = time.monotonic()
-        deadline = self._config[4] if timeout is None else timeout
+        origin, target = _parse_url(request.url)
+        data = _request_head(request.method, origin, target, request.headers, request.content)
+        loop = asyncio.get_running_loop()
+        deadline = settings.UPSTREAM_DEADLINE if timeout is None else timeout
+        deadline_at = loop.time() + deadline
+        read_timeout = settings.UPSTREAM_TIMEOUT if timeout is None else min(timeout, settings.UPSTREAM_TIMEOUT)
+        await self._acquire_slot(loop)
+        owned = True  # a slot this call holds that no exchange holds yet
+        exchange = None
         try:
-            builder = client.request(request.method, request.url).timeout(
-                self._deadline if timeout is None else timedelta(seconds=timeout))
-            if request.headers:
-                builder = builder.headers(request.headers)
-            if request.content is not None:
-                builder = builder.body_bytes(request.content)
-            # Hand each read over as it comes: by default the response waits to fill a 64 KiB buffer
-            # (a stream's first token, or a declared size over the cap, would wait on it).
-            pending = builder.streamed_read_buffer_limit(0).build_streamed()
-            raw = await pending.__aenter__()
-        except rq.PyreqwestError as exc:
-            raise _httpx_error(exc, started, deadline) from exc
-        response = Response(pending, raw, started, deadline)
+            for attempt in (1, 2):
+                if not owned:
+                    await self._acquire_slot(loop)
+                    owned = True
+                conn = self._take_idle(origin, loop.time()) or await self._connect(loop, origin, deadline_at)
+                exchange = _Exchange(conn, loop, deadline_at, deadline, read_timeout)
+                owned = False  # the exchange frees it when it ends, however it ends
+                conn.start(exchange, data)
+                while not exchange.head_done and exchange.error is None:
+                    await exchange.wait()
+                if exchange.error is None:
+                    break
+                # A pooled connection the upstream had closed just before we wrote (no byte came
+                # back): once more on a new one. Anything else is the caller's to handle.
+                if attempt == 2 or not conn.reused or exchange.received or not isinstance(
+                        exchange.error, httpx.RemoteProtocolError):
+                    raise exchange.error
+        except BaseException:
+            if owned:
+                self._hand_on()
+            if exchange is not None:
+                exchange.abort()
+            raise
+        response = Response(exchange)
         if not stream:
             try:
                 await response.aread()
@@ -227,11 +574,10 @@ class ReqwestClient:
         return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
 
     async def aclose(self):
-        clients, self._retired = [*self._retired, self._client], []
-        self._client = self._config = None
-        for client in clients:
-            if client is not None:
-                await client.close()
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     async def __aenter__(self):
         return self

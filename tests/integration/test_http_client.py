@@ -1,6 +1,6 @@
-"""gomodel.gateway.http_client: the upstream client (httpx API on pyreqwest; and bench/transports.py's
-aiohttp and httpx clients) over real loopback sockets. What kind of httpx error a failure becomes decides
-502 vs 504, so each failure is produced for real."""
+"""gomodel.gateway.http_client: the upstream client (httpx API, HTTP/1.1 on the event loop; and
+bench/transports.py's pyreqwest, aiohttp and httpx clients) over real loopback sockets. What kind of httpx
+error a failure becomes decides 502 vs 504, so each failure is produced for real."""
 
 import asyncio
 import socket
@@ -10,7 +10,7 @@ import pytest
 
 from bench.transports import new_client as bench_client
 from gomodel.gateway import http_client
-from gomodel.gateway.http_client import ReqwestClient, UpstreamClient
+from gomodel.gateway.http_client import LoopClient, UpstreamClient
 
 
 def closed_port() -> int:
@@ -24,15 +24,15 @@ async def serve(handler):
     return server, server.sockets[0].getsockname()[1]
 
 
-KIND = {"kind": "reqwest"}
+KIND = {"kind": "httptools"}
 
 
 def new_client():
     """The gateway's own client, or (bench only) one of the httpx clients it is compared with."""
-    return http_client.new_client() if KIND["kind"] == "reqwest" else bench_client(KIND["kind"])
+    return http_client.new_client() if KIND["kind"] == "httptools" else bench_client(KIND["kind"])
 
 
-@pytest.fixture(params=["reqwest", "aiohttp", "httpx-aiohttp", "httpx"])
+@pytest.fixture(params=["httptools", "reqwest", "aiohttp", "httpx-aiohttp", "httpx"])
 def transport(request, monkeypatch):
     monkeypatch.setitem(KIND, "kind", request.param)
     return request.param
@@ -45,7 +45,7 @@ def test_every_client_fulfils_the_upstream_client_protocol(transport):
 
     fits, kind = asyncio.run(run())
     assert fits, kind
-    assert (kind is ReqwestClient) is (transport == "reqwest")
+    assert (kind is LoopClient) is (transport == "httptools")
 
 
 def test_refused_connection_is_a_connect_error_not_a_timeout(transport):

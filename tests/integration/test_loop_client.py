@@ -1,0 +1,278 @@
+"""The gateway's own upstream client (gomodel/gateway/http_client.py: HTTP/1.1 on the event loop) against
+real loopback servers: connection reuse, what an upstream may do to a pooled connection, encodings,
+flow control and its slots. (Failure kinds and bounds: tests/integration/test_http_client.py.)"""
+
+import asyncio
+import gzip
+import zlib
+
+import httpx
+import pytest
+
+from gomodel.gateway import http_client
+from gomodel.gateway.http_client import LoopClient
+
+HANG = object()
+OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+async def read_request(reader) -> bytes:
+    """One request's head and body (by its content-length); b"" when the client closed."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+class Upstream:
+    """A loopback server answering each request with `answer(request, n)`: bytes, a list of pieces
+    written one by one, None to hang up, HANG never to answer."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/chat/completions"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def handle(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    request = await read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                self.requests.append(request)
+                answer = self.answer(request, len(self.requests))
+                if answer is None:
+                    writer.transport.abort()
+                    return
+                if answer is HANG:
+                    await asyncio.sleep(30)
+                    return
+                for piece in answer if isinstance(answer, list) else [answer]:
+                    writer.write(piece)
+                    await writer.drain()
+                if b"connection: close" in (answer[-1] if isinstance(answer, list) else answer).lower():
+                    writer.close()
+                    return
+        finally:
+            writer.close()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_sequential_calls_share_one_kept_alive_connection():
+    async def go():
+        async with Upstream(lambda r, n: OK) as up, LoopClient() as client:
+            for _ in range(5):
+                response = await client.post(up.url, headers={"authorization": "Bearer k"}, content=b'{"a":1}')
+                assert (response.status_code, response.content) == (200, b"{}")
+            return up.connections, up.requests
+
+    connections, requests = run(go())
+    assert connections == 1
+    head, _, body = requests[0].partition(b"\r\n\r\n")
+    assert body == b'{"a":1}'
+    assert b"\r\nauthorization: Bearer k\r\n" in head and head.endswith(b"\r\ncontent-length: 7")
+    assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:")
+
+
+def test_an_upstream_that_closed_a_pooled_connection_is_retried_on_a_new_one():
+    """The upstream drops the idle connection after each answer (as servers do past their keep-alive):
+    the next call finds it dead before any byte came back and goes again on a fresh connection."""
+    async def go():
+        def answer(request, n):
+            return None if n == 2 else OK  # the 2nd request arrives on the connection it then drops
+
+        async with Upstream(answer) as up, LoopClient() as client:
+            first = await client.post(up.url, content=b"{}")
+            second = await client.post(up.url, content=b"{}")
+            return first.status_code, second.status_code, up.connections, len(up.requests)
+
+    assert run(go()) == (200, 200, 2, 3)
+
+
+def test_a_fresh_connection_that_breaks_is_an_error_not_a_retry():
+    async def go():
+        async with Upstream(lambda r, n: None) as up, LoopClient() as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post(up.url, content=b"{}")
+            return len(up.requests)
+
+    assert run(go()) == 1  # a call that may have reached the provider is not sent twice by the client
+
+
+def test_connection_close_and_a_body_that_ends_with_the_connection():
+    async def go():
+        answer = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it"
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            bodies = [(await client.get(up.url)).content for _ in range(2)]
+            return bodies, up.connections
+
+    bodies, connections = run(go())
+    assert bodies == [b"all of it"] * 2
+    assert connections == 2
+
+
+def test_gzip_and_deflate_bodies_are_decoded_and_asked_for():
+    payload = b'{"choices": []}' * 50
+
+    async def go(encoding, data):
+        answer = (b"HTTP/1.1 200 OK\r\ncontent-encoding: " + encoding + b"\r\ncontent-length: %d\r\n\r\n" % len(data)
+                  + data)
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            response = await client.post(up.url, content=b"{}")
+            return response.content, up.requests[0]
+
+    for encoding, data in ((b"gzip", gzip.compress(payload)), (b"deflate", zlib.compress(payload))):
+        body, request = run(go(encoding, data))
+        assert body == payload
+        assert b"accept-encoding: gzip, deflate\r\n" in request
+
+
+def test_an_unknown_content_encoding_is_an_error():
+    async def go():
+        answer = b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 2\r\n\r\nxx"
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            with pytest.raises(httpx.DecodingError):
+                await client.post(up.url, content=b"{}")
+
+    run(go())
+
+
+def test_informational_answers_are_skipped():
+    async def go():
+        answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + OK
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            response = await client.post(up.url, content=b"{}")
+            return response.status_code, response.content, "link" in response.headers
+
+    assert run(go()) == (200, b"{}", False)
+
+
+def test_headers_are_case_insensitive_and_repeats_are_joined():
+    async def go():
+        answer = b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nX-A: 1\r\nx-a: 2\r\ncontent-length: 0\r\n\r\n"
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            response = await client.post(up.url, content=b"{}")
+            return response.status_code, response.headers.get("retry-after"), response.headers["X-a"]
+
+    assert run(go()) == (429, "3", "1, 2")
+
+
+def test_a_header_with_a_line_break_is_refused_before_sending():
+    async def go():
+        async with Upstream(lambda r, n: OK) as up, LoopClient() as client:
+            with pytest.raises(httpx.LocalProtocolError):
+                await client.post(up.url, headers={"x-evil": "a\r\nx-injected: 1"}, content=b"{}")
+            return len(up.requests)
+
+    assert run(go()) == 0
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "http:///nohost", "http://h:99999/x"])
+def test_urls_it_cannot_call_are_unsupported_protocol(url):
+    async def go():
+        async with LoopClient() as client:
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await client.get(url)
+
+    run(go())
+
+
+def test_a_large_stream_read_slowly_is_paused_then_delivered_whole():
+    chunk = b"data: " + b"x" * 65530 + b"\n\n"  # 64 KiB events, 40 of them: far above the high-water mark
+
+    async def go():
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        pieces = [head] + [b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(40)] + [b"0\r\n\r\n"]
+        async with Upstream(lambda r, n: pieces) as up, LoopClient() as client:
+            response = await client.send(client.build_request("POST", up.url, content=b"{}"), stream=True)
+            await asyncio.sleep(0.3)  # the upstream writes while nobody reads
+            peak = response._exchange.buffered
+            received = 0
+            async for data in response.aiter_bytes():
+                received += len(data)
+                await asyncio.sleep(0.001)
+            await response.aclose()
+            again = await client.post(up.url, content=b"{}")  # the connection went back to the pool usable
+            return peak, received, again.status_code, up.connections
+
+    peak, received, status, connections = run(go())
+    assert peak < 40 * len(chunk) // 2  # reading stopped well before the whole stream was buffered
+    assert received == 40 * len(chunk)
+    assert (status, connections) == (200, 1)
+
+
+def test_a_stream_closed_early_frees_its_slot_and_drops_its_connection(settings):
+    settings.UPSTREAM_MAX_CONNECTIONS = 1
+    settings.UPSTREAM_POOL_TIMEOUT = 0.5
+
+    async def go():
+        head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
+
+        async with Upstream(lambda r, n: head if n == 1 else OK) as up, LoopClient() as client:
+            response = await client.send(client.build_request("POST", up.url, content=b"{}"), stream=True)
+            async for data in response.aiter_bytes():
+                assert data == b"hello"
+                break
+            await response.aclose()
+            after = await client.post(up.url, content=b"{}")
+            return after.status_code, up.connections
+
+    assert run(go()) == (200, 2)
+
+
+def test_a_cancelled_call_frees_its_slot(settings):
+    settings.UPSTREAM_MAX_CONNECTIONS = 1
+    settings.UPSTREAM_POOL_TIMEOUT = 0.5
+
+    async def go():
+        async with Upstream(lambda r, n: HANG if n == 1 else OK) as up, LoopClient() as client:
+            task = asyncio.ensure_future(client.post(up.url, content=b"{}"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return (await client.post(up.url, content=b"{}")).status_code
+
+    assert run(go()) == 200
+
+
+def test_calls_in_flight_never_exceed_the_limit(settings):
+    settings.UPSTREAM_MAX_CONNECTIONS = 3
+    settings.UPSTREAM_POOL_TIMEOUT = 5
+
+    async def go():
+        async with Upstream(lambda r, n: OK) as up, LoopClient() as client:
+            peak = 0
+
+            async def one():
+                nonlocal peak
+                response = await client.post(up.url, content=b"{}")
+                peak = max(peak, client._active)
+                return response.status_code
+
+            statuses = await asyncio.gather(*(one() for _ in range(30)))
+            return statuses, up.connections, client._active
+
+    statuses, connections, active = run(go())
+    assert statuses == [200] * 30
+    assert connections <= 3
+    assert active == 0
+
+
+def test_the_gateway_uses_this_client():
+    assert isinstance(http_client.new_client(), LoopClient)
