@@ -1,7 +1,7 @@
 """Where the gateway's CPU goes per request: py-spy samples every worker while wrk drives load.
 
     .venv/bin/pip install py-spy==0.4.1   # not a runtime dependency
-    .venv/bin/python bench/hotpath_profile.py [--server uvicorn] [--transport aiohttp] [--mode json] [--conc 10]
+    .venv/bin/python bench/hotpath_profile.py [--server uvicorn] [--transport httptools] [--mode json] [--conc 10]
 
 Sets up exactly like bench/run.py (mock upstream, fresh SQLite, tenant key, Redis usage stream), then
 records each worker process with `py-spy record --format raw --function --nonblocking`. py-spy only
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402  (bench/run.py)
 
 PROJECT = str(bench.ROOT)
-HTTP_CLIENT = {"httpx", "httpcore", "httpx_aiohttp", "aiohttp", "yarl", "multidict", "aiohappyeyeballs",
+HTTP_CLIENT = {"pyreqwest", "httpx", "httpcore", "httpx_aiohttp", "aiohttp", "yarl", "multidict", "aiohappyeyeballs",
                "propcache", "h11", "anyio", "sniffio", "certifi", "idna"}
 SERVERS = {"uvicorn", "granian", "daphne", "twisted", "autobahn", "httptools", "h2"}
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
@@ -36,7 +36,7 @@ def component(func: str, file: str) -> str | None:
     """What a frame belongs to; None for project code (reported per function) and for the standard
     library (charged to its caller). py-spy prints paths relative to their sys.path entry."""
     top = file.split("/", 1)[0].removesuffix(".py")
-    if top in HTTP_CLIENT:
+    if top in HTTP_CLIENT or file == "gomodel/gateway/http_client.py":
         return "upstream HTTP client (httpx API + transport)"
     if top == "redis":
         return "redis-py (usage XADD)"
@@ -159,7 +159,9 @@ def render(result: dict, us_per_req: float, main_us: float, top: int, header: li
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--server", default="uvicorn", choices=["uvicorn", "granian", "daphne"])
-    p.add_argument("--transport", default="aiohttp", choices=["aiohttp", "httpx"])
+    p.add_argument("--transport", default="httptools",
+                   choices=["httptools", "reqwest", "aiohttp", "httpx-aiohttp", "httpx"],
+                   help="the gateway's own client (httptools) or a bench/transports.py comparison")
     p.add_argument("--mode", default="json", choices=["json", "stream"])
     p.add_argument("--conc", type=int, default=10)
     p.add_argument("--seconds", type=int, default=10)
@@ -175,7 +177,8 @@ def main(argv=None) -> int:
     if shutil.which("wrk") is None:
         print("bench/hotpath_profile.py needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
-    run_args = bench.parse_args(["--workers", str(args.workers), "--warmup", "2", "--nice", str(args.nice)])
+    run_args = bench.parse_args(["--workers", str(args.workers), "--warmup", "2", "--nice", str(args.nice),
+                                 "--transports", "httptools"])
     b = bench.Bench(run_args)
     name = f"profile-{args.server}-{args.transport}-{args.mode}-c{args.conc}"
     bench.RESULTS_DIR.mkdir(exist_ok=True)
