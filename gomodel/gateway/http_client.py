@@ -441,6 +441,20 @@ class Response:
         self._exchange.abort()  # nothing once the answer is complete; otherwise the connection goes
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The system's CAs (SSL_CERT_FILE/SSL_CERT_DIR honoured) and certifi's bundle (what httpx trusts), so
+    that a slim image without system CAs still reaches the providers."""
+    context = ssl.create_default_context()
+    try:
+        import certifi
+
+        context.load_verify_locations(certifi.where())
+    except (ImportError, OSError):
+        pass
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 class LoopClient:
     """Every wait is bounded: a free slot among UPSTREAM_MAX_CONNECTIONS calls in flight
     (UPSTREAM_POOL_TIMEOUT), connecting (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the
@@ -511,8 +525,7 @@ class LoopClient:
         tls = None
         if origin.tls:
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()  # the system's CAs (SSL_CERT_FILE/SSL_CERT_DIR honoured)
-                self._ssl.set_alpn_protocols(["http/1.1"])
+                self._ssl = _tls_context()
             tls = self._ssl
         try:
             async with asyncio.timeout(budget):

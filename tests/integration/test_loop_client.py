@@ -276,3 +276,66 @@ def test_calls_in_flight_never_exceed_the_limit(settings):
 
 def test_the_gateway_uses_this_client():
     assert isinstance(http_client.new_client(), LoopClient)
+
+
+def _self_signed(tmp_path):
+    """A certificate for localhost/127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def test_https_upstreams_are_verified(tmp_path, monkeypatch):
+    """Providers are all https: the certificate must chain to a trusted CA and name the host."""
+    import ssl
+
+    cert_file, key_file = _self_signed(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert_file, key_file)
+
+    async def go():
+        async def handle(reader, writer):
+            try:
+                await read_request(reader)
+                writer.write(OK)
+                await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            async with LoopClient() as client:  # CAs read now: the test's CA is trusted
+                ok = await client.post(f"https://localhost:{port}/v1/chat/completions", content=b"{}")
+            monkeypatch.delenv("SSL_CERT_FILE")
+            async with LoopClient() as client:  # the system's CAs and certifi's do not know it
+                with pytest.raises(httpx.ConnectError) as caught:
+                    await client.post(f"https://localhost:{port}/v1/chat/completions", content=b"{}")
+            return ok.status_code, ok.content, str(caught.value)
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    status, body, error = run(go())
+    assert (status, body) == (200, b"{}")
+    assert "CERTIFICATE_VERIFY_FAILED" in error
