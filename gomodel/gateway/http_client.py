@@ -180,6 +180,9 @@ class _Exchange:
 
     # -- httptools callbacks --------------------------------------------------------------------
     def on_message_begin(self):
+        if self.complete:  # bytes after the answer, in the same read: nothing asked for them
+            self.conn.close()
+            raise httpx.RemoteProtocolError("the upstream sent more than one answer")
         self.raw_headers = []
         self.head_bytes = 0
 

@@ -339,3 +339,13 @@ def test_https_upstreams_are_verified(tmp_path, monkeypatch):
     status, body, error = run(go())
     assert (status, body) == (200, b"{}")
     assert "CERTIFICATE_VERIFY_FAILED" in error
+
+
+def test_bytes_after_an_answer_retire_the_connection():
+    async def go():
+        async with Upstream(lambda r, n: OK + OK if n == 1 else OK) as up, LoopClient() as client:
+            first = await client.post(up.url, content=b"{}")
+            second = await client.post(up.url, content=b"{}")  # not on the connection that misbehaved
+            return first.content, second.content, up.connections
+
+    assert run(go()) == (b"{}", b"{}", 2)
