@@ -169,6 +169,8 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--nice", type=int, default=0, help="as in run.py")
+    p.add_argument("--limits", choices=["all", "rpm", "none"], default="none",
+                   help="send with run.py's rate-limited key (all: every limit of key and tenant, allow-lists)")
     args = p.parse_args(argv)
     spy = shutil.which("py-spy") or str(bench.BIN / "py-spy")
     if not os.access(spy, os.X_OK):
@@ -178,19 +180,21 @@ def main(argv=None) -> int:
         print("bench/hotpath_profile.py needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     run_args = bench.parse_args(["--workers", str(args.workers), "--warmup", "2", "--nice", str(args.nice),
-                                 "--transports", "httptools"])
+                                 "--transports", "httptools", "--limits", args.limits])
     b = bench.Bench(run_args)
-    name = f"profile-{args.server}-{args.transport}-{args.mode}-c{args.conc}"
+    name = f"profile-{args.server}-{args.transport}-{args.mode}-c{args.conc}" + (
+        f"-limits-{args.limits}" if args.limits != "none" else "")
     bench.RESULTS_DIR.mkdir(exist_ok=True)
     out_txt = bench.RESULTS_DIR / f"{name}.txt"
     out_folded = bench.RESULTS_DIR / f"{name}.folded"
     try:
         b.start_mock()
         b.prepare_gateway()
-        proc, base, _ = b.start_gateway(args.server, args.transport)
+        key = b.limited_key or b.key
+        proc, base, _ = b.start_gateway(args.server, args.transport, key)
         url = base + "/v1/chat/completions"
         stream = args.mode == "stream"
-        bench.run_wrk(b.procs, url, args.conc, 2, stream, b.key, 1, 5)  # warm-up
+        bench.run_wrk(b.procs, url, args.conc, 2, stream, key, 1, 5)  # warm-up
         pids = [pid for pid in bench.process_tree(proc.pid) if _is_python(pid)]
         workers = [pid for pid in pids if pid != proc.pid] or pids
         spies = []
@@ -202,7 +206,7 @@ def main(argv=None) -> int:
                                                          str(path)], os.environ.copy(), b.tmp / "py-spy.log")))
         time.sleep(1.0)  # py-spy attaches
         cpu0, main0 = bench.cpu_seconds(workers), main_thread_seconds(workers)
-        data = bench.run_wrk(b.procs, url, args.conc, args.seconds, stream, b.key, 1, 5)
+        data = bench.run_wrk(b.procs, url, args.conc, args.seconds, stream, key, 1, 5)
         cpu1, main1 = bench.cpu_seconds(workers), main_thread_seconds(workers)
         for _, spy_proc in spies:
             spy_proc.wait(timeout=30)

@@ -715,8 +715,10 @@ class Bench:
         return lines, ok_all
 
     def lean_targets(self) -> list[str]:
-        """Issue #10's per-worker targets, on the uvicorn rows (the server `make run` uses)."""
-        rows = [r for r in self.results if r.label.startswith("uvicorn/")]
+        """Issue #10's per-worker targets, on the uvicorn rows (the server `make run` uses) with the gateway's
+        own client (the comparison clients' rows load what the gateway does not)."""
+        own = self.args.transports[0]
+        rows = [r for r in self.results if r.label in (f"uvicorn/{own}", f"uvicorn/{own}{LIMITED_SUFFIX}")]
         if not rows:
             return []
         lines = []
