@@ -1,15 +1,14 @@
 """CPU cost per call of the hot path's two network clients, measured in isolation (one process, uvloop,
-10 concurrent tasks, CPU time of this process only), to back up bench/hotpath_profile.py's numbers:
+-c concurrent tasks (64), CPU time of this process and its threads), to back up bench/hotpath_profile.py:
 
-  upstream POST /v1/chat/completions to the bench mock through
-    - httpx.AsyncClient on httpx-aiohttp's transport (GOMODEL_HTTP_TRANSPORT=aiohttp, the default)
-    - httpx.AsyncClient on its own httpcore pool (GOMODEL_HTTP_TRANSPORT=httpx)
-    - aiohttp.ClientSession directly (no httpx API on top)
+  upstream POST /v1/chat/completions to the bench mock through each client of bench/transports.py, by the
+  gateway's UpstreamClient interface: `httptools` (the gateway's own, gomodel/gateway/http_client.py),
+  `reqwest` (pyreqwest), `aiohttp`, `httpx-aiohttp`, `httpx`; and aiohttp.ClientSession with nothing on top
   usage event XADD to Redis (db 14, a throw-away stream) with redis-py asyncio
     - one XADD per event, awaited (what the gateway did before accounting.usage.UsageWriter)
     - events batched: 1 pipeline of 32 XADDs
 
-    .venv/bin/python bench/micro.py [-n 20000]
+    .venv/bin/python bench/micro.py [-n 20000] [-c 64]
 """
 
 import argparse
@@ -24,6 +23,7 @@ import orjson
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import run as bench  # noqa: E402
 
 BODY = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}],
@@ -47,7 +47,7 @@ async def measure(name: str, call, n: int) -> float:
         for _ in range(per_task):
             await call()
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # all threads: pyreqwest's Tokio thread too
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     done = per_task * CONCURRENCY
@@ -58,31 +58,25 @@ async def measure(name: str, call, n: int) -> float:
 
 async def main_async(n: int, mock_url: str, redis_url: str):
     import aiohttp
-    import httpx
+    import django
     import redis.asyncio as aioredis
-    from httpx_aiohttp import AiohttpTransport
 
-    print("| operation (10 concurrent tasks, uvloop) | CPU µs / call | calls/s |")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
+    django.setup()
+    from transports import OWN, TRANSPORTS, new_client
+
+    print(f"| operation ({CONCURRENCY} concurrent tasks, uvloop) | CPU µs / call | calls/s |")
     print("|---|---:|---:|")
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
     url = mock_url + "/chat/completions"
+    for kind in TRANSPORTS:
+        client = new_client(kind)
 
-    client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), trust_env=False,
-                               timeout=httpx.Timeout(600, connect=10))
+        async def call(client=client):
+            response = await client.request("POST", url, headers=HEADERS, content=BODY)
+            assert response.status_code == 200 and response.content
 
-    async def via_httpx_aiohttp():
-        r = await client.request("POST", url, headers=HEADERS, content=BODY)
-        r.content  # noqa: B018
-    await measure("upstream POST: httpx API on httpx-aiohttp transport (default)", via_httpx_aiohttp, n)
-    await client.aclose()
-
-    client2 = httpx.AsyncClient(limits=limits, trust_env=False, timeout=httpx.Timeout(600, connect=10))
-
-    async def via_httpx():
-        r = await client2.request("POST", url, headers=HEADERS, content=BODY)
-        r.content  # noqa: B018
-    await measure("upstream POST: httpx on httpcore (GOMODEL_HTTP_TRANSPORT=httpx)", via_httpx, n)
-    await client2.aclose()
+        await measure(f"upstream POST: {kind}" + (" (the gateway's own)" if kind == OWN else ""), call, n)
+        await client.aclose()
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trust_env=False)
 
@@ -113,7 +107,10 @@ async def main_async(n: int, mock_url: str, redis_url: str):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=20000, help="calls per measurement")
+    p.add_argument("-c", type=int, default=64, help="concurrent tasks")
     args = p.parse_args(argv)
+    global CONCURRENCY
+    CONCURRENCY = args.c
     procs = bench.Processes()
     port = bench.free_port()
     try:
