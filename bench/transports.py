@@ -1,4 +1,4 @@
-"""The upstream clients the gateway's own (gomodel/gateway/http_client.py, httpx's API on pyreqwest) is
+"""The upstream clients the gateway's own (gomodel/gateway/http_client.py, httpx's API on the event loop) is
 compared with; bench only. GOMODEL_HTTP_TRANSPORT picks one for a gateway started through
 bench/transport_app.py:
 
@@ -21,6 +21,7 @@ from django.conf import settings
 from pyreqwest import exceptions as rq
 from pyreqwest.client import ClientBuilder
 
+from gomodel.gateway import upstream_errors as E
 from gomodel.gateway.http_client import DeadlineExceeded, Prepared, ResponseTooLarge
 
 OWN = "httptools"
@@ -39,14 +40,80 @@ def new_client(kind: str):
     timeout = httpx.Timeout(settings.UPSTREAM_TIMEOUT, connect=settings.UPSTREAM_CONNECT_TIMEOUT)
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60)
     if kind == "httpx":
-        return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        return HttpxClient(httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False))
     if kind == "httpx-aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
         _fix_exception_map()
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False), timeout=timeout,
-                                 trust_env=False)
+        return HttpxClient(httpx.AsyncClient(transport=AiohttpTransport(limits=limits, trust_env=False),
+                                             timeout=timeout, trust_env=False))
     raise ValueError(f"GOMODEL_HTTP_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {kind!r}")
+
+
+class HttpxClient:
+    """httpx.AsyncClient behind the UpstreamClient interface: its failures become upstream_errors'."""
+
+    def __init__(self, client: httpx.AsyncClient):
+        self._client = client
+
+    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None):
+        return self._client.build_request(method, url, headers=headers, content=content)
+
+    async def send(self, request, stream: bool = False):
+        try:
+            return HttpxResponse(await self._client.send(request, stream=stream))
+        except httpx.HTTPError as exc:
+            raise E.from_httpx(exc) from exc
+
+    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
+                      timeout: float | None = None):
+        extra = {"timeout": timeout} if timeout is not None else {}
+        try:
+            return HttpxResponse(await self._client.request(method, url, headers=headers, content=content, **extra))
+        except httpx.HTTPError as exc:
+            raise E.from_httpx(exc) from exc
+
+    async def get(self, url: str, headers=None, timeout: float | None = None):
+        return await self.request("GET", url, headers=headers, timeout=timeout)
+
+    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
+        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
+
+    async def aclose(self):
+        await self._client.aclose()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+
+class HttpxResponse:
+    def __init__(self, raw: httpx.Response):
+        self._raw = raw
+        self.status_code = raw.status_code
+        self.headers = raw.headers
+
+    @property
+    def content(self) -> bytes:
+        return self._raw.content
+
+    async def aread(self) -> bytes:
+        try:
+            return await self._raw.aread()
+        except httpx.HTTPError as exc:
+            raise E.from_httpx(exc) from exc
+
+    async def aiter_bytes(self):
+        try:
+            async for chunk in self._raw.aiter_bytes():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise E.from_httpx(exc) from exc
+
+    async def aclose(self):
+        await self._raw.aclose()
 
 
 def _fix_exception_map():
@@ -60,8 +127,8 @@ def _fix_exception_map():
         transport.AIOHTTP_EXC_MAP[aiohttp.ClientConnectionError] = httpx.NetworkError
 
 
-def _aiohttp_error(exc: BaseException, waited: float | None = None) -> httpx.HTTPError:
-    """The httpx exception an aiohttp failure corresponds to (decides 502 vs 504, and retries).
+def _aiohttp_error(exc: BaseException, waited: float | None = None) -> E.HTTPError:
+    """The upstream_errors exception an aiohttp failure corresponds to (decides 502 vs 504, and retries).
     `waited`: seconds spent getting a connection, when that is what failed."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -70,20 +137,20 @@ def _aiohttp_error(exc: BaseException, waited: float | None = None) -> httpx.HTT
         # after the socket's would (aiohttp rounds budgets over 5 s up to the second: hence the slack).
         slack = min(1.0, settings.UPSTREAM_POOL_TIMEOUT / 2)
         if waited is not None and waited >= settings.UPSTREAM_CONNECT_TIMEOUT + slack:
-            return httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
-        return httpx.ConnectTimeout(message)
+            return E.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
+        return E.ConnectTimeout(message)
     if isinstance(exc, aiohttp.ServerTimeoutError):
-        return httpx.ReadTimeout(message)
+        return E.ReadTimeout(message)
     if isinstance(exc, TimeoutError):  # the total budget: aiohttp raises a bare TimeoutError for it
         return DeadlineExceeded("the upstream call took longer than its overall time budget "
                                 f"(UPSTREAM_DEADLINE, {settings.UPSTREAM_DEADLINE:g} s, unless the caller set one)")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return httpx.ConnectError(message)
+        return E.ConnectError(message)
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
-        return httpx.RemoteProtocolError(message)
+        return E.RemoteProtocolError(message)
     if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-        return httpx.UnsupportedProtocol(message)
-    return httpx.NetworkError(message)
+        return E.UnsupportedProtocol(message)
+    return E.NetworkError(message)
 
 
 class AiohttpResponse:
@@ -195,12 +262,12 @@ class AiohttpClient:
 
 # -- pyreqwest ----------------------------------------------------------------------------------
 
-def _reqwest_error(exc: Exception, started: float, deadline: float, body: bool = False) -> httpx.HTTPError:
-    """The httpx exception a pyreqwest failure corresponds to (decides 502 vs 504, and retries).
+def _reqwest_error(exc: Exception, started: float, deadline: float, body: bool = False) -> E.HTTPError:
+    """The upstream_errors exception a pyreqwest failure corresponds to (decides 502 vs 504, and retries).
     `body`: it happened reading the body, so the connection was up."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, rq.PoolTimeoutError):
-        return httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
+        return E.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
     if isinstance(exc, rq.RequestTimeoutError):
         # reqwest reports every budget before the answer's head as a "connect" timeout, and the whole
         # call's budget running out mid-body as a read timeout: the clock tells them apart (with
@@ -209,19 +276,19 @@ def _reqwest_error(exc: Exception, started: float, deadline: float, body: bool =
         if type(exc) is rq.RequestTimeoutError or elapsed >= deadline * 0.98:
             return DeadlineExceeded(f"the upstream call took longer than its overall time budget ({deadline:g} s)")
         if isinstance(exc, rq.WriteTimeoutError):
-            return httpx.WriteTimeout(message)
+            return E.WriteTimeout(message)
         if body or elapsed >= settings.UPSTREAM_TIMEOUT * 0.98:
-            return httpx.ReadTimeout(message)
-        return httpx.ConnectTimeout(message)
+            return E.ReadTimeout(message)
+        return E.ConnectTimeout(message)
     if isinstance(exc, rq.ConnectError):
-        return httpx.ConnectError(message)
+        return E.ConnectError(message)
     if isinstance(exc, (rq.ReadError, rq.WriteError)):
-        return httpx.RemoteProtocolError(message)
+        return E.RemoteProtocolError(message)
     if isinstance(exc, rq.DecodeError):
-        return httpx.DecodingError(message)
+        return E.DecodingError(message)
     if isinstance(exc, rq.BuilderError):  # a URL reqwest cannot use (no scheme, an unknown one)
-        return httpx.UnsupportedProtocol(message)
-    return httpx.NetworkError(message)
+        return E.UnsupportedProtocol(message)
+    return E.NetworkError(message)
 
 
 class ReqwestResponse:

@@ -51,7 +51,11 @@ def snapshot() -> dict:
             "vocabularies": sorted(str(k) for k in getattr(toktok, "_CACHE", {})),
             "gc_seconds_total": round(gc_seconds, 4), "gc_collections_total": collections,
             "gc_by_generation": [round(x, 4) for x in _gc["by_generation"]], "gc_count": list(_gc["count"]),
-            "tiktoken": "tiktoken" in sys.modules}
+            "tiktoken": "tiktoken" in sys.modules,
+            # what a /v1 worker should never load: other HTTP clients, the API's request machinery (DRF's
+            # and the admin's apps and models do load: they are installed apps), daphne, Celery
+            "loaded": sorted(m for m in ("httpx", "aiohttp", "pyreqwest", "rest_framework.views",
+                                         "drf_spectacular.openapi", "daphne", "celery") if m in sys.modules)}
 
 
 def _serve(directory: Path):

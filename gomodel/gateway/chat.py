@@ -3,16 +3,16 @@ SSE, and emit exactly one usage event however the request ends."""
 
 import asyncio
 
-import httpx
 import orjson
 from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
+from . import upstream_errors
 from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from .errors import PROVIDER
 from .http import SSE_HEADERS, Request
-from .http_client import DeadlineExceeded
+from .http_client import DeadlineExceeded, UpstreamResponse
 from .limits import chat_tokens, governed
 from .routing import candidates
 from .upstream import refused, send_upstream, unreadable
@@ -42,7 +42,7 @@ async def run_chat(req: Request, runtime, body: dict) -> None:
                 await _complete(req, adapter, response, record)
 
 
-async def _complete(req: Request, adapter, response: httpx.Response, record: UsageRecord):
+async def _complete(req: Request, adapter, response: UpstreamResponse, record: UsageRecord):
     target = record.target
     try:
         data, usage = adapter.parse_chat_response(response.content)
@@ -57,7 +57,7 @@ async def _complete(req: Request, adapter, response: httpx.Response, record: Usa
     await req.respond(200, orjson.dumps(data))
 
 
-async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, include_usage: bool,
+async def _relay_stream(req: Request, adapter, response: UpstreamResponse, record: UsageRecord, include_usage: bool,
                         guard: StreamGuard | None = None):
     target = record.target
     task = asyncio.current_task()
@@ -94,7 +94,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             watcher.cancel()
             await req.finish(b"data: " + orjson.dumps(cut_error().payload()) + b"\n\n")
             return
-        except (StreamError, httpx.HTTPError, ValueError) as exc:
+        except (StreamError, upstream_errors.HTTPError, ValueError) as exc:
             record.usage = parser.usage
             record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
             message, code = stream_failure(target, exc)
@@ -143,7 +143,7 @@ def stream_failure(target: Target, exc: Exception) -> tuple[str, str]:
         return f"Provider '{target.name}' failed mid-stream: {message}", exc.code or "upstream_stream_error"
     if isinstance(exc, DeadlineExceeded):
         return f"Provider '{target.name}' streamed for longer than the gateway allows ({exc}).", "upstream_deadline"
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, upstream_errors.TimeoutException):
         return f"Provider '{target.name}' stopped sending mid-stream (timeout).", "upstream_timeout"
     if isinstance(exc, ValueError):
         return f"Provider '{target.name}' sent a stream event the gateway could not read.", "invalid_upstream_response"

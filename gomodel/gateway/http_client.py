@@ -2,12 +2,13 @@
 
 The gateway speaks a subset of httpx's client API, declared as `UpstreamClient` below (`request`,
 `build_request` + `send(stream=True)`, responses with `status_code`, `headers`, `content`, `aread`,
-`aiter_bytes`, `aclose`, and httpx's exception types), and runs it on the event loop itself: HTTP/1.1
-over asyncio transports, parsed by httptools (llhttp, the parser uvicorn reads requests with), a
-keep-alive pool per origin. bench/ measured the CPU of one pooled call at c=64 on this machine: this
-client ~12 µs, pyreqwest 29-37 µs (and ~20 µs per stream chunk: every read crosses from its Tokio
-thread back to the loop for the GIL), aiohttp 55 µs, aiosonic 57 µs, curl_cffi 139 µs, httpx more
-(README, "A lean hot path"). The clients it is compared with live in bench/transports.py.
+`aiter_bytes`, `aclose`, and httpx's exception names, from gomodel/gateway/upstream_errors.py), and
+runs it on the event loop itself: HTTP/1.1 over asyncio transports, parsed by httptools (llhttp, the
+parser uvicorn reads requests with), a keep-alive pool per origin. bench/micro.py measured the CPU of
+one pooled call at c=64 on this machine: this client 15 µs, pyreqwest 37 µs (and ~20 µs per stream
+chunk: every read crosses from its Tokio thread back to the loop for the GIL), aiohttp 55 µs, httpx
+183-913 µs (README, "What decided the design"). The clients it is compared with live in
+bench/transports.py.
 """
 
 import asyncio
@@ -19,16 +20,22 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, urlsplit
 
 import httptools
-import httpx
 from django.conf import settings
 
-
-class ResponseTooLarge(httpx.HTTPError):
-    """The upstream's body is larger than UPSTREAM_MAX_BODY_BYTES: read no further."""
-
-
-class DeadlineExceeded(httpx.TimeoutException):
-    """The upstream call (streaming or not) took longer than UPSTREAM_DEADLINE in all."""
+from .upstream_errors import (  # noqa: F401  (DeadlineExceeded, ResponseTooLarge: part of this module's API)
+    ConnectError,
+    ConnectTimeout,
+    DeadlineExceeded,
+    DecodingError,
+    HTTPError,
+    LocalProtocolError,
+    PoolTimeout,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    ResponseTooLarge,
+    UnsupportedProtocol,
+)
 
 
 class UpstreamResponse(Protocol):
@@ -45,8 +52,8 @@ class UpstreamResponse(Protocol):
 
 @runtime_checkable
 class UpstreamClient(Protocol):
-    """What the gateway calls on its upstream client; failures raise httpx.HTTPError subclasses
-    (which one decides 502 vs 504 and whether to retry)."""
+    """What the gateway calls on its upstream client; failures raise HTTPError
+    subclasses (which one decides 502 vs 504 and whether to retry)."""
 
     def build_request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                       content: bytes | None = None) -> Any: ...
@@ -113,9 +120,9 @@ def _parse_url(url: str) -> tuple[_Origin, bytes]:
         parts = urlsplit(url)
         scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
     except ValueError as exc:
-        raise httpx.UnsupportedProtocol(f"invalid upstream URL: {exc}") from None
+        raise UnsupportedProtocol(f"invalid upstream URL: {exc}") from None
     if scheme not in ("http", "https") or not host:
-        raise httpx.UnsupportedProtocol(f"the upstream URL must be http:// or https:// with a host, not {url[:100]!r}")
+        raise UnsupportedProtocol(f"the upstream URL must be http:// or https:// with a host, not {url[:100]!r}")
     tls = scheme == "https"
     target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe="/:?#[]@!$&'()*+,;=%-._~")
     netloc = parts.netloc.rsplit("@", 1)[-1]  # never send user:password@ as the Host
@@ -132,11 +139,11 @@ def _request_head(method: str, origin: _Origin, target: bytes, headers, body: by
     encoding_asked = False
     for name, value in (headers or {}).items():
         if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-            raise httpx.LocalProtocolError(f"header {name!r} holds a line break")
+            raise LocalProtocolError(f"header {name!r} holds a line break")
         try:
             parts.append(f"{name}: {value}\r\n".encode("latin-1"))
         except UnicodeEncodeError:
-            raise httpx.LocalProtocolError(f"header {name!r} is not latin-1") from None
+            raise LocalProtocolError(f"header {name!r} is not latin-1") from None
         encoding_asked = encoding_asked or name.lower() == "accept-encoding"
     if not encoding_asked:
         parts.append(b"accept-encoding: gzip, deflate\r\n")
@@ -182,14 +189,14 @@ class _Exchange:
     def on_message_begin(self):
         if self.complete:  # bytes after the answer, in the same read: nothing asked for them
             self.conn.close()
-            raise httpx.RemoteProtocolError("the upstream sent more than one answer")
+            raise RemoteProtocolError("the upstream sent more than one answer")
         self.raw_headers = []
         self.head_bytes = 0
 
     def on_header(self, name: bytes, value: bytes):
         self.head_bytes += len(name) + len(value)
         if self.head_bytes > MAX_HEAD_BYTES:
-            raise httpx.RemoteProtocolError(f"the upstream's headers are larger than {MAX_HEAD_BYTES} bytes")
+            raise RemoteProtocolError(f"the upstream's headers are larger than {MAX_HEAD_BYTES} bytes")
         self.raw_headers.append((name, value))
 
     def on_headers_complete(self):
@@ -207,7 +214,7 @@ class _Exchange:
         if encoding in ("gzip", "x-gzip", "deflate"):
             self.decoder = zlib.decompressobj(47 if encoding != "deflate" else zlib.MAX_WBITS)
         elif encoding not in ("", "identity"):
-            raise httpx.DecodingError(f"the upstream answered in an encoding the gateway does not read ({encoding})")
+            raise DecodingError(f"the upstream answered in an encoding the gateway does not read ({encoding})")
         self._check_cap()
         self._wake()
 
@@ -216,7 +223,7 @@ class _Exchange:
             try:
                 data = self.decoder.decompress(data)
             except zlib.error as exc:
-                raise httpx.DecodingError(f"the upstream's compressed body is broken: {exc}") from None
+                raise DecodingError(f"the upstream's compressed body is broken: {exc}") from None
         if not data:
             return
         self.chunks.append(data)
@@ -254,9 +261,9 @@ class _Exchange:
             parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:  # raised by a callback above
             cause = exc.__cause__ or exc.__context__
-            self.fail(cause if isinstance(cause, httpx.HTTPError) else httpx.RemoteProtocolError(str(exc)))
+            self.fail(cause if isinstance(cause, HTTPError) else RemoteProtocolError(str(exc)))
         except httptools.HttpParserError as exc:
-            self.fail(httpx.RemoteProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}"))
+            self.fail(RemoteProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}"))
 
     def lost(self, exc: Exception | None):
         if self.complete or self.error is not None:
@@ -264,7 +271,7 @@ class _Exchange:
         if self.head_done and self.until_eof and exc is None:
             self.on_message_complete()  # a body that ends when the connection does
             return
-        self.fail(httpx.RemoteProtocolError("the upstream closed the connection before the answer was complete"
+        self.fail(RemoteProtocolError("the upstream closed the connection before the answer was complete"
                                             + (f" ({exc})" if exc else "")))
 
     def _on_timer(self):
@@ -275,11 +282,11 @@ class _Exchange:
             self.fail(DeadlineExceeded(f"the upstream call took longer than its overall time budget "
                                        f"({self.deadline:g} s)"))
         elif now - self.last_data >= self.read_timeout:
-            self.fail(httpx.ReadTimeout(f"the upstream sent nothing for {self.read_timeout:g} s"))
+            self.fail(ReadTimeout(f"the upstream sent nothing for {self.read_timeout:g} s"))
         else:
             self.timer = self.loop.call_at(min(self.deadline_at, self.last_data + self.read_timeout), self._on_timer)
 
-    def fail(self, error: httpx.HTTPError):
+    def fail(self, error: HTTPError):
         if self.complete or self.error is not None:
             return
         self.error = error
@@ -334,7 +341,7 @@ class _Exchange:
     def abort(self):
         """Give up on this answer: the connection closes (its slot is freed with it)."""
         if not self.complete:
-            self.fail(httpx.ReadError("the gateway stopped reading the upstream's answer"))
+            self.fail(ReadError("the gateway stopped reading the upstream's answer"))
 
 
 class _Connection(asyncio.Protocol):
@@ -398,7 +405,7 @@ class _Connection(asyncio.Protocol):
 
 
 class Response:
-    """What the gateway reads of an httpx.Response."""
+    """What the gateway reads of an upstream answer (an httpx.Response's attributes)."""
 
     __slots__ = ("status_code", "headers", "content", "_exchange", "_read")
 
@@ -488,7 +495,7 @@ class LoopClient:
                 waiter.cancel()
                 self._waiters.remove(waiter)
             if isinstance(exc, TimeoutError):
-                raise httpx.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s") \
+                raise PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s") \
                     from None
             raise
 
@@ -538,9 +545,9 @@ class LoopClient:
         except TimeoutError:
             if budget < settings.UPSTREAM_CONNECT_TIMEOUT:
                 raise DeadlineExceeded("the upstream call took longer than its overall time budget") from None
-            raise httpx.ConnectTimeout(f"connecting took longer than {budget:g} s") from None
+            raise ConnectTimeout(f"connecting took longer than {budget:g} s") from None
         except (OSError, ssl.SSLError) as exc:
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from None
+            raise ConnectError(str(exc) or type(exc).__name__) from None
         return conn
 
     # -- the API --------------------------------------------------------------------------------
@@ -573,7 +580,7 @@ class LoopClient:
                 # A pooled connection the upstream had closed just before we wrote (no byte came
                 # back): once more on a new one. Anything else is the caller's to handle.
                 if attempt == 2 or not conn.reused or exchange.received or not isinstance(
-                        exchange.error, httpx.RemoteProtocolError):
+                        exchange.error, RemoteProtocolError):
                     raise exchange.error
         except BaseException:
             if owned:

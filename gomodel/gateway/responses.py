@@ -6,16 +6,17 @@ response is written after the client has its answer."""
 import asyncio
 import time
 
-import httpx
 import orjson
 
 from providers.base import SSEDecoder, StreamError, UpstreamError
 from providers.openai_compat import responses as wire
 
+from . import upstream_errors
 from .budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from .chat import stream_failure, watch_disconnect
 from .errors import PROVIDER
 from .http import SSE_HEADERS, Request
+from .http_client import UpstreamResponse
 from .limits import chat_tokens, governed
 from .routing import candidates
 from .stored_responses import PendingWrite, load_previous
@@ -80,7 +81,7 @@ async def run_responses(req: Request, runtime, body: dict) -> None:
                     pending.abandon()
 
 
-async def _complete(req: Request, exchange: Exchange, adapter, response: httpx.Response, record: UsageRecord,
+async def _complete(req: Request, exchange: Exchange, adapter, response: UpstreamResponse, record: UsageRecord,
                     native: bool) -> dict:
     target = record.target
     try:
@@ -123,7 +124,7 @@ def _output_text(output: list) -> list[str]:
     return texts
 
 
-async def _streaming(req: Request, record: UsageRecord, response: httpx.Response, relay, fail):
+async def _streaming(req: Request, record: UsageRecord, response: UpstreamResponse, relay, fail):
     """Shared by both stream kinds: start the SSE answer, watch for a hang-up, run `relay`, and on an
     upstream failure mid-stream end the stream with `fail(message, code)`'s terminal event."""
     task = asyncio.current_task()
@@ -141,7 +142,7 @@ async def _streaming(req: Request, record: UsageRecord, response: httpx.Response
             watcher.cancel()
             await req.finish(terminal)
             return None
-        except (StreamError, httpx.HTTPError, ValueError) as exc:
+        except (StreamError, upstream_errors.HTTPError, ValueError) as exc:
             record.status, record.error_type = 502, PROVIDER
             message, code = stream_failure(record.target, exc)
             watcher.cancel()
@@ -164,7 +165,7 @@ async def _send(req: Request, record: UsageRecord, events: list[dict]):
         await req.write(wire.sse(event))
 
 
-async def _translate_stream(req: Request, exchange: Exchange, adapter, response: httpx.Response,
+async def _translate_stream(req: Request, exchange: Exchange, adapter, response: UpstreamResponse,
                             record: UsageRecord, guard: StreamGuard | None) -> dict | None:
     parser = adapter.StreamParser(record.model)
     translator = wire.StreamTranslator(exchange.body, exchange.id, record.model, record.target.name)
@@ -206,7 +207,7 @@ async def _translate_stream(req: Request, exchange: Exchange, adapter, response:
             record.usage = parser.usage
 
 
-async def _relay_native(req: Request, exchange: Exchange, response: httpx.Response, record: UsageRecord,
+async def _relay_native(req: Request, exchange: Exchange, response: UpstreamResponse, record: UsageRecord,
                         guard: StreamGuard | None) -> dict | None:
     reader = wire.NativeStreamReader(exchange.id, record.target.name, exchange.body.get("previous_response_id"))
     final = {}

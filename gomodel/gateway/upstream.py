@@ -3,7 +3,6 @@ calls, and a circuit breaker per provider config. Every attempt is noted on the 
 
 import asyncio
 
-import httpx
 import orjson
 from django.conf import settings
 
@@ -13,6 +12,7 @@ from providers.base import Target, UpstreamError, error_message
 from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
 from .http_client import DeadlineExceeded, ResponseTooLarge
 from .resilience import backoff_delay, retry_after_seconds
+from .upstream_errors import ConnectTimeout, HTTPError, PoolTimeout, ReadTimeout, TimeoutException, WriteTimeout
 from .usage_record import UsageRecord
 
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
@@ -47,12 +47,12 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
                 else:
                     response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
                                                           content=upstream.body)
-            except httpx.HTTPError as exc:
+            except HTTPError as exc:
                 error = transport_error(target, exc)
                 runtime.breaker.failure(target.id)
                 # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again; an
                 # oversized answer would be as big the next time.
-                retryable = not isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout,
+                retryable = not isinstance(exc, (ReadTimeout, WriteTimeout, PoolTimeout,
                                                  DeadlineExceeded, ResponseTooLarge))
                 failover = True
             else:
@@ -64,7 +64,7 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
                     return response, adapter
                 try:
                     raw = await response.aread()
-                except httpx.HTTPError:  # too large, or cut: the status alone has to do
+                except HTTPError:  # too large, or cut: the status alone has to do
                     raw = b""
                 await response.aclose()
                 error = upstream_error(target, status, raw, response.headers)
@@ -87,17 +87,17 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
     raise last_error
 
 
-def transport_error(target: Target, exc: httpx.HTTPError) -> GatewayError:
+def transport_error(target: Target, exc: HTTPError) -> GatewayError:
     if isinstance(exc, ResponseTooLarge):
         return GatewayError(502, PROVIDER, f"Provider '{target.name}' sent an answer larger than the gateway "
                             "accepts (UPSTREAM_MAX_BODY_BYTES).", code="upstream_response_too_large")
     if isinstance(exc, DeadlineExceeded):
         return GatewayError(504, PROVIDER, f"Provider '{target.name}' took longer than the gateway allows "
                             "(UPSTREAM_DEADLINE).", code="upstream_timeout")
-    if isinstance(exc, httpx.PoolTimeout):
+    if isinstance(exc, PoolTimeout):
         return GatewayError(504, PROVIDER, f"No connection to provider '{target.name}' came free in time "
                             "(UPSTREAM_POOL_TIMEOUT).", code="upstream_timeout")
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+    if isinstance(exc, TimeoutException) and not isinstance(exc, ConnectTimeout):
         return GatewayError(504, PROVIDER, f"Provider '{target.name}' did not answer in time.",
                             code="upstream_timeout")
     return GatewayError(502, PROVIDER, f"Could not reach provider '{target.name}' ({type(exc).__name__}).",

@@ -51,5 +51,6 @@ def test_a_warm_worker_collects_fast_and_holds_no_vocabulary(provider, flaky, te
         proc.wait(timeout=15)
     print(f"\nwarm worker: {warm}")
     assert warm["vocabularies"] == [] and warm["tiktoken"] is False, warm
+    assert warm["loaded"] == [], warm  # no other HTTP client (its exception types included), no admin stack
     assert warm["gc_ms"] < FULL_GC_BOUND_MS, warm
     assert warm["frozen"] > warm["tracked"], warm  # start-up's objects are out of the collector's way

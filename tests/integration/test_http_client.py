@@ -1,15 +1,14 @@
 """gomodel.gateway.http_client: the upstream client (httpx API, HTTP/1.1 on the event loop; and
-bench/transports.py's pyreqwest, aiohttp and httpx clients) over real loopback sockets. What kind of httpx
+bench/transports.py's pyreqwest, aiohttp and httpx clients) over real loopback sockets. What kind of
 error a failure becomes decides 502 vs 504, so each failure is produced for real."""
 
 import asyncio
 import socket
 
-import httpx
 import pytest
 
 from bench.transports import new_client as bench_client
-from gomodel.gateway import http_client
+from gomodel.gateway import http_client, upstream_errors
 from gomodel.gateway.http_client import LoopClient, UpstreamClient
 
 
@@ -51,13 +50,13 @@ def test_every_client_fulfils_the_upstream_client_protocol(transport):
 def test_refused_connection_is_a_connect_error_not_a_timeout(transport):
     async def run():
         async with new_client() as client:
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 await client.get(f"http://127.0.0.1:{closed_port()}/v1/models")
             return caught.value
 
     error = asyncio.run(run())
-    assert isinstance(error, httpx.ConnectError), type(error)
-    assert not isinstance(error, httpx.TimeoutException)
+    assert isinstance(error, upstream_errors.ConnectError), type(error)
+    assert not isinstance(error, upstream_errors.TimeoutException)
 
 
 def test_silent_upstream_is_a_read_timeout(transport, settings):
@@ -70,12 +69,12 @@ def test_silent_upstream_is_a_read_timeout(transport, settings):
 
         server, port = await serve(never_answer)
         async with server, new_client() as client:
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
             return caught.value
 
     error = asyncio.run(run())
-    assert isinstance(error, httpx.TimeoutException), type(error)
+    assert isinstance(error, upstream_errors.TimeoutException), type(error)
 
 
 def test_connection_dropped_mid_body_is_not_a_timeout(transport):
@@ -94,7 +93,7 @@ def test_connection_dropped_mid_body_is_not_a_timeout(transport):
             request = client.build_request("POST", f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
             response = await client.send(request, stream=True)
             assert response.status_code == 200
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 async for piece in response.aiter_bytes():
                     received += piece
             await response.aclose()
@@ -102,7 +101,7 @@ def test_connection_dropped_mid_body_is_not_a_timeout(transport):
 
     error, received = asyncio.run(run())
     assert received == b'data: {"a": 1}\n\n'
-    assert not isinstance(error, httpx.TimeoutException), type(error)
+    assert not isinstance(error, upstream_errors.TimeoutException), type(error)
 
 
 # -- the bounds on what an upstream may cost (the gateway's client) --------------------------------
@@ -133,7 +132,7 @@ def test_a_body_over_the_cap_is_refused_whether_declared_or_chunked(settings):
     async def run(handler):
         server, port = await serve(handler)
         async with server, gateway_client() as client:
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
             return caught.value
 
@@ -167,7 +166,7 @@ def test_a_trickling_upstream_meets_the_deadline(settings):
         server, port = await serve(trickle)
         started = asyncio.get_running_loop().time()
         async with server, gateway_client() as client:
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 request = client.build_request("POST", f"http://127.0.0.1:{port}/v1/chat/completions", content=b"{}")
                 response = await client.send(request, stream=stream)
                 try:
@@ -200,12 +199,12 @@ def test_waiting_for_a_pooled_connection_is_bounded(settings):
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             first = await client.send(client.build_request("POST", url, content=b"{}"), stream=True)  # holds it
             started = asyncio.get_running_loop().time()
-            with pytest.raises(httpx.HTTPError) as caught:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
                 await client.post(url, content=b"{}")
             elapsed = asyncio.get_running_loop().time() - started
             await first.aclose()
             return caught.value, elapsed
 
     error, elapsed = asyncio.run(run())
-    assert isinstance(error, httpx.PoolTimeout), type(error)
+    assert isinstance(error, upstream_errors.PoolTimeout), type(error)
     assert 0.3 < elapsed < 2.0  # the pool's budget (UPSTREAM_POOL_TIMEOUT), not forever

@@ -6,10 +6,9 @@ import asyncio
 import gzip
 import zlib
 
-import httpx
 import pytest
 
-from gomodel.gateway import http_client
+from gomodel.gateway import http_client, upstream_errors
 from gomodel.gateway.http_client import LoopClient
 
 HANG = object()
@@ -107,7 +106,7 @@ def test_an_upstream_that_closed_a_pooled_connection_is_retried_on_a_new_one():
 def test_a_fresh_connection_that_breaks_is_an_error_not_a_retry():
     async def go():
         async with Upstream(lambda r, n: None) as up, LoopClient() as client:
-            with pytest.raises(httpx.RemoteProtocolError):
+            with pytest.raises(upstream_errors.RemoteProtocolError):
                 await client.post(up.url, content=b"{}")
             return len(up.requests)
 
@@ -146,7 +145,7 @@ def test_an_unknown_content_encoding_is_an_error():
     async def go():
         answer = b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 2\r\n\r\nxx"
         async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
-            with pytest.raises(httpx.DecodingError):
+            with pytest.raises(upstream_errors.DecodingError):
                 await client.post(up.url, content=b"{}")
 
     run(go())
@@ -175,7 +174,7 @@ def test_headers_are_case_insensitive_and_repeats_are_joined():
 def test_a_header_with_a_line_break_is_refused_before_sending():
     async def go():
         async with Upstream(lambda r, n: OK) as up, LoopClient() as client:
-            with pytest.raises(httpx.LocalProtocolError):
+            with pytest.raises(upstream_errors.LocalProtocolError):
                 await client.post(up.url, headers={"x-evil": "a\r\nx-injected: 1"}, content=b"{}")
             return len(up.requests)
 
@@ -186,7 +185,7 @@ def test_a_header_with_a_line_break_is_refused_before_sending():
 def test_urls_it_cannot_call_are_unsupported_protocol(url):
     async def go():
         async with LoopClient() as client:
-            with pytest.raises(httpx.UnsupportedProtocol):
+            with pytest.raises(upstream_errors.UnsupportedProtocol):
                 await client.get(url)
 
     run(go())
@@ -331,7 +330,7 @@ def test_https_upstreams_are_verified(tmp_path, monkeypatch):
                 ok = await client.post(f"https://localhost:{port}/v1/chat/completions", content=b"{}")
             monkeypatch.delenv("SSL_CERT_FILE")
             async with LoopClient() as client:  # the system's CAs and certifi's do not know it
-                with pytest.raises(httpx.ConnectError) as caught:
+                with pytest.raises(upstream_errors.ConnectError) as caught:
                     await client.post(f"https://localhost:{port}/v1/chat/completions", content=b"{}")
             return ok.status_code, ok.content, str(caught.value)
 

@@ -1,8 +1,8 @@
 """gomodel.gateway.upstream: how an upstream's answer or failure becomes the gateway's error envelope."""
 
-import httpx
 import pytest
 
+from gomodel.gateway import upstream_errors
 from gomodel.gateway.upstream import transport_error, upstream_error
 from providers.base import Target
 
@@ -49,12 +49,12 @@ def test_5xx_is_502_provider_error(status):
 
 
 @pytest.mark.parametrize("exc, status, code", [
-    (httpx.ReadTimeout("timed out"), 504, "upstream_timeout"),
-    (httpx.WriteTimeout("timed out"), 504, "upstream_timeout"),
-    (httpx.PoolTimeout("timed out"), 504, "upstream_timeout"),
-    (httpx.ConnectError("refused"), 502, "upstream_unreachable"),
-    (httpx.NetworkError("reset"), 502, "upstream_unreachable"),
-    (httpx.RemoteProtocolError("bad"), 502, "upstream_unreachable"),
+    (upstream_errors.ReadTimeout("timed out"), 504, "upstream_timeout"),
+    (upstream_errors.WriteTimeout("timed out"), 504, "upstream_timeout"),
+    (upstream_errors.PoolTimeout("timed out"), 504, "upstream_timeout"),
+    (upstream_errors.ConnectError("refused"), 502, "upstream_unreachable"),
+    (upstream_errors.NetworkError("reset"), 502, "upstream_unreachable"),
+    (upstream_errors.RemoteProtocolError("bad"), 502, "upstream_unreachable"),
 ])
 def test_transport_errors(exc, status, code):
     err = transport_error(TARGET, exc)
@@ -69,5 +69,5 @@ def test_bounded_upstream_failures():
     assert (err.status, err.code) == (502, "upstream_response_too_large")
     err = transport_error(TARGET, DeadlineExceeded("long"))
     assert (err.status, err.code) == (504, "upstream_timeout") and "UPSTREAM_DEADLINE" in err.message
-    err = transport_error(TARGET, httpx.PoolTimeout("busy"))
+    err = transport_error(TARGET, upstream_errors.PoolTimeout("busy"))
     assert (err.status, err.code) == (504, "upstream_timeout") and "UPSTREAM_POOL_TIMEOUT" in err.message

@@ -8,7 +8,6 @@ providers.anthropic.ingress.
 
 import asyncio
 
-import httpx
 import orjson
 from django.conf import settings
 
@@ -25,11 +24,12 @@ from providers.anthropic.ingress import (
 from providers.anthropic.response import convert_usage
 from providers.base import SSEDecoder, StreamError, UpstreamError
 
+from .. import upstream_errors
 from ..budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from ..chat import stream_failure, watch_disconnect
 from ..errors import PROVIDER
 from ..http import SSE_HEADERS, Request
-from ..http_client import DeadlineExceeded
+from ..http_client import DeadlineExceeded, UpstreamResponse
 from ..limits import chat_tokens, governed
 from ..routing import candidates
 from ..upstream import refused, send_upstream, unreadable
@@ -101,7 +101,7 @@ def _reserved_tokens(body: dict) -> int:
     return chat_tokens({"messages": messages, "max_tokens": body.get("max_tokens")})
 
 
-async def _relay_message(req: Request, response: httpx.Response, record: UsageRecord):
+async def _relay_message(req: Request, response: UpstreamResponse, record: UsageRecord):
     """Anthropic's Message goes to the client byte for byte; its usage is read for the record."""
     try:
         data = orjson.loads(response.content)
@@ -114,7 +114,7 @@ async def _relay_message(req: Request, response: httpx.Response, record: UsageRe
     await req.respond(200, response.content)
 
 
-async def _translate_message(req: Request, adapter, response: httpx.Response, record: UsageRecord):
+async def _translate_message(req: Request, adapter, response: UpstreamResponse, record: UsageRecord):
     try:
         data, usage = adapter.parse_chat_response(response.content)
         message = message_from_chat(data, usage, record.model)
@@ -178,7 +178,7 @@ class _Relay:
             await self.req.write(b"".join(self.writer.finish(self.parser.usage)))
 
 
-async def _relay_stream(req: Request, adapter, response: httpx.Response, record: UsageRecord, native: bool,
+async def _relay_stream(req: Request, adapter, response: UpstreamResponse, record: UsageRecord, native: bool,
                         guard: StreamGuard | None = None):
     target = record.target
     task = asyncio.current_task()
@@ -208,7 +208,7 @@ async def _relay_stream(req: Request, adapter, response: httpx.Response, record:
             watcher.cancel()
             await req.finish(error_event("rate_limit_error", cut_error().message))
             return
-        except (StreamError, httpx.HTTPError, ValueError) as exc:
+        except (StreamError, upstream_errors.HTTPError, ValueError) as exc:
             record.usage = relay.parser.usage
             record.status, record.error_type = 504 if isinstance(exc, DeadlineExceeded) else 502, PROVIDER
             watcher.cancel()
