@@ -22,7 +22,7 @@ from pyreqwest import exceptions as rq
 from pyreqwest.client import ClientBuilder
 
 from gomodel.gateway import upstream_errors as E
-from gomodel.gateway.http_client import DeadlineExceeded, Prepared, ResponseTooLarge
+from gomodel.gateway.http_client import ClientVerbs, DeadlineExceeded, Prepared, ResponseTooLarge
 
 OWN = "httptools"
 TRANSPORTS = (OWN, "reqwest", "aiohttp", "httpx-aiohttp", "httpx")
@@ -50,7 +50,7 @@ def new_client(kind: str):
     raise ValueError(f"GOMODEL_HTTP_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {kind!r}")
 
 
-class HttpxClient:
+class HttpxClient(ClientVerbs):
     """httpx.AsyncClient behind the UpstreamClient interface: its failures become upstream_errors'."""
 
     def __init__(self, client: httpx.AsyncClient):
@@ -73,20 +73,8 @@ class HttpxClient:
         except httpx.HTTPError as exc:
             raise E.from_httpx(exc) from exc
 
-    async def get(self, url: str, headers=None, timeout: float | None = None):
-        return await self.request("GET", url, headers=headers, timeout=timeout)
-
-    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
-        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
-
     async def aclose(self):
         await self._client.aclose()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
 
 
 class HttpxResponse:
@@ -194,7 +182,7 @@ class AiohttpResponse:
         self._raw.release()
 
 
-class AiohttpClient:
+class AiohttpClient(ClientVerbs):
     """Every wait is bounded: a free connection (UPSTREAM_POOL_TIMEOUT), connecting
     (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the whole call, a stream's last byte
     included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES."""
@@ -238,26 +226,10 @@ class AiohttpClient:
                 raw.release()
         return response
 
-    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
-                      timeout: float | None = None) -> AiohttpResponse:
-        return await self.send(Prepared(method, url, headers, content), timeout=timeout)
-
-    async def get(self, url: str, headers=None, timeout: float | None = None) -> AiohttpResponse:
-        return await self.request("GET", url, headers=headers, timeout=timeout)
-
-    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
-        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
-
     async def aclose(self):
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
 
 
 # -- pyreqwest ----------------------------------------------------------------------------------
@@ -353,7 +325,7 @@ class ReqwestResponse:
                 pass  # closing a broken stream: nothing left to free
 
 
-class ReqwestClient:
+class ReqwestClient(ClientVerbs):
     """Every wait is bounded: a free connection (UPSTREAM_POOL_TIMEOUT), connecting
     (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the whole call, a stream's last byte
     included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES.
@@ -412,25 +384,9 @@ class ReqwestClient:
                 await response.aclose()
         return response
 
-    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
-                      timeout: float | None = None) -> ReqwestResponse:
-        return await self.send(Prepared(method, url, headers, content), timeout=timeout)
-
-    async def get(self, url: str, headers=None, timeout: float | None = None) -> ReqwestResponse:
-        return await self.request("GET", url, headers=headers, timeout=timeout)
-
-    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
-        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
-
     async def aclose(self):
         clients, self._retired = [*self._retired, self._client], []
         self._client = self._config = None
         for client in clients:
             if client is not None:
                 await client.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()

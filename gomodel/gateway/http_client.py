@@ -465,7 +465,27 @@ def _tls_context() -> ssl.SSLContext:
     return context
 
 
-class LoopClient:
+class ClientVerbs:
+    """`request`, `get`, `post` and `async with`, over a client's `build_request` and `send`."""
+
+    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
+                      timeout: float | None = None):
+        return await self.send(self.build_request(method, url, headers=headers, content=content), timeout=timeout)
+
+    async def get(self, url: str, headers=None, timeout: float | None = None):
+        return await self.request("GET", url, headers=headers, timeout=timeout)
+
+    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
+        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.aclose()
+
+
+class LoopClient(ClientVerbs):
     """Every wait is bounded: a free slot among UPSTREAM_MAX_CONNECTIONS calls in flight
     (UPSTREAM_POOL_TIMEOUT), connecting (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the
     whole call, a stream's last byte included (UPSTREAM_DEADLINE); a non-streaming body is read up to
@@ -596,24 +616,8 @@ class LoopClient:
                 await response.aclose()
         return response
 
-    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
-                      timeout: float | None = None) -> Response:
-        return await self.send(Prepared(method, url, headers, content), timeout=timeout)
-
-    async def get(self, url: str, headers=None, timeout: float | None = None) -> Response:
-        return await self.request("GET", url, headers=headers, timeout=timeout)
-
-    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
-        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
-
     async def aclose(self):
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
                 conn.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
