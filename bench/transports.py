@@ -22,7 +22,8 @@ from pyreqwest import exceptions as rq
 from pyreqwest.client import ClientBuilder
 
 from gomodel.gateway import upstream_errors as E
-from gomodel.gateway.http_client import ClientVerbs, DeadlineExceeded, Prepared, ResponseTooLarge
+from gomodel.gateway.http_client import ClientVerbs, Prepared
+from gomodel.gateway.upstream_errors import DeadlineExceeded, ResponseTooLarge
 
 OWN = "httptools"
 TRANSPORTS = (OWN, "reqwest", "aiohttp", "httpx-aiohttp", "httpx")
@@ -50,6 +51,15 @@ def new_client(kind: str):
     raise ValueError(f"GOMODEL_HTTP_TRANSPORT must be one of {', '.join(TRANSPORTS)}, not {kind!r}")
 
 
+def from_httpx(exc: Exception) -> E.HTTPError:
+    """The same failure in the gateway's types (upstream_errors keeps httpx's names)."""
+    for cls in type(exc).__mro__:
+        ours = getattr(E, cls.__name__, None)
+        if isinstance(ours, type) and issubclass(ours, E.HTTPError):
+            return ours(str(exc) or type(exc).__name__)
+    return E.NetworkError(str(exc) or type(exc).__name__)
+
+
 class HttpxClient(ClientVerbs):
     """httpx.AsyncClient behind the UpstreamClient interface: its failures become upstream_errors'."""
 
@@ -63,7 +73,7 @@ class HttpxClient(ClientVerbs):
         try:
             return HttpxResponse(await self._client.send(request, stream=stream))
         except httpx.HTTPError as exc:
-            raise E.from_httpx(exc) from exc
+            raise from_httpx(exc) from exc
 
     async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
                       timeout: float | None = None):
@@ -71,7 +81,7 @@ class HttpxClient(ClientVerbs):
         try:
             return HttpxResponse(await self._client.request(method, url, headers=headers, content=content, **extra))
         except httpx.HTTPError as exc:
-            raise E.from_httpx(exc) from exc
+            raise from_httpx(exc) from exc
 
     async def aclose(self):
         await self._client.aclose()
@@ -91,14 +101,14 @@ class HttpxResponse:
         try:
             return await self._raw.aread()
         except httpx.HTTPError as exc:
-            raise E.from_httpx(exc) from exc
+            raise from_httpx(exc) from exc
 
     async def aiter_bytes(self):
         try:
             async for chunk in self._raw.aiter_bytes():
                 yield chunk
         except httpx.HTTPError as exc:
-            raise E.from_httpx(exc) from exc
+            raise from_httpx(exc) from exc
 
     async def aclose(self):
         await self._raw.aclose()
@@ -204,9 +214,6 @@ class AiohttpClient(ClientVerbs):
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True,
                                                   skip_auto_headers=("user-agent",))
         return self._session
-
-    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
-        return Prepared(method, url, headers, content)
 
     async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> AiohttpResponse:
         client_timeout = self._timeout() if timeout is None else aiohttp.ClientTimeout(
@@ -355,9 +362,6 @@ class ReqwestClient(ClientVerbs):
             self._deadline = timedelta(seconds=deadline)
             self._config = config
         return self._client
-
-    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
-        return Prepared(method, url, headers, content)
 
     async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> ReqwestResponse:
         client = self._get_client()

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 import httptools
 from django.conf import settings
 
-from .upstream_errors import (  # noqa: F401  (DeadlineExceeded, ResponseTooLarge: part of this module's API)
+from .upstream_errors import (
     ConnectError,
     ConnectTimeout,
     DeadlineExceeded,
@@ -466,7 +466,10 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class ClientVerbs:
-    """`request`, `get`, `post` and `async with`, over a client's `build_request` and `send`."""
+    """`build_request`, `request`, `get`, `post` and `async with`, over a client's `send`."""
+
+    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
+        return Prepared(method, url, headers, content)
 
     async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
                       timeout: float | None = None):
@@ -571,9 +574,6 @@ class LoopClient(ClientVerbs):
         return conn
 
     # -- the API --------------------------------------------------------------------------------
-    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
-        return Prepared(method, url, headers, content)
-
     async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> Response:
         origin, target = _parse_url(request.url)
         data = _request_head(request.method, origin, target, request.headers, request.content)

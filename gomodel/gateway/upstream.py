@@ -10,9 +10,17 @@ from providers.adapters import adapter_for
 from providers.base import Target, UpstreamError, error_message
 
 from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
-from .http_client import DeadlineExceeded, ResponseTooLarge
 from .resilience import backoff_delay, retry_after_seconds
-from .upstream_errors import ConnectTimeout, HTTPError, PoolTimeout, ReadTimeout, TimeoutException, WriteTimeout
+from .upstream_errors import (
+    ConnectTimeout,
+    DeadlineExceeded,
+    HTTPError,
+    PoolTimeout,
+    ReadTimeout,
+    ResponseTooLarge,
+    TimeoutException,
+    WriteTimeout,
+)
 from .usage_record import UsageRecord
 
 RETRY_STATUSES = frozenset((429, 502, 503, 504))

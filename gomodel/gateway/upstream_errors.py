@@ -1,6 +1,7 @@
 """How an upstream call fails: httpx's exception names and hierarchy (what each kind means decides
-502 vs 504 and whether to retry, gomodel/gateway/upstream.py), without importing httpx (~7 MB a web
-worker) for its classes. Every UpstreamClient raises these, the bench's comparison clients included."""
+502 vs 504 and whether to retry, gomodel/gateway/upstream.py), without importing httpx (~5 MB a web
+worker) for its classes. Every UpstreamClient raises these, the bench's comparison clients included
+(bench/transports.py translates httpx's own)."""
 
 
 class HTTPError(Exception):
@@ -70,11 +71,3 @@ class DecodingError(HTTPError):
 class ResponseTooLarge(HTTPError):
     """The upstream's body is larger than UPSTREAM_MAX_BODY_BYTES: read no further."""
 
-
-def from_httpx(exc: Exception) -> HTTPError:
-    """The same failure from an httpx-based client (bench comparisons, the admin's test connection)."""
-    for cls in type(exc).__mro__:
-        ours = globals().get(cls.__name__)
-        if isinstance(ours, type) and issubclass(ours, HTTPError):
-            return ours(str(exc) or type(exc).__name__)
-    return NetworkError(str(exc) or type(exc).__name__)

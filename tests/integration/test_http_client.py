@@ -111,7 +111,7 @@ def gateway_client():
 
 
 def test_a_body_over_the_cap_is_refused_whether_declared_or_chunked(settings):
-    from gomodel.gateway.http_client import ResponseTooLarge
+    from gomodel.gateway.upstream_errors import ResponseTooLarge
 
     settings.UPSTREAM_MAX_BODY_BYTES = 1024 * 1024
     size = 3 * 1024 * 1024
@@ -150,7 +150,7 @@ def test_a_body_over_the_cap_is_refused_whether_declared_or_chunked(settings):
 
 def test_a_trickling_upstream_meets_the_deadline(settings):
     """Each byte comes before UPSTREAM_TIMEOUT, so only the overall deadline ends it (stream or not)."""
-    from gomodel.gateway.http_client import DeadlineExceeded
+    from gomodel.gateway.upstream_errors import DeadlineExceeded
 
     settings.UPSTREAM_DEADLINE = 0.6
 

@@ -63,7 +63,7 @@ def test_transport_errors(exc, status, code):
 
 
 def test_bounded_upstream_failures():
-    from gomodel.gateway.http_client import DeadlineExceeded, ResponseTooLarge
+    from gomodel.gateway.upstream_errors import DeadlineExceeded, ResponseTooLarge
 
     err = transport_error(TARGET, ResponseTooLarge("big"))
     assert (err.status, err.code) == (502, "upstream_response_too_large")

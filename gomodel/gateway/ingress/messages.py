@@ -29,10 +29,11 @@ from ..budgets import BudgetCut, StreamGuard, bill_cut, cut_error
 from ..chat import stream_failure, watch_disconnect
 from ..errors import PROVIDER
 from ..http import SSE_HEADERS, Request
-from ..http_client import DeadlineExceeded, UpstreamResponse
+from ..http_client import UpstreamResponse
 from ..limits import chat_tokens, governed
 from ..routing import candidates
 from ..upstream import refused, send_upstream, unreadable
+from ..upstream_errors import DeadlineExceeded
 from ..usage_record import UsageRecord, recorded
 from .anthropic_errors import error_type
 
