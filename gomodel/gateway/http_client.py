@@ -241,9 +241,9 @@ class _Exchange:
             return  # the end of an informational answer
         if self.decoder is not None:
             rest = self.decoder.flush()
+            self.decoder = None
             if rest:
-                self.chunks.append(rest)
-                self.buffered += len(rest)
+                self.on_body(rest)
         self.complete = True
         keep_alive = self.parser.should_keep_alive()
         self._end()
@@ -269,7 +269,10 @@ class _Exchange:
         if self.complete or self.error is not None:
             return
         if self.head_done and self.until_eof and exc is None:
-            self.on_message_complete()  # a body that ends when the connection does
+            try:
+                self.on_message_complete()  # a body that ends when the connection does
+            except HTTPError as error:  # its last compressed bytes took it over the cap
+                self.fail(error)
             return
         self.fail(RemoteProtocolError("the upstream closed the connection before the answer was complete"
                                             + (f" ({exc})" if exc else "")))
@@ -420,13 +423,13 @@ class Response:
         if not self._read:
             exchange = self._exchange
             exchange.cap = settings.UPSTREAM_MAX_BODY_BYTES  # read whole: bounded by the cap, not paused
-            if exchange.error is None and not exchange.complete:
-                try:
+            if exchange.error is None:
+                try:  # what came with the head (all of it, maybe) is checked here, the rest as it comes
                     exchange._check_cap()
                 except ResponseTooLarge as exc:
                     exchange.fail(exc)
-                else:
-                    exchange.resume()
+                    raise
+                exchange.resume()
             while exchange.error is None and not exchange.complete:
                 await exchange.wait()
             if exchange.error is not None:

@@ -348,3 +348,19 @@ def test_bytes_after_an_answer_retire_the_connection():
             return first.content, second.content, up.connections
 
     assert run(go()) == (b"{}", b"{}", 2)
+
+
+def test_a_body_is_capped_on_what_it_expands_to_even_when_it_comes_with_the_head(settings):
+    settings.UPSTREAM_MAX_BODY_BYTES = 1000
+    payload = gzip.compress(b"x" * 5000)  # 5,000 bytes once decoded, far fewer on the wire
+
+    async def go(answer):
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            with pytest.raises(upstream_errors.ResponseTooLarge):
+                await client.post(up.url, content=b"{}")
+
+    sized = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: %d\r\n\r\n" % len(payload) + payload
+    until_close = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\nconnection: close\r\n\r\n" + payload
+    plain = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + b"x" * 5000  # all of it in the head's read
+    for answer in (sized, until_close, plain):
+        run(go(answer))
