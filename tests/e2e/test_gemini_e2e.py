@@ -16,7 +16,6 @@ from tests.fake_gemini import (
     SIGNATURE,
     THOUGHT_TOKENS,
     THOUGHTS,
-    FakeGemini,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -25,13 +24,6 @@ SECRET = "gm-upstream-secret"
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-
-
-@pytest.fixture(scope="session")
-def gemini_server():
-    server = FakeGemini().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

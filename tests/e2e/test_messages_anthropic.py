@@ -17,7 +17,6 @@ from tests.fake_anthropic import (
     STREAM_START_USAGE,
     THOUGHT,
     USAGE,
-    FakeAnthropic,
 )
 
 pytestmark = [pytest.mark.e2e]
@@ -31,13 +30,6 @@ TIME = {"name": "get_time", "input_schema": {"type": "object", "properties": {"t
 JSON_PROMPT = USAGE["input_tokens"] + USAGE["cache_read_input_tokens"] + USAGE["cache_creation_input_tokens"]
 STREAM_PROMPT = (STREAM_START_USAGE["input_tokens"] + STREAM_START_USAGE["cache_read_input_tokens"]
                  + STREAM_START_USAGE["cache_creation_input_tokens"])
-
-
-@pytest.fixture(scope="module")
-def anthropic_server():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ import httpx
 import orjson
 import pytest
 
-from tests.fake_anthropic import FakeAnthropic
-
 pytestmark = [pytest.mark.e2e]
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -17,13 +15,6 @@ ANSWERED: list[str] = []  # the request ids of this test's refused requests
 @pytest.fixture(autouse=True)
 def _answered():
     ANSWERED.clear()
-
-
-@pytest.fixture(scope="module")
-def anthropic_server():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import asyncio
 import anthropic
 import pytest
 
-from tests.fake_gemini import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, THOUGHTS, FakeGemini
+from tests.fake_gemini import CACHED_TOKENS, CANDIDATE_TOKENS, PROMPT_TOKENS, THOUGHT_TOKENS, THOUGHTS
 from tests.fake_gemini import REPLY as GEMINI_REPLY
 from tests.fake_upstream import REASONING, REPLY
 
@@ -142,13 +142,6 @@ def test_openai_target_count_tokens_is_estimated_without_an_upstream_call(client
 
 
 # -- a Gemini target -----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def gemini_server():
-    server = FakeGemini().start()
-    yield server
-    server.stop()
-
 
 @pytest.fixture
 def gemini(gemini_server, make_provider):

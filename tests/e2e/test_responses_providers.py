@@ -6,28 +6,12 @@ import openai
 import pytest
 
 from tests import fake_anthropic, fake_gemini
-from tests.fake_anthropic import FakeAnthropic
-from tests.fake_gemini import FakeGemini
 
 pytestmark = [pytest.mark.e2e]
 
 WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather for a place",
                 "parameters": {"type": "object", "properties": {"location": {"type": "string"}}}}
 TIME_TOOL = {"type": "function", "name": "get_time", "parameters": {"type": "object"}}
-
-
-@pytest.fixture(scope="module")
-def anthropic_server():
-    server = FakeAnthropic().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def gemini_server():
-    server = FakeGemini().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
