@@ -1,19 +1,20 @@
-"""Budgets on the request path: one MGET before the upstream call, the cost of the finished request
-into the counters (with its usage event), and the running cost of a stream that may cut it.
+"""Budgets on the request path: a reservation at admission (one EVALSHA: refuse, or register the call's
+priced estimate as in flight), the cost of the finished call into the counters (with its usage event,
+which also clears the reservation), and the running cost of a stream that may cut it.
 
-The counters and why they never double-count are explained in accounting/budgets.py. Every
-endpoint calls `check_budget(runtime, req)` once after authenticating (before any upstream call);
-`recorded()` calls `charge` when it emits the event.
+The counters and why they never double-count are explained in accounting/budgets.py. The pipeline's
+`Call` (gomodel/gateway/pipeline/call.py) is the only caller: `reserve` when it admits a call, `charge`
+when it emits the call's event, `release` when no event will.
 """
 
 import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounting import budgets
@@ -24,14 +25,6 @@ from .errors import RATE_LIMIT, GatewayError
 log = logging.getLogger(__name__)
 CHARS_PER_TOKEN = 4  # the running estimate inside a stream; the event gets the exact estimate
 _warned = {"at": 0.0}
-
-
-@dataclass
-class BudgetState:
-    """What the check found: the tightest remaining budget, in 1e-10 USD, and whose it is."""
-    budgets: tuple
-    remaining_e10: int
-    tightest: budgets.Budget
 
 
 def _load_prices() -> PriceBook:
@@ -63,31 +56,89 @@ def over_budget(budget, now, prompt: bool = False) -> GatewayError:
     return GatewayError(429, RATE_LIMIT, message, code="budget_exceeded", headers=headers)
 
 
-async def check_budget(runtime, req) -> BudgetState | None:
-    """Refuse a request whose key or tenant has spent its budget (429 budget_exceeded, Retry-After:
-    seconds to the period's end). One Redis round trip; Redis down → allowed (and logged)."""
-    principal = req.auth
+class Reservation:
+    """A call's claim on its budgets, made at admission: the tightest room left (1e-10 USD), the counters
+    it is registered under, and what it reserved there (its priced estimate) until it is settled."""
+
+    __slots__ = ("budgets", "names", "remaining_e10", "tightest", "reserved_e10", "request_id", "settled")
+
+    def __init__(self, owned, names, remaining_e10, tightest, reserved_e10, request_id):
+        self.budgets = owned
+        self.names = names
+        self.remaining_e10 = remaining_e10  # before this call's own reservation
+        self.tightest = tightest
+        self.reserved_e10 = reserved_e10
+        self.request_id = request_id
+        self.settled = False
+
+
+async def reserve(runtime, principal, request_id: str, target, model: str, prompt_tokens: int,
+                  output_tokens: int, stream: bool) -> Reservation | None:
+    """Admit a call against its key's and tenant's budgets in one Redis round trip (the `_RESERVE` script):
+    429 budget_exceeded when what is spent (in-flight reservations of other calls included) has reached a
+    limit, or when the prompt alone would cost more than is left; otherwise register this call's priced
+    estimate (prompt + `output_tokens` at today's rates; a stream: its prompt, then its guard's running
+    estimate) as in flight, so parallel calls see it. The usage
+    writer replaces it by the real cost in the MULTI of the event (or `release` drops it). So parallel
+    calls overspend by at most one call's own cost. Redis down → allowed (and logged)."""
     owned = getattr(principal, "budgets", ())
     if not owned:
         return None
-    await prices(runtime)  # cold path only: the next requests find them in memory
+    book = await prices(runtime)  # cold path only: the next requests find them in memory
+    rates = book.rates(target.provider_type, target.name, model)
     now = budgets.clock()
     names = [b.counter(now) for b in owned]
+    prompt_e10 = reserved_e10 = 0
+    if rates is not None:
+        prompt_e10 = reserved_e10 = to_e10((rates.input * prompt_tokens).quantize(Decimal("1e-10")))
+        if not (stream and rates.output):
+            # A stream with a priced output reserves its prompt only: its guard shares the running cost of
+            # what it relays and cuts it (StreamGuard); a whole answer cannot be cut, so its most is held.
+            reserved_e10 += to_e10((rates.output * output_tokens).quantize(Decimal("1e-10")))
+    # A non-stream call keeps its reservation until it ends (UPSTREAM_DEADLINE at most); a stream's guard
+    # replaces it by its running estimate and keeps that alive.
+    ttl = INFLIGHT_TTL if stream else int(settings.UPSTREAM_DEADLINE) + INFLIGHT_TTL
     try:
-        spent_now = await spent(runtime.redis, names)
+        allowed, index, reason, totals = await _reserve(runtime.redis, names, [b.limit_e10 for b in owned],
+                                                        request_id, reserved_e10, prompt_e10, ttl)
     except Exception as exc:
         _warn(f"budget check skipped, Redis unavailable ({exc})")
         return None
+    if not allowed:
+        raise over_budget(owned[index], now, prompt=reason == "prompt")
     remaining, tightest = None, None
-    for budget, spent_e10 in zip(owned, spent_now):
-        if spent_e10 >= budget.limit_e10:
-            raise over_budget(budget, now)
-        left = budget.limit_e10 - spent_e10
+    for budget, total in zip(owned, totals):
+        left = budget.limit_e10 - total
         if remaining is None or left < remaining:
             remaining, tightest = left, budget
-    state = BudgetState(owned, remaining, tightest)
-    req.budget = state
-    return state
+    return Reservation(owned, names, remaining, tightest, reserved_e10 if reserved_e10 else 0, request_id)
+
+
+_tasks: set = set()
+
+
+def release(runtime, reservation: Reservation) -> None:
+    """Drop a reservation no usage event will settle (a call refused after it was admitted here, or one
+    that never reached an upstream). Queued, never awaited by the answer; if Redis does not take it, it
+    expires with its TTL."""
+    if reservation.settled or not reservation.reserved_e10:
+        return
+    reservation.settled = True
+
+    async def drop():
+        try:
+            async with asyncio.timeout(2.0):
+                async with runtime.redis.pipeline(transaction=False) as pipe:
+                    for name in reservation.names:
+                        pipe.hdel(name + ":inflight", reservation.request_id)
+                        pipe.zrem(name + ":inflight-exp", reservation.request_id)
+                    await pipe.execute()
+        except Exception as exc:
+            _warn(f"a budget reservation could not be released; it expires by itself ({exc})")
+
+    task = asyncio.ensure_future(drop())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 def charge(runtime, record, event) -> None:
@@ -97,6 +148,7 @@ def charge(runtime, record, event) -> None:
     if state is None or runtime.prices is None:
         return
     when = event.created_at  # the day the drain files the event under
+    names = [b.counter(when) for b in state.budgets]
     priced = runtime.prices.price(event, when)
     event.cost_source = priced.source
     if priced.cost is None:
@@ -105,63 +157,46 @@ def charge(runtime, record, event) -> None:
         return
     event.cost_e10 = to_e10(priced.cost)
     event.cost = budgets.usd(event.cost_e10)
-    event.budget_keys = [b.counter(when) for b in state.budgets]
-
-
-def _prompt_chars(messages) -> int:
-    total = 0
-    for message in messages if isinstance(messages, list) else ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    total += len(part["text"])
-    return total
+    # The usage writer adds the cost to these counters and clears the call's reservation from them (one MULTI).
+    event.budget_keys = names
+    state.settled = names == state.names
 
 
 class StreamGuard:
-    """The running cost of a stream from what was relayed: prompt (chars/4 × input price) plus
-    completion so far (chars/4 × output price), O(new text) per upstream read. It shares that
-    estimate with the other requests of the same key and tenant (`spent`, one EVALSHA) at most
-    every SYNC_SECONDS, or sooner when it has used half of the headroom it last saw, so concurrent
-    streams are cut when together they cross the budget."""
+    """The running cost of a stream from what was relayed: its prompt (as reserved) plus the completion so
+    far (chars/4 × output price), O(new text) per upstream read. It shares that estimate with the other
+    calls of the same key and tenant (`spent`, one EVALSHA; it replaces the call's admission reservation)
+    at most every SYNC_SECONDS, or sooner when it has used half of the headroom it last saw, so concurrent
+    calls are cut when together they cross the budget."""
 
     SYNC_SECONDS = 0.1
     __slots__ = ("state", "rates", "relayed", "seen", "chars", "prompt", "names", "request_id", "redis",
-                 "headroom", "synced_own", "synced_at", "limit")
+                 "headroom", "synced_own", "synced_at")
 
-    def __init__(self, state: BudgetState, rates: Rates, record, redis):
+    def __init__(self, state: Reservation, rates: Rates, record, prompt_tokens: int, redis):
         self.state = state
         self.rates = rates
         self.relayed = record.relayed
         self.seen = len(self.relayed)
         self.chars = 0
-        self.prompt = rates.input * (_prompt_chars(record.messages) // CHARS_PER_TOKEN)
-        self.limit = Decimal(state.remaining_e10).scaleb(-10) - self.prompt  # USD left for the completion
-        self.names = [b.counter(budgets.clock()) for b in state.budgets]
-        self.request_id = record.request_id
+        self.prompt = rates.input * prompt_tokens
+        self.names = state.names
+        self.request_id = state.request_id
         self.redis = redis
         self.synced_own = to_e10(self.prompt.quantize(Decimal("1e-10")))
-        self.headroom = state.remaining_e10 - self.synced_own  # before any sync: what the check saw
-        self.synced_at = 0.0  # the first read registers the stream at once
+        self.headroom = state.remaining_e10 - self.synced_own  # before any sync: what the admission saw
+        self.synced_at = 0.0  # the first read registers the stream's own estimate at once
 
     @classmethod
-    def maybe(cls, record, runtime) -> "StreamGuard | None":
-        state = record.budget
+    def maybe(cls, call, runtime) -> "StreamGuard | None":
+        state = call.budget
         if state is None or runtime.prices is None:
             return None
-        target = record.target
-        rates = runtime.prices.rates(target.provider_type, target.name, record.model)
+        target = call.record.target
+        rates = runtime.prices.rates(target.provider_type, target.name, call.record.model)
         if rates is None or not rates.output:
             return None  # no known price: allowed and logged when the event is priced
-        return cls(state, rates, record, runtime.redis)
-
-    def check_prompt(self, state: BudgetState) -> None:
-        """Refuse, before any upstream call, a request whose prompt alone costs more than is left."""
-        if self.limit <= 0:
-            raise over_budget(state.tightest, budgets.clock(), prompt=True)
+        return cls(state, rates, call.record, call.protocol.prompt_tokens(), runtime.redis)
 
     def own_e10(self) -> int:
         relayed = self.relayed
@@ -213,46 +248,94 @@ def bill_cut(record) -> None:
 # mid-stream leaks nothing for longer than INFLIGHT_TTL; the usage writer removes it in the MULTI
 # that moves the finished request's cost into `pending`.
 INFLIGHT_TTL = 60
-_SPENT = """
-local now, ttl, rid, amount = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+_EXPIRE_OLD = """
+local function expire_old(hash, zset, now)
+  for _, old in ipairs(redis.call('ZRANGEBYSCORE', zset, '-inf', now)) do redis.call('HDEL', hash, old) end
+  redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
+end
+local function register(hash, zset, now, ttl, rid, amount)
+  redis.call('HSET', hash, rid, amount)
+  redis.call('ZADD', zset, now + ttl, rid)
+  -- never shorten the life of the hash: a long non-stream reservation shares it with short stream entries
+  if redis.call('TTL', hash) < ttl then redis.call('EXPIRE', hash, ttl) end
+  if redis.call('TTL', zset) < ttl then redis.call('EXPIRE', zset, ttl) end
+end
+local function inflight(hash)
+  local sum = 0
+  for _, v in ipairs(redis.call('HVALS', hash)) do sum = sum + tonumber(v) end
+  return sum
+end
+"""
+_SPENT = _EXPIRE_OLD + """
+local now, ttl, rid, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local out = {}
 for i = 1, #KEYS, 4 do
   local hash, zset = KEYS[i + 2], KEYS[i + 3]
-  for _, old in ipairs(redis.call('ZRANGEBYSCORE', zset, '-inf', now)) do redis.call('HDEL', hash, old) end
-  redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
-  if rid ~= '' then
-    redis.call('HSET', hash, rid, amount)
-    redis.call('ZADD', zset, now + tonumber(ttl), rid)
-    redis.call('EXPIRE', hash, ttl)
-    redis.call('EXPIRE', zset, ttl)
-  end
-  local inflight = 0
-  for _, v in ipairs(redis.call('HVALS', hash)) do inflight = inflight + tonumber(v) end
+  expire_old(hash, zset, now)
+  if rid ~= '' then register(hash, zset, now, ttl, rid, amount) end
   out[#out + 1] = redis.call('GET', KEYS[i]) or '0'
   out[#out + 1] = redis.call('GET', KEYS[i + 1]) or '0'
-  out[#out + 1] = string.format('%d', inflight)
+  out[#out + 1] = string.format('%d', inflight(hash))
 end
 return out
+"""
+# Admission: decide on every budget first, register the reservation only when all admit it (atomic, so two
+# calls admitted at once each see the other's reservation). ARGV: now, ttl, rid, reserved, prompt, limits….
+_RESERVE = _EXPIRE_OLD + """
+local now, ttl, rid, amount, prompt = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]),
+  tonumber(ARGV[5])
+local totals = {}
+for i = 1, #KEYS, 4 do
+  local j = (i - 1) / 4 + 1
+  local hash, zset = KEYS[i + 2], KEYS[i + 3]
+  expire_old(hash, zset, now)
+  local spent = tonumber(redis.call('GET', KEYS[i]) or '0') + tonumber(redis.call('GET', KEYS[i + 1]) or '0')
+    + inflight(hash)
+  local limit = tonumber(ARGV[5 + j])
+  if spent >= limit then return {0, j, 'spent'} end
+  if prompt > 0 and prompt >= limit - spent then return {0, j, 'prompt'} end
+  totals[#totals + 1] = string.format('%d', spent)
+end
+if amount > 0 then
+  for i = 1, #KEYS, 4 do register(KEYS[i + 2], KEYS[i + 3], now, ttl, rid, ARGV[4]) end
+end
+return {1, 0, '', unpack(totals)}
 """
 _script = {}
 
 
-async def spent(redis, names: list[str], request_id: str = "", own_e10: int = 0) -> list[int]:
-    """One EVALSHA: each counter's spend (in flight included), registering a stream's own estimate
-    when `request_id` is given. Once more on a pooled connection that Redis closed (a restart)."""
-    script = _script.get("spent")
+async def _run(redis, name: str, source: str, keys: list, args: list):
+    """One EVALSHA; once more on a pooled connection that Redis closed (a restart)."""
+    script = _script.get(name)
     if script is None:
-        script = _script["spent"] = redis.register_script(_SPENT)
-    keys = [n + s for n in names for s in (":base", ":pending", ":inflight", ":inflight-exp")]
+        script = _script[name] = redis.register_script(source)
     for attempt in (1, 2):
         try:
             async with asyncio.timeout(2.0):
-                values = await script(keys, [time.time(), INFLIGHT_TTL, request_id, own_e10], client=redis)
-            break
+                return await script(keys, args, client=redis)
         except RedisConnectionError:
             if attempt == 2:
                 raise
+
+
+def _keys(names: list[str]) -> list[str]:
+    return [n + s for n in names for s in (":base", ":pending", ":inflight", ":inflight-exp")]
+
+
+async def spent(redis, names: list[str], request_id: str = "", own_e10: int = 0) -> list[int]:
+    """Each counter's spend (in flight included), registering a stream's own estimate when `request_id`
+    is given."""
+    values = await _run(redis, "spent", _SPENT, _keys(names), [time.time(), INFLIGHT_TTL, request_id, own_e10])
     return [int(values[i]) + int(values[i + 1]) + int(values[i + 2]) for i in range(0, len(values), 3)]
+
+
+async def _reserve(redis, names, limits, request_id, reserved_e10, prompt_e10, ttl):
+    """(allowed, index of the refusing budget, 'spent' | 'prompt', what each budget had spent before)."""
+    values = await _run(redis, "reserve", _RESERVE, _keys(names),
+                        [time.time(), ttl, request_id, reserved_e10, prompt_e10, *limits])
+    allowed = int(values[0]) == 1
+    reason = values[2].decode() if isinstance(values[2], bytes) else values[2]
+    return allowed, int(values[1]) - 1, reason, [int(v) for v in values[3:]]
 
 
 def _warn(message: str) -> None:

@@ -31,8 +31,10 @@ def new_request_id() -> str:
 
 
 class Request:
-    __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started", "auth",
-                 "response_started", "extra_headers", "admission", "budget", "error_body")
+    """ASGI input and output only: what a call decides about itself lives on its pipeline.Call."""
+
+    __slots__ = ("scope", "receive", "send", "method", "path", "headers", "request_id", "started",
+                 "response_started", "extra_headers", "error_body")
 
     def __init__(self, scope, receive, send):
         self.scope = scope
@@ -43,11 +45,8 @@ class Request:
         self.headers = dict(scope["headers"])  # lower-case names; a repeated header keeps its last value
         self.request_id = new_request_id()
         self.started = time.perf_counter()
-        self.auth = None
-        self.budget = None  # gateway.budgets.BudgetState when the caller has a budget
         self.response_started = False
         self.extra_headers = ()  # sent with whatever answer this request gets (the rate-limit headers)
-        self.admission = None  # the rate limiter's claim (gateway/limits.py), settled when the request ends
         self.error_body = None  # (GatewayError, request id) -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:

@@ -1,28 +1,20 @@
 """Rate limits (requests/tokens per minute, requests in flight; per key and per tenant) and model
 allow-lists, on the request path.
 
-`governed(req, runtime, model, provider_hint, chain, tokens)` is the one call an endpoint makes once it knows where a
-request would go: it drops the targets the key or tenant may not call (403 if none is left), then admits the request
-in ONE Redis round trip (accounting/ratelimits.py's script, by EVALSHA; the requests of one event-loop tick share that
-call), answering 429 when a limit is reached. On the way out, however the request ends, the token reservation is set
-to the reported usage and the concurrency slot is freed (queued for the next call, never awaited by the response).
-Slots of requests still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per process; a crashed process's
-slots expire after LIMITS_SLOT_TTL.
+The pipeline's `Call` (pipeline/call.py) uses both once it knows where a call would go: `allowed_chain` drops the
+targets the key or tenant may not call (403 if none is left), then `Limiter.admit` admits the call in ONE Redis round
+trip (accounting/ratelimits.py's script, by EVALSHA; the calls of one event-loop tick share that call), answering 429
+when a limit is reached. When the call ends, however it ends, `Admission.finish` sets the token reservation to the
+reported usage and frees the concurrency slot (queued for the next batch, never awaited by the answer). Slots of
+calls still running are kept alive by one BEAT per LIMITS_SLOT_TTL/4 per process; a crashed process's slots expire
+after LIMITS_SLOT_TTL.
 
-An endpoint uses it like chat.py does, once routing has given the candidates:
-
-    async with governed(req, runtime, body["model"], body.get("provider"), chain, tokens) as chain:
-        record = UsageRecord(req, chain[0][0], ...)
-        async with recorded(req, runtime, record):   # reconciles the tokens from the usage event
-            ...
-
-`tokens` is the estimate to reserve against TPM (`chat_tokens(body)` for a chat-shaped body: its messages and
-max_tokens). A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's names) name the
-scope (key or tenant) with the least left.
+The tokens reserved against TPM are the call's prompt estimate (chars/4) plus max_tokens (or
+LIMITS_DEFAULT_MAX_TOKENS). A key without limits makes no Redis call at all. The x-ratelimit-* headers (OpenAI's
+names) name the scope (key or tenant) with the least left.
 """
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -174,8 +166,8 @@ class Limiter:
                                headers=[(b"retry-after", b"1")])
         return None
 
-    async def admit(self, req, tokens: int) -> Admission | None:
-        scopes = scopes_of(req.auth)
+    async def admit(self, req, principal, tokens: int) -> Admission | None:
+        scopes = scopes_of(principal)
         if not scopes:
             return None
         if time.monotonic() < self._down_until:
@@ -275,9 +267,14 @@ class Limiter:
                 self._failed(exc)
 
     async def drain(self, timeout: float = 2.0):
-        """Send the pending settles (server shutdown)."""
-        if self._flushing is not None:
-            await asyncio.wait([self._flushing], timeout=timeout)
+        """Server shutdown: let the calls just cancelled reach their settle (uvicorn cancels them and sends the
+        lifespan shutdown at once; on a loaded machine their exits run after this starts), then send every
+        pending settle before Redis goes."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        while self._flushing is not None and time.monotonic() < deadline:
+            await asyncio.wait([self._flushing], timeout=max(0.0, deadline - time.monotonic()))
 
     async def peek(self, scopes: list[Scope]) -> list[dict | None]:
         """Each scope's state now, consuming nothing; [] entries are None when Redis does not answer."""
@@ -308,21 +305,6 @@ def allowed_chain(principal, model: str, provider_hint, chain: list) -> list:
                            + "; its allow-list or its tenant's does not include it.", param="model",
                            code="model_not_allowed")
     return allowed
-
-
-@contextlib.asynccontextmanager
-async def governed(req, runtime, model: str, provider_hint, chain: list, tokens: int):
-    """Allow-lists, then rate limits, around everything the request does upstream. Yields the chain it
-    may use. Whatever ends the block (an answer, an error, a hang-up, cancellation at shutdown), the
-    request's tokens are reconciled and its concurrency slot freed, without delaying the response."""
-    chain = allowed_chain(req.auth, model, provider_hint, chain)
-    admission = await runtime.limits.admit(req, tokens)
-    req.admission = admission
-    try:
-        yield chain
-    finally:
-        if admission is not None:
-            admission.finish()
 
 
 def visible_models(principal, registry, listing: list) -> list:

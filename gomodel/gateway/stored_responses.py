@@ -111,16 +111,16 @@ async def load_previous(principal, response_id: str) -> list[dict]:
 
 
 async def retrieve_response(req: Request, response_id: str):
-    req.auth = await get_runtime().keys.authenticate(req.headers)
-    await req.respond(200, await _read(req.auth, response_id, lambda stored: orjson.dumps(stored.response)))
+    principal = await get_runtime().keys.authenticate(req.headers)
+    await req.respond(200, await _read(principal, response_id, lambda stored: orjson.dumps(stored.response)))
 
 
 async def delete_response(req: Request, response_id: str):
-    req.auth = await get_runtime().keys.authenticate(req.headers)
+    principal = await get_runtime().keys.authenticate(req.headers)
     if not RESPONSE_ID.fullmatch(response_id):
         raise _not_found(response_id)
     await _written(response_id)
-    deleted = await sync_to_async(responses_store.do_delete_response, thread_sensitive=True)(req.auth.tenant_id,
+    deleted = await sync_to_async(responses_store.do_delete_response, thread_sensitive=True)(principal.tenant_id,
                                                                                              response_id)
     if not deleted:
         raise _not_found(response_id)
@@ -154,9 +154,9 @@ def _item_page(limit: int, order: str, after: str | None, stored) -> bytes:
 
 
 async def list_input_items(req: Request, response_id: str):
-    req.auth = await get_runtime().keys.authenticate(req.headers)
+    principal = await get_runtime().keys.authenticate(req.headers)
     limit, order, after = _page_params(req)
-    await req.respond(200, await _read(req.auth, response_id, functools.partial(_item_page, limit, order, after)))
+    await req.respond(200, await _read(principal, response_id, functools.partial(_item_page, limit, order, after)))
 
 
 def routes(rest: str) -> dict | None:

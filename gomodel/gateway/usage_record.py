@@ -1,26 +1,21 @@
 """What one /v1 request turns into on the usage stream."""
 
-import contextlib
-import logging
 import time
 
 from accounting import budgets, estimate
 from accounting.usage_event import StreamEvent
 from providers.base import Target, Usage
 
-from . import metrics
-from .budgets import charge
-
-log = logging.getLogger(__name__)
-
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
-                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "messages",
+                 "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
                  "attempts", "budget")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
-                 messages: list):
+                 messages):
+        """`req`: the call (its request_id, auth and started); `messages`: the prompt, or a function that
+        makes it (read only when usage must be estimated)."""
         self.request_id = req.request_id
         self.principal = req.auth
         self.started = req.started
@@ -29,7 +24,7 @@ class UsageRecord:
         self.model = model
         self.endpoint = endpoint
         self.stream = stream
-        self.messages = messages
+        self._messages = messages
         self.status = 200
         self.error_type = None
         self.usage: Usage | None = None
@@ -38,6 +33,12 @@ class UsageRecord:
         self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
+
+    @property
+    def messages(self) -> list:
+        if callable(self._messages):
+            self._messages = self._messages()
+        return self._messages
 
     def attempt(self, target: Target, model: str, status: int | None, error: str | None):
         """One upstream try (failover and retries make several); the event names the last one."""
@@ -122,38 +123,3 @@ class UsageRecord:
             attempts=self.attempts,
             estimate=pending,
         )
-
-
-@contextlib.asynccontextmanager
-async def recorded(req, runtime, record: UsageRecord):
-    """Answer a GatewayError in the envelope (unless the response already started), then emit the
-    request's one usage event if it reached an upstream. The event is queued before any await, so a
-    request cancelled here (server shutdown) still records what it cost; the request never waits on Redis
-    (the usage writer's flusher sends it), unless Redis is USAGE_WRITE_QUEUE_MAX events behind."""
-    from .errors import GatewayError
-
-    try:
-        yield record
-    except GatewayError as err:
-        record.status, record.error_type = err.status, err.type
-        if not req.response_started:
-            await req.respond_error(err)
-    finally:
-        # A request refused before any upstream attempt (input the provider cannot take) is bad
-        # input like any other 400: it records nothing.
-        if record.attempts:
-            event = record.event()
-            try:
-                charge(runtime, record, event)
-            except Exception:  # pricing must never cost an event (the drain prices it then)
-                log.exception("could not price usage event %s for its budget", event.request_id)
-            try:
-                metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
-            except Exception:  # metrics must never cost an event
-                log.exception("could not count usage event %s in the metrics", event.request_id)
-            if req.admission is not None:  # reconcile the tokens the rate limiter reserved, now
-                req.admission.used = event.total_tokens
-                req.admission.finish()
-            room = runtime.usage.emit(event)
-            if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
-                await room

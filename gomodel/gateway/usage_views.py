@@ -34,7 +34,7 @@ def _query(req: Request) -> dict[str, str]:
 
 async def usage(req: Request):
     runtime = get_runtime()
-    principal = req.auth = await runtime.keys.authenticate(req.headers)
+    principal = await runtime.keys.authenticate(req.headers)
     query = _query(req)
     try:
         first, last = parse_range(query.get("start"), query.get("end"), today_utc())

@@ -1,63 +1,49 @@
-"""The /v1 endpoints: each validates its input and calls one service function."""
+"""The /v1 endpoints: each call endpoint is the one pipeline (pipeline/run.py) with its protocol plug-in."""
 
 import asyncio
 import time
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
-from .budgets import check_budget
-from .chat import run_chat
-from .embeddings import run_embeddings
 from .http import Request
-from .ingress.messages import run_count_tokens, run_messages
-from .ingress.messages_validation import validate_count_tokens, validate_messages
-from .json_body import parse_json_object
 from .limits import visible_models
-from .responses import run_responses
-from .responses_validation import validate_responses
+from .pipeline.run import run
+from .protocols.chat import ChatExchange
+from .protocols.embeddings import EmbeddingsExchange
+from .protocols.messages import CountTokensExchange, MessagesExchange
+from .protocols.responses import ResponsesExchange
 from .runtime import get_runtime
-from .validation import validate_chat, validate_embeddings
 
 STARTED = int(time.time())
 
 
-async def _json_call(req: Request, validate, service):
-    runtime = get_runtime()
-    req.auth = await runtime.keys.authenticate(req.headers)
-    body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
-    validate(body)
-    await check_budget(runtime, req)
-    await service(req, runtime, body)
-
-
 async def chat_completions(req: Request):
-    await _json_call(req, validate_chat, run_chat)
+    await run(req, ChatExchange)
 
 
 async def embeddings(req: Request):
-    await _json_call(req, validate_embeddings, run_embeddings)
+    await run(req, EmbeddingsExchange)
 
 
 async def messages(req: Request):
-    await _json_call(req, validate_messages, run_messages)
+    await run(req, MessagesExchange)
 
 
 async def messages_count_tokens(req: Request):
-    await _json_call(req, validate_count_tokens, run_count_tokens)
+    await run(req, CountTokensExchange)
 
 
 async def responses(req: Request):
-    await _json_call(req, validate_responses, run_responses)
+    await run(req, ResponsesExchange)
 
 
 async def list_models(req: Request):
     runtime = get_runtime()
-    req.auth = await runtime.keys.authenticate(req.headers)
+    principal = await runtime.keys.authenticate(req.headers)
     await runtime.registry.ensure_loaded()
     await runtime.registry.settled()
-    listing = visible_models(req.auth, runtime.registry, runtime.registry.listing())
+    listing = visible_models(principal, runtime.registry, runtime.registry.listing())
     data = [{"id": f"{target.name}/{model}", "object": "model", "created": STARTED, "owned_by": target.name}
             for target, model in listing]
     await req.respond(200, orjson.dumps({"object": "list", "data": data}))

@@ -1,0 +1,81 @@
+"""What a protocol (chat, embeddings, Messages, Responses, …) plugs into the one pipeline: only what differs
+between them. (Its error envelope goes with its route: app.py's ANTHROPIC_ROUTES, so that errors before the
+body is read — auth, 405 — use it too.) Admission, failover, the stream relay, the budget guard, status
+mapping, scrubbing and the usage event are the pipeline's (call.py, relay.py, run.py), written once."""
+
+from typing import Any, ClassVar, Protocol
+
+from providers.base import Target, UpstreamRequest, Usage
+
+
+class StreamWriter(Protocol):
+    """One stream's translation into the client's protocol. Every method returns the bytes to send."""
+
+    usage: Usage | None  # what the upstream reported so far (None until it did)
+    complete: bool  # the upstream's stream reached its end
+
+    def start(self) -> bytes:
+        """Sent before the first upstream byte (a protocol's opening events; b"" for most)."""
+
+    def feed(self, event: str | None, data: bytes) -> bytes:
+        """One upstream SSE event in; raises providers.base.StreamError for an upstream error event
+        (its message is scrubbed by the relay, never shown as it came)."""
+
+    def finish(self) -> bytes:
+        """The upstream's stream ended: what its end flushes, and the closing events when it was complete
+        (`complete` is read after this)."""
+
+    def fail(self, message: str, code: str, kind: str) -> bytes:
+        """The terminal error event for `message` (already scrubbed); `kind` is the gateway's error type."""
+
+    def answer(self) -> dict | None:
+        """The whole answer the client received, for a protocol that keeps it (Responses' store)."""
+
+
+class Exchange(Protocol):
+    """One call in one protocol, made from its validated body."""
+
+    endpoint: ClassVar[str]  # the usage event's endpoint
+    billed: ClassVar[bool]  # False: the call never makes a usage event (count_tokens)
+    body: dict
+    model: str  # as requested
+    provider_hint: str | None
+    stream: bool
+
+    @staticmethod
+    def validate(body: dict) -> None:
+        """400 for a body this protocol cannot take (before any routing)."""
+
+    async def prepare(self, principal) -> None:
+        """Reads the call needs before routing (Responses' stored context); most do nothing."""
+
+    def prompt(self) -> list[dict]:
+        """The prompt as chat-like messages (for estimates when usage is not reported); computed once."""
+
+    def prompt_tokens(self) -> int:
+        """The prompt's estimate in tokens (chars/4: no tokenizer on the event loop); computed once."""
+
+    def output_tokens(self) -> int:
+        """The most this call may generate (max_tokens or LIMITS_DEFAULT_MAX_TOKENS; 0 for embeddings):
+        reserved against TPM and priced into the budget reservation until the call ends."""
+
+    def candidates(self, chain: list[tuple[Target, str]]) -> list[tuple[Target, str]]:
+        """The targets this protocol can use among those routing found (count_tokens: native ones)."""
+
+    def local_answer(self, target: Target, model: str) -> Any:
+        """An answer made without an upstream (count_tokens estimated), awaited; None: go upstream."""
+
+    def build(self, adapter, target: Target, model: str) -> UpstreamRequest:
+        """The upstream request for this target (adapters translate; raise UpstreamError if impossible)."""
+
+    def read(self, adapter, record, content: bytes) -> tuple[bytes, dict | None]:
+        """A complete upstream answer into the client's body (and the answer, for a protocol that keeps it);
+        sets record.usage (and what it relayed when
+        the upstream reported none). Raises UpstreamError for a 200 that is a refusal, ValueError,
+        TypeError, KeyError or AttributeError for an unreadable one."""
+
+    def writer(self, adapter, record) -> StreamWriter:
+        """The stream writer for this target's answer."""
+
+    def answered(self, answer: dict | None) -> None:
+        """The call ended (answer: what the client got, None when it got no complete answer)."""
