@@ -124,6 +124,12 @@ class FakeAnthropic(FakeServer):
                 await event("error", error_body("overloaded_error", "Overloaded"))
                 await send({"type": "http.response.body", "body": b""})
                 return
+            if model == "claude-error-secrets" and i == 2:  # an error event that echoes the key and host
+                headers = self.requests[-1]["headers"]
+                await event("error", error_body("api_error", f"denied for key {headers.get('x-api-key')} at "
+                                                             f"{headers.get('host')}"))
+                await send({"type": "http.response.body", "body": b""})
+                return
             await event("content_block_delta", {"type": "content_block_delta", "index": index,
                                                 "delta": {"type": "text_delta", "text": piece}})
         await event("content_block_stop", {"type": "content_block_stop", "index": index})

@@ -15,7 +15,7 @@ MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail
           "think-model"]
 LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
 # Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
-# trickle, error-event-secrets.
+# trickle, error-event-secrets (chat and Responses streams). Embeddings also answer fail-429, fail-text and slow.
 TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
@@ -100,6 +100,10 @@ class FakeUpstream(FakeServer):
     async def embeddings(self, body, send):
         if body["model"] == "fail-500":
             return await self._json(send, 500, {"error": {"message": "embedding backend down"}})
+        if body["model"] in ("fail-429", "fail-text"):  # the same answers as chat's
+            return await self.chat(body, send)
+        if body["model"] == "slow":
+            await asyncio.sleep(10)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
         tokens = 3 * len(inputs)
@@ -177,6 +181,8 @@ class FakeUpstream(FakeServer):
             return await self._json(send, 400, {"error": {"message": "Invalid value for 'temperature'.",
                                                           "type": "invalid_request_error", "param": "temperature",
                                                           "code": "invalid_value"}})
+        if model == "fail-text":
+            return await self.chat(body, send)
         response_id = "resp_fake0123456789"
         if model == "tool-model":
             item = {"id": "fc_fake1", "type": "function_call", "status": "completed", "call_id": "call_1",
@@ -227,9 +233,12 @@ class FakeUpstream(FakeServer):
             for i, piece in enumerate(REPLY):
                 if model == "break-stream" and i == 2:
                     raise RuntimeError("upstream connection dropped")  # uvicorn aborts the connection
-                if model == "error-event" and i == 2:  # the upstream's own terminal failure
+                if model in ("error-event", "error-event-secrets") and i == 2:  # the upstream's own terminal failure
+                    headers = self.requests[-1]["headers"]
+                    message = "The model failed to generate a response." if model == "error-event" else (
+                        f"denied for {headers.get('authorization')} at {headers.get('host')}")
                     await event("response.failed", response={**response("failed", []), "error": {
-                        "code": "server_error", "message": "The model failed to generate a response."}})
+                        "code": "server_error", "message": message}})
                     await send({"type": "http.response.body", "body": b""})
                     return
                 await event("response.output_text.delta", item_id=item["id"], output_index=0, content_index=0,

@@ -77,8 +77,8 @@ async def reserve(runtime, principal, request_id: str, target, model: str, promp
     """Admit a call against its key's and tenant's budgets in one Redis round trip (the `_RESERVE` script):
     429 budget_exceeded when what is spent (in-flight reservations of other calls included) has reached a
     limit, or when the prompt alone would cost more than is left; otherwise register this call's priced
-    estimate (prompt + `output_tokens` at today's rates; a stream: its prompt, then its guard's running
-    estimate) as in flight, so parallel calls see it. The usage
+    estimate (prompt + `output_tokens` at today's rates) as in flight, so parallel calls see it (a stream's
+    guard later replaces it by the running cost of what it relayed, and cuts the stream past the budget). The usage
     writer replaces it by the real cost in the MULTI of the event (or `release` drops it). So parallel
     calls overspend by at most one call's own cost. Redis down → allowed (and logged)."""
     owned = getattr(principal, "budgets", ())
@@ -90,11 +90,8 @@ async def reserve(runtime, principal, request_id: str, target, model: str, promp
     names = [b.counter(now) for b in owned]
     prompt_e10 = reserved_e10 = 0
     if rates is not None:
-        prompt_e10 = reserved_e10 = to_e10((rates.input * prompt_tokens).quantize(Decimal("1e-10")))
-        if not (stream and rates.output):
-            # A stream with a priced output reserves its prompt only: its guard shares the running cost of
-            # what it relays and cuts it (StreamGuard); a whole answer cannot be cut, so its most is held.
-            reserved_e10 += to_e10((rates.output * output_tokens).quantize(Decimal("1e-10")))
+        prompt_e10 = to_e10((rates.input * prompt_tokens).quantize(Decimal("1e-10")))
+        reserved_e10 = prompt_e10 + to_e10((rates.output * output_tokens).quantize(Decimal("1e-10")))
     # A non-stream call keeps its reservation until it ends (UPSTREAM_DEADLINE at most); a stream's guard
     # replaces it by its running estimate and keeps that alive.
     ttl = INFLIGHT_TTL if stream else int(settings.UPSTREAM_DEADLINE) + INFLIGHT_TTL

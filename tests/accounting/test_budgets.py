@@ -376,12 +376,14 @@ def test_an_empty_period_costs_0_and_unknown_prices_stay_null(gateway, provider,
     assert (totals()["requests"], totals()["cost_usd"]) == (2, str(ONE_CHAT))
 
 
-def _long_stream(gateway, secret):
+def _long_stream(gateway, secret, max_tokens=None):
     """(request id, text received, the error event or None) of one long stream."""
     text, error = [], None
+    body = {"model": "long-stream", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
     with httpx.stream("POST", f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
-                      json={"model": "long-stream", "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
-                      timeout=20) as response:
+                      json=body, timeout=20) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             if line.startswith("data: {"):
@@ -401,10 +403,11 @@ def test_concurrent_streams_are_cut_when_together_they_cross_the_budget(gateway,
     ModelPrice.objects.create(provider="openai", model_pattern="long-stream", input_per_million=Decimal("1"),
                               output_per_million=Decimal("10"), valid_from=datetime(2020, 1, 1, tzinfo=timezone.utc))
     # One whole answer costs ~$0.0036 (8 prompt tokens × $1 + 363 completion tokens × $10, per M): one fits
-    # in $0.006, three at once (~$0.011) do not.
+    # in $0.006, three at once (~$0.011) do not. Each asks for max_tokens=150 (reserved at admission: ~$0.0015,
+    # so all three are admitted) and the upstream ignores it: their guards must cut them.
     set_budget(key, "0.006", "daily")
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        results = list(pool.map(lambda _: _long_stream(gateway, secret), range(3)))
+        results = list(pool.map(lambda _: _long_stream(gateway, secret, 150), range(3)))
     assert any(error and error["code"] == "budget_exceeded" for _, _, error in results)
     events = [usage_events(request_id)[0] for request_id, _, _ in results]
     for (_, text, error), event in zip(results, events):
