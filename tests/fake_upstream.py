@@ -125,8 +125,8 @@ class FakeUpstream(FakeServer):
             base["usage"] = None
         await event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]})
-        if model == "long-line":  # one SSE line that never ends: 1 MiB pieces, 8 of them
-            for _ in range(8):
+        if model == "long-line":  # one SSE line of 4 MiB: past a 1 MiB cap, under the 8 MiB default one
+            for _ in range(4):
                 await send({"type": "http.response.body", "body": b"data: " + b"x" * (1024 * 1024),
                             "more_body": True})
             return await send({"type": "http.response.body", "body": b"\n\n"})

@@ -63,8 +63,9 @@ def lookup_key(key_hash: str) -> Principal | None:
         expires_at=key.expires_at.timestamp() if key.expires_at else None,
         concurrency_limit=key.concurrency_limit, tenant_rpm_limit=key.tenant.rpm_limit,
         tenant_tpm_limit=key.tenant.tpm_limit, tenant_concurrency_limit=key.tenant.concurrency_limit,
-        allowed_models=AllowList(key.allowed_models or ()),
-        tenant_allowed_models=AllowList(key.tenant.allowed_models or ()), budgets=budgets_of(key),
+        allowed_models=AllowList(key.allowed_models) if key.allowed_models else EMPTY,
+        tenant_allowed_models=AllowList(key.tenant.allowed_models) if key.tenant.allowed_models else EMPTY,
+        budgets=budgets_of(key),
     )
 
 

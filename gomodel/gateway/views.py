@@ -1,6 +1,7 @@
 """The /v1 endpoints: each call endpoint is the one pipeline (pipeline/run.py) with its protocol plug-in."""
 
 import asyncio
+import functools
 import time
 
 import orjson
@@ -18,24 +19,12 @@ from .runtime import get_runtime
 STARTED = int(time.time())
 
 
-async def chat_completions(req: Request):
-    await run(req, ChatExchange)
-
-
-async def embeddings(req: Request):
-    await run(req, EmbeddingsExchange)
-
-
-async def messages(req: Request):
-    await run(req, MessagesExchange)
-
-
-async def messages_count_tokens(req: Request):
-    await run(req, CountTokensExchange)
-
-
-async def responses(req: Request):
-    await run(req, ResponsesExchange)
+# The call endpoints are the pipeline itself, each with its protocol.
+chat_completions = functools.partial(run, kind=ChatExchange)
+embeddings = functools.partial(run, kind=EmbeddingsExchange)
+messages = functools.partial(run, kind=MessagesExchange)
+messages_count_tokens = functools.partial(run, kind=CountTokensExchange)
+responses = functools.partial(run, kind=ResponsesExchange)
 
 
 async def list_models(req: Request):

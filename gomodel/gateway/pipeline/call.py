@@ -11,6 +11,7 @@ clears the reservation, the TPM reconciled to what was used, the concurrency slo
 
 import logging
 
+from accounting.allowlists import EMPTY
 from providers.base import Target
 
 from .. import metrics
@@ -40,7 +41,9 @@ class Call:
 
     async def __aenter__(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
-        self.chain = chain = allowed_chain(principal, protocol.model, protocol.provider_hint, self.chain)
+        if principal.allowed_models is not EMPTY or principal.tenant_allowed_models is not EMPTY:
+            self.chain = allowed_chain(principal, protocol.model, protocol.provider_hint, self.chain)
+        chain = self.chain
         target, model = chain[0]
         # The record reads the prompt only when it needs an estimate (protocol.prompt is lazy).
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
@@ -87,10 +90,11 @@ class Call:
         # any other 400: it records nothing.
         if record.attempts and self.protocol.billed:
             event = record.event()
-            try:
-                charge(runtime, record, event)
-            except Exception:  # pricing must never cost an event (the drain prices it then)
-                log.exception("could not price usage event %s for its budget", event.request_id)
+            if self.budget is not None:
+                try:
+                    charge(runtime, record, event)
+                except Exception:  # pricing must never cost an event (the drain prices it then)
+                    log.exception("could not price usage event %s for its budget", event.request_id)
             try:
                 metrics.observe_event(event, runtime.registry.knows)  # unknown models: "other"
             except Exception:  # metrics must never cost an event
