@@ -14,8 +14,7 @@ from gomodel.gateway.errors import GatewayError
 
 
 class FakeRequest:
-    def __init__(self, principal, request_id="req_test"):
-        self.auth = principal
+    def __init__(self, request_id="req_test"):
         self.request_id = request_id
         self.extra_headers = ()
 
@@ -36,7 +35,7 @@ def admit_many(principal, n=3):
         client = dead_redis()
         limiter = limits.Limiter(client)
         try:
-            return [await limiter.admit(FakeRequest(principal, f"req_{i}"), 10) for i in range(n)]
+            return [await limiter.admit(FakeRequest(f"req_{i}"), principal, 10) for i in range(n)]
         finally:
             await client.aclose()
 
@@ -83,7 +82,7 @@ def test_the_redis_call_is_bounded_by_the_timeout(settings):
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            assert await limiter.admit(FakeRequest(LIMITED), 10) is None
+            assert await limiter.admit(FakeRequest(), LIMITED, 10) is None
         finally:
             await client.aclose()
         return loop.time() - started

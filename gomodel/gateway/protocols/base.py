@@ -54,3 +54,56 @@ class BaseExchange:
 
     def answered(self, answer) -> None:
         return None
+
+
+class StreamWriterBase:
+    """What every stream writer shares: the upstream's parser (its usage and whether it completed), nothing
+    to send before the first upstream byte, no answer kept (pipeline.protocol.StreamWriter)."""
+
+    __slots__ = ("parser", "record")
+
+    def __init__(self, parser, record):
+        self.parser = parser
+        self.record = record
+
+    @property
+    def usage(self):
+        return self.parser.usage
+
+    @property
+    def complete(self) -> bool:
+        return self.parser.complete
+
+    def start(self) -> bytes:
+        return b""
+
+    def answer(self):
+        return None
+
+
+class ChunkTranslator(StreamWriterBase):
+    """A writer fed with chat-completion chunks (the adapters' one stream shape): each chunk is kept for
+    the usage estimate and encoded in the client's protocol (`encode`); `closing` ends a complete stream."""
+
+    __slots__ = ()
+
+    def feed(self, event: str | None, data: bytes) -> bytes:
+        return self._write(self.parser.feed(event, data))
+
+    def finish(self) -> bytes:
+        tail = self._write(self.parser.close())
+        return tail + self.closing() if self.parser.complete else tail
+
+    def _write(self, chunks: list[dict]) -> bytes:
+        out = []
+        record = self.record
+        for chunk in chunks:
+            record.relay(chunk)
+            out.append(self.encode(chunk))
+        return b"".join(out)
+
+    def encode(self, chunk: dict) -> bytes:
+        raise NotImplementedError
+
+    def closing(self) -> bytes:
+        raise NotImplementedError

@@ -4,7 +4,7 @@
 import orjson
 
 from ..validation import validate_chat
-from .base import BaseExchange
+from .base import BaseExchange, ChunkTranslator
 
 DONE = b"data: [DONE]\n\n"
 
@@ -34,52 +34,27 @@ class ChatExchange(BaseExchange):
         return ChunkWriter(adapter.StreamParser(record.model), record, include_usage)
 
 
-class ChunkWriter:
+class ChunkWriter(ChunkTranslator):
     """The adapter's chat chunks as they come, each naming its provider."""
 
-    __slots__ = ("parser", "record", "provider", "include_usage")
+    __slots__ = ("provider", "include_usage")
 
     def __init__(self, parser, record, include_usage: bool):
-        self.parser = parser
-        self.record = record
+        super().__init__(parser, record)
         self.provider = record.target.name
         self.include_usage = include_usage
 
-    @property
-    def usage(self):
-        return self.parser.usage
+    def encode(self, chunk: dict) -> bytes:
+        chunk["provider"] = self.provider
+        if not self.include_usage and "usage" in chunk:
+            # The gateway always asks for usage; a client that did not ask never sees it.
+            if chunk.pop("usage") is not None and not chunk.get("choices"):
+                return b""
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
-    @property
-    def complete(self) -> bool:
-        return self.parser.complete
-
-    def start(self) -> bytes:
-        return b""
-
-    def feed(self, event, data: bytes) -> bytes:
-        return self._encode(self.parser.feed(event, data))
-
-    def finish(self) -> bytes:
-        tail = self._encode(self.parser.close())
-        return tail + DONE if self.parser.complete else tail
+    def closing(self) -> bytes:
+        return DONE
 
     def fail(self, message: str, code: str, kind: str) -> bytes:
         return b"data: " + orjson.dumps({"error": {"type": kind, "message": message, "param": None,
                                                    "code": code}}) + b"\n\n"
-
-    def answer(self):
-        return None
-
-    def _encode(self, chunks: list[dict]) -> bytes:
-        out = []
-        record = self.record
-        for chunk in chunks:
-            chunk["provider"] = self.provider
-            if not self.include_usage and "usage" in chunk:
-                # The gateway always asks for usage; a client that did not ask never sees it.
-                if chunk.pop("usage") is not None and not chunk.get("choices"):
-                    continue
-            record.relay(chunk)
-            out.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
-        return b"".join(out)
-

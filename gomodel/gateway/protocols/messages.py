@@ -23,7 +23,7 @@ from providers.anthropic.response import convert_usage
 from ..errors import RATE_LIMIT
 from ..ingress import anthropic_errors
 from ..ingress.messages_validation import validate_count_tokens, validate_messages
-from .base import BaseExchange
+from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 
 FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
@@ -78,26 +78,12 @@ class MessagesExchange(BaseExchange):
         return TranslatedEvents(adapter.StreamParser(record.model), record)
 
 
-class NativeEvents:
+class NativeEvents(StreamWriterBase):
     """Anthropic's events relayed as they came (their data untouched), parsed on the side; an upstream
     `error` event is not relayed as it came: the relay ends the stream with a scrubbed one."""
 
-    __slots__ = ("parser", "record")
-
-    def __init__(self, parser, record):
-        self.parser = parser
-        self.record = record
-
-    @property
-    def usage(self):
-        return self.parser.usage
-
-    @property
-    def complete(self) -> bool:
-        return self.parser.complete
-
-    def start(self) -> bytes:
-        return b""
+    __slots__ = ()
+    fail = staticmethod(stream_error)
 
     def feed(self, event: str | None, data: bytes) -> bytes:
         for chunk in self.parser.feed(event, data):
@@ -109,53 +95,22 @@ class NativeEvents:
         self.parser.close()
         return b""
 
-    fail = staticmethod(stream_error)
 
-    def answer(self):
-        return None
-
-
-class TranslatedEvents:
+class TranslatedEvents(ChunkTranslator):
     """Chat chunks from any other provider, as Anthropic's event sequence."""
 
-    __slots__ = ("parser", "record", "events")
-
-    def __init__(self, parser, record):
-        self.parser = parser
-        self.record = record
-        self.events = EventWriter(record.model)
-
-    @property
-    def usage(self):
-        return self.parser.usage
-
-    @property
-    def complete(self) -> bool:
-        return self.parser.complete
-
-    def start(self) -> bytes:
-        return b""
-
-    def feed(self, event: str | None, data: bytes) -> bytes:
-        return self._write(self.parser.feed(event, data))
-
-    def finish(self) -> bytes:
-        tail = self._write(self.parser.close())
-        if self.parser.complete:
-            tail += b"".join(self.events.finish(self.parser.usage))
-        return tail
-
+    __slots__ = ("events",)
     fail = staticmethod(stream_error)
 
-    def answer(self):
-        return None
+    def __init__(self, parser, record):
+        super().__init__(parser, record)
+        self.events = EventWriter(record.model)
 
-    def _write(self, chunks: list[dict]) -> bytes:
-        out = []
-        for chunk in chunks:
-            self.record.relay(chunk)
-            out += self.events.feed(chunk)
-        return b"".join(out)
+    def encode(self, chunk: dict) -> bytes:
+        return b"".join(self.events.feed(chunk))
+
+    def closing(self) -> bytes:
+        return b"".join(self.events.finish(self.parser.usage))
 
 
 class CountTokensExchange(BaseExchange):

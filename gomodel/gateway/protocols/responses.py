@@ -11,7 +11,7 @@ from providers.openai_compat import responses as wire
 
 from ..responses_validation import validate_responses
 from ..stored_responses import PendingWrite, load_previous
-from .base import BaseExchange
+from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 
 
 class ResponsesExchange(BaseExchange):
@@ -99,38 +99,26 @@ def _output_text(output: list) -> list[str]:
     return texts
 
 
-class TranslatedEvents:
+class TranslatedEvents(ChunkTranslator):
     """Chat chunks from any provider without a Responses API, as the Responses event sequence."""
 
-    __slots__ = ("parser", "record", "translator", "final")
+    __slots__ = ("translator", "final")
 
     def __init__(self, exchange: ResponsesExchange, parser, record):
-        self.parser = parser
-        self.record = record
+        super().__init__(parser, record)
         self.translator = wire.StreamTranslator(exchange.body, exchange.id, record.model, record.target.name)
         self.final = None
-
-    @property
-    def usage(self):
-        return self.parser.usage
-
-    @property
-    def complete(self) -> bool:
-        return self.parser.complete
 
     def start(self) -> bytes:
         return b"".join(wire.sse(event) for event in self.translator.start())
 
-    def feed(self, event: str | None, data: bytes) -> bytes:
-        return self._write(self.parser.feed(event, data))
+    def encode(self, chunk: dict) -> bytes:
+        return b"".join(wire.sse(event) for event in self.translator.feed(chunk))
 
-    def finish(self) -> bytes:
-        tail = self._write(self.parser.close())
-        if self.parser.complete:
-            events = self.translator.finish(self.parser.usage)
-            self.final = events[-1]["response"]
-            tail += b"".join(wire.sse(event) for event in events)
-        return tail
+    def closing(self) -> bytes:
+        events = self.translator.finish(self.parser.usage)
+        self.final = events[-1]["response"]
+        return b"".join(wire.sse(event) for event in events)
 
     def fail(self, message: str, code: str, kind: str) -> bytes:
         return wire.sse(self.translator.fail(message, code, self.parser.usage))
@@ -138,47 +126,28 @@ class TranslatedEvents:
     def answer(self):
         return self.final
 
-    def _write(self, chunks: list[dict]) -> bytes:
-        out = []
-        translator, record = self.translator, self.record
-        for chunk in chunks:
-            record.relay(chunk)
-            out += [wire.sse(event) for event in translator.feed(chunk)]
-        return b"".join(out)
 
-
-class NativeEvents:
+class NativeEvents(StreamWriterBase):
     """A native upstream's Responses stream, renamed to the gateway's response id; its own
     `response.failed` is relayed with its error message scrubbed (and the call recorded as failed)."""
 
-    __slots__ = ("exchange", "record", "reader", "final")
+    __slots__ = ("exchange", "final")
 
     def __init__(self, exchange: ResponsesExchange, record):
+        super().__init__(wire.NativeStreamReader(exchange.id, record.target.name,
+                                                 exchange.body.get("previous_response_id")), record)
         self.exchange = exchange
-        self.record = record
-        self.reader = wire.NativeStreamReader(exchange.id, record.target.name,
-                                              exchange.body.get("previous_response_id"))
         self.final = None
 
-    @property
-    def usage(self):
-        return self.reader.usage
-
-    @property
-    def complete(self) -> bool:
-        return self.reader.complete
-
-    def start(self) -> bytes:
-        return b""
-
     def feed(self, event_name: str | None, data: bytes) -> bytes:
-        event = self.reader.feed(data)
+        reader = self.parser
+        event = reader.feed(data)
         if event is None:
             return b""
         delta = event.get("delta")
         if isinstance(delta, str):
             self.record.relay_text(delta)
-        if event.get("type") in self.reader.TERMINAL:
+        if event.get("type") in reader.TERMINAL:
             response = event["response"]
             if event["type"] == "response.failed":
                 self._scrub(response)
@@ -195,14 +164,14 @@ class NativeEvents:
             response["error"] = {"code": "upstream_error", "message": "The provider failed the response."}
 
     def finish(self) -> bytes:
-        if self.reader.status == "failed":  # the upstream's own response.failed, relayed (scrubbed) as it came
+        if self.parser.status == "failed":  # the upstream's own response.failed, relayed (scrubbed) as it came
             raise UpstreamFailed()
         return b""
 
     def fail(self, message: str, code: str, kind: str) -> bytes:
-        if self.reader.status == "failed":
+        if self.parser.status == "failed":
             return b""  # its own terminal event already went out
-        return wire.sse(self.reader.failed(message, code, self.exchange.body, self.record.model,
+        return wire.sse(self.parser.failed(message, code, self.exchange.body, self.record.model,
                                            self.exchange.created_at))
 
     def answer(self):
