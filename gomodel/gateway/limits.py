@@ -145,7 +145,8 @@ class Limiter:
         self._beat = redis.register_script(BEAT)
         self.in_flight: dict[str, Admission] = {}
         self._ops: list[tuple] = []  # what the next BATCH carries
-        self._flushing: asyncio.Task | None = None
+        self._flushing: asyncio.Task | None = None  # the batch still taking this tick's operations
+        self._sending: set[asyncio.Task] = set()  # every batch not answered yet (shutdown waits for them)
         self._down_until = 0.0
         self._warned_at = 0.0
 
@@ -203,7 +204,9 @@ class Limiter:
     def _enqueue(self, op: tuple):
         self._ops.append(op)
         if self._flushing is None:
-            self._flushing = asyncio.ensure_future(self._flush())
+            self._flushing = task = asyncio.ensure_future(self._flush())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _flush(self):
         """Send the admissions and settles of this event-loop tick in ONE EVALSHA (each decided on its own,
@@ -273,8 +276,8 @@ class Limiter:
         deadline = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        while self._flushing is not None and time.monotonic() < deadline:
-            await asyncio.wait([self._flushing], timeout=max(0.0, deadline - time.monotonic()))
+        while self._sending and time.monotonic() < deadline:  # a batch already on its way to Redis counts too
+            await asyncio.wait(list(self._sending), timeout=max(0.0, deadline - time.monotonic()))
 
     async def peek(self, scopes: list[Scope]) -> list[dict | None]:
         """Each scope's state now, consuming nothing; [] entries are None when Redis does not answer."""
