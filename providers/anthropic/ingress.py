@@ -119,17 +119,47 @@ def _assistant_message(blocks: list, where: str) -> dict | None:
     return message
 
 
+def cleared(messages: list, i: int) -> bool:
+    """A turn-scoped system message (`clear_at: "next_user_message"`, a beta) that a later user turn has
+    cleared: Anthropic keeps it in the array but no longer shows it to the model, nor counts it."""
+    message = messages[i]
+    return (isinstance(message, dict) and message.get("role") == "system"
+            and message.get("clear_at") == "next_user_message"
+            and any(isinstance(m, dict) and m.get("role") == "user" for m in messages[i + 1:]))
+
+
+def system_text(content, where: str) -> str:
+    """A system message's (or the top-level system's) text: blocks are separate paragraphs."""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for j, block in enumerate(content or ()):
+        if block.get("type") != "text":
+            raise UpstreamError(400, f"Content blocks of type '{block.get('type')}' in a system message only work "
+                                "with Anthropic models.", param=f"{where}.content[{j}]")
+        if block["text"]:
+            texts.append(block["text"])
+    return "\n\n".join(texts)
+
+
 def chat_messages(body: dict) -> list[dict]:
-    """The Messages request's system and turns as OpenAI chat messages."""
+    """The Messages request's system and turns as OpenAI chat messages. A mid-conversation system message
+    stays where it is, as a chat `system` message (adapters move it where their provider wants it)."""
     out = []
     system = body.get("system")
     if isinstance(system, list):  # blocks are separate paragraphs (Claude Code sends several)
         system = "\n\n".join(block["text"] for block in system if block["text"])
     if system:
         out.append({"role": "system", "content": system})
-    for i, message in enumerate(body["messages"]):
+    messages = body["messages"]
+    for i, message in enumerate(messages):
         where = f"messages[{i}]"
         content = message["content"]
+        if message["role"] == "system":
+            text = system_text(content, where)
+            if text and not cleared(messages, i):
+                out.append({"role": "system", "content": text})
+            continue
         if message["role"] == "assistant":
             converted = _assistant_message([{"type": "text", "text": content}] if isinstance(content, str)
                                            else content, where)
@@ -372,7 +402,10 @@ def estimate_messages(body: dict) -> list[dict]:
     system = body.get("system")
     if system:
         messages.append({"role": "system", "content": _text_of(system) if isinstance(system, list) else system})
-    for message in body.get("messages") or ():
+    turns = body.get("messages") or ()
+    for i, message in enumerate(turns):
+        if cleared(turns, i):
+            continue  # renders nothing, as Anthropic counts it
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
             texts = []

@@ -184,3 +184,39 @@ def test_one_text_block_is_plain_content_and_several_keep_their_parts():
     assert user("Hi") == [{"role": "user", "content": "Hi"}]
     assert user("<reminder/>", "Hi") == [{"role": "user", "content": [{"type": "text", "text": "<reminder/>"},
                                                                       {"type": "text", "text": "Hi"}]}]
+
+
+def test_mid_conversation_system_messages_stay_in_place_as_chat_system_messages():
+    body = {"model": "m", "max_tokens": 5, "system": "Top.", "messages": [
+        {"role": "user", "content": "Read a.txt"},
+        {"role": "system", "content": [{"type": "text", "text": "<system-reminder>a</system-reminder>",
+                                        "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"p": "a"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "A"}]},
+        {"role": "system", "content": "Reminder, cleared by the next user turn.", "clear_at": "next_user_message"},
+        {"role": "system", "content": ""},  # no content (an effort-only message): nothing to say
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Thanks"},
+        {"role": "system", "content": "Still shown.", "clear_at": "next_user_message"}]}
+    assert to_chat(body, False)["messages"] == [
+        {"role": "system", "content": "Top."},
+        {"role": "user", "content": "Read a.txt"},
+        {"role": "system", "content": "<system-reminder>a</system-reminder>\n\nb"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": '{"p":"a"}'}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "A"},
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Thanks"},
+        {"role": "system", "content": "Still shown."}]
+    # count_tokens and cut-stream estimates count what the model is shown: the cleared reminder is not.
+    assert [m["content"] for m in estimate_messages(body) if m["role"] == "system"] == [
+        "Top.", "<system-reminder>a</system-reminder>\nb", "", "Still shown."]
+
+
+def test_tool_changes_in_a_system_message_only_work_with_anthropic():
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "tool_removal", "tool": {"type": "tool_reference", "name": "f"}}]}]}
+    with pytest.raises(UpstreamError) as info:
+        to_chat(body, False)
+    assert info.value.status == 400 and info.value.param == "messages[1].content[0]"

@@ -263,3 +263,21 @@ def test_stored_items_are_listed_with_stable_ids_and_replayed_without_translated
     assert [item["type"] for item in minted + native] == ["reasoning", "message", "reasoning", "message"]
     kept = wire.replayable(minted + native)
     assert [item["id"] for item in kept] == [minted[1]["id"], native[0]["id"], native[1]["id"]]
+
+
+def test_system_and_developer_items_mid_conversation_stay_in_place():
+    """Responses input items in the system or developer role keep their position through the chat translation
+    (a chat system message); the Gemini adapter then marks one that follows a turn in place."""
+    from providers import gemini
+
+    items = [{"type": "message", "role": "user", "content": "Hi"},
+             {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]},
+             {"role": "system", "content": "No emoji."}]
+    messages = wire.to_chat_messages("Top.", items)
+    assert messages == [{"role": "system", "content": "Top."}, {"role": "user", "content": "Hi"},
+                        {"role": "system", "content": "Be brief."}, {"role": "system", "content": "No emoji."}]
+    payload = gemini.build_payload({"messages": messages}, "gemini-2.5-flash")
+    marked = gemini.request.MID_CONVERSATION_SYSTEM
+    assert payload["systemInstruction"] == {"parts": [{"text": "Top."}]}
+    assert payload["contents"] == [{"role": "user", "parts": [
+        {"text": "Hi"}, {"text": marked % "Be brief."}, {"text": marked % "No emoji."}]}]
