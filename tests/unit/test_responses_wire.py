@@ -281,3 +281,25 @@ def test_system_and_developer_items_mid_conversation_stay_in_place():
     assert payload["systemInstruction"] == {"parts": [{"text": "Top."}]}
     assert payload["contents"] == [{"role": "user", "parts": [
         {"text": "Hi"}, {"text": marked % "Be brief."}, {"text": marked % "No emoji."}]}]
+
+
+def test_codex_tools_translate_namespaces_flattened_and_hosted_web_search_left_out():
+    """Codex offers web search and groups its sub-agent tools in a namespace on every request; a provider without
+    the Responses API gets the functions, and no web search, rather than a 400."""
+    tools = [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+             {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+              "tools": [{"type": "function", "name": "spawn_agent", "description": "Spawn.",
+                         "parameters": {"type": "object"}}]},
+             {"type": "web_search", "external_web_access": False}]
+    chat = wire.to_chat_body({"model": "m", "tools": tools, "tool_choice": "auto"}, [], False)
+    assert chat["tools"] == [
+        {"type": "function", "function": {"name": "exec_command", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "spawn_agent", "description": "Spawn.",
+                                          "parameters": {"type": "object"}}}]
+    assert chat["tool_choice"] == "auto"
+    only_search = wire.to_chat_body({"model": "m", "tools": [tools[2]], "tool_choice": "auto"}, [], False)
+    assert "tools" not in only_search and "tool_choice" not in only_search
+    with pytest.raises(UpstreamError) as info:
+        wire.to_chat_body({"model": "m", "tools": [{"type": "namespace", "name": "n", "tools": [
+            {"type": "custom", "name": "apply_patch"}]}]}, [], False)
+    assert info.value.param == "tools[0].tools[0]"
