@@ -13,9 +13,10 @@ import orjson
 import pytest
 
 from tests.e2e.agents import CLAUDE_CODE, CODEX, Recorder, compare_with_fixture, npm_binary
-from tests.fake_agents import CODE_WORD, PLAIN, AgentAnthropic, AgentGemini, AgentUpstream
+from tests.fake_agents import CODE_WORD, PLAIN, WEATHER, AgentAnthropic, AgentGemini, AgentUpstream
 
-pytestmark = [pytest.mark.e2e]
+# The first test installs the pinned CLIs from npm (about 15 s with a warm npm cache, ~200 MB to fetch without).
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 TARGETS = {
     # name: (fake class, provider_type, provider key, the header that carries it, model as clients name it)
@@ -50,7 +51,7 @@ class Target:
         """Exactly one usage event per generation call (count_tokens and model listings record none)."""
         calls = len(self.fake.generation_requests())
         assert calls > 0
-        events = usage_events(None, expect=calls + 1, timeout=2.0)
+        events = usage_events(None, expect=calls, timeout=3.0)  # and 50 ms more, for a duplicate to show
         assert len(events) == calls, (len(events), calls)
         assert {(e["endpoint"], e["provider"], e["status"]) for e in events} == {(endpoint, self.name, 200)}
 
@@ -160,3 +161,55 @@ def test_codex(scenario, target, recorder, workdir, gateway, tenant_key, usage_e
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/responses")
     compare_with_fixture(f"codex-{scenario}", recorder.shapes())
+
+
+# -- OpenAI Agents SDK -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model_class", ["responses", "chat"])
+def test_openai_agents_sdk(model_class, target, recorder, gateway, tenant_key, usage_events):
+    from agents import (
+        Agent,
+        OpenAIChatCompletionsModel,
+        OpenAIResponsesModel,
+        Runner,
+        function_tool,
+        set_tracing_disabled,
+    )
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)  # traces would go to OpenAI
+    key = tenant_key[2]
+    calls = []
+
+    @function_tool(failure_error_function=None)
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return WEATHER
+
+    async def go():
+        client = AsyncOpenAI(base_url=gateway + "/v1", api_key=key, max_retries=0)
+        model = (OpenAIResponsesModel if model_class == "responses" else OpenAIChatCompletionsModel)(
+            model=target.model, openai_client=client)
+        agent = Agent(name="forecaster", instructions="Answer with the tool's words.", tools=[get_weather],
+                      model=model)
+        try:
+            return await Runner.run(agent, "What is the weather in Paris?")
+        finally:
+            await client.close()
+
+    import asyncio
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        if os.environ.get("AGENTS_DEBUG"):
+            Path(f"/tmp/agents-debug-sdk-{target.name}-{model_class}.json").write_bytes(orjson.dumps(
+                {"upstream": target.fake.requests, "client": recorder.requests}, option=orjson.OPT_INDENT_2,
+                default=str))
+    assert calls == ["Paris"]
+    assert result.final_output == f"The weather in Paris: {WEATHER}."
+    assert recorder.refused() == [], recorder.refused()
+    target.assert_keys(key)
+    target.assert_usage(usage_events, "/v1/responses" if model_class == "responses" else "/v1/chat/completions")
+    compare_with_fixture(f"openai-agents-{model_class}", recorder.shapes())
