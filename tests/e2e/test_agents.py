@@ -91,12 +91,15 @@ def run(argv, env, cwd) -> subprocess.CompletedProcess:
 
 # -- Claude Code -----------------------------------------------------------------------------------------------
 
-def claude(workdir: Path, gateway: str, key: str, model: str, prompt: str, *extra) -> dict:
+def claude(workdir: Path, gateway: str, key: str, model: str, prompt: str, *extra, nonessential=False) -> dict:
     home = workdir / "home"
     env = {"HOME": str(home), "ANTHROPIC_BASE_URL": gateway, "ANTHROPIC_API_KEY": key,
            "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
            "DISABLE_ERROR_REPORTING": "1", "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+    if nonessential:  # its probes of the base URL too (what it sends elsewhere fails here: no internet)
+        for name in ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "DISABLE_TELEMETRY", "DISABLE_ERROR_REPORTING"):
+            env.pop(name)
     argv = [str(npm_binary(CLAUDE_CODE)), "-p", prompt, "--model", model, "--output-format", "json",
             "--max-turns", "4", *extra]
     result = run(argv, env, workdir / "project")
@@ -124,6 +127,19 @@ def test_claude_code(scenario, target, recorder, workdir, gateway, tenant_key, u
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/messages")
     compare_with_fixture(f"claude-code-{scenario}", recorder.shapes())
+
+
+@pytest.mark.parametrize("target", ["openai"], indirect=True)
+def test_claude_code_with_nonessential_traffic_probes_the_base_url(target, recorder, workdir, gateway, tenant_key,
+                                                                   usage_events):
+    """`HEAD /api/hello`, Anthropic's reachability probe, is answered as Anthropic answers it (not a 404)."""
+    out = claude(workdir, gateway, tenant_key[2], target.model, "Say pong.", nonessential=True)
+    assert out["result"] == PLAIN
+    assert recorder.refused() == [], recorder.refused()
+    assert ("HEAD", "/api/hello", 200) in {(r["method"], r["path"], r["status"]) for r in recorder.requests}
+    target.assert_keys(tenant_key[2])
+    target.assert_usage(usage_events, "/v1/messages")
+    compare_with_fixture("claude-code-nonessential", recorder.shapes())
 
 
 # -- Codex CLI ---------------------------------------------------------------------------------------------------
