@@ -5,6 +5,7 @@ Gemini one. Each test checks the final answer, that every upstream call carried 
 the client's, exactly one usage event per generation call with the client's endpoint, that the gateway refused
 nothing the client sent, and the shape of the client's requests against tests/fixtures/agents/."""
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -67,8 +68,13 @@ def target(request, fakes, make_provider):
 
 
 @pytest.fixture
-def recorder(monkeypatch):
-    return Recorder().install(monkeypatch)
+def recorder(monkeypatch, target, tmp_path):
+    """What the client sent the gateway; after the test, with what the gateway sent the fake, in
+    <tmp_path>/exchanges.json (to read when a client's new version fails)."""
+    recorder = Recorder().install(monkeypatch)
+    yield recorder
+    (tmp_path / "exchanges.json").write_bytes(orjson.dumps(
+        {"client": recorder.requests, "upstream": target.fake.requests}, option=orjson.OPT_INDENT_2, default=str))
 
 
 @pytest.fixture
@@ -120,9 +126,6 @@ def test_claude_code(scenario, target, recorder, workdir, gateway, tenant_key, u
         # the request after the tool call carried the file's content back as the Read tool's result
         assert any(CODE_WORD in orjson.dumps(r["body"]).decode() for r in target.fake.generation_requests())
     assert out["is_error"] is False
-    if os.environ.get("AGENTS_DEBUG"):
-        Path(f"/tmp/agents-debug-{target.name}-{scenario}.json").write_bytes(orjson.dumps(
-            {"upstream": target.fake.requests, "client": recorder.requests}, option=orjson.OPT_INDENT_2, default=str))
     assert recorder.refused() == [], recorder.refused()
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/messages")
@@ -170,9 +173,6 @@ def test_codex(scenario, target, recorder, workdir, gateway, tenant_key, usage_e
         answer = codex(workdir, gateway, key, target.model, f"Read the file {path} and tell me the code word.")
         assert answer == f"The code word is {CODE_WORD}."
         assert any(CODE_WORD in orjson.dumps(r["body"]).decode() for r in target.fake.generation_requests())
-    if os.environ.get("AGENTS_DEBUG"):
-        Path(f"/tmp/agents-debug-codex-{target.name}-{scenario}.json").write_bytes(orjson.dumps(
-            {"upstream": target.fake.requests, "client": recorder.requests}, option=orjson.OPT_INDENT_2, default=str))
     assert recorder.refused() == [], recorder.refused()
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/responses")
@@ -214,15 +214,7 @@ def test_openai_agents_sdk(model_class, target, recorder, gateway, tenant_key, u
         finally:
             await client.close()
 
-    import asyncio
-
-    try:
-        result = asyncio.run(go())
-    finally:
-        if os.environ.get("AGENTS_DEBUG"):
-            Path(f"/tmp/agents-debug-sdk-{target.name}-{model_class}.json").write_bytes(orjson.dumps(
-                {"upstream": target.fake.requests, "client": recorder.requests}, option=orjson.OPT_INDENT_2,
-                default=str))
+    result = asyncio.run(go())
     assert calls == ["Paris"]
     assert result.final_output == f"The weather in Paris: {WEATHER}."
     assert recorder.refused() == [], recorder.refused()
