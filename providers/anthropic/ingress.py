@@ -7,6 +7,7 @@ body for the target's adapter, `message_from_chat` turns the adapter's chat.comp
 Message, and `EventWriter` turns its chat.completion.chunk dicts into Messages stream events.
 """
 
+import hashlib
 import uuid
 
 import orjson
@@ -18,6 +19,7 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
                 "content_filter": "refusal"}
 # Extended thinking's budget -> the seed's reasoning effort (the inverse of request.THINKING_BUDGETS).
 EFFORT_FOR_BUDGET = ((5000, "low"), (10000, "medium"))
+CHAT_USER_MAX = 64  # OpenAI refuses a longer `user`
 
 
 def new_message_id() -> str:
@@ -217,6 +219,14 @@ def _effort(body: dict) -> str | None:
     return "medium"  # adaptive without an effort: the API's own default level
 
 
+def chat_user(user_id: str) -> str:
+    """OpenAI takes a `user` of at most 64 characters; Claude Code's user_id is a ~150-character JSON object,
+    so a longer one goes as its SHA-256 (as stable an identifier, and as opaque)."""
+    if len(user_id) <= CHAT_USER_MAX:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def to_chat(body: dict, stream: bool) -> dict:
     """A validated Messages request as an OpenAI chat body (for a non-Anthropic target's adapter).
 
@@ -231,7 +241,7 @@ def to_chat(body: dict, stream: bool) -> dict:
             out[name] = body[name]
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        out["user"] = metadata["user_id"]
+        out["user"] = chat_user(metadata["user_id"])
     if body.get("tools"):
         out["tools"] = _tools(body["tools"])
         if isinstance(body.get("tool_choice"), dict):

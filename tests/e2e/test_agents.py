@@ -126,6 +126,8 @@ def test_claude_code(scenario, target, recorder, workdir, gateway, tenant_key, u
         # the request after the tool call carried the file's content back as the Read tool's result
         assert any(CODE_WORD in orjson.dumps(r["body"]).decode() for r in target.fake.generation_requests())
     assert out["is_error"] is False
+    if target.name == "openai":  # OpenAI takes a `user` of 64 characters at most; Claude Code's user_id is longer
+        assert all(len(r["body"].get("user") or "") <= 64 for r in target.fake.generation_requests())
     assert recorder.refused() == [], recorder.refused()
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/messages")

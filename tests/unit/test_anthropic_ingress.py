@@ -220,3 +220,13 @@ def test_tool_changes_in_a_system_message_only_work_with_anthropic():
     with pytest.raises(UpstreamError) as info:
         to_chat(body, False)
     assert info.value.status == 400 and info.value.param == "messages[1].content[0]"
+
+
+def test_a_user_id_longer_than_openai_takes_goes_as_its_sha256():
+    import hashlib
+
+    claude_code = '{"device_id":"' + "a" * 64 + '","account_uuid":"","session_id":"' + "d542c0d6" * 4 + '"}'
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    assert to_chat({**body, "metadata": {"user_id": "u-9"}}, False)["user"] == "u-9"
+    user = to_chat({**body, "metadata": {"user_id": claude_code}}, False)["user"]
+    assert user == hashlib.sha256(claude_code.encode()).hexdigest() and len(user) == 64
