@@ -192,6 +192,30 @@ def _tools(tools: list) -> list[dict]:
     return out
 
 
+def _surfaced(messages: list) -> set[str]:
+    """Tools a conversation has surfaced: named by a `tool_reference` block in a tool's result (what a tool search
+    answers) or by a `tool_addition` block in a system message."""
+    names = set()
+    for message in messages:
+        for block in message["content"] if isinstance(message["content"], list) else ():
+            if block.get("type") == "tool_addition" and isinstance(block.get("tool"), dict):
+                names.add(block["tool"].get("name"))
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                names.update(inner.get("tool_name") for inner in block["content"]
+                             if isinstance(inner, dict) and inner.get("type") == "tool_reference")
+    return names
+
+
+def offered_tools(body: dict) -> list:
+    """The tools the model is offered: a deferred one (`defer_loading: true`, which Anthropic withholds until a tool
+    search or a `tool_addition` surfaces it; Claude Code declares a placeholder so) only once it is surfaced."""
+    tools = body.get("tools") or []
+    if not any(tool.get("defer_loading") is True for tool in tools):
+        return tools
+    surfaced = _surfaced(body["messages"])
+    return [tool for tool in tools if tool.get("defer_loading") is not True or tool.get("name") in surfaced]
+
+
 def _tool_choice(choice: dict, out: dict) -> None:
     kind = choice.get("type")
     if kind == "auto":
@@ -242,8 +266,9 @@ def to_chat(body: dict, stream: bool) -> dict:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         out["user"] = chat_user(metadata["user_id"])
-    if body.get("tools"):
-        out["tools"] = _tools(body["tools"])
+    tools = _tools(offered_tools(body))
+    if tools:
+        out["tools"] = tools
         if isinstance(body.get("tool_choice"), dict):
             _tool_choice(body["tool_choice"], out)
     effort = _effort(body)

@@ -128,6 +128,9 @@ def test_claude_code(scenario, target, recorder, workdir, gateway, tenant_key, u
     assert out["is_error"] is False
     if target.name == "openai":  # OpenAI takes a `user` of 64 characters at most; Claude Code's user_id is longer
         assert all(len(r["body"].get("user") or "") <= 64 for r in target.fake.generation_requests())
+        # its deferred placeholder tool is withheld, as Anthropic withholds a defer_loading tool
+        offered = {t["function"]["name"] for r in target.fake.generation_requests() for t in r["body"]["tools"]}
+        assert "Read" in offered and "DeferredToolPlaceholder" not in offered
     assert recorder.refused() == [], recorder.refused()
     target.assert_keys(key)
     target.assert_usage(usage_events, "/v1/messages")

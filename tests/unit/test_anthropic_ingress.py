@@ -230,3 +230,22 @@ def test_a_user_id_longer_than_openai_takes_goes_as_its_sha256():
     assert to_chat({**body, "metadata": {"user_id": "u-9"}}, False)["user"] == "u-9"
     user = to_chat({**body, "metadata": {"user_id": claude_code}}, False)["user"]
     assert user == hashlib.sha256(claude_code.encode()).hexdigest() and len(user) == 64
+
+
+def test_deferred_tools_are_offered_only_once_surfaced():
+    """Anthropic withholds a `defer_loading` tool until a tool search (a tool_reference in a tool's result) or a
+    tool_addition surfaces it; Claude Code declares a deferred placeholder on every request."""
+    schema = {"type": "object"}
+    tools = [{"name": "Read", "input_schema": schema},
+             {"name": "DeferredToolPlaceholder", "input_schema": schema, "defer_loading": True},
+             {"name": "mcp__db__query", "input_schema": schema, "defer_loading": True}]
+    first = {"model": "m", "max_tokens": 5, "tools": tools, "messages": [{"role": "user", "content": "hi"}]}
+    assert [t["function"]["name"] for t in to_chat(first, False)["tools"]] == ["Read"]
+    later = {**first, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "tool_reference", "tool_name": "mcp__db__query"}]}]}]}
+    chat = to_chat(later, False)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["Read", "mcp__db__query"]
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": "t1", "content": ""}
