@@ -100,7 +100,7 @@ def run(argv, env, cwd) -> subprocess.CompletedProcess:
 def claude(workdir: Path, gateway: str, key: str, model: str, prompt: str, *extra, nonessential=False) -> dict:
     home = workdir / "home"
     env = {"HOME": str(home), "ANTHROPIC_BASE_URL": gateway, "ANTHROPIC_API_KEY": key,
-           "ANTHROPIC_DEFAULT_HAIKU_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
+           "ANTHROPIC_DEFAULT_HAIKU_MODEL": model + "-small", "ANTHROPIC_SMALL_FAST_MODEL": model + "-small",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
            "DISABLE_ERROR_REPORTING": "1", "CLAUDE_CONFIG_DIR": str(home / ".claude")}
     if nonessential:  # its probes of the base URL too (what it sends elsewhere fails here: no internet)
