@@ -13,6 +13,13 @@ from .views import chat_completions, embeddings, health, list_models, messages, 
 
 log = logging.getLogger(__name__)
 
+
+async def hello(req):
+    """Anthropic's reachability probe, which Claude Code sends its base URL (`HEAD /api/hello`) unless
+    non-essential traffic is off: answered as api.anthropic.com answers it, without a key."""
+    await req.respond(200, b'{"message":"hello"}')
+
+
 ROUTES = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
@@ -23,8 +30,11 @@ ROUTES = {
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},
     "/health": {"GET": health},
+    "/api/hello": {"GET": hello},
     "/health/ready": {"GET": ready},
 }
+
+
 # Routes whose clients (the anthropic SDK, Claude Code) read errors in Anthropic's envelope.
 ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 

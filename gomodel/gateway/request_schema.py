@@ -209,13 +209,18 @@ REQUEST_SCHEMAS = {
         },
     },
     "anthropic.InputMessage": {
+        "description": "A turn. `system` is a mid-conversation system message (a string or text blocks; placement "
+                       "rules as Anthropic's: after a user turn, before an assistant turn or at the end).",
         "type": "object",
         "required": ["role", "content"],
         "properties": {
-            "role": {"type": "string", "enum": ["user", "assistant"]},
+            "role": {"type": "string", "enum": ["user", "assistant", "system"]},
             "content": {"oneOf": [{"type": "string"},
                                   {"type": "array", "items": {"$ref": REF + "anthropic.ContentBlock"}}],
                         "x-invalid": "a string or an array of content blocks"},
+            "clear_at": {"type": "string", "nullable": True,
+                         "description": "A system message's lifetime (beta `mid-conversation-system-clear-at-…`): "
+                                        "`never` or `next_user_message`."},
         },
     },
     "anthropic.TextBlock": {

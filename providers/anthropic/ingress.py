@@ -7,6 +7,7 @@ body for the target's adapter, `message_from_chat` turns the adapter's chat.comp
 Message, and `EventWriter` turns its chat.completion.chunk dicts into Messages stream events.
 """
 
+import hashlib
 import uuid
 
 import orjson
@@ -18,6 +19,7 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
                 "content_filter": "refusal"}
 # Extended thinking's budget -> the seed's reasoning effort (the inverse of request.THINKING_BUDGETS).
 EFFORT_FOR_BUDGET = ((5000, "low"), (10000, "medium"))
+CHAT_USER_MAX = 64  # OpenAI refuses a longer `user`
 
 
 def new_message_id() -> str:
@@ -119,17 +121,47 @@ def _assistant_message(blocks: list, where: str) -> dict | None:
     return message
 
 
+def cleared(messages: list, i: int) -> bool:
+    """A turn-scoped system message (`clear_at: "next_user_message"`, a beta) that a later user turn has
+    cleared: Anthropic keeps it in the array but no longer shows it to the model, nor counts it."""
+    message = messages[i]
+    return (isinstance(message, dict) and message.get("role") == "system"
+            and message.get("clear_at") == "next_user_message"
+            and any(isinstance(m, dict) and m.get("role") == "user" for m in messages[i + 1:]))
+
+
+def system_text(content, where: str) -> str:
+    """A system message's (or the top-level system's) text: blocks are separate paragraphs."""
+    if isinstance(content, str):
+        return content
+    texts = []
+    for j, block in enumerate(content or ()):
+        if block.get("type") != "text":
+            raise UpstreamError(400, f"Content blocks of type '{block.get('type')}' in a system message only work "
+                                "with Anthropic models.", param=f"{where}.content[{j}]")
+        if block["text"]:
+            texts.append(block["text"])
+    return "\n\n".join(texts)
+
+
 def chat_messages(body: dict) -> list[dict]:
-    """The Messages request's system and turns as OpenAI chat messages."""
+    """The Messages request's system and turns as OpenAI chat messages. A mid-conversation system message
+    stays where it is, as a chat `system` message (adapters move it where their provider wants it)."""
     out = []
     system = body.get("system")
     if isinstance(system, list):  # blocks are separate paragraphs (Claude Code sends several)
         system = "\n\n".join(block["text"] for block in system if block["text"])
     if system:
         out.append({"role": "system", "content": system})
-    for i, message in enumerate(body["messages"]):
+    messages = body["messages"]
+    for i, message in enumerate(messages):
         where = f"messages[{i}]"
         content = message["content"]
+        if message["role"] == "system":
+            text = system_text(content, where)
+            if text and not cleared(messages, i):
+                out.append({"role": "system", "content": text})
+            continue
         if message["role"] == "assistant":
             converted = _assistant_message([{"type": "text", "text": content}] if isinstance(content, str)
                                            else content, where)
@@ -160,6 +192,30 @@ def _tools(tools: list) -> list[dict]:
     return out
 
 
+def _surfaced(messages: list) -> set[str]:
+    """Tools a conversation has surfaced: named by a `tool_reference` block in a tool's result (what a tool search
+    answers) or by a `tool_addition` block in a system message."""
+    names = set()
+    for message in messages:
+        for block in message["content"] if isinstance(message["content"], list) else ():
+            if block.get("type") == "tool_addition" and isinstance(block.get("tool"), dict):
+                names.add(block["tool"].get("name"))
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                names.update(inner.get("tool_name") for inner in block["content"]
+                             if isinstance(inner, dict) and inner.get("type") == "tool_reference")
+    return names
+
+
+def offered_tools(body: dict) -> list:
+    """The tools the model is offered: a deferred one (`defer_loading: true`, which Anthropic withholds until a tool
+    search or a `tool_addition` surfaces it; Claude Code declares a placeholder so) only once it is surfaced."""
+    tools = body.get("tools") or []
+    if not any(tool.get("defer_loading") is True for tool in tools):
+        return tools
+    surfaced = _surfaced(body["messages"])
+    return [tool for tool in tools if tool.get("defer_loading") is not True or tool.get("name") in surfaced]
+
+
 def _tool_choice(choice: dict, out: dict) -> None:
     kind = choice.get("type")
     if kind == "auto":
@@ -187,6 +243,14 @@ def _effort(body: dict) -> str | None:
     return "medium"  # adaptive without an effort: the API's own default level
 
 
+def chat_user(user_id: str) -> str:
+    """OpenAI takes a `user` of at most 64 characters; Claude Code's user_id is a ~150-character JSON object,
+    so a longer one goes as its SHA-256 (as stable an identifier, and as opaque)."""
+    if len(user_id) <= CHAT_USER_MAX:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def to_chat(body: dict, stream: bool) -> dict:
     """A validated Messages request as an OpenAI chat body (for a non-Anthropic target's adapter).
 
@@ -201,9 +265,10 @@ def to_chat(body: dict, stream: bool) -> dict:
             out[name] = body[name]
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        out["user"] = metadata["user_id"]
-    if body.get("tools"):
-        out["tools"] = _tools(body["tools"])
+        out["user"] = chat_user(metadata["user_id"])
+    tools = _tools(offered_tools(body))
+    if tools:
+        out["tools"] = tools
         if isinstance(body.get("tool_choice"), dict):
             _tool_choice(body["tool_choice"], out)
     effort = _effort(body)
@@ -372,7 +437,10 @@ def estimate_messages(body: dict) -> list[dict]:
     system = body.get("system")
     if system:
         messages.append({"role": "system", "content": _text_of(system) if isinstance(system, list) else system})
-    for message in body.get("messages") or ():
+    turns = body.get("messages") or ()
+    for i, message in enumerate(turns):
+        if cleared(turns, i):
+            continue  # renders nothing, as Anthropic counts it
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):
             texts = []

@@ -21,6 +21,9 @@ THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, 
 THINKING_LEVELS = {"minimal": "low", "low": "low", "medium": "high", "high": "high", "xhigh": "high", "max": "high"}
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
+# A system (or developer) message after the first turn: Gemini takes system instructions only before the
+# conversation (`systemInstruction`), so it goes in place, on the user's side, marked as the operator's.
+MID_CONVERSATION_SYSTEM = "<system_instruction>\n%s\n</system_instruction>"
 _GENERATION_VERSION = re.compile(r"gemini-(\d+)(?:\.(\d+))?")
 
 
@@ -85,7 +88,16 @@ def _contents(messages: list, signatures_required: bool = False) -> tuple[list[d
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            system_parts.extend({"text": text} for text in _texts(content, i) if text)
+            texts = [text for text in _texts(content, i) if text]
+            if not contents:  # before every turn: Gemini's own system instruction
+                system_parts.extend({"text": text} for text in texts)
+            elif texts:  # Gemini has no system turn mid-conversation: a marked instruction, in place
+                part = {"text": MID_CONVERSATION_SYSTEM % "\n\n".join(texts)}
+                if contents[-1]["role"] == "user":
+                    contents[-1]["parts"].append(part)
+                    contents[-1].pop("_tool_results", None)  # later tool answers open a turn of their own
+                else:
+                    contents.append({"role": "user", "parts": [part]})
         elif role == "user":
             parts = _user_parts(content, i)
             if parts:

@@ -60,10 +60,21 @@ def _openai(body: dict, model: str):
     if effort is not None:
         body["reasoning_effort"] = nearest_effort(effort, openai_effort_levels(model))
     if is_openai_reasoning_model(model):
+        _developer_role(body)
         if "max_tokens" in body:
             max_tokens = body.pop("max_tokens")
             body.setdefault("max_completion_tokens", max_tokens)
         body.pop("temperature", None)
+
+
+def _developer_role(body: dict) -> None:
+    """OpenAI's reasoning models (o-series, gpt-5*) take operator instructions as `developer` messages,
+    wherever they stand in the conversation. The list and messages are copied, never changed in place (a
+    translated body is shared by the failover candidates)."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        body["messages"] = [{**m, "role": "developer"} if isinstance(m, dict) and m.get("role") == "system" else m
+                            for m in messages]
 
 
 def _deepseek(body: dict, model: str):

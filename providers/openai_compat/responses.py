@@ -168,17 +168,41 @@ def to_chat_messages(instructions, items: list[dict], strict: bool = True) -> li
     return messages
 
 
+# Hosted web search, which Codex offers on every request: a provider without the Responses API cannot run it,
+# so it is not offered there (the model answers without it) rather than refused; naming it in tool_choice is a 400.
+OPTIONAL_HOSTED_TOOLS = frozenset(("web_search", "web_search_preview", "web_search_2025_08_26",
+                                   "web_search_preview_2025_03_11"))
+
+
+def _chat_function(tool: dict) -> dict:
+    function = {"name": tool.get("name")}
+    for key in ("description", "parameters", "strict"):
+        if tool.get(key) is not None:
+            function[key] = tool[key]
+    return {"type": "function", "function": function}
+
+
 def _chat_tools(tools: list[dict]) -> list[dict]:
+    """Function tools, and the function tools inside a `namespace` (Codex groups its sub-agent tools so), as chat
+    functions under their own names; a call of one comes back without its namespace."""
     out = []
     for i, tool in enumerate(tools):
-        if tool.get("type") != "function":
-            raise UpstreamError(400, f"Tools of type '{tool.get('type')}' need a provider with the Responses API; "
+        kind = tool.get("type")
+        if kind == "function":
+            out.append(_chat_function(tool))
+        elif kind == "namespace" and isinstance(tool.get("tools"), list):
+            for j, inner in enumerate(tool["tools"]):
+                inner_kind = inner.get("type") if isinstance(inner, dict) else None
+                if inner_kind != "function":
+                    raise UpstreamError(400, f"Tools of type '{inner_kind}' need a provider with the Responses API; "
+                                        "this one takes function tools only.", param=f"tools[{i}].tools[{j}]",
+                                        code="unsupported_value")
+                out.append(_chat_function(inner))
+        elif kind in OPTIONAL_HOSTED_TOOLS:
+            continue
+        else:
+            raise UpstreamError(400, f"Tools of type '{kind}' need a provider with the Responses API; "
                                 "this one takes function tools only.", param=f"tools[{i}]", code="unsupported_value")
-        function = {"name": tool.get("name")}
-        for key in ("description", "parameters", "strict"):
-            if tool.get(key) is not None:
-                function[key] = tool[key]
-        out.append({"type": "function", "function": function})
     return out
 
 
@@ -213,11 +237,12 @@ def to_chat_body(body: dict, items: list[dict], stream: bool) -> dict:
     for key in ("temperature", "top_p", "user"):
         if body.get(key) is not None:
             chat[key] = body[key]
-    if body.get("tools"):
-        chat["tools"] = _chat_tools(body["tools"])
+    tools = _chat_tools(body["tools"]) if body.get("tools") else []
+    if tools:
+        chat["tools"] = tools
         if body.get("parallel_tool_calls") is not None:
             chat["parallel_tool_calls"] = body["parallel_tool_calls"]
-    if body.get("tool_choice") is not None and body.get("tools"):
+    if body.get("tool_choice") is not None and tools:
         chat["tool_choice"] = _chat_tool_choice(body["tool_choice"])
     reasoning = body.get("reasoning")
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None

@@ -36,3 +36,10 @@ def test_health_with_a_wrong_method_is_405(gateway):
 def test_health_with_a_trailing_slash_is_the_same_route(gateway):
     response = httpx.get(f"{gateway}/health/ready/")
     assert response.status_code == 200 and response.json()["checks"]["redis"] is True
+
+
+def test_anthropics_reachability_probe_is_answered_as_anthropic_answers_it(gateway):
+    """Claude Code probes its base URL with `HEAD /api/hello` (unless non-essential traffic is off)."""
+    assert httpx.head(f"{gateway}/api/hello").status_code == 200
+    response = httpx.get(f"{gateway}/api/hello")
+    assert (response.status_code, response.json()) == (200, {"message": "hello"})

@@ -92,7 +92,10 @@ BAD_BODIES = [
     ({"model": "claude-opus-4-6", "max_tokens": -1, "messages": HELLO}, "max_tokens"),
     ({"model": "claude-opus-4-6", "max_tokens": 10}, "messages"),
     ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": []}, "messages"),
+    # a system message may not open the conversation (Anthropic's placement rule)
     ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "system", "content": "x"}]},
+     "messages[0]"),
+    ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "tool", "content": "x"}]},
      "messages[0].role"),
     ({"model": "claude-opus-4-6", "max_tokens": 10, "messages": [{"role": "user", "content": 7}]},
      "messages[0].content"),

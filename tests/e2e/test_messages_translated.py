@@ -265,3 +265,62 @@ def test_gemini_target_async_create_and_stream(gateway, gemini, tenant_key, usag
     [event] = usage_events(request_id)
     assert (event["provider"], event["model"], event["stream"], event["prompt_tokens"]) == (
         "gemini", "gemini-2.5-flash", True, PROMPT_TOKENS)
+
+
+# -- mid-conversation system messages (Claude Code 2.1's <system-reminder> turns) ----------------------------
+
+REMINDER = "<system-reminder>The user opened a.txt.</system-reminder>"
+WITH_SYSTEM = [{"role": "user", "content": "Hello"},
+               {"role": "system", "content": [{"type": "text", "text": REMINDER,
+                                               "cache_control": {"type": "ephemeral"}}]}]
+
+
+def test_openai_target_keeps_a_mid_conversation_system_message_in_place(client, upstream, usage_events):
+    raw = client.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=50, system="Top.",
+                                                   messages=WITH_SYSTEM)
+    assert raw.parse().content[0].text == "".join(REPLY)
+    assert upstream.chat_requests()[0]["body"]["messages"] == [
+        {"role": "system", "content": "Top."}, {"role": "user", "content": "Hello"},
+        {"role": "system", "content": REMINDER}]
+    assert_event(usage_events, raw.headers["x-request-id"], "openai", 11, len(REPLY), 2, False)
+    with client.messages.stream(model="gpt-4o-mini", max_tokens=50, messages=WITH_SYSTEM) as stream:
+        assert stream.get_final_message().content[0].text == "".join(REPLY)
+    # count_tokens counts the system message too
+    without = client.messages.count_tokens(model="gpt-4o-mini", messages=HELLO).input_tokens
+    assert client.messages.count_tokens(model="gpt-4o-mini", messages=WITH_SYSTEM).input_tokens > without + 5
+
+
+def test_a_misplaced_system_message_is_anthropics_400_before_any_upstream_call(gateway, provider, tenant_key,
+                                                                               upstream, usage_events):
+    import httpx
+
+    for path, extra in (("/v1/messages", {"max_tokens": 50}), ("/v1/messages/count_tokens", {})):
+        response = httpx.post(gateway + path, headers={"x-api-key": tenant_key[2]}, json={
+            "model": "gpt-4o-mini", "messages": [WITH_SYSTEM[1], *HELLO], **extra})
+        assert response.status_code == 400
+        body = response.json()
+        assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+        assert "cannot be the first message" in body["error"]["message"]
+    assert upstream.chat_requests() == []
+    assert usage_events(None, expect=1, timeout=0.3) == []
+
+
+def test_gemini_target_marks_a_mid_conversation_system_message_in_place(gemini_client, gemini, usage_events):
+    from providers.gemini.request import MID_CONVERSATION_SYSTEM
+
+    messages = [*WITH_SYSTEM, {"role": "assistant", "content": "Hi"}, {"role": "user", "content": "Bye"}]
+    raw = gemini_client.messages.with_raw_response.create(model="gemini-2.5-flash", max_tokens=50, system="Top.",
+                                                          messages=messages)
+    assert raw.parse().content[0].text == "".join(GEMINI_REPLY)
+    [request] = gemini.generate_requests()
+    assert request["headers"]["x-goog-api-key"] == GEMINI_KEY
+    assert request["body"]["systemInstruction"] == {"parts": [{"text": "Top."}]}
+    assert request["body"]["contents"] == [
+        {"role": "user", "parts": [{"text": "Hello"}, {"text": MID_CONVERSATION_SYSTEM % REMINDER}]},
+        {"role": "model", "parts": [{"text": "Hi"}]},
+        {"role": "user", "parts": [{"text": "Bye"}]}]
+    [event] = usage_events(raw.headers["x-request-id"])
+    assert (event["provider"], event["endpoint"], event["status"]) == ("gemini", "/v1/messages", 200)
+    count = gemini_client.messages.count_tokens(model="gemini-2.5-flash", messages=WITH_SYSTEM)
+    assert count.input_tokens > gemini_client.messages.count_tokens(model="gemini-2.5-flash",
+                                                                    messages=HELLO).input_tokens

@@ -96,7 +96,8 @@ def test_invalid_json_is_400(gateway, provider, tenant_key):
 
 def test_what_only_the_responses_api_can_do_is_400_on_a_translated_target(client, groq, upstream, usage_events):
     with pytest.raises(openai.BadRequestError) as caught:
-        client.responses.create(model="groq/gpt-4o-mini", input="Hi", tools=[{"type": "web_search"}])
+        client.responses.create(model="groq/gpt-4o-mini", input="Hi", tools=[{"type": "file_search",
+                                                                             "vector_store_ids": ["vs_1"]}])
     assert caught.value.body["param"] == "tools[0]" and caught.value.body["code"] == "unsupported_value"
     assert generation_requests(upstream) == [] and usage_events(None, expect=0, timeout=0.1) == []
 

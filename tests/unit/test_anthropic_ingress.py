@@ -184,3 +184,68 @@ def test_one_text_block_is_plain_content_and_several_keep_their_parts():
     assert user("Hi") == [{"role": "user", "content": "Hi"}]
     assert user("<reminder/>", "Hi") == [{"role": "user", "content": [{"type": "text", "text": "<reminder/>"},
                                                                       {"type": "text", "text": "Hi"}]}]
+
+
+def test_mid_conversation_system_messages_stay_in_place_as_chat_system_messages():
+    body = {"model": "m", "max_tokens": 5, "system": "Top.", "messages": [
+        {"role": "user", "content": "Read a.txt"},
+        {"role": "system", "content": [{"type": "text", "text": "<system-reminder>a</system-reminder>",
+                                        "cache_control": {"type": "ephemeral"}}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {"p": "a"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "A"}]},
+        {"role": "system", "content": "Reminder, cleared by the next user turn.", "clear_at": "next_user_message"},
+        {"role": "system", "content": ""},  # no content (an effort-only message): nothing to say
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Thanks"},
+        {"role": "system", "content": "Still shown.", "clear_at": "next_user_message"}]}
+    assert to_chat(body, False)["messages"] == [
+        {"role": "system", "content": "Top."},
+        {"role": "user", "content": "Read a.txt"},
+        {"role": "system", "content": "<system-reminder>a</system-reminder>\n\nb"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "Read", "arguments": '{"p":"a"}'}}]},
+        {"role": "tool", "tool_call_id": "t1", "content": "A"},
+        {"role": "assistant", "content": "Done."},
+        {"role": "user", "content": "Thanks"},
+        {"role": "system", "content": "Still shown."}]
+    # count_tokens and cut-stream estimates count what the model is shown: the cleared reminder is not.
+    assert [m["content"] for m in estimate_messages(body) if m["role"] == "system"] == [
+        "Top.", "<system-reminder>a</system-reminder>\nb", "", "Still shown."]
+
+
+def test_tool_changes_in_a_system_message_only_work_with_anthropic():
+    body = {"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "tool_removal", "tool": {"type": "tool_reference", "name": "f"}}]}]}
+    with pytest.raises(UpstreamError) as info:
+        to_chat(body, False)
+    assert info.value.status == 400 and info.value.param == "messages[1].content[0]"
+
+
+def test_a_user_id_longer_than_openai_takes_goes_as_its_sha256():
+    import hashlib
+
+    claude_code = '{"device_id":"' + "a" * 64 + '","account_uuid":"","session_id":"' + "d542c0d6" * 4 + '"}'
+    body = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    assert to_chat({**body, "metadata": {"user_id": "u-9"}}, False)["user"] == "u-9"
+    user = to_chat({**body, "metadata": {"user_id": claude_code}}, False)["user"]
+    assert user == hashlib.sha256(claude_code.encode()).hexdigest() and len(user) == 64
+
+
+def test_deferred_tools_are_offered_only_once_surfaced():
+    """Anthropic withholds a `defer_loading` tool until a tool search (a tool_reference in a tool's result) or a
+    tool_addition surfaces it; Claude Code declares a deferred placeholder on every request."""
+    schema = {"type": "object"}
+    tools = [{"name": "Read", "input_schema": schema},
+             {"name": "DeferredToolPlaceholder", "input_schema": schema, "defer_loading": True},
+             {"name": "mcp__db__query", "input_schema": schema, "defer_loading": True}]
+    first = {"model": "m", "max_tokens": 5, "tools": tools, "messages": [{"role": "user", "content": "hi"}]}
+    assert [t["function"]["name"] for t in to_chat(first, False)["tools"]] == ["Read"]
+    later = {**first, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "ToolSearch", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+            {"type": "tool_reference", "tool_name": "mcp__db__query"}]}]}]}
+    chat = to_chat(later, False)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["Read", "mcp__db__query"]
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": "t1", "content": ""}

@@ -86,6 +86,33 @@ def test_system_and_developer_go_to_system_instruction():
     assert body["contents"] == [{"role": "user", "parts": [{"text": "Hi"}]}]
 
 
+def test_a_system_message_after_the_first_turn_stays_in_place_marked():
+    """Gemini has no system turn mid-conversation: the instruction joins the user's side where it stood,
+    marked as the operator's (a leading one still goes to systemInstruction)."""
+    _, body = build({"messages": [
+        {"role": "system", "content": "Be brief."},
+        user("Hi"),
+        {"role": "system", "content": "From now on, answer in French."},
+        {"role": "assistant", "content": "Bonjour !"},
+        user("Weather?"),
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18°C"},
+        {"role": "developer", "content": [{"type": "text", "text": "The user also asked for tomorrow."}]},
+    ]})
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    marked = gemini.request.MID_CONVERSATION_SYSTEM
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "Hi"}, {"text": marked % "From now on, answer in French."}]},
+        {"role": "model", "parts": [{"text": "Bonjour !"}]},
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "18°C"}}},
+                                   {"text": marked % "The user also asked for tomorrow."}]},
+    ]
+    assert marked.startswith("<system_instruction>")
+
+
 def test_roles_user_and_model():
     _, body = build({"messages": [user("Hi"), {"role": "assistant", "content": "Hello!"}, user("How are you?")]})
     assert body["contents"] == [

@@ -306,3 +306,19 @@ def test_parse_models_other_shapes():
     assert parse_models(b'{"models": [{"name": "llama3:8b"}, {"model": "qwen"}]}') == ["llama3:8b", "qwen"]
     assert parse_models(b'[{"id": "a"}, "junk", {"id": 3}]') == ["a"]
     assert parse_models(b'{"data": []}') == []
+
+
+def test_openai_reasoning_models_take_system_messages_as_developer_ones_in_place():
+    from providers.openai_compat.quirks import adapt_body
+
+    messages = [{"role": "system", "content": "Top."}, {"role": "user", "content": "hi"},
+                {"role": "system", "content": "Now be brief."}]
+    body = {"model": "o3", "messages": messages}
+    adapt_body(body, "openai", "o3")
+    assert [m["role"] for m in body["messages"]] == ["developer", "user", "developer"]
+    assert messages[0]["role"] == "system"  # the shared translated body is not changed
+    other = {"model": "gpt-4o-mini", "messages": list(messages)}
+    adapt_body(other, "openai", "gpt-4o-mini")
+    adapt_body(groq := {"model": "o3", "messages": list(messages)}, "groq", "o3")
+    assert [m["role"] for m in other["messages"]] == [m["role"] for m in groq["messages"]] == [
+        "system", "user", "system"]

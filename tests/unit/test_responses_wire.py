@@ -263,3 +263,43 @@ def test_stored_items_are_listed_with_stable_ids_and_replayed_without_translated
     assert [item["type"] for item in minted + native] == ["reasoning", "message", "reasoning", "message"]
     kept = wire.replayable(minted + native)
     assert [item["id"] for item in kept] == [minted[1]["id"], native[0]["id"], native[1]["id"]]
+
+
+def test_system_and_developer_items_mid_conversation_stay_in_place():
+    """Responses input items in the system or developer role keep their position through the chat translation
+    (a chat system message); the Gemini adapter then marks one that follows a turn in place."""
+    from providers import gemini
+
+    items = [{"type": "message", "role": "user", "content": "Hi"},
+             {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]},
+             {"role": "system", "content": "No emoji."}]
+    messages = wire.to_chat_messages("Top.", items)
+    assert messages == [{"role": "system", "content": "Top."}, {"role": "user", "content": "Hi"},
+                        {"role": "system", "content": "Be brief."}, {"role": "system", "content": "No emoji."}]
+    payload = gemini.build_payload({"messages": messages}, "gemini-2.5-flash")
+    marked = gemini.request.MID_CONVERSATION_SYSTEM
+    assert payload["systemInstruction"] == {"parts": [{"text": "Top."}]}
+    assert payload["contents"] == [{"role": "user", "parts": [
+        {"text": "Hi"}, {"text": marked % "Be brief."}, {"text": marked % "No emoji."}]}]
+
+
+def test_codex_tools_translate_namespaces_flattened_and_hosted_web_search_left_out():
+    """Codex offers web search and groups its sub-agent tools in a namespace on every request; a provider without
+    the Responses API gets the functions, and no web search, rather than a 400."""
+    tools = [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+             {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+              "tools": [{"type": "function", "name": "spawn_agent", "description": "Spawn.",
+                         "parameters": {"type": "object"}}]},
+             {"type": "web_search", "external_web_access": False}]
+    chat = wire.to_chat_body({"model": "m", "tools": tools, "tool_choice": "auto"}, [], False)
+    assert chat["tools"] == [
+        {"type": "function", "function": {"name": "exec_command", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "spawn_agent", "description": "Spawn.",
+                                          "parameters": {"type": "object"}}}]
+    assert chat["tool_choice"] == "auto"
+    only_search = wire.to_chat_body({"model": "m", "tools": [tools[2]], "tool_choice": "auto"}, [], False)
+    assert "tools" not in only_search and "tool_choice" not in only_search
+    with pytest.raises(UpstreamError) as info:
+        wire.to_chat_body({"model": "m", "tools": [{"type": "namespace", "name": "n", "tools": [
+            {"type": "custom", "name": "apply_patch"}]}]}, [], False)
+    assert info.value.param == "tools[0].tools[0]"
