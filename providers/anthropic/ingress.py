@@ -13,6 +13,7 @@ import uuid
 import orjson
 
 from ..base import Target, UpstreamError, UpstreamRequest, Usage
+from ..chat_deltas import ChatDeltaWalker
 from .request import ANTHROPIC_VERSION, auth_headers
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
@@ -340,7 +341,7 @@ def error_event(error_type: str, message: str) -> bytes:
     return sse("error", {"type": "error", "error": {"type": error_type, "message": message}})
 
 
-class EventWriter:
+class EventWriter(ChatDeltaWalker):
     """Turns chat.completion.chunk dicts into the Messages stream's events, in Anthropic's order:
     message_start, ping, then per block content_block_start / _delta… / _stop, then message_delta
     (stop reason and usage) and message_stop from `finish`."""
@@ -381,33 +382,21 @@ class EventWriter:
         return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
     def feed(self, chunk: dict) -> list[bytes]:
-        events = self.start()
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-            thought = delta.get("reasoning_content")
-            if isinstance(thought, str) and thought:
-                if self.open_kind != "thinking":
-                    events += self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-                events.append(self._delta(self.index, {"type": "thinking_delta", "thinking": thought}))
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if self.open_kind != "text":
-                    events += self._open("text", {"type": "text", "text": ""})
-                events.append(self._delta(self.index, {"type": "text_delta", "text": text}))
-            for call in delta.get("tool_calls") or ():
-                events += self._tool_call(call)
-            if choice.get("finish_reason"):
-                self.stop = stop_reason(choice["finish_reason"])
+        return self.start() + self.walk(chunk)
+
+    def on_reasoning(self, text: str) -> list[bytes]:
+        events = [] if self.open_kind == "thinking" else self._open(
+            "thinking", {"type": "thinking", "thinking": "", "signature": ""})
+        events.append(self._delta(self.index, {"type": "thinking_delta", "thinking": text}))
         return events
 
-    def _tool_call(self, call) -> list[bytes]:
-        if not isinstance(call, dict):
-            return []
+    def on_text(self, text: str) -> list[bytes]:
+        events = [] if self.open_kind == "text" else self._open("text", {"type": "text", "text": ""})
+        events.append(self._delta(self.index, {"type": "text_delta", "text": text}))
+        return events
+
+    def on_tool_call(self, position: int, call: dict, function: dict) -> list[bytes]:
         events = []
-        position = call.get("index", 0)
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
         if position not in self.tools:
             block = {"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
                      "name": function.get("name") or "", "input": {}}
@@ -417,6 +406,9 @@ class EventWriter:
         if isinstance(arguments, str) and arguments:
             events.append(self._delta(self.tools[position], {"type": "input_json_delta", "partial_json": arguments}))
         return events
+
+    def on_finish(self, reason: str) -> None:
+        self.stop = stop_reason(reason)
 
     def finish(self, usage: Usage | None) -> list[bytes]:
         """The upstream's stream completed: close the last block, then the message."""

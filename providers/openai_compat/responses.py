@@ -14,6 +14,7 @@ import uuid
 import orjson
 
 from ..base import StreamError, Target, UpstreamError, UpstreamRequest, Usage, _int
+from ..chat_deltas import ChatDeltaWalker
 from .adapter import auth_headers
 
 # Provider types whose API serves POST /responses itself: the request goes there as is.
@@ -375,7 +376,7 @@ def sse(event: dict) -> bytes:
     return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
-class StreamTranslator:
+class StreamTranslator(ChatDeltaWalker):
     """Chat-completion chunks in, Responses stream events out (each with its sequence_number).
 
     Items are opened as their first delta arrives (reasoning, text, each tool call) and closed, in
@@ -451,67 +452,65 @@ class StreamTranslator:
         return events
 
     def feed(self, chunk: dict) -> list[dict]:
+        return self.walk(chunk)
+
+    def on_reasoning(self, text: str) -> list[dict]:
         events = []
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-            thought = delta.get("reasoning_content")
-            if isinstance(thought, str) and thought:
-                if self.reasoning_index is None:
-                    events.extend(self._close_all())
-                    item = {"id": new_id("rs"), "type": "reasoning", "summary": [],
-                            "content": [{"type": "reasoning_text", "text": ""}], "status": "in_progress"}
-                    self.reasoning_index, added = self._add(item)
-                    added["item"] = {k: v for k, v in item.items() if k != "content"}
-                    events.append(added)
-                item = self.open[self.reasoning_index]
-                item["content"][0]["text"] += thought
-                events.append(self._event("response.reasoning_text.delta", item_id=item["id"],
-                                          output_index=self.reasoning_index, content_index=0, delta=thought))
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                if self.text_index is None:
-                    events.extend(self._close_all())
-                    item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant",
-                            "content": []}
-                    self.text_index, added = self._add(item)
-                    events.append(added)
-                    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                    item["content"] = [dict(part)]
-                    events.append(self._event("response.content_part.added", item_id=item["id"],
-                                              output_index=self.text_index, content_index=0, part=part))
-                item = self.open[self.text_index]
-                item["content"][0]["text"] += content
-                events.append(self._event("response.output_text.delta", item_id=item["id"],
-                                          output_index=self.text_index, content_index=0, delta=content,
-                                          logprobs=[]))
-            for call in delta.get("tool_calls") or ():
-                if not isinstance(call, dict):
-                    continue
-                function = call.get("function") if isinstance(call.get("function"), dict) else {}
-                position = call.get("index", 0)
-                index = self.calls.get(position)
-                if index is None or index not in self.open:
-                    events.extend(self._close_all(keep="function_call"))
-                    item = _call_item(call.get("id") or new_id("call"), function.get("name") or "", "",
-                                      status="in_progress")
-                    index, added = self._add(item)
-                    self.calls[position] = index
-                    events.append(added)
-                item = self.open[index]
-                if isinstance(call.get("extra_content"), dict):
-                    item["extra_content"] = call["extra_content"]
-                if function.get("name") and not item["name"]:
-                    item["name"] = function["name"]
-                arguments = function.get("arguments")
-                if isinstance(arguments, str) and arguments:
-                    item["arguments"] += arguments
-                    events.append(self._event("response.function_call_arguments.delta", item_id=item["id"],
-                                              output_index=index, delta=arguments))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+        if self.reasoning_index is None:
+            events.extend(self._close_all())
+            item = {"id": new_id("rs"), "type": "reasoning", "summary": [],
+                    "content": [{"type": "reasoning_text", "text": ""}], "status": "in_progress"}
+            self.reasoning_index, added = self._add(item)
+            added["item"] = {k: v for k, v in item.items() if k != "content"}
+            events.append(added)
+        item = self.open[self.reasoning_index]
+        item["content"][0]["text"] += text
+        events.append(self._event("response.reasoning_text.delta", item_id=item["id"],
+                                  output_index=self.reasoning_index, content_index=0, delta=text))
         return events
+
+    def on_text(self, text: str) -> list[dict]:
+        events = []
+        if self.text_index is None:
+            events.extend(self._close_all())
+            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant",
+                    "content": []}
+            self.text_index, added = self._add(item)
+            events.append(added)
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            item["content"] = [dict(part)]
+            events.append(self._event("response.content_part.added", item_id=item["id"],
+                                      output_index=self.text_index, content_index=0, part=part))
+        item = self.open[self.text_index]
+        item["content"][0]["text"] += text
+        events.append(self._event("response.output_text.delta", item_id=item["id"],
+                                  output_index=self.text_index, content_index=0, delta=text, logprobs=[]))
+        return events
+
+    def on_tool_call(self, position: int, call: dict, function: dict) -> list[dict]:
+        events = []
+        index = self.calls.get(position)
+        if index is None or index not in self.open:
+            events.extend(self._close_all(keep="function_call"))
+            item = _call_item(call.get("id") or new_id("call"), function.get("name") or "", "",
+                              status="in_progress")
+            index, added = self._add(item)
+            self.calls[position] = index
+            events.append(added)
+        item = self.open[index]
+        if isinstance(call.get("extra_content"), dict):
+            item["extra_content"] = call["extra_content"]
+        if function.get("name") and not item["name"]:
+            item["name"] = function["name"]
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item["arguments"] += arguments
+            events.append(self._event("response.function_call_arguments.delta", item_id=item["id"],
+                                      output_index=index, delta=arguments))
+        return events
+
+    def on_finish(self, reason: str) -> None:
+        self.finish_reason = reason
 
     def finish(self, usage: Usage | None) -> list[dict]:
         events = self._close_all()
