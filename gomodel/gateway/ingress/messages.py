@@ -11,7 +11,7 @@ import asyncio
 import orjson
 from django.conf import settings
 
-from accounting.estimate import estimate_prompt_tokens
+from accounting.usage.estimate import estimate_prompt_tokens
 from providers.anthropic import StreamParser as AnthropicStreamParser
 from providers.anthropic.ingress import (
     EventWriter,

@@ -17,8 +17,6 @@ to the `<stream>:dead` list (and the log) instead of blocking every later event.
 """
 
 import logging
-import os
-import socket
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -32,13 +30,15 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from redis.exceptions import LockError
-from redis.lock import Lock
 
-from . import budgets, estimate, usage, usage_event, usage_metrics
-from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
-from .prices import PriceBook, event_price, to_e10
-from .usage_event import TOKEN_FIELDS, StreamEvent
+from ..budgets import services as budgets
+from ..models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
+from ..prices.book import PriceBook, event_price, to_e10
+from . import estimate, spool
+from . import events as usage_event
+from . import metrics as usage_metrics
+from .events import TOKEN_FIELDS, StreamEvent
+from .stream import consumer_name, drain_lock, ensure_group, redis_client, release_drain_lock, still_held
 
 log = logging.getLogger(__name__)
 
@@ -62,45 +62,16 @@ class DrainResult:
         return asdict(self)
 
 
-def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10.0, socket_connect_timeout=5.0)
 
 
-def drain_lock(client: redis.Redis, ttl_seconds: float) -> Lock:
-    """One drain at a time across workers: `acquire()` answers at once (False: another drain runs)."""
-    return client.lock(settings.USAGE_STREAM + ":drain-lock", timeout=ttl_seconds, blocking=False,
-                       thread_local=False)
 
 
-def _still_held(lock: Lock) -> bool:
-    """Extend the lock by its whole timeout again; False when it expired (and may be another's now)."""
-    try:
-        lock.reacquire()
-        return True
-    except LockError:
-        return False
 
 
-def release_drain_lock(lock: Lock) -> None:
-    """Release it if still ours; an expired lock (maybe another's now) is left alone."""
-    try:
-        lock.release()
-    except LockError:  # expired: nothing to release
-        pass
-    except redis.RedisError as exc:  # it expires on its own
-        log.warning("could not release the usage drain lock (%s)", exc)
 
 
-def ensure_group(client: redis.Redis) -> None:
-    try:
-        client.xgroup_create(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 def drain(client: redis.Redis | None = None, *, consumer: str | None = None, claim_idle_ms: int | None = None,
@@ -115,7 +86,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
     result = DrainResult()
     try:
         if settings.USAGE_SPOOL_PATH.exists():
-            result.replayed = usage.replay_spool(client)
+            result.replayed = spool.replay_spool(client)
         lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
         if not lock.acquire():
             result.skipped = True
@@ -134,7 +105,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
                         continue
                     break
                 store_and_ack(client, entries, prices, result)
-                if not _still_held(lock):
+                if not still_held(lock):
                     log.warning("the usage drain lock expired mid-drain; stopping this run")
                     break
             client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
@@ -234,7 +205,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
 def budget_changes(events: list[StreamEvent]) -> tuple[dict[str, int], dict[str, int]]:
     """What acknowledging these entries does to the budget counters: each event's cost leaves
     `pending` (as the gateway added it) and every counter touched gets its `base` from the database,
-    which now holds the batch (accounting/budgets.py)."""
+    which now holds the batch (accounting/budgets/services.py)."""
     pending: dict[str, int] = defaultdict(int)
     for event in events:
         for name in event.budget_keys:
