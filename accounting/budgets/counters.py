@@ -14,7 +14,7 @@ A budget (tenant or key) is a USD limit per period: daily, weekly (Monday 00:00 
 - The drain, after committing a batch, in one MULTI with the XACK/XDEL of that batch: subtracts each
   event's cost from `pending` and SETs `base` to the database's sum for the period. Both happen
   together, so an event is counted once: first in `pending`, then in `base`.
-- `reconcile` (services.py; Celery beat, BUDGET_RECONCILE_INTERVAL) SETs `base` from the database for every
+- `reconcile` (tasks.py; Celery beat, BUDGET_RECONCILE_INTERVAL) SETs `base` from the database for every
   budgeted tenant and key, under the drain's lock so no batch is half-applied meanwhile. SET, not
   INCR: running it twice changes nothing; after a Redis flush it restores every spend.
 
@@ -25,9 +25,9 @@ A Redis restart keeps both (AOF, as the usage stream needs anyway). A flush lose
 `pending` together, and the next reconcile restores `base` from the database.
 
 The budgets domain: counters.py (this module) holds the pure parts — periods, counter names, the
-Budget a row sets, the status a report shows; services.py the database's side, the reconciliation and
-the soft limit; reports.py the spend the admin and the management API show; tasks.py and webhooks.py
-the Celery tasks.
+Budget a row sets, the status a report shows; services.py the database's side (drained spend, `base`
+set on a save); tasks.py the periodic reconciliation; webhooks.py the soft limit and its webhook;
+reports.py the spend the admin and the management API show.
 """
 
 import calendar

@@ -1,6 +1,8 @@
-"""Budgets, the database's side: drained spend from the roll-ups, the reconciliation of the Redis
-counters' `base` part (under the drain's lock), and the soft limit's webhook. Runs in the worker and
-on a save, never on the request path. How the counters work: counters.py."""
+"""Budgets, the database's side: drained spend from the roll-ups, the `base` part of the Redis counters
+set from it (one budget on a save, under the drain's lock), the counters a batch of events touches.
+Runs in the worker and on a save, never on the request path. How the counters work: counters.py; the
+periodic reconciliation: tasks.py; the soft limit: webhooks.py. Imports no Celery (the web processes
+load this module through the post_save signal)."""
 
 import logging
 from collections import defaultdict
@@ -13,8 +15,7 @@ from django.db.models import Sum
 from ..models import ApiKey, Tenant, UsageDaily
 from ..usage.stream import drain_lock, redis_client, release_drain_lock
 from . import counters
-from .counters import Budget, budget_of, parse_counter, period_end, usd, window
-from .webhooks import send_budget_webhook
+from .counters import Budget, budget_of, parse_counter, window
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +70,6 @@ def all_budgets() -> list[Budget]:
     return [b for b in found if b is not None]
 
 
-def reconcile(client, now: datetime | None = None) -> int:
-    """SET every budgeted tenant's and key's `base` counter from the roll-ups (under the drain lock);
-    returns how many were set, or -1 when a drain held the lock (the next run catches up)."""
-    now = now or counters.clock()
-    lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
-    if not lock.acquire():
-        return -1
-    try:
-        names = [b.counter(now) for b in all_budgets()]
-        bases = {name: base_for(name) for name in names}
-        _set_bases_now(client, bases)
-        check_soft_limits(client, names)
-        return len(names)
-    finally:
-        release_drain_lock(lock)
-
-
 def reconcile_one(budget: Budget, client=None) -> bool:
     """SET one budget's `base` now (under the drain lock, skipped if a drain holds it: the periodic
     reconcile catches up). Never raises: a save must not fail because Redis is down."""
@@ -97,7 +81,7 @@ def reconcile_one(budget: Budget, client=None) -> bool:
             return False
         try:
             name = budget.counter(counters.clock())
-            _set_bases_now(client, {name: base_for(name)})
+            set_bases_now(client, {name: base_for(name)})
             return True
         finally:
             release_drain_lock(lock)
@@ -123,7 +107,7 @@ def set_bases(pipe, bases: dict[str, int | None]) -> None:
             pipe.set(name + ":base", value, ex=ttl_seconds(name))
 
 
-def _set_bases_now(client, bases: dict[str, int | None]) -> None:
+def set_bases_now(client, bases: dict[str, int | None]) -> None:
     pipe = client.pipeline(transaction=True)
     set_bases(pipe, bases)
     pipe.execute()
@@ -132,45 +116,3 @@ def _set_bases_now(client, bases: dict[str, int | None]) -> None:
 def spent_e10(client, names: list[str]) -> dict[str, int]:
     values = client.mget([n + suffix for n in names for suffix in (":base", ":pending")]) if names else []
     return {name: int(values[2 * i] or 0) + int(values[2 * i + 1] or 0) for i, name in enumerate(names)}
-
-
-def check_soft_limits(client, names: list[str]) -> int:
-    """For each counter at or over its soft limit, mark it fired (SET NX) and enqueue one webhook;
-    runs in the worker (drain and reconcile), never on the request path. Returns how many fired."""
-    parsed = {name: parse_counter(name) for name in names}
-    parsed = {name: p for name, p in parsed.items() if p is not None}
-    if not parsed:
-        return 0
-    spent = spent_e10(client, list(parsed))
-    fired = 0
-    for name, (scope, owner_id, period, first) in parsed.items():
-        model = Tenant if scope == "tenant" else ApiKey
-        row = model.objects.filter(pk=owner_id).first()
-        budget = budget_of(scope, row) if row is not None else None
-        if budget is None or budget.period != period or not budget.limit_e10:
-            continue
-        if spent[name] * 100 < budget.limit_e10 * budget.soft_percent:
-            continue
-        if not client.set(name + ":soft-fired", "1", nx=True, ex=ttl_seconds(name)):
-            continue
-        end = period_end(period, datetime.combine(first, time.min, tzinfo=timezone.utc)) if first else None
-        payload = {
-            "event": "budget.soft_limit",
-            "scope": scope,
-            "tenant": row.slug if scope == "tenant" else row.tenant.slug,
-            "api_key_prefix": row.prefix if scope == "key" else None,
-            "period": period,
-            "period_start": first.isoformat() if first else None,
-            "period_end": end.isoformat() if end else None,
-            "limit_usd": usd(budget.limit_e10),
-            "spent_usd": usd(spent[name]),
-            "soft_limit_percent": budget.soft_percent,
-        }
-        try:
-            send_budget_webhook.delay(payload)
-        except Exception:  # the broker refused it: unmark, so that the next drain enqueues it again
-            client.delete(name + ":soft-fired")
-            log.exception("could not enqueue the budget webhook for %s", name)
-            continue
-        fired += 1
-    return fired

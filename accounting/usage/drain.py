@@ -32,12 +32,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ..budgets import services as budgets
-from ..models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
-from ..prices.book import PriceBook, event_price, to_e10
+from ..budgets.webhooks import check_soft_limits
+from ..models import ApiKey, Tenant, UsageDaily, UsageEvent
+from ..prices.book import PriceBook, event_price
 from . import estimate, spool
 from . import events as usage_event
 from . import metrics as usage_metrics
 from .events import TOKEN_FIELDS, StreamEvent
+from .rollups import aggregate
 from .stream import consumer_name, drain_lock, ensure_group, redis_client, release_drain_lock, still_held
 
 log = logging.getLogger(__name__)
@@ -193,7 +195,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
         pipe.execute()
     ack(client, ids, pending, bases)  # after the commit: a crash before this line only means a redelivery
     if bases:
-        budgets.check_soft_limits(client, list(bases))
+        check_soft_limits(client, list(bases))
     usage_metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
@@ -282,31 +284,6 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
         add_to_rollups(priced)
         _touch_keys([event for event, _ in priced])
     return len(new), len(events) - len(new)
-
-
-def rollup_key(event: StreamEvent) -> tuple:
-    return (event.day, event.tenant_id, event.api_key_id, event.provider, event.model)
-
-
-def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, dict]:
-    """Sum (event, cost) pairs per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
-    totals: dict[tuple, dict] = {}
-    for event, cost in priced:
-        key = rollup_key(event)
-        row = totals.get(key)
-        if row is None:
-            row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
-                                 "provider_type": event.provider_type, "requests": 0, "errors": 0,
-                                 "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 **{field: 0 for field in TOKEN_FIELDS}}
-        row["requests"] += 1
-        row["errors"] += event.status != 200
-        row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
-        row["unpriced_requests"] += cost is None
-        row["cost_e10"] += to_e10(cost)
-        for field in TOKEN_FIELDS:
-            row[field] += getattr(event, field)
-    return totals
 
 
 ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *TOKEN_FIELDS)

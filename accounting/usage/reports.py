@@ -22,8 +22,8 @@ from ..prices.book import PriceBook, event_price
 from ..prices.money import cost_string
 from . import estimate
 from . import events as usage_event
-from .drain import aggregate
 from .events import StreamEvent
+from .rollups import aggregate
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 1000

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from accounting.budgets import counters
-from accounting.budgets import services as budgets
+from accounting.budgets import tasks as budgets
 from accounting.models import ModelPrice, UsageEvent
 from accounting.usage.drain import drain
 
