@@ -8,7 +8,7 @@ class AccountingConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_save
 
-        from . import budgets
+        from .budgets import services as budgets
         from .models import ApiKey, Tenant
 
         # A budget set or changed gets its spend so far from the database at once, not at the next

@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from .allowlists import AllowListError, validate_entries
+from .limits.allowlists import AllowListError, validate_entries
 
 LIMIT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]  # empty (null) is "no limit"
 
@@ -29,7 +29,7 @@ class BudgetPeriod(models.TextChoices):
 
 
 class BudgetFields(models.Model):
-    """The budget columns tenants and keys share (accounting/budgets.py enforces them)."""
+    """The budget columns tenants and keys share (accounting/budgets/ enforces them)."""
 
     budget_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True, help_text=BUDGET_HELP,
                                      validators=[MinValueValidator(0)])
@@ -207,12 +207,12 @@ class UsageDaily(models.Model):
 
 class ModelPrice(models.Model):
     """USD per million tokens for models of one provider type, from `valid_from` on; a row here
-    overrides the genai-prices database (the default source, see accounting/prices.py).
+    overrides the genai-prices database (the default source, see accounting/prices/book.py).
 
     `model_pattern` is an exact model id or a shell-style glob (`gpt-4o-mini*`); the most specific
     match wins (exact, then the longest pattern), and among those the latest `valid_from` not after
     the request. Empty cached / reasoning prices fall back to the input / output price. How reasoning
-    tokens are billed per provider is explained in accounting/prices.py.
+    tokens are billed per provider is explained in accounting/prices/book.py.
     """
 
     provider = models.CharField(max_length=64, help_text="Provider type (e.g. 'openai') or a provider config name.")
@@ -241,9 +241,9 @@ class ModelPrice(models.Model):
 class AuditEntry(models.Model):
     """One admin or management-API write: who, what, when, and which fields changed.
 
-    Written by the domain service that makes the change (accounting.services), in the same transaction,
+    Written by the domain service that makes the change (accounting/<domain>/services.py), in the same transaction,
     so a change without its audit row (or the reverse) cannot exist. `changes` never holds a secret:
-    key material is stripped before the row is written (accounting.audit.scrub). The table keeps its
+    key material is stripped before the row is written (accounting.audit.services.scrub). The table keeps its
     first name (it began in the gomodel app)."""
 
     actor = models.CharField(max_length=150, help_text='"master" or the staff user\'s username.')

@@ -5,7 +5,7 @@
   gateway's UpstreamClient interface: `httptools` (the gateway's own, gomodel/gateway/http_client.py),
   `reqwest` (pyreqwest), `aiohttp`, `httpx-aiohttp`, `httpx`; and aiohttp.ClientSession with nothing on top
   usage event XADD to Redis (db 14, a throw-away stream) with redis-py asyncio
-    - one XADD per event, awaited (what the gateway did before accounting.usage.UsageWriter)
+    - one XADD per event, awaited (what the gateway did before accounting.usage.writer.UsageWriter)
     - events batched: 1 pipeline of 32 XADDs
 
     .venv/bin/python bench/micro.py [-n 20000] [-c 64]

@@ -10,7 +10,7 @@
 - Configs and aliases from the environment are shown, marked, and read-only here: `make run` writes
   them again from the environment at every start.
 - A new base URL needs the key again in the same form: else whoever may edit the URL could send the
-  stored key to a host of theirs. Every write goes through accounting.services (audited); every action
+  stored key to a host of theirs. Every write goes through accounting.provider_configs.services (audited); every action
   needs the change permission.
 (Here rather than in providers/: it calls the upstream and the domain services, which providers/ may not.)
 """
@@ -25,8 +25,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from accounting import services
-from accounting.audited_admin import AuditedModelAdmin, actor
+from accounting.audit.admin import AuditedModelAdmin, actor
+from accounting.audit.services import DomainError
+from accounting.provider_configs import services
 from gomodel.gateway.provider_probe import test_connection
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ModelAlias, ProviderConfig
@@ -96,7 +97,7 @@ class ProviderConfigForm(forms.ModelForm):
             try:
                 services.check_provider_change(stored, cleaned["base_url"], cleaned.get("api_key"),
                                                bool(cleaned.get("clear_api_key")), spec.key)
-            except services.DomainError as exc:
+            except DomainError as exc:
                 for name, message in exc.errors.items():
                     self.add_error(name if name in self.fields else None, message)
         return cleaned

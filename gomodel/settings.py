@@ -185,7 +185,7 @@ USAGE_STREAM = os.environ.get("USAGE_STREAM", "gomodel:usage")
 USAGE_SPOOL_PATH = Path(os.environ.get("USAGE_SPOOL_PATH", VAR_DIR / "usage-spool.jsonl"))
 # Beyond this the spool drops events (an error log line and gomodel_usage_events_dropped say so).
 USAGE_SPOOL_MAX_BYTES = env_int("USAGE_SPOOL_MAX_BYTES", 256 * 1024 * 1024)
-# The gateway's usage writer (accounting/usage.py) sends one pipeline per batch: when USAGE_WRITE_BATCH events
+# The gateway's usage writer (accounting/usage/writer.py) sends one pipeline per batch: when USAGE_WRITE_BATCH events
 # wait, or USAGE_WRITE_INTERVAL seconds after the first of them. Past USAGE_WRITE_QUEUE_MAX waiting events (Redis
 # slow) requests wait for room before they finish. (USAGE_FLUSH_INTERVAL and USAGE_BATCH_SIZE are the drain's.)
 USAGE_WRITE_INTERVAL = env_float("USAGE_WRITE_INTERVAL", 0.002)
@@ -250,7 +250,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Usage accounting (accounting/drain.py): the Celery beat drain of the usage stream, prices, retention.
+# Usage accounting (accounting/usage/drain.py): the Celery beat drain of the usage stream, prices, retention.
 USAGE_CONSUMER_GROUP = os.environ.get("USAGE_CONSUMER_GROUP", "gomodel-usage")
 USAGE_FLUSH_INTERVAL = env_float("USAGE_FLUSH_INTERVAL", 5.0)  # seconds between two drains
 USAGE_BATCH_SIZE = env_int("USAGE_BATCH_SIZE", 1000)  # stream entries per DB transaction
@@ -262,7 +262,7 @@ USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 90)  # raw UsageEvent row
 RESPONSES_RETENTION_DAYS = env_int("RESPONSES_RETENTION_DAYS", 30)
 USAGE_API_SCAN_LIMIT = env_int("USAGE_API_SCAN_LIMIT", 20_000)  # /v1/usage reads at most this many undrained events
 
-# Budgets (accounting/budgets.py, gomodel/gateway/budgets.py).
+# Budgets (accounting/budgets/, gomodel/gateway/budgets.py).
 BUDGET_SOFT_LIMIT_PERCENT = env_int("BUDGET_SOFT_LIMIT_PERCENT", 80)  # webhook once per period from this share
 BUDGET_WEBHOOK_URL = os.environ.get("BUDGET_WEBHOOK_URL", "")  # empty: no webhook (the admin still marks it)
 BUDGET_WEBHOOK_SECRET = os.environ.get("BUDGET_WEBHOOK_SECRET", "")  # HMAC-SHA256 key of X-GoModel-Signature

@@ -113,7 +113,7 @@ def provider(make_provider, upstream):
 @pytest.fixture
 def tenant_key(transactional_db):
     """(tenant, key row, plaintext) for a fresh tenant."""
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant = do_create_tenant("acme", "Acme")
     key, plaintext = do_create_api_key(tenant, name="ci")
@@ -124,7 +124,7 @@ def tenant_key(transactional_db):
 def usage_events(redis_sync, settings):
     """Reads back what the gateway appended to the usage stream, decoded as the drain decodes it (as
     dicts of the StreamEvent's fields)."""
-    from accounting import usage_event
+    from accounting.usage import events as usage_event
 
     def read_now(request_id):
         events = [dataclasses.asdict(usage_event.decode(fields[b"e"]))

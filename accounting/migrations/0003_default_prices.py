@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from accounting.price_table import load_default_prices
+    from accounting.prices.defaults import load_default_prices
 
     load_default_prices(apps.get_model("accounting", "ModelPrice"))
 

@@ -18,7 +18,7 @@ Design: nothing is deleted through the API (DELETE is 405): a tenant is deactiva
 a provider disabled, and usage rows and the audit trail keep pointing at them. A key's plaintext is
 in the 201 answer that issued it and nowhere else (not in later answers, logs or audit rows); a
 provider's key is write-only and comes back redacted. Every write goes through a domain service of
-accounting.services (from DRF's perform_create/perform_update), which writes the change and its
+accounting.<domain>.services (from DRF's perform_create/perform_update), which writes the change and its
 AuditEntry in one transaction; saving through the ORM clears the gateway's caches in every process
 (gomodel.gateway.invalidation). Staff tokens are held to the user's Django model permissions
 (permissions.py). Lists are paginated with `?limit=&offset=` and filtered with django-filter

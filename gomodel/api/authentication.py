@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
-from accounting.keys import KEY_PREFIX, hash_key
+from accounting.tenants.keys import KEY_PREFIX, hash_key
 
 KEYWORDS = ("bearer", "token")
 

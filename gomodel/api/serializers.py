@@ -7,8 +7,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounting import budgets
-from accounting.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
+from accounting.budgets import counters as budgets
+from accounting.budgets.reports import current_spend
+from accounting.limits.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
 from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tenant
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
@@ -22,7 +23,7 @@ def limit_field(what: str):
 
 
 class AllowedModelsField(serializers.ListField):
-    """A model allow-list (accounting/allowlists.py), validated and cleaned (stripped, duplicates dropped)."""
+    """A model allow-list (accounting/limits/allowlists.py), validated and cleaned (stripped, duplicates dropped)."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("help_text", "Models it may call: 'provider/model', 'provider/*' or a virtual model name; "
@@ -61,7 +62,7 @@ class BudgetMixin(serializers.Serializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_budget_spent_usd(self, row) -> str | None:
         budget = budgets.budget_of("tenant" if isinstance(row, Tenant) else "key", row)
-        return budgets.usd(budgets.current_spend(budget)[0]) if budget is not None else None
+        return budgets.usd(current_spend(budget)[0]) if budget is not None else None
 
 
 class TenantSerializer(BudgetMixin, serializers.ModelSerializer):
@@ -273,7 +274,7 @@ class BudgetsSerializer(serializers.Serializer):
 
 
 class UsageReportSerializer(serializers.Serializer):
-    """The same document as GET /v1/usage answers (accounting.reports.usage_report)."""
+    """The same document as GET /v1/usage answers (accounting.usage.reports.usage_report)."""
 
     object = serializers.ChoiceField(choices=["usage"])
     tenant = serializers.CharField()

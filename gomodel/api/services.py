@@ -1,14 +1,14 @@
 """What the management API reads beyond single rows: a tenant's usage (roll-ups plus not-yet-drained
-events). Writes go through accounting.services (the domain services, audited)."""
+events). Writes go through accounting.<domain>.services (the domain services, audited)."""
 
 from datetime import date
 
 from django.conf import settings
 
-from accounting import budgets
+from accounting.budgets import reports as budgets
+from accounting.limits.ratelimits import current_usage, tenant_scope
 from accounting.models import Tenant
-from accounting.ratelimits import current_usage, tenant_scope
-from accounting.reports import parse_range, tenant_report, today_utc
+from accounting.usage.reports import parse_range, tenant_report, today_utc
 
 
 def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:

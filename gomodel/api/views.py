@@ -1,5 +1,5 @@
 """The management API's views: each validates its input and calls one domain service of
-accounting.services (which writes the change and its audit row in one transaction), through DRF's
+accounting.<domain>.services (which writes the change and its audit row in one transaction), through DRF's
 perform_create/perform_update hooks."""
 
 from datetime import datetime
@@ -11,8 +11,11 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounting import services as domain
+from accounting.audit.services import DomainError, do_update
 from accounting.models import ApiKey, AuditEntry, ModelPrice, Tenant
+from accounting.prices.services import do_create_price
+from accounting.provider_configs.services import do_create_provider, do_set_provider_enabled, do_update_provider
+from accounting.tenants.services import do_create_api_key, do_create_tenant, do_revoke_api_key, do_set_tenant_active
 from gomodel.gateway.provider_probe import test_connection
 from providers.models import ProviderConfig
 
@@ -46,14 +49,14 @@ class ManagementView:
         return self.get_paginated_response(serializer_class(page, many=True).data)
 
     def perform_update(self, serializer):
-        serializer.instance = write(domain.do_update, self.actor, serializer.instance, serializer.validated_data)
+        serializer.instance = write(do_update, self.actor, serializer.instance, serializer.validated_data)
 
 
 def write(service, *args, **kwargs):
     """Call a domain service; a rule it refuses is a 400 in DRF's usual shape."""
     try:
         return service(*args, **kwargs)
-    except domain.DomainError as exc:
+    except DomainError as exc:
         raise serializers.ValidationError(exc.errors) from None
 
 
@@ -88,14 +91,14 @@ class TenantViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelM
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        serializer.instance = write(domain.do_create_tenant, data.pop("slug"), data.pop("name", ""),
+        serializer.instance = write(do_create_tenant, data.pop("slug"), data.pop("name", ""),
                                     actor=self.actor, **data)
 
     @extend_schema(summary="Deactivate a tenant (its keys stop working at once)", request=None,
                    responses=s.TenantSerializer)
     @action(detail=True, methods=["post"])
     def deactivate(self, request, pk=None):
-        tenant = domain.do_set_tenant_active(self.actor, self.get_object(), False)
+        tenant = do_set_tenant_active(self.actor, self.get_object(), False)
         return Response(s.TenantSerializer(tenant).data)
 
     @extend_schema(summary="List a tenant's API keys", responses=s.ApiKeySerializer(many=True),
@@ -148,7 +151,7 @@ def issue_key(actor, tenant, data):
         return Response({"tenant": ["This tenant is deactivated; reactivate it before issuing keys."]},
                         status=status.HTTP_400_BAD_REQUEST)
     budget = {field: data[field] for field in ("budget_usd", "budget_period", "budget_soft_percent") if field in data}
-    key, plaintext = domain.do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
+    key, plaintext = do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
                                               tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
                                               actor=actor, concurrency=data.get("concurrency_limit"),
                                               allowed_models=data.get("allowed_models"), **budget)
@@ -185,7 +188,7 @@ class ApiKeyViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelM
                    responses=s.ApiKeySerializer)
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        key = domain.do_revoke_api_key(self.get_object(), actor=self.actor)
+        key = do_revoke_api_key(self.get_object(), actor=self.actor)
         return Response(s.ApiKeySerializer(key).data)
 
 
@@ -210,17 +213,17 @@ class ProviderConfigViewSet(ManagementView, mixins.ListModelMixin, mixins.Retrie
     action_permissions = {"disable": "change", "test": "change"}
 
     def perform_create(self, serializer):
-        serializer.instance = write(domain.do_create_provider, self.actor, serializer.validated_data)
+        serializer.instance = write(do_create_provider, self.actor, serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = write(domain.do_update_provider, self.actor, serializer.instance,
+        serializer.instance = write(do_update_provider, self.actor, serializer.instance,
                                     serializer.validated_data)
 
     @extend_schema(summary="Disable a provider config (the gateway stops routing to it at once)", request=None,
                    responses=s.ProviderConfigSerializer)
     @action(detail=True, methods=["post"])
     def disable(self, request, pk=None):
-        config = write(domain.do_set_provider_enabled, self.actor, self.get_object(), False)
+        config = write(do_set_provider_enabled, self.actor, self.get_object(), False)
         return Response(s.ProviderConfigSerializer(config).data)
 
     @extend_schema(summary="Test a provider config: list the upstream's models, or return its error",
@@ -250,7 +253,7 @@ class ModelPriceViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveMo
     filterset_class = filters.PriceFilter
 
     def perform_create(self, serializer):
-        serializer.instance = write(domain.do_create_price, self.actor, serializer.validated_data)
+        serializer.instance = write(do_create_price, self.actor, serializer.validated_data)
 
 
 # -- the audit trail --------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import LockError
 
-from accounting import money, usage_event
+from accounting.prices import money
+from accounting.usage import events as usage_event
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def _load_prices():
     """In a worker thread of its own (not the gateway's sync thread); its connection is closed after."""
     from django.db import connection
 
-    from accounting.prices import PriceBook
+    from accounting.prices.book import PriceBook
 
     try:
         return PriceBook.load()

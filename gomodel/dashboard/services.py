@@ -7,7 +7,7 @@ Where each number comes from:
 - p50/p95 latency and time to first token: computed here, in Python (SQLite has no percentile
   function), over at most DASHBOARD_SCAN_LIMIT of the newest events of the range — the answer says
   how many it used and whether it had to stop short;
-- statements: `accounting.reports.usage_report` (the same roll-up the tenant sees at /v1/usage), plus
+- statements: `accounting.usage.reports.usage_report` (the same roll-up the tenant sees at /v1/usage), plus
   the events still waiting in the usage stream, grouped into one line per provider × model × key.
 
 What is not drained yet (seconds, normally) is missing from the charts; the live feed shows it.
@@ -26,9 +26,9 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 
-from accounting import money
 from accounting.models import Tenant, UsageDaily, UsageEvent
-from accounting.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
+from accounting.prices import money
+from accounting.usage.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
 
 DEFAULT_DAYS = 14  # the range shown when none is asked for: the last two weeks
 HOUR_MAX_DAYS = 31  # hourly buckets only for ranges up to this long (744 buckets)

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_safe
 
 from accounting.models import Tenant
-from accounting.reports import ReportError, today_utc
+from accounting.usage.reports import ReportError, today_utc
 
 from . import services
 

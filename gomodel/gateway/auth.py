@@ -13,9 +13,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounting.allowlists import EMPTY, AllowList
-from accounting.budgets import budgets_of
-from accounting.keys import hash_key
+from accounting.budgets.counters import budgets_of
+from accounting.limits.allowlists import EMPTY, AllowList
+from accounting.tenants.keys import hash_key
 
 from .errors import AUTHENTICATION, GatewayError
 

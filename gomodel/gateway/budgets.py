@@ -17,8 +17,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from accounting import budgets
-from accounting.prices import PriceBook, Rates, to_e10
+from accounting.budgets import counters as budgets
+from accounting.prices.book import PriceBook, Rates, to_e10
 
 from .errors import RATE_LIMIT, GatewayError
 

@@ -23,9 +23,8 @@ from django.conf import settings
 from prometheus_client import Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from accounting.allowlists import permitted
-from accounting.estimate import estimate_prompt_tokens
-from accounting.ratelimits import (
+from accounting.limits.allowlists import permitted
+from accounting.limits.ratelimits import (
     ADMIT,
     BATCH,
     BEAT,
@@ -38,6 +37,7 @@ from accounting.ratelimits import (
     report,
     tenant_scope,
 )
+from accounting.usage.estimate import estimate_prompt_tokens
 
 from .errors import PERMISSION, RATE_LIMIT, GatewayError
 

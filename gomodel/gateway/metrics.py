@@ -3,7 +3,7 @@
 Counted on the request path, once per request when its usage event is emitted (a few dict lookups
 and float additions, no I/O): requests by provider/model/status, latency and time-to-first-token
 histograms, upstream errors. The usage pipeline counts its own (events spooled and drained, in
-accounting/usage_metrics.py). Read when scraped, from Redis and the spool file: usage stream length,
+accounting/usage/metrics.py). Read when scraped, from Redis and the spool file: usage stream length,
 pending entries, spool size, drain lag and the last drain's time.
 
 Several processes (`make run` starts one uvicorn worker per core plus the Celery worker): `serve`
@@ -17,7 +17,7 @@ import os
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from accounting.usage_event import StreamEvent
+from accounting.usage.events import StreamEvent
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)

@@ -38,7 +38,7 @@ class ConnectionResult:
 
 def test_connection(config: ProviderConfig, transport: httpx.BaseTransport | None = None) -> ConnectionResult:
     """Never raises, never shows the key. The key goes only to the config's stored base URL: changing
-    that URL requires entering the key again (accounting.services.do_update_provider)."""
+    that URL requires entering the key again (accounting.provider_configs.services.do_update_provider)."""
     try:
         target = config.as_target()
     except ValueError as exc:  # the stored key cannot be decrypted

@@ -8,7 +8,7 @@ import weakref
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from accounting import usage
+from accounting.usage import spool, writer
 
 from .auth import KeyCache
 from .http_client import new_client
@@ -32,7 +32,7 @@ class Runtime:
         self.redis = aioredis.Redis(connection_pool=pool)
         self.keys = KeyCache()
         self.registry = ModelRegistry(self.http)
-        self.usage = usage.UsageWriter(lambda: self.redis)
+        self.usage = writer.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self.limits = Limiter(self.redis)
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
@@ -82,11 +82,11 @@ class Runtime:
     async def _replay_spool_periodically(self):
         while True:
             await asyncio.sleep(5.0)
-            if usage.spool_bytes():
+            if spool.spool_bytes():
                 try:
                     await asyncio.to_thread(_replay_spool)
                 except Exception as exc:
-                    log.warning("usage spool still waiting for Redis (%s events): %s", usage.spool_size(), exc)
+                    log.warning("usage spool still waiting for Redis (%s events): %s", spool.spool_size(), exc)
 
     async def close(self):
         for task in self._tasks:
@@ -103,7 +103,7 @@ def _replay_spool():
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5.0)
     try:
-        usage.replay_spool(client)
+        spool.replay_spool(client)
     finally:
         client.close()
 

@@ -12,7 +12,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from accounting import responses_store
+from accounting.stored_responses import services as responses_store
 from providers.openai_compat import responses as wire
 
 from .errors import NOT_FOUND, GatewayError, invalid

@@ -2,8 +2,9 @@
 
 import time
 
-from accounting import budgets, estimate
-from accounting.usage_event import StreamEvent
+from accounting.budgets import counters as budgets
+from accounting.usage import estimate
+from accounting.usage.events import StreamEvent
 from providers.base import Target, Usage
 
 

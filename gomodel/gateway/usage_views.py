@@ -11,10 +11,10 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from accounting import usage as usage_spool
-from accounting import usage_metrics
-from accounting.budgets import budget_of
-from accounting.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
+from accounting.budgets.counters import budget_of
+from accounting.usage import metrics as usage_metrics
+from accounting.usage import spool as usage_spool
+from accounting.usage.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
 
 from . import metrics
 from .budgets import budget_status
@@ -91,7 +91,7 @@ async def prometheus_metrics(req: Request):
         log.warning("/metrics could not read the usage stream (%s)", exc)
         state = None
     # Off the loop: rendering grows with the number of series (and, multi-process, reads their files).
-    spool = (usage_metrics.spool_events(), usage_spool.spool_bytes())  # O(1) each
+    spool = (usage_spool.spool_size(), usage_spool.spool_bytes())  # O(1) each
     body, content_type = await asyncio.to_thread(metrics.render, state, *spool)
     await req.start(200, [(b"content-type", content_type.encode())])
     await req.finish(body)

@@ -423,7 +423,7 @@ class EventWriter(ChatDeltaWalker):
 # -- usage estimates ----------------------------------------------------------------------------------
 
 def estimate_messages(body: dict) -> list[dict]:
-    """The request as chat-like messages whose text accounting/estimate.py can count (a lower bound:
+    """The request as chat-like messages whose text accounting/usage/estimate.py can count (a lower bound:
     images are not counted), with the tool definitions as text, since they are prompt tokens too."""
     messages = []
     system = body.get("system")

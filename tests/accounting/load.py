@@ -107,7 +107,7 @@ def expected_status(kind: str) -> int:
 def check_events(outcomes: list[Outcome], events: dict) -> dict:
     """Assert that the stored events are exactly the requests, with what their clients were told.
     Returns a summary of the numbers."""
-    from accounting.estimate import approximate_text_tokens
+    from accounting.usage.estimate import approximate_text_tokens
 
     assert len({o.request_id for o in outcomes}) == len(outcomes)
     assert set(events) == {o.request_id for o in outcomes}, (
@@ -157,7 +157,7 @@ def check_rollups_match_events():
     from django.db.models import Count, Sum
 
     from accounting.models import UsageDaily, UsageEvent
-    from accounting.prices import to_e10
+    from accounting.prices.book import to_e10
 
     fields = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
     events = UsageEvent.objects.aggregate(requests=Count("id"), **{f: Sum(f) for f in fields})

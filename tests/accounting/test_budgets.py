@@ -14,9 +14,10 @@ import httpx
 import orjson
 import pytest
 
-from accounting import budgets
-from accounting.drain import drain
+from accounting.budgets import counters
+from accounting.budgets import tasks as budgets
 from accounting.models import ModelPrice, UsageEvent
+from accounting.usage.drain import drain
 
 pytestmark = [pytest.mark.e2e]
 
@@ -48,7 +49,7 @@ def set_budget(row, usd, period="daily", soft=None):
 def at(monkeypatch):
     """The budgets' clock, moved by the test."""
     now = {"t": datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)}  # a Wednesday
-    monkeypatch.setattr(budgets, "clock", lambda: now["t"])
+    monkeypatch.setattr(counters, "clock", lambda: now["t"])
 
     def move(when: datetime):
         now["t"] = when
@@ -294,7 +295,7 @@ def test_the_soft_limit_webhook_fires_once_per_period_signed(gateway, provider, 
 
 
 def budgets_client():
-    from accounting.drain import redis_client
+    from accounting.usage.stream import redis_client
 
     return redis_client()
 

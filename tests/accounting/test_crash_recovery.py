@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from accounting import usage_metrics
 from accounting.models import UsageEvent
-from accounting.price_table import load_default_prices
+from accounting.prices.defaults import load_default_prices
+from accounting.usage import metrics as usage_metrics
 
 from .conftest import wait_until
 from .load import check_events, check_rollups_match_events, run_load, stored_events

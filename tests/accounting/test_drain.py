@@ -1,4 +1,4 @@
-"""accounting.drain against the real Redis (db 15) and the test database: rows, roll-ups, costs,
+"""accounting.usage.drain against the real Redis (db 15) and the test database: rows, roll-ups, costs,
 exactly-once under redelivery, reclaiming a dead consumer's entries, the spool, the dead-letter list,
 the lock, retention, the management command and the beat schedule."""
 
@@ -14,12 +14,15 @@ import redis.asyncio as aioredis
 from django.core.management import call_command
 from django.db.models.signals import post_save
 
-from accounting import drain as drain_module
-from accounting import usage, usage_event
-from accounting.drain import drain, drain_lock, purge_old_events
 from accounting.models import ApiKey, ModelPrice, UsageDaily, UsageEvent
-from accounting.price_table import load_default_prices
-from accounting.usage_event import StreamEvent
+from accounting.prices.defaults import load_default_prices
+from accounting.usage import drain as drain_module
+from accounting.usage import events as usage_event
+from accounting.usage import spool, stream
+from accounting.usage.drain import drain, purge_old_events
+from accounting.usage.events import StreamEvent
+from accounting.usage.stream import drain_lock
+from accounting.usage.writer import UsageWriter
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -112,7 +115,7 @@ def test_rollups_add_up_exactly_across_drains(acme, redis_sync, settings):
 
 
 def test_entries_of_a_dead_consumer_are_reclaimed_after_min_idle(acme, redis_sync, settings):
-    drain_module.ensure_group(redis_sync)
+    stream.ensure_group(redis_sync)
     events = [make_event(acme) for _ in range(5)]
     add(redis_sync, settings, *events)
     # A worker read them and died before acknowledging.
@@ -146,7 +149,7 @@ def test_events_spooled_while_redis_was_down_are_replayed_and_drained(acme, redi
     async def emit_without_redis():
         dead = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, retry=None)
         try:
-            writer = usage.UsageWriter(lambda: dead)
+            writer = UsageWriter(lambda: dead)
             for event in events:
                 writer.emit(event)
             await writer.close()
@@ -154,10 +157,10 @@ def test_events_spooled_while_redis_was_down_are_replayed_and_drained(acme, redi
             await dead.aclose()
 
     asyncio.run(emit_without_redis())
-    assert usage.spool_size() == 3 and redis_sync.xlen(settings.USAGE_STREAM) == 0
+    assert spool.spool_size() == 3 and redis_sync.xlen(settings.USAGE_STREAM) == 0
     result = drain()
     assert (result.replayed, result.inserted) == (3, 3)
-    assert usage.spool_size() == 0
+    assert spool.spool_size() == 0
     assert {e.request_id for e in UsageEvent.objects.all()} == {e.request_id for e in events}
 
 
@@ -241,12 +244,12 @@ def test_an_expired_drain_lock_is_neither_extended_nor_released_as_ours(redis_sy
     key = settings.USAGE_STREAM + ":drain-lock"
     mine = drain_lock(redis_sync, 5)
     assert mine.acquire()
-    assert drain_module._still_held(mine)
+    assert stream.still_held(mine)
     redis_sync.delete(key)  # what its expiry does
     theirs = drain_lock(redis_sync, 5)
     assert theirs.acquire() and not mine.acquire()
-    assert not drain_module._still_held(mine)
-    drain_module.release_drain_lock(mine)  # must not free the other drain's lock
+    assert not stream.still_held(mine)
+    stream.release_drain_lock(mine)  # must not free the other drain's lock
     assert redis_sync.exists(key)
-    drain_module.release_drain_lock(theirs)
+    stream.release_drain_lock(theirs)
     assert not redis_sync.exists(key)

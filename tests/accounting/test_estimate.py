@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from accounting import estimate, tokens, usage_event
+from accounting.usage import estimate, tokens
+from accounting.usage import events as usage_event
 from gomodel.gateway.usage_record import UsageRecord
 from providers.base import Target, Usage
 

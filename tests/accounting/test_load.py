@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from accounting import usage_event
-from accounting.drain import drain
-from accounting.price_table import load_default_prices
-from accounting.usage_event import StreamEvent
+from accounting.prices.defaults import load_default_prices
+from accounting.usage import events as usage_event
+from accounting.usage.drain import drain
+from accounting.usage.events import StreamEvent
 
 from .conftest import wait_until
 from .load import check_events, check_rollups_match_events, run_load, stored_events

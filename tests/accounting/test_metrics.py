@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings as django_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from accounting.drain import drain
+from accounting.usage.drain import drain
 
 pytestmark = [pytest.mark.e2e]
 
@@ -109,7 +109,7 @@ def test_the_master_key_scrapes_and_metrics_public_opens(gateway, settings, tran
 
 
 def observed(provider, times=2):
-    from accounting.usage_event import StreamEvent
+    from accounting.usage.events import StreamEvent
     from gomodel.gateway import metrics
 
     for _ in range(times):

@@ -7,8 +7,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from accounting.prices import Price, PriceBook
-from accounting.usage_event import StreamEvent
+from accounting.prices.book import Price, PriceBook
+from accounting.usage.events import StreamEvent
 from providers.anthropic.response import convert_usage
 from providers.base import Usage
 from providers.gemini.response import usage_from

@@ -1,4 +1,4 @@
-"""accounting.prices: which price applies, and what an event costs (reasoning neither missed nor
+"""accounting.prices.book: which price applies, and what an event costs (reasoning neither missed nor
 billed twice), against the usage the providers really returned."""
 
 from datetime import datetime, timezone
@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from accounting.price_table import DEFAULT_PRICES, load_default_prices
-from accounting.prices import Price, PriceBook, event_cost, reasoning_outside_completion
-from accounting.usage_event import StreamEvent
+from accounting.prices.book import Price, PriceBook, event_cost, reasoning_outside_completion
+from accounting.prices.defaults import DEFAULT_PRICES, load_default_prices
+from accounting.usage.events import StreamEvent
 from providers.base import Usage
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"

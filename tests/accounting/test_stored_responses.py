@@ -1,4 +1,4 @@
-"""Stored /v1/responses answers (accounting/responses_store.py): scoped to one tenant, expiring after
+"""Stored /v1/responses answers (accounting/stored_responses/): scoped to one tenant, expiring after
 RESPONSES_RETENTION_DAYS, and deleted by the beat task once expired."""
 
 from datetime import timedelta
@@ -6,9 +6,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounting import responses_store, tasks
 from accounting.models import StoredResponse
-from accounting.services import do_create_tenant
+from accounting.stored_responses import services as responses_store
+from accounting.stored_responses import tasks
+from accounting.tenants.services import do_create_tenant
 
 pytestmark = [pytest.mark.django_db(transaction=True)]  # the store closes stale connections
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from accounting import drain as drain_module
-from accounting import usage_event
-from accounting.drain import drain
 from accounting.models import UsageEvent
-from accounting.price_table import load_default_prices
-from accounting.services import do_create_api_key, do_create_tenant
-from accounting.usage_event import StreamEvent
+from accounting.prices.defaults import load_default_prices
+from accounting.tenants.services import do_create_api_key, do_create_tenant
+from accounting.usage import drain as drain_module
+from accounting.usage import events as usage_event
+from accounting.usage.drain import drain
+from accounting.usage.events import StreamEvent
 
 pytestmark = [pytest.mark.e2e]
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")

@@ -21,7 +21,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from accounting import drain  # noqa: E402
+from accounting.usage import drain  # noqa: E402
 
 
 def hang():

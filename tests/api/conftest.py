@@ -70,7 +70,7 @@ def master_api(db):
 @pytest.fixture
 def tenant_api(db):
     """A client holding a valid tenant API key (which the management API refuses with 403)."""
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant = do_create_tenant("intruder", "Intruder")
     _, plaintext = do_create_api_key(tenant, name="ci")
@@ -81,6 +81,6 @@ def tenant_api(db):
 
 @pytest.fixture
 def make_tenant(db):
-    from accounting.services import do_create_tenant
+    from accounting.tenants.services import do_create_tenant
 
     return lambda slug="acme", name="Acme": do_create_tenant(slug, name)

@@ -4,7 +4,7 @@ transaction as the change; the rows never hold key material and are read-only in
 import pytest
 from django.contrib.admin.sites import site
 
-from accounting import audit
+from accounting.audit import services as audit
 from accounting.models import ApiKey, AuditEntry, Tenant
 
 
@@ -13,7 +13,7 @@ def test_the_change_and_its_audit_row_commit_together(api, monkeypatch, make_ten
         raise RuntimeError("audit table unavailable")
 
     tenant = make_tenant("kept")
-    monkeypatch.setattr("accounting.services.record", broken_record)
+    monkeypatch.setattr("accounting.tenants.services.record", broken_record)
     api.raise_request_exception = False
     response = api.post("/api/v1/tenants/", {"slug": "acme"}, format="json")
     assert response.status_code == 500
@@ -51,7 +51,7 @@ def test_audit_api_lists_and_filters(api, make_tenant):
 
 
 def test_scrub_drops_secrets_wherever_they_are():
-    from accounting.keys import display_prefix, generate_key
+    from accounting.tenants.keys import display_prefix, generate_key
 
     plaintext = generate_key()
     changes = {"name": "ci", "api_key": "sk-up", "nested": {"key": plaintext, "plaintext": "p", "ok": 1},

@@ -57,7 +57,7 @@ def test_tenant_key_is_403_with_a_clear_message(tenant_api):
 
 
 def test_revoked_tenant_key_is_401(db):
-    from accounting.services import do_create_api_key, do_create_tenant, do_revoke_api_key
+    from accounting.tenants.services import do_create_api_key, do_create_tenant, do_revoke_api_key
 
     key, plaintext = do_create_api_key(do_create_tenant("t1"))
     do_revoke_api_key(key)

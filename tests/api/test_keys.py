@@ -6,8 +6,8 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from accounting.keys import hash_key
 from accounting.models import ApiKey, AuditEntry
+from accounting.tenants.keys import hash_key
 
 KEY_FIELDS = {"id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
               "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "budget_usd", "budget_period",

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-from accounting.drain import drain
 from accounting.models import AuditEntry, ModelPrice
+from accounting.usage.drain import drain
 
 MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
 PRICE = {"provider": "openai", "model_pattern": "gpt-4o-mini*", "input_per_million": "0.15",
@@ -68,7 +68,7 @@ def chat(gateway, key, model="gpt-4o-mini"):
 
 @pytest.mark.e2e
 def test_tenant_usage_is_the_v1_usage_answer(gateway, provider, tenant_key, usage_events):
-    from accounting.price_table import load_default_prices
+    from accounting.prices.defaults import load_default_prices
 
     load_default_prices()
     tenant, _, plaintext = tenant_key

@@ -127,7 +127,8 @@ def test_gateway_endpoints_follow_their_document(request, tmp_path, gateway, fak
 @pytest.fixture
 def objects(make_provider, upstream, tenant_key):
     """One of each, so that the {id} operations also reach real objects, not only 404s."""
-    from accounting.services import do_create_price, do_update
+    from accounting.audit.services import do_update
+    from accounting.prices.services import do_create_price
 
     tenant, key, _ = tenant_key
     provider = make_provider(name="fake", base_url=upstream.base_url)

@@ -29,7 +29,7 @@ def test_every_resource_is_covered():
 
 @pytest.fixture
 def objects(db, make_provider):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant = do_create_tenant("victim")
     key, _ = do_create_api_key(tenant)

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from accounting.drain import drain
 from accounting.models import ApiKey, Tenant
-from accounting.price_table import load_default_prices
-from accounting.reports import today_utc
+from accounting.prices.defaults import load_default_prices
+from accounting.usage.drain import drain
+from accounting.usage.reports import today_utc
 
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 10_000

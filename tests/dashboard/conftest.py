@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from accounting.drain import store
-from accounting.price_table import load_default_prices
-from accounting.prices import PriceBook
-from accounting.usage_event import StreamEvent
+from accounting.prices.book import PriceBook
+from accounting.prices.defaults import load_default_prices
+from accounting.usage.drain import store
+from accounting.usage.events import StreamEvent
 
 _ids = itertools.count(1)
 
@@ -41,7 +41,7 @@ def prices(db):
 
 @pytest.fixture
 def acme(db):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant = do_create_tenant("acme", "Acme")
     key, plaintext = do_create_api_key(tenant, name="ci")

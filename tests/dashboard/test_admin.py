@@ -11,9 +11,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
-from accounting.keys import hash_key
 from accounting.models import ApiKey, ModelPrice, Tenant, UsageEvent
-from accounting.reports import today_utc
+from accounting.tenants.keys import hash_key
+from accounting.usage.reports import today_utc
 from gomodel.gateway.provider_probe import test_connection as run_connection_test
 from providers.catalogue import CATALOGUE
 from providers.models import ModelAlias, ProviderConfig
@@ -29,7 +29,7 @@ PROVIDERS = "/admin/providers/providerconfig/"
 # -- tenants -----------------------------------------------------------------------------------------
 
 def test_tenant_list_shows_active_keys_this_months_requests_spend_and_budget(admin_client, acme, prices):
-    from accounting.services import do_create_api_key, do_revoke_api_key
+    from accounting.tenants.services import do_create_api_key, do_revoke_api_key
 
     tenant, key, _ = acme
     revoked, _ = do_create_api_key(tenant, name="old")
@@ -121,7 +121,7 @@ def test_revoke_and_reactivate_actions(admin_client, acme):
 
 
 def test_search_keys_by_prefix_name_and_whole_key(admin_client, acme):
-    from accounting.services import do_create_api_key
+    from accounting.tenants.services import do_create_api_key
 
     tenant, key, plaintext = acme
     other, _ = do_create_api_key(tenant, name="reporting")
@@ -278,7 +278,7 @@ def test_model_prices_and_aliases_are_editable(admin_client, db):
 
 @pytest.fixture
 def usage_rows(acme, prices):
-    from accounting.services import do_create_tenant
+    from accounting.tenants.services import do_create_tenant
 
     tenant, key, _ = acme
     globex = do_create_tenant("globex")

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from accounting.models import ApiKey, AuditEntry, Tenant
-from accounting.services import do_create_api_key, do_create_tenant, do_revoke_api_key
+from accounting.tenants.services import do_create_api_key, do_create_tenant, do_revoke_api_key
 from providers.models import ProviderConfig
 
 KEYS = "/admin/accounting/apikey/"

@@ -4,7 +4,7 @@ validated), with the current usage of each limit beside them, read from Redis wi
 import pytest
 from django.conf import settings
 
-from accounting import ratelimits as rl
+from accounting.limits import ratelimits as rl
 from accounting.models import ApiKey, Tenant
 
 KEYS = "/admin/accounting/apikey/"

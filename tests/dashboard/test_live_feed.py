@@ -11,7 +11,7 @@ from django.test import Client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from accounting.price_table import load_default_prices
+from accounting.prices.defaults import load_default_prices
 from gomodel.dashboard import live
 
 pytestmark = [pytest.mark.e2e]
@@ -86,7 +86,7 @@ def test_finished_requests_are_pushed_to_staff_with_cost(gateway, provider, tena
 
 
 def test_a_tenant_filter_narrows_the_feed(gateway, provider, tenant_key, upstream):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     _, _, acme_key = tenant_key
     _, globex_key = do_create_api_key(do_create_tenant("globex"))

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from django.contrib.auth import get_user_model
 
-from accounting import usage_event
-from accounting.reports import usage_report
+from accounting.usage import events as usage_event
+from accounting.usage.reports import usage_report
 from gomodel.dashboard import services
 
 from .conftest import event, store_events, utc
@@ -22,7 +22,7 @@ DAY1, DAY2 = date(2025, 3, 10), date(2025, 3, 11)
 @pytest.fixture
 def usage(acme, prices):
     """acme: 3 requests on DAY1 (one a 500), 1 streamed on DAY2 at 14:xx; globex: 2 on DAY2 (no key)."""
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant, key, _ = acme
     key2, _ = do_create_api_key(tenant, name="second")

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from accounting import estimate, tokens
+from accounting.usage import estimate, tokens
 
 pytestmark = [pytest.mark.e2e]
 

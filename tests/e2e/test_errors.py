@@ -111,13 +111,13 @@ def test_null_optional_fields_are_accepted(post, provider, upstream):
 def _expired_key(tenant):
     from django.utils import timezone
 
-    from accounting.services import do_create_api_key
+    from accounting.tenants.services import do_create_api_key
 
     return do_create_api_key(tenant, name="old", expires_at=timezone.now() - timedelta(minutes=1))[1]
 
 
 def _revoked_key(tenant):
-    from accounting.services import do_create_api_key, do_revoke_api_key
+    from accounting.tenants.services import do_create_api_key, do_revoke_api_key
 
     key, plaintext = do_create_api_key(tenant, name="revoked")
     do_revoke_api_key(key)
@@ -125,7 +125,7 @@ def _revoked_key(tenant):
 
 
 def _inactive_tenant_key(tenant):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     other = do_create_tenant("gone", "Gone Inc")
     plaintext = do_create_api_key(other, name="k")[1]
@@ -174,7 +174,7 @@ def test_tenant_key_in_either_header_is_accepted(post, provider, tenant_key, ups
 def test_a_key_that_has_not_expired_yet_works(post, provider, tenant_key):
     from django.utils import timezone
 
-    from accounting.services import do_create_api_key
+    from accounting.tenants.services import do_create_api_key
 
     plaintext = do_create_api_key(tenant_key[0], expires_at=timezone.now() + timedelta(hours=1))[1]
     assert post(chat(), headers={"Authorization": f"Bearer {plaintext}"}).status_code == 200

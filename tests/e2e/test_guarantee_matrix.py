@@ -172,7 +172,7 @@ def targets(make_provider, upstream, anthropic_server, transactional_db):
 @pytest.fixture
 def make_key(transactional_db):
     from accounting.models import Tenant
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     def make(**fields) -> str:
         tenant = Tenant.objects.filter(slug="matrix").first() or do_create_tenant("matrix")

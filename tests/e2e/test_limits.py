@@ -21,7 +21,7 @@ TOKEN_HEADERS = ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-
 @pytest.fixture
 def make_key(transactional_db):
     from accounting.models import Tenant
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     def make(tenant_slug="acme", **fields):
         tenant = Tenant.objects.filter(slug=tenant_slug).first() or do_create_tenant(tenant_slug)

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from accounting import budgets
+from accounting.budgets import counters as budgets
 from accounting.models import ModelPrice
 
 pytestmark = [pytest.mark.e2e]

@@ -263,7 +263,7 @@ def test_client_hanging_up_mid_stream_is_recorded_once_as_499(gateway, provider,
 
 def test_limits_and_allow_lists_apply_in_anthropics_envelope(gateway, fake, tenant_key, usage_events):
     """The key's rate limit and model allow-list govern /v1/messages (and count_tokens) as they do chat."""
-    from accounting.services import do_create_api_key
+    from accounting.tenants.services import do_create_api_key
 
     key, limited = do_create_api_key(tenant_key[0], name="limited")
     key.rpm_limit, key.allowed_models = 1, ["anthropic/*"]

@@ -196,7 +196,7 @@ def test_a_conversation_continues_on_another_provider(client, provider, groq, up
 
 
 def test_another_tenant_cannot_read_or_delete_a_response(client, gateway, provider):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     response = client.responses.create(model="gpt-4o-mini", input="Secret plans")
     _, other_key = do_create_api_key(do_create_tenant("rival", "Rival"), name="ci")

@@ -16,7 +16,7 @@ def ask(gateway, key, model="gpt-4o-mini"):
 
 
 def test_revoking_a_cached_key_is_401_on_the_next_request(gateway, provider, tenant_key, upstream, usage_events):
-    from accounting.services import do_revoke_api_key
+    from accounting.tenants.services import do_revoke_api_key
 
     _, key, plaintext = tenant_key
     assert ask(gateway, plaintext).status_code == 200  # the key is now cached
@@ -67,7 +67,7 @@ def test_an_invalidation_published_by_another_process_clears_the_cache(gateway, 
 
 def test_an_unknown_key_becomes_valid_once_created(gateway, provider, tenant_key):
     """A miss is cached briefly too; creating the key invalidates it."""
-    from accounting.services import do_create_api_key
+    from accounting.tenants.services import do_create_api_key
 
     tenant, _, _ = tenant_key
     assert ask(gateway, "sk_gom_not_yet").status_code == 401

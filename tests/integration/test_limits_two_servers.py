@@ -70,7 +70,7 @@ def servers(tmp_path, transactional_db):
 
 @pytest.fixture
 def limited_key(provider, transactional_db):
-    from accounting.services import do_create_api_key, do_create_tenant
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
 
     tenant = do_create_tenant("acme")
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from accounting import ratelimits as rl
+from accounting.limits import ratelimits as rl
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from accounting import usage
+from accounting.usage import spool
 
 HELLO = [{"role": "user", "content": "Hello"}]
 
@@ -35,9 +35,9 @@ def redis_down(gateway):
 
 def wait_for_spool(count, timeout=3.0):
     deadline = time.monotonic() + timeout
-    while usage.spool_size() < count and time.monotonic() < deadline:
+    while spool.spool_size() < count and time.monotonic() < deadline:
         time.sleep(0.01)
-    return usage.spool_size()
+    return spool.spool_size()
 
 
 def test_requests_are_served_and_usage_is_spooled_then_replayed(redis_down, gateway, provider, tenant_key,
@@ -59,10 +59,10 @@ def test_requests_are_served_and_usage_is_spooled_then_replayed(redis_down, gate
                                                                                (200, True, "reported")]
 
     # Redis is back (as seen by a real client): the spool goes into the stream, in order.
-    assert usage.replay_spool(redis_sync) == 2
+    assert spool.replay_spool(redis_sync) == 2
     replayed = [orjson.loads(f[b"e"]) for _, f in redis_sync.xrange(settings.USAGE_STREAM)]
     assert [e["request_id"] for e in replayed] == ids
-    assert usage.spool_size() == 0
+    assert spool.spool_size() == 0
 
 
 def test_ready_is_503_when_redis_is_down(redis_down, gateway):

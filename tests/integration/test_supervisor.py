@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from accounting.price_table import load_default_prices
+from accounting.prices.defaults import load_default_prices
 from gomodel import supervisor
 from tests.accounting import conftest as accounting_fixtures
 from tests.accounting.conftest import database_url, free_port, wait_until

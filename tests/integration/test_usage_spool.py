@@ -10,7 +10,8 @@ import orjson
 import pytest
 import redis
 
-from accounting import usage, usage_metrics
+from accounting.usage import metrics as usage_metrics
+from accounting.usage import spool
 from gomodel.gateway import metrics
 
 
@@ -38,21 +39,21 @@ def silent_redis():
 
 def test_appends_do_not_wait_on_a_replay_stuck_on_redis(redis_sync, settings, silent_redis):
     for n in range(3):
-        usage.spool(event(n))
+        spool.spool(event(n))
     failed = []
-    replay = threading.Thread(target=lambda: failed.append(_raises(usage.replay_spool, silent_redis)))
+    replay = threading.Thread(target=lambda: failed.append(_raises(spool.replay_spool, silent_redis)))
     replay.start()
     time.sleep(0.3)  # the replay has moved the spool aside and waits on the silent Redis
     assert replay.is_alive()
     started = time.perf_counter()
-    assert usage.spool(event(3))
+    assert spool.spool(event(3))
     assert time.perf_counter() - started < 0.5  # it held the writers' lock for 2 s and more before
     replay.join(timeout=10)
-    assert failed == [True] and usage.spool_size() == 4  # nothing lost: the moved file stays
+    assert failed == [True] and spool.spool_size() == 4  # nothing lost: the moved file stays
     # The next replay takes what the failed one left (older) first, then the new spool: order kept.
-    assert usage.replay_spool(redis_sync) == 4
+    assert spool.replay_spool(redis_sync) == 4
     assert stream_ids(redis_sync, settings) == [f"req_spool_{n}" for n in range(4)]
-    assert usage.spool_size() == 0 and usage.spool_bytes() == 0
+    assert spool.spool_size() == 0 and spool.spool_bytes() == 0
 
 
 def _raises(call, *args) -> bool:
@@ -65,35 +66,35 @@ def _raises(call, *args) -> bool:
 
 def test_spool_size_is_read_without_reading_the_spool(settings):
     for n in range(3):
-        usage.spool(event(n))
-    size = usage.spool_bytes()
-    assert usage.spool_size() == 3 and size == sum(len(event(n)) + 1 for n in range(3))
+        spool.spool(event(n))
+    size = spool.spool_bytes()
+    assert spool.spool_size() == 3 and size == sum(len(event(n)) + 1 for n in range(3))
     with open(settings.USAGE_SPOOL_PATH, "ab") as f:  # 40 MB appended behind its back
         f.write((b"x" * 399 + b"\n") * 100_000)
     started = time.perf_counter()
-    assert usage.spool_size() == 3  # the counter, not a scan of 40 MB
-    assert usage.spool_bytes() == size + 40_000_000
+    assert spool.spool_size() == 3  # the counter, not a scan of 40 MB
+    assert spool.spool_bytes() == size + 40_000_000
     assert time.perf_counter() - started < 0.01
 
 
 def test_a_full_spool_drops_loudly(settings, redis_sync, caplog):
     settings.USAGE_SPOOL_MAX_BYTES = 10 * (len(event(10)) + 1)
     dropped_before = usage_metrics.DROPPED._value.get()
-    with caplog.at_level(logging.ERROR, logger="accounting.usage"):
-        kept = [usage.spool(event(n), f"req_spool_{n}") for n in range(10, 25)]
+    with caplog.at_level(logging.ERROR, logger="accounting.spool.spool"):
+        kept = [spool.spool(event(n), f"req_spool_{n}") for n in range(10, 25)]
     assert kept == [True] * 10 + [False] * 5
-    assert usage.spool_size() == 10 and usage.spool_bytes() <= settings.USAGE_SPOOL_MAX_BYTES
+    assert spool.spool_size() == 10 and spool.spool_bytes() <= settings.USAGE_SPOOL_MAX_BYTES
     assert usage_metrics.DROPPED._value.get() - dropped_before == 5
     assert any("DROPPED" in r.getMessage() and "USAGE_SPOOL_MAX_BYTES" in r.getMessage() for r in caplog.records)
-    assert usage.replay_spool(redis_sync) == 10  # what was kept is replayed; the spool has room again
-    assert usage.spool(event(99))
+    assert spool.replay_spool(redis_sync) == 10  # what was kept is replayed; the spool has room again
+    assert spool.spool(event(99))
 
 
 def test_dropped_events_are_counted_on_metrics(settings):
     settings.USAGE_SPOOL_MAX_BYTES = 0
     before = usage_metrics.DROPPED._value.get()
-    assert not usage.spool(event(1))
-    body, _ = metrics.render(None, usage.spool_size(), usage.spool_bytes())
+    assert not spool.spool(event(1))
+    body, _ = metrics.render(None, spool.spool_size(), spool.spool_bytes())
     assert f"gomodel_usage_events_dropped_total {before + 1}" in body.decode()
     assert "gomodel_usage_spool_bytes 0.0" in body.decode()
 
@@ -105,11 +106,11 @@ def test_concurrent_appends_and_replays_lose_nothing(redis_sync, settings):
 
     def write(worker):
         for n in range(300):
-            assert usage.spool(event(worker * 1000 + n))
+            assert spool.spool(event(worker * 1000 + n))
 
     def replay():
         while not done.is_set():
-            usage.replay_spool(redis_sync)
+            spool.replay_spool(redis_sync)
 
     replayer = threading.Thread(target=replay)
     replayer.start()
@@ -120,7 +121,7 @@ def test_concurrent_appends_and_replays_lose_nothing(redis_sync, settings):
         thread.join(timeout=30)
     done.set()
     replayer.join(timeout=30)
-    usage.replay_spool(redis_sync)
+    spool.replay_spool(redis_sync)
     ids = stream_ids(redis_sync, settings)
     assert len(ids) == 1200 and len(set(ids)) == 1200
-    assert usage.spool_size() == 0 and usage.spool_bytes() == 0
+    assert spool.spool_size() == 0 and spool.spool_bytes() == 0

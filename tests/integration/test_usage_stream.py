@@ -1,5 +1,5 @@
-"""accounting.usage against a real Redis: events go to the stream in batches; when Redis is unreachable
-they are spooled to a local file, and replay_spool moves them into the stream once it answers again."""
+"""accounting.usage's writer and spool against a real Redis: events go to the stream in batches; when Redis is
+unreachable they are spooled to a local file, and replay_spool moves them into the stream once it answers again."""
 
 import asyncio
 import socket
@@ -9,8 +9,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from accounting import usage, usage_event
-from accounting.usage_event import StreamEvent
+from accounting.usage import events as usage_event
+from accounting.usage import spool
+from accounting.usage.events import StreamEvent
+from accounting.usage.writer import UsageWriter
 
 
 def closed_port() -> int:
@@ -33,7 +35,7 @@ def emit_with(client_factory, events):
     async def run():
         client = client_factory()
         try:
-            writer = usage.UsageWriter(lambda: client)
+            writer = UsageWriter(lambda: client)
             for e in events:
                 assert writer.emit(e) is None  # queued; the request goes on
             await writer.flushed()
@@ -57,31 +59,31 @@ def test_emit_appends_to_the_stream(redis_sync, settings):
     emit_with(real_redis(settings), [event(1), event(2)])
     assert stream_events(redis_sync, settings) == [event(1), event(2)]
     assert not settings.USAGE_SPOOL_PATH.exists()
-    assert usage.spool_size() == 0
+    assert spool.spool_size() == 0
 
 
 def test_unreachable_redis_spools_and_replay_moves_events_into_the_stream(redis_sync, settings):
     emit_with(dead_redis(), [event(1), event(2), event(3)])  # never raises
 
     assert stream_events(redis_sync, settings) == []
-    assert usage.spool_size() == 3
+    assert spool.spool_size() == 3
     lines = settings.USAGE_SPOOL_PATH.read_bytes().splitlines()
     assert [usage_event.decode(line) for line in lines] == [event(1), event(2), event(3)]
 
-    assert usage.replay_spool(redis_sync) == 3
+    assert spool.replay_spool(redis_sync) == 3
     assert stream_events(redis_sync, settings) == [event(1), event(2), event(3)]
-    assert usage.spool_size() == 0 and usage.spool_bytes() == 0 and not settings.USAGE_SPOOL_PATH.exists()
+    assert spool.spool_size() == 0 and spool.spool_bytes() == 0 and not settings.USAGE_SPOOL_PATH.exists()
 
-    assert usage.replay_spool(redis_sync) == 0  # nothing twice
+    assert spool.replay_spool(redis_sync) == 0  # nothing twice
     assert len(stream_events(redis_sync, settings)) == 3
 
 
 def test_events_spooled_later_are_replayed_after_the_earlier_ones(redis_sync, settings):
     emit_with(dead_redis(), [event(1)])
-    usage.replay_spool(redis_sync)
+    spool.replay_spool(redis_sync)
     emit_with(real_redis(settings), [event(2)])
     emit_with(dead_redis(), [event(3)])
-    assert usage.replay_spool(redis_sync) == 1
+    assert spool.replay_spool(redis_sync) == 1
     assert [e.request_id for e in stream_events(redis_sync, settings)] == ["req_test_1", "req_test_2",
                                                                                "req_test_3"]
 
@@ -90,15 +92,15 @@ def test_replay_while_redis_is_still_down_keeps_the_spool(redis_sync, settings):
     emit_with(dead_redis(), [event(1), event(2)])
     down = redis.Redis.from_url(f"redis://127.0.0.1:{closed_port()}/15", socket_timeout=2.0)
     with pytest.raises(redis.RedisError):
-        usage.replay_spool(down)
-    assert usage.spool_size() == 2
-    assert usage.replay_spool(redis_sync) == 2
+        spool.replay_spool(down)
+    assert spool.spool_size() == 2
+    assert spool.replay_spool(redis_sync) == 2
     assert len(stream_events(redis_sync, settings)) == 2
 
 
 def test_replay_without_a_spool_file(redis_sync, settings):
     assert not settings.USAGE_SPOOL_PATH.exists()
-    assert usage.replay_spool(redis_sync) == 0
+    assert spool.replay_spool(redis_sync) == 0
     assert stream_events(redis_sync, settings) == []
 
 
@@ -109,7 +111,7 @@ def test_the_gateways_replay_task_uses_settings(redis_sync, settings):
     emit_with(dead_redis(), [event(5)])
     _replay_spool()
     assert stream_events(redis_sync, settings) == [event(5)]
-    assert usage.spool_size() == 0
+    assert spool.spool_size() == 0
 
 
 # The writer batches across event-loop ticks (one long-lived flusher per writer), never makes a request
@@ -120,7 +122,7 @@ def run_writer(settings, body, **options):
     async def run():
         client = aioredis.from_url(settings.REDIS_URL)
         try:
-            return await body(usage.UsageWriter(lambda: client, **options), client)
+            return await body(UsageWriter(lambda: client, **options), client)
         finally:
             await client.aclose()
 
@@ -171,8 +173,8 @@ def test_closing_the_runtime_writes_what_is_queued(redis_sync, settings):
     took, batches = asyncio.run(run())
     assert took < 5 and batches == 1
     assert stream_events(redis_sync, settings) == [event(n) for n in range(50)]
-    assert usage.spool_size() == 1
-    assert usage.replay_spool(redis_sync) == 1 and len(stream_events(redis_sync, settings)) == 51
+    assert spool.spool_size() == 1
+    assert spool.replay_spool(redis_sync) == 1 and len(stream_events(redis_sync, settings)) == 51
 
 
 def test_the_runtimes_redis_reads_carry_no_socket_timeout():
@@ -224,7 +226,7 @@ def test_backpressure_bounds_the_queue_and_loses_nothing(redis_sync, settings, s
     async def run():
         silent, real = aioredis.from_url(silent_server, retry=None), aioredis.from_url(settings.REDIS_URL)
         clients = [silent]
-        writer = usage.UsageWriter(lambda: clients[0], timeout=0.5, batch_max=2, interval=0, queue_max=5)
+        writer = UsageWriter(lambda: clients[0], timeout=0.5, batch_max=2, interval=0, queue_max=5)
         try:
             rooms = [writer.emit(event(n)) for n in range(2)]
             await asyncio.sleep(0.05)  # the flusher took these two: their write hangs
@@ -245,8 +247,8 @@ def test_backpressure_bounds_the_queue_and_loses_nothing(redis_sync, settings, s
             await real.aclose()
 
     assert asyncio.run(run()) == 2
-    assert usage.spool_size() == 2
+    assert spool.spool_size() == 2
     assert stream_events(redis_sync, settings) == [event(n) for n in range(2, 9)]
-    assert usage.replay_spool(redis_sync) == 2
+    assert spool.replay_spool(redis_sync) == 2
     assert sorted(e.request_id for e in stream_events(redis_sync, settings)) == sorted(
         event(n).request_id for n in range(9))

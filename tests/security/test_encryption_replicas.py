@@ -9,8 +9,8 @@ import openai
 import pytest
 from cryptography.fernet import Fernet
 
+from accounting.provider_configs.services import do_sync_env_providers
 from gomodel.gateway.runtime import invalidate_local
-from providers.env_sync import sync_env_providers
 from providers.models import ProviderConfig
 
 pytestmark = [pytest.mark.e2e]
@@ -30,13 +30,13 @@ def chat(gateway, plaintext, model="groq/gpt-4o-mini"):
 
 def test_a_replica_with_other_keys_leaves_the_first_replicas_rows_alone(gateway, tenant_key, env, settings, caplog):
     settings.GOMODEL_ENCRYPTION_KEYS = [FIRST]
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     stored = ProviderConfig.objects.get(name="groq").api_key_encrypted
     assert chat(gateway, tenant_key[2]).choices[0].message.content
 
     settings.GOMODEL_ENCRYPTION_KEYS = [SECOND]  # the second replica starts with other keys
-    with caplog.at_level(logging.ERROR, logger="providers.env_sync"):
-        sync_env_providers(env)
+    with caplog.at_level(logging.ERROR, logger="accounting.provider_configs.services"):
+        do_sync_env_providers(env)
     assert ProviderConfig.objects.get(name="groq").api_key_encrypted == stored  # not re-encrypted
     assert any("groq" in r.getMessage() and "cannot be decrypted" in r.getMessage() for r in caplog.records)
 
@@ -47,26 +47,26 @@ def test_a_replica_with_other_keys_leaves_the_first_replicas_rows_alone(gateway,
 
 def test_an_unchanged_env_key_is_not_re_encrypted(transactional_db, env, settings):
     settings.GOMODEL_ENCRYPTION_KEYS = [FIRST]
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     before = ProviderConfig.objects.get(name="groq")
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     after = ProviderConfig.objects.get(name="groq")
     assert (after.api_key_encrypted, after.updated_at) == (before.api_key_encrypted, before.updated_at)
-    sync_env_providers({**env, "GROQ_API_KEY": "gsk-new-key-2"})
+    do_sync_env_providers({**env, "GROQ_API_KEY": "gsk-new-key-2"})
     assert ProviderConfig.objects.get(name="groq").api_key == "gsk-new-key-2"
 
 
 def test_replace_undecryptable_overwrites_on_purpose(transactional_db, env, settings):
     settings.GOMODEL_ENCRYPTION_KEYS = [FIRST]
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     settings.GOMODEL_ENCRYPTION_KEYS = [SECOND]
-    sync_env_providers(env, replace_undecryptable=True)
+    do_sync_env_providers(env, replace_undecryptable=True)
     assert ProviderConfig.objects.get(name="groq").api_key == "gsk-replica-secret-1"
 
 
 def test_an_undecryptable_key_is_loud(gateway, tenant_key, env, settings, caplog):
     settings.GOMODEL_ENCRYPTION_KEYS = [FIRST]
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     settings.GOMODEL_ENCRYPTION_KEYS = [SECOND]
     invalidate_local("all")
     with caplog.at_level(logging.ERROR):
@@ -96,7 +96,7 @@ def test_rotate_provider_keys_re_encrypts_with_the_newest_key(transactional_db, 
     from django.core.management.base import CommandError
 
     settings.GOMODEL_ENCRYPTION_KEYS = [FIRST]
-    sync_env_providers(env)
+    do_sync_env_providers(env)
     settings.GOMODEL_ENCRYPTION_KEYS = [SECOND, FIRST]
     call_command("rotate_provider_keys")
     settings.GOMODEL_ENCRYPTION_KEYS = [SECOND]  # the old key dropped: still readable

@@ -1,9 +1,9 @@
-"""accounting.keys: team API keys are sk_gom_ + 43 url-safe characters; only the SHA-256 is stored."""
+"""accounting.tenants.keys: team API keys are sk_gom_ + 43 url-safe characters; only the SHA-256 is stored."""
 
 import hashlib
 import re
 
-from accounting.keys import KEY_PREFIX, display_prefix, generate_key, hash_key
+from accounting.tenants.keys import KEY_PREFIX, display_prefix, generate_key, hash_key
 
 KEY_RE = re.compile(r"^sk_gom_[A-Za-z0-9_-]{43}$")
 

@@ -1,11 +1,11 @@
-"""Model allow-lists (accounting/allowlists.py) and the rate-limit headers' formatting, as pure functions."""
+"""Model allow-lists (accounting/limits/allowlists.py) and the rate-limit headers' formatting, as pure functions."""
 
 from collections import namedtuple
 
 import pytest
 
-from accounting.allowlists import AllowList, AllowListError, parse_lines, permitted, validate_entries
-from accounting.ratelimits import Outcome
+from accounting.limits.allowlists import AllowList, AllowListError, parse_lines, permitted, validate_entries
+from accounting.limits.ratelimits import Outcome
 from gomodel.gateway.limits import chat_tokens, duration, rate_headers
 
 T = namedtuple("T", "name")

@@ -1,10 +1,10 @@
-"""accounting.budgets' pure parts: calendar-aligned UTC periods and the counters' names."""
+"""accounting.budgets.counters, the budgets' pure parts: calendar-aligned UTC periods and the counters' names."""
 
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from accounting import budgets
+from accounting.budgets import counters as budgets
 
 
 @pytest.mark.parametrize("period, now, first, end", [

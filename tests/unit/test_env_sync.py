@@ -1,11 +1,13 @@
-"""providers.env_sync: the environment's <P>_API_KEY / <P>_BASE_URL / <P>_MODELS become ProviderConfig rows
-(real database; the environment is a plain dict)."""
+"""The environment's <P>_API_KEY / <P>_BASE_URL / <P>_MODELS (read by providers.env_sync) become ProviderConfig
+rows through the audited domain service (accounting.provider_configs.services.do_sync_env_providers; real
+database; the environment is a plain dict)."""
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from accounting.provider_configs.services import do_sync_env_providers
 from providers import crypto
-from providers.env_sync import env_providers, sync_env_providers
+from providers.env_sync import env_providers
 from providers.models import ProviderConfig
 
 pytestmark = [pytest.mark.django_db]
@@ -16,7 +18,7 @@ def rows() -> dict[str, ProviderConfig]:
 
 
 def test_keys_enable_providers_with_their_catalogue_defaults():
-    synced = sync_env_providers({"OPENAI_API_KEY": "sk-openai-1", "GROQ_API_KEY": " gsk-2 ",
+    synced = do_sync_env_providers({"OPENAI_API_KEY": "sk-openai-1", "GROQ_API_KEY": " gsk-2 ",
                                  "GROQ_MODELS": "llama-3.3-70b-versatile, qwen-qwq", "UNRELATED": "x"})
     assert [c.name for c in synced] == ["openai", "groq"]
     configs = rows()
@@ -31,7 +33,7 @@ def test_keys_enable_providers_with_their_catalogue_defaults():
 
 
 def test_the_key_is_stored_encrypted():
-    sync_env_providers({"XAI_API_KEY": "xai-secret-key-123"})
+    do_sync_env_providers({"XAI_API_KEY": "xai-secret-key-123"})
     config = ProviderConfig.objects.get(name="xai")
     assert config.api_key_encrypted
     assert config.api_key_encrypted != "xai-secret-key-123"
@@ -42,16 +44,16 @@ def test_the_key_is_stored_encrypted():
 
 
 def test_no_variables_no_providers():
-    assert sync_env_providers({}) == []
+    assert do_sync_env_providers({}) == []
     assert not ProviderConfig.objects.exists()
 
 
 def test_an_empty_key_does_not_enable_a_provider():
-    assert sync_env_providers({"OPENAI_API_KEY": "   ", "ANTHROPIC_API_KEY": ""}) == []
+    assert do_sync_env_providers({"OPENAI_API_KEY": "   ", "ANTHROPIC_API_KEY": ""}) == []
 
 
 def test_ollama_is_enabled_by_its_base_url_alone():
-    synced = sync_env_providers({"OLLAMA_BASE_URL": "http://gpu-box:11434/v1"})
+    synced = do_sync_env_providers({"OLLAMA_BASE_URL": "http://gpu-box:11434/v1"})
     assert [c.name for c in synced] == ["ollama"]
     ollama = ProviderConfig.objects.get(name="ollama")
     assert ollama.effective_base_url == "http://gpu-box:11434/v1"
@@ -59,30 +61,30 @@ def test_ollama_is_enabled_by_its_base_url_alone():
 
 
 def test_ollama_key_without_base_url_enables_nothing():
-    assert sync_env_providers({"OLLAMA_API_KEY": "unused"}) == []
+    assert do_sync_env_providers({"OLLAMA_API_KEY": "unused"}) == []
 
 
 def test_oracle_key_without_base_url_is_improperly_configured():
     with pytest.raises(ImproperlyConfigured, match="ORACLE_BASE_URL"):
-        sync_env_providers({"ORACLE_API_KEY": "oci-key", "OPENAI_API_KEY": "sk-1"})
+        do_sync_env_providers({"ORACLE_API_KEY": "oci-key", "OPENAI_API_KEY": "sk-1"})
     assert not ProviderConfig.objects.exists()  # nothing half-done
 
 
 def test_oracle_with_key_and_base_url():
-    sync_env_providers({"ORACLE_API_KEY": "oci-key", "ORACLE_BASE_URL": "https://oci.example.com/v1/"})
+    do_sync_env_providers({"ORACLE_API_KEY": "oci-key", "ORACLE_BASE_URL": "https://oci.example.com/v1/"})
     oracle = ProviderConfig.objects.get(name="oracle")
     assert oracle.effective_base_url == "https://oci.example.com/v1"
     assert oracle.api_key == "oci-key"
 
 
 def test_a_provider_removed_from_the_environment_is_disabled_not_deleted():
-    sync_env_providers({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-2"})
-    sync_env_providers({"GROQ_API_KEY": "gsk-2"})
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-2"})
+    do_sync_env_providers({"GROQ_API_KEY": "gsk-2"})
     configs = rows()
     assert set(configs) == {"openai", "groq"}
     assert configs["openai"].enabled is False and configs["groq"].enabled is True
     # It comes back when its variables do.
-    sync_env_providers({"OPENAI_API_KEY": "sk-1"})
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1"})
     configs = rows()
     assert configs["openai"].enabled is True and configs["groq"].enabled is False
 
@@ -91,16 +93,16 @@ def test_admin_providers_are_left_alone():
     admin = ProviderConfig(name="my-openrouter", provider_type="openrouter", source=ProviderConfig.SOURCE_ADMIN)
     admin.set_api_key("sk-or")
     admin.save()
-    sync_env_providers({"OPENAI_API_KEY": "sk-1"})
-    sync_env_providers({})
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1"})
+    do_sync_env_providers({})
     admin.refresh_from_db()
     assert admin.enabled is True and admin.api_key == "sk-or"
 
 
 def test_resync_updates_a_rotated_key_and_keeps_an_unchanged_one():
-    sync_env_providers({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-1"})
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1", "GROQ_API_KEY": "gsk-1"})
     before = rows()
-    sync_env_providers({"OPENAI_API_KEY": "sk-2", "GROQ_API_KEY": "gsk-1", "GROQ_BASE_URL": "http://proxy/v1"})
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-2", "GROQ_API_KEY": "gsk-1", "GROQ_BASE_URL": "http://proxy/v1"})
     after = rows()
     assert after["openai"].api_key == "sk-2"
     assert after["openai"].api_key_encrypted != before["openai"].api_key_encrypted

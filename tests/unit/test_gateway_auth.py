@@ -7,9 +7,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.utils import timezone
 
-from accounting.keys import hash_key
 from accounting.models import ApiKey
-from accounting.services import do_create_api_key, do_create_tenant
+from accounting.tenants.keys import hash_key
+from accounting.tenants.services import do_create_api_key, do_create_tenant
 from gomodel.gateway.auth import MASTER, KeyCache, presented_key
 from gomodel.gateway.errors import GatewayError
 

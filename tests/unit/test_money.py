@@ -1,10 +1,10 @@
-"""accounting.money: the one way costs are written out (reports, admin, dashboard, live feed)."""
+"""accounting.prices.money: the one way costs are written out (reports, admin, dashboard, live feed)."""
 
 from decimal import Decimal
 
 import pytest
 
-from accounting import money
+from accounting.prices import money
 
 
 @pytest.mark.parametrize("amount, shown", [

@@ -1,4 +1,4 @@
-"""accounting.usage_event: the one type of a usage stream entry, its encode and its lenient decode."""
+"""accounting.usage.events: the one type of a usage stream entry, its encode and its lenient decode."""
 
 import dataclasses
 from datetime import date, datetime, timezone
@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 import orjson
 import pytest
 
-from accounting.usage_event import StreamEvent, decode, encode
+from accounting.usage.events import StreamEvent, decode, encode
 
 EVENT = StreamEvent(
     request_id="req_1", ts=1_700_000_000.25, tenant_id=4, tenant="acme", api_key_id=9, api_key_prefix="sk_gom_…abcd",

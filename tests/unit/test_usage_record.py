@@ -3,7 +3,7 @@
 import time
 from types import SimpleNamespace
 
-from accounting.estimate import estimate_prompt_tokens, estimate_text_tokens
+from accounting.usage.estimate import estimate_prompt_tokens, estimate_text_tokens
 from gomodel.gateway.auth import MASTER, Principal
 from gomodel.gateway.usage_record import UsageRecord
 from providers.base import Target, Usage

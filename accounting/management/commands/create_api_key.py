@@ -2,9 +2,9 @@ import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounting.allowlists import AllowListError, validate_entries
+from accounting.limits.allowlists import AllowListError, validate_entries
 from accounting.models import Tenant
-from accounting.services import do_create_api_key
+from accounting.tenants.services import do_create_api_key
 
 
 def limit(value):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
 from accounting.models import Tenant
-from accounting.services import do_create_tenant
+from accounting.tenants.services import do_create_tenant
 
 
 class Command(BaseCommand):

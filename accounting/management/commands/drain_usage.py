@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounting.drain import drain
+from accounting.usage.drain import drain
 
 
 class Command(BaseCommand):

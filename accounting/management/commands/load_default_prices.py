@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from accounting.price_table import load_default_prices
+from accounting.prices.defaults import load_default_prices
 
 
 class Command(BaseCommand):

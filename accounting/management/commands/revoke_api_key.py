@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounting.models import ApiKey
-from accounting.services import do_revoke_api_key
+from accounting.tenants.services import do_revoke_api_key
 
 
 class Command(BaseCommand):

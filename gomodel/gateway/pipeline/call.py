@@ -11,7 +11,7 @@ clears the reservation, the TPM reconciled to what was used, the concurrency slo
 
 import logging
 
-from accounting.allowlists import EMPTY
+from accounting.limits.allowlists import EMPTY
 from providers.base import Target
 
 from .. import metrics

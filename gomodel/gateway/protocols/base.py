@@ -2,7 +2,7 @@
 
 from django.conf import settings
 
-from accounting.estimate import estimate_prompt_tokens
+from accounting.usage.estimate import estimate_prompt_tokens
 
 
 class BaseExchange:

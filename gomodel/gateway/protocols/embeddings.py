@@ -2,7 +2,7 @@
 
 import orjson
 
-from accounting.estimate import approximate_text_tokens
+from accounting.usage.estimate import approximate_text_tokens
 from providers.adapters import embeddings_adapter
 from providers.base import UpstreamError
 

@@ -8,7 +8,7 @@ import asyncio
 
 import orjson
 
-from accounting.estimate import estimate_prompt_tokens
+from accounting.usage.estimate import estimate_prompt_tokens
 from providers.anthropic import StreamParser as AnthropicStreamParser
 from providers.anthropic.ingress import (
     EventWriter,

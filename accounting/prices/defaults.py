@@ -1,5 +1,5 @@
 """Bundled prices for the providers the genai-prices database does not cover (Alibaba Model Studio),
-USD per million tokens. Every other provider is priced by genai-prices (accounting/prices.py); an admin
+USD per million tokens. Every other provider is priced by genai-prices (accounting/prices/book.py); an admin
 `ModelPrice` row overrides either.
 
 Source: Alibaba Model Studio's international pricing page, lowest tier, as published in 2025
@@ -30,7 +30,7 @@ def load_default_prices(model_price=None) -> int:
     from decimal import Decimal
 
     if model_price is None:
-        from .models import ModelPrice as model_price
+        from ..models import ModelPrice as model_price
 
     existing = set(model_price.objects.filter(valid_from=VALID_FROM).values_list("provider", "model_pattern"))
     rows = [

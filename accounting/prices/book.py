@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
-from .usage_event import StreamEvent
+from ..usage.events import StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class PriceBook:
 
     @classmethod
     def load(cls) -> "PriceBook":
-        from .models import ModelPrice
+        from ..models import ModelPrice
 
         return cls([
             Price(row.provider, row.model_pattern, row.valid_from, row.input_per_million,

@@ -57,13 +57,13 @@ class StreamEvent:
     attempts: list = field(default_factory=list)  # each upstream try: provider, model, status, error
     cache_write_tokens: int = 0  # prompt tokens written to a cache (Anthropic), inside prompt_tokens
     reported_cost: str | None = None  # USD the upstream said it charged (OpenRouter, xAI), a decimal string
-    # Priced by the gateway (budgeted requests; accounting/budgets.py); otherwise the drain prices it.
+    # Priced by the gateway (budgeted requests; accounting/budgets/); otherwise the drain prices it.
     cost: str | None = None  # USD, a decimal string
     cost_source: str | None = None  # accounting.prices.COST_SOURCES
     cost_e10: int = 0  # the same cost in 1e-10 USD: what went into the budget counters' `pending`
     budget_keys: list = field(default_factory=list)  # those counters' names
     # A stream cut without reported usage, for a model with a tokenizer: the bounded text the token
-    # counts are taken from off the event loop (accounting/estimate.py, `settle`); the counts above
+    # counts are taken from off the event loop (accounting/usage/estimate.py, `settle`); the counts above
     # are characters/4 until then.
     estimate: dict | None = None
 

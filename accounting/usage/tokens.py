@@ -7,7 +7,7 @@ are built, and counting releases the GIL. Its counts equal tiktoken's on the sam
 (tests/accounting/test_estimate.py).
 
 Only the usage drain (Celery) counts, when it stores a stream that ended without the upstream's usage
-(accounting/estimate.py), and `/v1/usage` for such an event not drained yet (in its thread); the
+(accounting/usage/estimate.py), and `/v1/usage` for such an event not drained yet (in its thread); the
 gateway's event loop never does. An encoding is loaded on first use
 (~0.4 s and ~65 MB for o200k, ~45 MB for cl100k, in that process only).
 

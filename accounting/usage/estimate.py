@@ -2,7 +2,7 @@
 break, a provider that never reports usage). Such events are marked `usage_source = "estimated"`.
 
 - OpenAI-family models (any id tiktoken maps to cl100k_base or o200k_base, e.g. gpt-4o-mini,
-  gpt-4.1, o3, gpt-5, `openai/gpt-4o`): exact counts of the text (accounting/tokens.py), and OpenAI's
+  gpt-4.1, o3, gpt-5, `openai/gpt-4o`): exact counts of the text (accounting/usage/tokens.py), and OpenAI's
   cookbook rule for chat prompts: 3 tokens per message plus its role and content (+1 for a `name`),
   plus 3 that prime the reply.
 - Every other model (Claude, Gemini, Llama, Grok, …, whose tokenizers are not public or not
@@ -25,7 +25,7 @@ dashboard feed show.
 import math
 
 from . import tokens
-from .usage_event import MAX_INT
+from .events import MAX_INT
 
 CHARS_PER_TOKEN = 4.0
 MESSAGE_OVERHEAD_TOKENS = 4  # role and separators per message, approximation path
@@ -140,7 +140,7 @@ def count_pending(estimate) -> tuple[int, int] | None:
 
 
 def settle(event):
-    """A decoded StreamEvent (accounting/usage_event.py) with its pending estimate counted: the drain
+    """A decoded StreamEvent (accounting/usage/events.py) with its pending estimate counted: the drain
     and /v1/usage call this in their thread; an event loop must not."""
     if event.estimate is None:
         return event

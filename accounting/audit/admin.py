@@ -1,8 +1,10 @@
-"""Admin pages whose every save and delete goes through the domain services (accounting.services), so each
-leaves its audit row in the same transaction, named after the staff user."""
+"""Admin pages whose every save and delete goes through the domain services (accounting/<domain>/services.py),
+so each leaves its audit row in the same transaction, named after the staff user; and the read-only pages
+over rows only the system writes (usage, the audit trail)."""
 
 from django.contrib import admin
 
+from ..models import AuditEntry
 from . import services
 
 
@@ -39,3 +41,25 @@ class AuditedModelAdmin(admin.ModelAdmin):
             adding = obj.pk is None
             services.do_save_form(actor(request), obj, form_changes(row, adding) if row else {}, adding=adding)
         formset.save_m2m()
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: the audit trail is written by the domain services (accounting/<domain>/services.py), never by hand."""
+
+    list_display = ["created_at", "actor", "action", "object_type", "object_id", "object_repr"]
+    list_filter = ["action", "object_type", "actor"]
+    search_fields = ["actor", "object_id", "object_repr"]
+    date_hierarchy = "created_at"
+    readonly_fields = ["created_at", "actor", "action", "object_type", "object_id", "object_repr", "changes"]

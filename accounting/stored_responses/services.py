@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db import close_old_connections
 from django.utils import timezone
 
-from .models import StoredResponse
+from ..models import StoredResponse
 
 
 def _scoped(tenant_id):

@@ -17,12 +17,13 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from . import estimate, usage_event
-from .drain import aggregate
-from .models import Tenant, UsageDaily, UsageEvent
-from .money import cost_string
-from .prices import PriceBook, event_price
-from .usage_event import StreamEvent
+from ..models import Tenant, UsageDaily, UsageEvent
+from ..prices.book import PriceBook, event_price
+from ..prices.money import cost_string
+from . import estimate
+from . import events as usage_event
+from .events import StreamEvent
+from .rollups import aggregate
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 1000

@@ -1,6 +1,6 @@
 """The usage pipeline's own Prometheus metrics: events spooled and drained, drain batch time, and the
-state of the usage stream and spool that `/metrics` reads when scraped (see gomodel/gateway/metrics.py
-for the request metrics and the exposition)."""
+state of the usage stream that `/metrics` reads when scraped (the spool's size: spool.py; see
+gomodel/gateway/metrics.py for the request metrics and the exposition)."""
 
 import time
 
@@ -39,9 +39,3 @@ async def stream_state(redis) -> dict:
     lag = max(0.0, time.time() - stream_id_ms(first[0][0]) / 1000) if first else 0.0
     return {"length": int(length), "pending": int(pending), "lag_seconds": lag,
             "last_drain": orjson.loads(last) if last else None}
-
-
-def spool_events() -> int:
-    from . import usage
-
-    return usage.spool_size()  # O(1): a counter beside the spool

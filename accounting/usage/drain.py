@@ -17,8 +17,6 @@ to the `<stream>:dead` list (and the log) instead of blocking every later event.
 """
 
 import logging
-import os
-import socket
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -32,13 +30,17 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from redis.exceptions import LockError
-from redis.lock import Lock
 
-from . import budgets, estimate, usage, usage_event, usage_metrics
-from .models import ApiKey, Tenant, UsageDaily, UsageEvent, UsageSource
-from .prices import PriceBook, event_price, to_e10
-from .usage_event import TOKEN_FIELDS, StreamEvent
+from ..budgets import services as budgets
+from ..budgets.webhooks import check_soft_limits
+from ..models import ApiKey, Tenant, UsageDaily, UsageEvent
+from ..prices.book import PriceBook, event_price
+from . import estimate, spool
+from . import events as usage_event
+from . import metrics as usage_metrics
+from .events import TOKEN_FIELDS, StreamEvent
+from .rollups import aggregate
+from .stream import consumer_name, drain_lock, ensure_group, redis_client, release_drain_lock, still_held
 
 log = logging.getLogger(__name__)
 
@@ -62,45 +64,16 @@ class DrainResult:
         return asdict(self)
 
 
-def consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def redis_client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10.0, socket_connect_timeout=5.0)
 
 
-def drain_lock(client: redis.Redis, ttl_seconds: float) -> Lock:
-    """One drain at a time across workers: `acquire()` answers at once (False: another drain runs)."""
-    return client.lock(settings.USAGE_STREAM + ":drain-lock", timeout=ttl_seconds, blocking=False,
-                       thread_local=False)
 
 
-def _still_held(lock: Lock) -> bool:
-    """Extend the lock by its whole timeout again; False when it expired (and may be another's now)."""
-    try:
-        lock.reacquire()
-        return True
-    except LockError:
-        return False
 
 
-def release_drain_lock(lock: Lock) -> None:
-    """Release it if still ours; an expired lock (maybe another's now) is left alone."""
-    try:
-        lock.release()
-    except LockError:  # expired: nothing to release
-        pass
-    except redis.RedisError as exc:  # it expires on its own
-        log.warning("could not release the usage drain lock (%s)", exc)
 
 
-def ensure_group(client: redis.Redis) -> None:
-    try:
-        client.xgroup_create(settings.USAGE_STREAM, settings.USAGE_CONSUMER_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 def drain(client: redis.Redis | None = None, *, consumer: str | None = None, claim_idle_ms: int | None = None,
@@ -115,7 +88,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
     result = DrainResult()
     try:
         if settings.USAGE_SPOOL_PATH.exists():
-            result.replayed = usage.replay_spool(client)
+            result.replayed = spool.replay_spool(client)
         lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
         if not lock.acquire():
             result.skipped = True
@@ -134,7 +107,7 @@ def drain(client: redis.Redis | None = None, *, consumer: str | None = None, cla
                         continue
                     break
                 store_and_ack(client, entries, prices, result)
-                if not _still_held(lock):
+                if not still_held(lock):
                     log.warning("the usage drain lock expired mid-drain; stopping this run")
                     break
             client.set(settings.USAGE_STREAM + usage_metrics.LAST_DRAIN_KEY_SUFFIX,
@@ -222,7 +195,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
         pipe.execute()
     ack(client, ids, pending, bases)  # after the commit: a crash before this line only means a redelivery
     if bases:
-        budgets.check_soft_limits(client, list(bases))
+        check_soft_limits(client, list(bases))
     usage_metrics.DRAINED.inc(inserted)
     result.read += len(entries)
     result.inserted += inserted
@@ -234,7 +207,7 @@ def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result:
 def budget_changes(events: list[StreamEvent]) -> tuple[dict[str, int], dict[str, int]]:
     """What acknowledging these entries does to the budget counters: each event's cost leaves
     `pending` (as the gateway added it) and every counter touched gets its `base` from the database,
-    which now holds the batch (accounting/budgets.py)."""
+    which now holds the batch (accounting/budgets/services.py)."""
     pending: dict[str, int] = defaultdict(int)
     for event in events:
         for name in event.budget_keys:
@@ -311,31 +284,6 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
         add_to_rollups(priced)
         _touch_keys([event for event, _ in priced])
     return len(new), len(events) - len(new)
-
-
-def rollup_key(event: StreamEvent) -> tuple:
-    return (event.day, event.tenant_id, event.api_key_id, event.provider, event.model)
-
-
-def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, dict]:
-    """Sum (event, cost) pairs per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
-    totals: dict[tuple, dict] = {}
-    for event, cost in priced:
-        key = rollup_key(event)
-        row = totals.get(key)
-        if row is None:
-            row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
-                                 "provider_type": event.provider_type, "requests": 0, "errors": 0,
-                                 "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 **{field: 0 for field in TOKEN_FIELDS}}
-        row["requests"] += 1
-        row["errors"] += event.status != 200
-        row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
-        row["unpriced_requests"] += cost is None
-        row["cost_e10"] += to_e10(cost)
-        for field in TOKEN_FIELDS:
-            row[field] += getattr(event, field)
-    return totals
 
 
 ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *TOKEN_FIELDS)

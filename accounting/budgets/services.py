@@ -1,0 +1,118 @@
+"""Budgets, the database's side: drained spend from the roll-ups, the `base` part of the Redis counters
+set from it (one budget on a save, under the drain's lock), the counters a batch of events touches.
+Runs in the worker and on a save, never on the request path. How the counters work: counters.py; the
+periodic reconciliation: tasks.py; the soft limit: webhooks.py. Imports no Celery (the web processes
+load this module through the post_save signal)."""
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta, timezone
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+
+from ..models import ApiKey, Tenant, UsageDaily
+from ..usage.stream import drain_lock, redis_client, release_drain_lock
+from . import counters
+from .counters import Budget, budget_of, parse_counter, window
+
+log = logging.getLogger(__name__)
+
+
+def db_spend_e10(scope: str, owner_id: int, first: date | None, end: date | None) -> int:
+    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD."""
+    rows = UsageDaily.objects.filter(**{"tenant_id" if scope == "tenant" else "api_key_id": owner_id})
+    if first is not None:
+        rows = rows.filter(day__gte=first, day__lt=end)
+    return int(rows.aggregate(total=Sum("cost_e10"))["total"] or 0)
+
+
+def base_for(name: str) -> int | None:
+    parsed = parse_counter(name)
+    if parsed is None:
+        return None
+    scope, owner_id, period, first = parsed
+    end = window(period, datetime.combine(first, time.min, tzinfo=timezone.utc))[1] if first else None
+    return db_spend_e10(scope, owner_id, first, end)
+
+
+def ttl_seconds(name: str) -> int | None:
+    """Counters of a finished period expire a week after it ended; total ones never."""
+    parsed = parse_counter(name)
+    if parsed is None or parsed[3] is None:
+        return None
+    end = window(parsed[2], datetime.combine(parsed[3], time.min, tzinfo=timezone.utc))[1]
+    end_at = datetime.combine(end, time.min, tzinfo=timezone.utc) + timedelta(days=7)
+    return max(60, int((end_at - counters.clock()).total_seconds()))
+
+
+def counters_of(events) -> set[str]:
+    """The counters (for each event's own time) of the budgeted tenants and keys these events belong to."""
+    by_tenant, by_key = defaultdict(set), defaultdict(set)
+    for event in events:
+        if event.tenant_id:
+            by_tenant[event.tenant_id].add(event.created_at)
+        if event.api_key_id:
+            by_key[event.api_key_id].add(event.created_at)
+    names = set()
+    for scope, model, times in (("tenant", Tenant, by_tenant), ("key", ApiKey, by_key)):
+        if times:
+            for row in model.objects.filter(pk__in=list(times), budget_usd__isnull=False):
+                budget = budget_of(scope, row)
+                names.update(budget.counter(when) for when in times[row.pk])
+    return names
+
+
+def all_budgets() -> list[Budget]:
+    found = [budget_of("tenant", t) for t in Tenant.objects.filter(budget_usd__isnull=False, active=True)]
+    found += [budget_of("key", k) for k in ApiKey.objects.filter(budget_usd__isnull=False, active=True)]
+    return [b for b in found if b is not None]
+
+
+def reconcile_one(budget: Budget, client=None) -> bool:
+    """SET one budget's `base` now (under the drain lock, skipped if a drain holds it: the periodic
+    reconcile catches up). Never raises: a save must not fail because Redis is down."""
+    own = client is None
+    try:
+        client = client or redis_client()
+        lock = drain_lock(client, settings.USAGE_DRAIN_LOCK_TTL)
+        if not lock.acquire():
+            return False
+        try:
+            name = budget.counter(counters.clock())
+            set_bases_now(client, {name: base_for(name)})
+            return True
+        finally:
+            release_drain_lock(lock)
+    except Exception as exc:
+        log.warning("could not set the budget counter of %s %s now (%s); the next reconcile will",
+                    budget.scope, budget.owner_id, exc)
+        return False
+    finally:
+        if own and client is not None:
+            client.close()
+
+
+def on_budget_saved(sender, instance, **kwargs):
+    budget = budget_of("tenant" if sender is Tenant else "key", instance)
+    if budget is not None:
+        transaction.on_commit(lambda: reconcile_one(budget))
+
+
+def set_bases(pipe, bases: dict[str, int | None]) -> None:
+    """Queue the SETs of these `base` counters on `pipe` (the caller's MULTI)."""
+    for name, value in bases.items():
+        if value is not None:
+            pipe.set(name + ":base", value, ex=ttl_seconds(name))
+
+
+def set_bases_now(client, bases: dict[str, int | None]) -> None:
+    pipe = client.pipeline(transaction=True)
+    set_bases(pipe, bases)
+    pipe.execute()
+
+
+def spent_e10(client, names: list[str]) -> dict[str, int]:
+    values = client.mget([n + suffix for n in names for suffix in (":base", ":pending")]) if names else []
+    return {name: int(values[2 * i] or 0) + int(values[2 * i + 1] or 0) for i, name in enumerate(names)}

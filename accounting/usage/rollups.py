@@ -1,0 +1,34 @@
+"""The daily roll-ups' key and sums: what the drain adds to `UsageDaily`, and what `/v1/usage` adds for
+events not drained yet (reports.py). Apart from the drain, so that the gateway's `/v1/usage` reads it
+without importing the drain (and, through it, the budgets' Celery tasks)."""
+
+from decimal import Decimal
+
+from ..models import UsageSource
+from ..prices.book import to_e10
+from .events import TOKEN_FIELDS, StreamEvent
+
+
+def rollup_key(event: StreamEvent) -> tuple:
+    return (event.day, event.tenant_id, event.api_key_id, event.provider, event.model)
+
+
+def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, dict]:
+    """Sum (event, cost) pairs per roll-up key (the same sums `/v1/usage` adds for events not drained yet)."""
+    totals: dict[tuple, dict] = {}
+    for event, cost in priced:
+        key = rollup_key(event)
+        row = totals.get(key)
+        if row is None:
+            row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
+                                 "provider_type": event.provider_type, "requests": 0, "errors": 0,
+                                 "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
+                                 **{field: 0 for field in TOKEN_FIELDS}}
+        row["requests"] += 1
+        row["errors"] += event.status != 200
+        row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
+        row["unpriced_requests"] += cost is None
+        row["cost_e10"] += to_e10(cost)
+        for field in TOKEN_FIELDS:
+            row[field] += getattr(event, field)
+    return totals
