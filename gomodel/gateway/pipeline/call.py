@@ -74,6 +74,8 @@ class Call:
         handled = isinstance(error, GatewayError)
         if handled:
             record.status, record.error_type = error.status, error.type
+        elif isinstance(error, Exception):  # a bug: the app answers 500; the event says so too
+            record.status, record.error_type = 500, "internal_error"
         room = self._settle()
         if handled and not req.response_started:
             await req.respond_error(error)
