@@ -200,6 +200,11 @@ if LIMITS_FAIL_MODE not in ("open", "closed"):
     raise ValueError(f"LIMITS_FAIL_MODE must be 'open' or 'closed', not {LIMITS_FAIL_MODE!r}")
 LIMITS_REDIS_TIMEOUT = env_float("LIMITS_REDIS_TIMEOUT", 0.5)
 LIMITS_DEFAULT_MAX_TOKENS = env_int("LIMITS_DEFAULT_MAX_TOKENS", 1024)
+# Provider-native passthrough (/p/{provider}/…): "*" for every configured provider, or a comma-separated list
+# of provider config names; "" turns the routes off.
+_passthrough = os.environ.get("PASSTHROUGH_PROVIDERS", "*").strip()
+PASSTHROUGH_PROVIDERS = "*" if _passthrough == "*" else frozenset(
+    name.strip() for name in _passthrough.split(",") if name.strip())
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
 

@@ -6,6 +6,7 @@ import logging
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .ingress import anthropic_errors
+from .protocols import passthrough
 from .runtime import get_runtime
 from .stored_responses import routes as stored_response_routes
 from .usage_views import prometheus_metrics, usage
@@ -40,7 +41,7 @@ ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
 # Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
-PREFIX_ROUTES = (("/v1/responses/", stored_response_routes),)
+PREFIX_ROUTES = (("/v1/responses/", stored_response_routes), (passthrough.PREFIX, passthrough.methods))
 
 
 def route(path: str) -> dict | None:
@@ -53,7 +54,8 @@ def route(path: str) -> dict | None:
 
 
 def handles(path: str) -> bool:
-    return path.startswith("/v1/") or path == "/v1" or (path.rstrip("/") or "/") in ROUTES
+    return (path.startswith("/v1/") or path == "/v1" or path.startswith(passthrough.PREFIX)
+            or (path.rstrip("/") or "/") in ROUTES)
 
 
 async def gateway_app(scope, receive, send):

@@ -75,9 +75,10 @@ def presented_key(headers: dict[bytes, bytes]) -> str | None:
         scheme, _, token = value.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    value = headers.get(b"x-api-key")
-    if value:
-        return value.decode("latin-1").strip() or None
+    for name in (b"x-api-key", b"x-goog-api-key"):  # Anthropic's and Gemini's clients (passthrough) send these
+        value = headers.get(name)
+        if value:
+            return value.decode("latin-1").strip() or None
     return None
 
 

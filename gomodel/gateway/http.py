@@ -80,9 +80,12 @@ class Request:
             "headers": [*headers, *self.extra_headers, (b"x-request-id", self.request_id.encode())],
         })
 
-    async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None):
+    async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None,
+                      content: list[tuple[bytes, bytes]] | None = None):
+        """`content`: the content headers when the body is not JSON (a passthrough answer)."""
         # With its length, the answer goes out as it is (no chunked framing around it).
-        await self.start(status, [*(headers or ()), *JSON_HEADERS, (b"content-length", b"%d" % len(body))])
+        await self.start(status, [*(headers or ()), *(JSON_HEADERS if content is None else content),
+                                  (b"content-length", b"%d" % len(body))])
         await self.send({"type": "http.response.body", "body": body})
 
     async def respond_error(self, error: GatewayError):

@@ -11,7 +11,7 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget")
+                 "attempts", "budget", "estimate_missing")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -34,6 +34,7 @@ class UsageRecord:
         self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
+        self.estimate_missing = True  # False: an answer without usage is billed as none (passthrough)
 
     @property
     def messages(self) -> list:
@@ -84,7 +85,7 @@ class UsageRecord:
         source = "reported"
         pending = None
         if usage is None:
-            if self.status == 200 or self.relayed:
+            if (self.status == 200 and self.estimate_missing) or self.relayed:
                 # Generated but never reported (hang-up, broken stream): bill what was produced. No
                 # tokenizing here, on the event loop: the drain counts a bounded `pending` estimate.
                 prompt, completion, pending = estimate.pending(self.messages, self.relayed, self.relayed_chars,

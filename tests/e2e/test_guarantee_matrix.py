@@ -30,9 +30,11 @@ class Row:
     stream: bool
     provider: str = "groq"
     anthropic_envelope: bool = False
+    passthrough: bool = False  # /p/{provider}/…: the body in the provider's own format, its own model name
 
     def body(self, model: str, text: str = "Hi", max_tokens: int | None = None) -> dict:
-        model = f"{self.provider}/{model}"
+        if not self.passthrough:
+            model = f"{self.provider}/{model}"
         if self.path == "/v1/embeddings":
             return {"model": model, "input": text}
         if self.path == "/v1/messages":
@@ -46,7 +48,14 @@ class Row:
         body = {"model": model, "stream": self.stream, "messages": [{"role": "user", "content": text}]}
         if max_tokens is not None:
             body["max_tokens"] = max_tokens
+        if self.passthrough and self.stream:
+            body["stream_options"] = {"include_usage": True}  # a passthrough client asks for its usage itself
         return body
+
+    @property
+    def endpoint(self) -> str:
+        """The usage event's endpoint: a passthrough call is named by its provider."""
+        return "/p/" + self.provider if self.passthrough else self.path
 
     def headers(self, key: str) -> dict:
         if self.anthropic_envelope:
@@ -73,7 +82,12 @@ RESPONSES_STREAM = Row("responses-stream", "/v1/responses", True)
 MESSAGES_NATIVE_STREAM = Row("messages-native-stream", "/v1/messages", True, "anthropic", anthropic_envelope=True)
 RESPONSES_NATIVE_STREAM = Row("responses-native-stream", "/v1/responses", True, "openai")
 
-ROWS = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM]
+# Provider-native passthrough to an OpenAI-format provider: its chat completions as they are.
+PASSTHROUGH_JSON = Row("passthrough", "/p/groq/v1/chat/completions", False, passthrough=True)
+PASSTHROUGH_STREAM = Row("passthrough-stream", "/p/groq/v1/chat/completions", True, passthrough=True)
+
+ROWS = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM,
+        PASSTHROUGH_JSON, PASSTHROUGH_STREAM]
 STREAMS = [row for row in ROWS if row.stream]
 ids = [row.name for row in ROWS]
 stream_ids = [row.name for row in STREAMS]
@@ -103,7 +117,7 @@ def read_stream(row: Row, response: httpx.Response, stop_after: int | None = Non
             continue
         payload = orjson.loads(line[6:])
         piece = None
-        if row.path == "/v1/chat/completions":
+        if row.path.endswith("/chat/completions"):
             if "error" in payload:
                 error = payload["error"]
             else:
@@ -390,5 +404,5 @@ def test_a_served_call_is_exactly_one_usage_event(gateway, targets, make_key, us
     answer = call(gateway, row, key, row.body("gpt-4o-mini"))
     assert ok(answer)
     [event] = usage_events(request_id(answer))
-    assert (event["endpoint"], event["stream"], event["status"]) == (row.path, row.stream, 200)
+    assert (event["endpoint"], event["stream"], event["status"]) == (row.endpoint, row.stream, 200)
     assert event["provider"] == row.provider and event["usage_source"] == "reported"

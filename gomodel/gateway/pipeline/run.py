@@ -15,7 +15,6 @@ from ..budgets import BudgetCut, bill_cut, cut_error
 from ..errors import PROVIDER, RATE_LIMIT
 from ..http import SSE_HEADERS, Request
 from ..http_client import UpstreamResponse
-from ..json_body import parse_json_object
 from ..routing import candidates
 from ..runtime import get_runtime
 from ..upstream import refused, send_upstream, unreadable
@@ -26,9 +25,7 @@ from .call import Call
 async def run(req: Request, kind) -> None:
     runtime = get_runtime()
     principal = await runtime.keys.authenticate(req.headers)
-    body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
-    kind.validate(body)
-    exchange = kind(req, body)
+    exchange = await kind.receive(req)  # the body read and validated (400), as the protocol takes it
     answer = None
     try:
         await exchange.prepare(principal)
@@ -62,7 +59,7 @@ async def answer_whole(call: Call, adapter, response: UpstreamResponse) -> dict 
         raise refused(record.target, err) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise unreadable(record.target, exc) from None
-    await call.req.respond(200, body)
+    await call.req.respond(200, body, content=call.protocol.answer_headers(response))
     return answer
 
 

@@ -4,6 +4,8 @@ from django.conf import settings
 
 from accounting.usage.estimate import estimate_prompt_tokens
 
+from ..json_body import parse_json_object
+
 
 class BaseExchange:
     """Defaults for gomodel.gateway.pipeline.protocol.Exchange."""
@@ -21,7 +23,18 @@ class BaseExchange:
         self._prompt = None
         self._prompt_tokens = None
 
+    @classmethod
+    async def receive(cls, req):
+        """The call from its request: a JSON object, validated (400 otherwise)."""
+        body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
+        cls.validate(body)
+        return cls(req, body)
+
     async def prepare(self, principal) -> None:
+        return None
+
+    def answer_headers(self, response) -> list | None:
+        """The headers of a whole answer (None: JSON)."""
         return None
 
     def messages(self) -> list[dict]:
