@@ -10,9 +10,9 @@ from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
-from .. import upstream_errors
+from .. import access_log, upstream_errors
 from ..budgets import BudgetCut, bill_cut, cut_error
-from ..errors import PROVIDER, RATE_LIMIT
+from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
 from ..http_client import UpstreamResponse
 from ..routing import candidates
@@ -23,8 +23,17 @@ from .call import Call
 
 
 async def run(req: Request, kind) -> None:
-    runtime = get_runtime()
-    principal = await runtime.keys.authenticate(req.headers)
+    principal = None
+    try:
+        runtime = get_runtime()
+        principal = await runtime.keys.authenticate(req.headers)
+        await _run(req, kind, runtime, principal)
+    except GatewayError as error:  # refused before any upstream attempt: no usage event, one access line
+        access_log.refused(req, principal, error)
+        raise
+
+
+async def _run(req: Request, kind, runtime, principal) -> None:
     exchange = await kind.receive(req)  # the body read and validated (400), as the protocol takes it
     answer = None
     try:
