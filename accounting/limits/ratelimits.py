@@ -3,24 +3,25 @@ count is exact across every gateway process sharing the Redis), key names and th
 script's answer. The gateway (gomodel/gateway/limits.py) admits requests with them; the admin and
 the management API read the current usage (`current_usage`, which consumes nothing).
 
-The window is a sliding log: every admitted request (and its token reservation) is an entry with its
-time; an entry older than 60 s no longer counts. Exact at any instant, unlike a fixed window (2x at a
-boundary) or a sliding-window counter (an interpolation); GCRA is exact too but admits a burst and
-then one request every 60/N s, so a "10 per minute" key could make 19 calls in a minute. The price is
-memory proportional to the limit (one sorted-set entry per request in the window), which is small for
-per-key limits.
+Requests and tokens per minute are GCRA (the generic cell rate algorithm): a limit of N per minute is one
+"theoretical arrival time" (TAT) per scope; a unit costs 60 s / N of it, and a request is admitted when,
+after adding its cost, the TAT is at most 60 s ahead of now. Exact in its own terms: a burst of up to N at
+once (so "10 of 50 parallel calls" holds exactly), then a smooth refill of one unit every 60 s / N — never
+more than N in any 60 s from an idle start, and one value a scope whatever the limit: O(1) per request.
+(The sliding log it replaced was exact too but cost Redis a sorted-set walk per scope and request; with
+every limit on, ~20 commands a scope: the limits row of `make bench`.)
 
 Per scope (an API key, a tenant) three keys, all in the tenant's hash slot:
-  log   ZSET  request id -> admission time (ms): the sliding log of requests (and of their reservations)
-  tokv  HASH  request id -> tokens it holds, plus '~sum' (the window's total, kept incrementally)
-  conc  ZSET  request id -> expiry time (ms): the requests in flight (an entry whose process died expires)
+  rq    STRING  the requests' TAT (ms, Redis time)
+  tk    HASH    '~tat': the tokens' TAT; request id -> tokens it reserved (until it settles or the hash expires)
+  conc  ZSET    request id -> expiry time (ms): the requests in flight (an entry whose process died expires)
 
 ADMIT  ARGV: request id, window ms, slot ttl ms, mode ('1' admit, '0' peek), then per scope:
        rpm, tpm, concurrency (-1: none), tokens to reserve.
        Returns {allowed, denied dimension, denied scope (1-based), retry ms, then per scope:
        requests remaining, requests reset ms, tokens remaining, tokens reset ms, in flight}.
-SETTLE ARGV: request id, tokens actually used. KEYS: per scope tokv, conc. Sets the reservation to the
-       real count while it is still in the window, and frees the concurrency slot.
+SETTLE ARGV: request id, tokens actually used. KEYS: per scope tk, conc. Gives back what the request reserved
+       beyond what it used (its reservation is still held, i.e. within the window), frees the slot.
 BATCH  several SETTLEs and ADMITs in one call (see below): what the gateway sends, once per event-loop tick.
 BEAT   ARGV: slot ttl ms, then one request id per KEY (a conc key): pushes live slots' expiry forward.
 """
@@ -38,68 +39,43 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function expire_tokens(tok, tokv, since)
-  local old = redis.call('ZRANGEBYSCORE', tok, '-inf', since, 'LIMIT', 0, 5000)
-  while #old > 0 do
-    local values = redis.call('HMGET', tokv, unpack(old))
-    local freed = 0
-    for i = 1, #values do freed = freed + (tonumber(values[i]) or 0) end
-    redis.call('HDEL', tokv, unpack(old))
-    redis.call('ZREM', tok, unpack(old))
-    if freed ~= 0 then redis.call('HINCRBY', tokv, '~sum', -freed) end
-    if #old < 5000 then break end
-    old = redis.call('ZRANGEBYSCORE', tok, '-inf', since, 'LIMIT', 0, 5000)
-  end
-  return tonumber(redis.call('HGET', tokv, '~sum') or '0')
+-- One GCRA dimension: limit per window, cost units now. Returns allowed, the TAT if admitted, units remaining
+-- after it, ms until the TAT is back to now (reset), ms to wait before it would fit (retry).
+local function gcra(tat, now, window, limit, cost)
+  local interval = window / limit
+  local base = math.max(tat, now)
+  local new_tat = base + cost * interval
+  local allowed = new_tat - now <= window
+  local used = allowed and new_tat or base
+  local remaining = math.floor((window - (used - now)) / interval)
+  return allowed, new_tat, remaining, math.ceil(used - now), math.ceil(new_tat - window - now)
 end
 
-local function reset_in(zset, now, window)
-  local newest = redis.call('ZRANGE', zset, -1, -1, 'WITHSCORES')
-  if #newest == 0 then return 0 end
-  return math.max(0, tonumber(newest[2]) + window - now)
-end
-
--- scopes: list of {log, tokv, conc, rpm, tpm, cl, need}; limits -1 = none.
+-- scopes: list of {rq, tk, conc, rpm, tpm, cl, need}; limits -1 = none.
 -- Returns {allowed, denied dimension, denied scope, retry ms, then 5 values per scope}.
 local function admit_one(now, window, ttl, id, admit, scopes)
-  local since = now - window
   local out = {}
   local denied, denied_scope, retry = '', 0, 0
+  local tats = {}
   for s, sc in ipairs(scopes) do
     local r_rem, r_reset, t_rem, t_reset, flying = -1, 0, -1, 0, 0
-    local used_tokens = 0
-    if sc.tpm >= 0 then
-      used_tokens = expire_tokens(sc.log, sc.tokv, since)  -- drops the log's old entries too
-    elseif sc.rpm >= 0 then
-      redis.call('ZREMRANGEBYSCORE', sc.log, '-inf', since)
-    end
+    local cost = admit and 1 or 0
     if sc.rpm >= 0 then
-      local used = redis.call('ZCARD', sc.log)
-      r_rem = sc.rpm - used
-      if admit and used + 1 > sc.rpm and denied == '' then
-        denied, denied_scope = 'requests', s
-        local oldest = redis.call('ZRANGE', sc.log, 0, 0, 'WITHSCORES')
-        retry = #oldest > 0 and (tonumber(oldest[2]) + window - now) or window
-      end
+      local ok, tat, rem, reset, wait = gcra(tonumber(redis.call('GET', sc.rq) or '0'), now, window, sc.rpm, cost)
+      r_rem, r_reset = rem, reset
+      tats[s] = {rq = tat}
+      if admit and not ok and denied == '' then denied, denied_scope, retry = 'requests', s, wait end
+    else
+      tats[s] = {}
     end
     if sc.tpm >= 0 then
-      local used = used_tokens
-      if sc.need > sc.tpm then sc.need = sc.tpm end  -- larger than the limit: waits for an empty window
-      t_rem = sc.tpm - used
-      if admit and used + sc.need > sc.tpm and denied == '' then
-        denied, denied_scope = 'tokens', s
-        -- wait until enough of the oldest reservations have left the window
-        local entries = redis.call('ZRANGE', sc.log, 0, 999, 'WITHSCORES')
-        local freed = 0
-        retry = window
-        for i = 1, #entries, 2 do
-          freed = freed + (tonumber(redis.call('HGET', sc.tokv, entries[i])) or 0)
-          if used - freed + sc.need <= sc.tpm then
-            retry = tonumber(entries[i+1]) + window - now
-            break
-          end
-        end
-      end
+      if sc.need > sc.tpm then sc.need = sc.tpm end  -- larger than the limit: waits for an idle minute
+      local need = admit and sc.need or 0
+      local ok, tat, rem, reset, wait = gcra(tonumber(redis.call('HGET', sc.tk, '~tat') or '0'), now, window,
+                                             sc.tpm, need)
+      t_rem, t_reset = rem, reset
+      tats[s].tk = tat
+      if admit and not ok and denied == '' then denied, denied_scope, retry = 'tokens', s, wait end
     end
     if sc.cl >= 0 then
       flying = redis.call('ZCARD', sc.conc)
@@ -117,39 +93,34 @@ local function admit_one(now, window, ttl, id, admit, scopes)
     out[#out+1] = t_reset
     out[#out+1] = flying
   end
-  if not admit or denied ~= '' then  -- not admitted: when is each log back to its limit?
-    for s, sc in ipairs(scopes) do
-      if sc.rpm >= 0 or sc.tpm >= 0 then
-        local reset = reset_in(sc.log, now, window)
-        if sc.rpm >= 0 then out[5*(s-1)+2] = reset end
-        if sc.tpm >= 0 then out[5*(s-1)+4] = reset end
-      end
-    end
-  end
   local allowed = 0
   if admit and denied == '' then
     allowed = 1
     for s, sc in ipairs(scopes) do
       local base = 5 * (s - 1)
-      if sc.rpm >= 0 or sc.tpm >= 0 then
-        redis.call('ZADD', sc.log, now, id)
-        redis.call('PEXPIRE', sc.log, window + 1000)
-      end
       if sc.rpm >= 0 then
-        out[base+1] = out[base+1] - 1
-        out[base+2] = window  -- the newest entry is this one
+        redis.call('SET', sc.rq, string.format('%.3f', tats[s].rq), 'PX', window + 1000)
       end
       if sc.tpm >= 0 then
-        redis.call('HSET', sc.tokv, id, sc.need)
-        redis.call('HINCRBY', sc.tokv, '~sum', sc.need)
-        redis.call('PEXPIRE', sc.tokv, window + 1000)
-        out[base+3] = out[base+3] - sc.need
-        out[base+4] = window
+        redis.call('HSET', sc.tk, '~tat', string.format('%.3f', tats[s].tk), id, sc.need)
+        redis.call('PEXPIRE', sc.tk, window + 1000)
       end
       if sc.cl >= 0 then
         redis.call('ZADD', sc.conc, now + ttl, id)
         redis.call('PEXPIRE', sc.conc, ttl + 1000)
         out[base+5] = out[base+5] + 1
+      end
+    end
+  elseif admit then  -- refused: the state as it stands (nothing was counted)
+    for s, sc in ipairs(scopes) do
+      local base = 5 * (s - 1)
+      if sc.rpm >= 0 then
+        local _, _, rem, reset = gcra(tonumber(redis.call('GET', sc.rq) or '0'), now, window, sc.rpm, 0)
+        out[base+1], out[base+2] = rem, reset
+      end
+      if sc.tpm >= 0 then
+        local _, _, rem, reset = gcra(tonumber(redis.call('HGET', sc.tk, '~tat') or '0'), now, window, sc.tpm, 0)
+        out[base+3], out[base+4] = rem, reset
       end
     end
   end
@@ -158,11 +129,17 @@ local function admit_one(now, window, ttl, id, admit, scopes)
   return result
 end
 
-local function settle_one(id, used, tokv, conc)
-  local held = redis.call('HGET', tokv, id)
+-- What a request reserved beyond what it used goes back to the tokens' TAT (the hash still holding its
+-- reservation means it is within the window); its concurrency slot is freed.
+local function settle_one(id, used, tk, conc, window, tpm)
+  local held = redis.call('HGET', tk, id)
   if held then
-    redis.call('HSET', tokv, id, used)
-    redis.call('HINCRBY', tokv, '~sum', used - tonumber(held))
+    redis.call('HDEL', tk, id)
+    local unused = tonumber(held) - used
+    local tat = tonumber(redis.call('HGET', tk, '~tat') or '0')
+    if unused ~= 0 and tat > 0 and tpm > 0 then
+      redis.call('HSET', tk, '~tat', string.format('%.3f', tat - unused * window / tpm))
+    end
   end
   redis.call('ZREM', conc, id)
 end
@@ -171,7 +148,7 @@ end
 ADMIT = CORE + """
 local scopes = {}
 for s = 1, #KEYS / 3 do
-  scopes[s] = {log = KEYS[3*s-2], tokv = KEYS[3*s-1], conc = KEYS[3*s],
+  scopes[s] = {rq = KEYS[3*s-2], tk = KEYS[3*s-1], conc = KEYS[3*s],
                rpm = tonumber(ARGV[4*s+1]), tpm = tonumber(ARGV[4*s+2]), cl = tonumber(ARGV[4*s+3]),
                need = tonumber(ARGV[4*s+4])}
 end
@@ -179,14 +156,17 @@ return admit_one(now_ms(), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[1], ARGV[4
 """
 
 SETTLE = CORE + """
-for s = 1, #KEYS / 2 do settle_one(ARGV[1], tonumber(ARGV[2]), KEYS[2*s-1], KEYS[2*s]) end
+for s = 1, #KEYS / 2 do
+  settle_one(ARGV[1], tonumber(ARGV[2]), KEYS[2*s-1], KEYS[2*s], tonumber(ARGV[3]), tonumber(ARGV[3 + s]))
+end
 return 1
 """
 
 # Many requests' settles and admissions in one call (a gateway process sends those of one event-loop tick
 # together): each is still decided on its own, in order, exactly as ADMIT/SETTLE would.
 # ARGV: window ms, slot ttl ms, the ops (one string, space-separated). KEYS: the scopes' three keys
-# each; an op names a scope by the index of its first key.  settle: 'S', id, used, n, then n scope indexes.
+# each; an op names a scope by the index of its first key.  settle: 'S', id, used, n, then n pairs of
+# (scope index, tpm or -1).
 # admit: 'A', id, n, then per scope: index, rpm, tpm, concurrency, tokens.  Returns one ADMIT answer
 # per admit, in order.
 BATCH = CORE + """
@@ -201,17 +181,17 @@ while i <= #ops do
   if op == 'S' then
     local used, n = tonumber(ops[i+2]), tonumber(ops[i+3])
     for j = 1, n do
-      local k = tonumber(ops[i+3+j])
-      settle_one(id, used, KEYS[k+1], KEYS[k+2])
+      local k = tonumber(ops[i+2+2*j])
+      settle_one(id, used, KEYS[k+1], KEYS[k+2], window, tonumber(ops[i+3+2*j]))
     end
-    i = i + 4 + n
+    i = i + 4 + 2 * n
   else
     local n = tonumber(ops[i+2])
     local scopes = {}
     for j = 1, n do
       local b = i + 3 + 5 * (j - 1)
       local k = tonumber(ops[b])
-      scopes[j] = {log = KEYS[k], tokv = KEYS[k+1], conc = KEYS[k+2], rpm = tonumber(ops[b+1]),
+      scopes[j] = {rq = KEYS[k], tk = KEYS[k+1], conc = KEYS[k+2], rpm = tonumber(ops[b+1]),
                    tpm = tonumber(ops[b+2]), cl = tonumber(ops[b+3]), need = tonumber(ops[b+4])}
     end
     results[#results+1] = admit_one(now, window, ttl, id, true, scopes)
@@ -257,7 +237,7 @@ class Scope:
         return self.rpm is not None or self.tpm is not None or self.concurrency is not None
 
     def keys(self) -> list[str]:
-        return [f"{self.base}:log", f"{self.base}:tokv", f"{self.base}:conc"]
+        return [f"{self.base}:rq", f"{self.base}:tk", f"{self.base}:conc"]
 
     def args(self, tokens: int) -> list[int]:
         return [NO_LIMIT if v is None else v for v in (self.rpm, self.tpm, self.concurrency)] + [tokens]

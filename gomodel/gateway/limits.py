@@ -123,7 +123,7 @@ class Admission:
         self.limiter = limiter
         self.request_id = request_id
         self.held = [s for s in scopes if s.tpm is not None or s.concurrency is not None]
-        self.settle_keys = [k for s in self.held for k in (f"{s.base}:tokv", f"{s.base}:conc")]
+        self.settle_keys = [k for s in self.held for k in (f"{s.base}:tk", f"{s.base}:conc")]
         self.used = 0  # tokens the request really used; set when its usage event is made (usage_record)
         self.done = False
 
@@ -227,7 +227,9 @@ class Limiter:
 
         for kind, request_id, scopes, number, answer in ops:
             if kind == "S":
-                args += ["S", request_id, number, len(scopes), *(first_key(s) for s in scopes)]
+                args += ["S", request_id, number, len(scopes)]
+                for scope in scopes:
+                    args += [first_key(scope), -1 if scope.tpm is None else scope.tpm]
             else:
                 args += ["A", request_id, len(scopes)]
                 for scope in scopes:

@@ -1,6 +1,8 @@
 """Rate limits and allow-lists in the admin: editable on tenants and keys (an allow-list as text lines,
 validated), with the current usage of each limit beside them, read from Redis without consuming it."""
 
+import re
+
 import pytest
 from django.conf import settings
 
@@ -59,7 +61,8 @@ def test_key_page_shows_current_usage_beside_the_limits_without_consuming(admin_
     for _ in range(2):
         page = admin_client.get(f"{KEYS}{key.pk}/change/").content.decode()
     assert "2 of 10 used" in page and "8 left" in page
-    assert "200 of 1000 used" in page
+    used = int(re.search(r"(\d+) of 1000 used", page).group(1))
+    assert 190 <= used <= 200  # GCRA refills ~17 tokens a second at 1,000 a minute
     assert "2 of 5 used" in page  # the tenant's requests in flight
     assert "no limit" in page
 

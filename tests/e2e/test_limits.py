@@ -53,8 +53,9 @@ def test_rpm_limit_headers_on_success_then_429_with_retry_after(gateway, provide
     refused = post(gateway, key)
     error = assert_envelope(refused, 429, "rate_limit_error", code="rate_limit_exceeded")
     assert "API key's requests-per-minute limit (2)" in error["message"]
-    assert 55 <= int(refused.headers["retry-after"]) <= 60
-    assert 55_000 <= int(refused.headers["retry-after-ms"]) <= 60_000
+    # GCRA: one request's share of the minute (60 s / 2) must come back before the next one fits
+    assert 25 <= int(refused.headers["retry-after"]) <= 30
+    assert 25_000 <= int(refused.headers["retry-after-ms"]) <= 30_000
     assert [refused.headers[h] for h in RATE_HEADERS[:2]] == ["2", "0"]
     assert refused.headers["x-ratelimit-reset-requests"].endswith("s") and refused.headers[
         "x-ratelimit-reset-requests"] != "0ms"
@@ -193,12 +194,13 @@ def test_usage_reports_rate_limits_without_consuming(gateway, provider, make_key
     assert limits["key"]["concurrency"] == {"limit": 2, "remaining": 2, "reset_seconds": None}
     assert limits["key"]["tokens"] == {"limit": None, "remaining": None, "reset_seconds": None}
     assert limits["tenant"]["tokens"]["limit"] == 1000
-    assert limits["tenant"]["tokens"]["remaining"] == 1000 - 17  # reconciled to the reported 11 + 6
+    # reconciled to the reported 11 + 6; GCRA refills ~17 tokens a second at 1,000 a minute meanwhile
+    assert 1000 - 17 <= limits["tenant"]["tokens"]["remaining"] <= 1000
     assert limits["tenant"]["requests"]["limit"] is None
     master = httpx.get(f"{gateway}/v1/usage?tenant=acme",
                        headers={"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}).json()["rate_limits"]
     assert master["key"] is None
-    assert master["tenant"]["tokens"]["remaining"] == 983 and master["tenant"]["concurrency"]["limit"] is None
+    assert 983 <= master["tenant"]["tokens"]["remaining"] <= 1000 and master["tenant"]["concurrency"]["limit"] is None
 
 
 def test_the_responses_endpoint_is_limited_and_allow_listed_too(gateway, provider, upstream, make_key):
