@@ -20,6 +20,7 @@ TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY s
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
+SPEECH = b"ID3" + bytes(range(256)) * 40  # what /audio/speech answers: bytes, as audio is
 
 
 class FakeUpstream(FakeServer):
@@ -40,6 +41,8 @@ class FakeUpstream(FakeServer):
             return await self.embeddings(parsed, send)
         if scope["path"].endswith("/responses"):
             return await self.responses(parsed, send)
+        if scope["path"].endswith(("/images/generations", "/audio/speech", "/moderations")):
+            return await self.media(scope["path"].rsplit("/", 1)[-1], parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
 
     async def chat(self, body, send):
@@ -251,6 +254,24 @@ class FakeUpstream(FakeServer):
         await event("response.output_item.done", output_index=0, item=item)
         await event("response.completed", response=response("completed", [item], usage))
         await send({"type": "http.response.body", "body": b""})
+
+    # -- media: images (with gpt-image's token usage), speech (audio bytes), moderations ----------------
+    async def media(self, kind, body, send):
+        model = body["model"]
+        if model in ("fail-429", "fail-500", "fail-text", "fail-400"):
+            return await self.chat(body, send)
+        if model == "slow":
+            await asyncio.sleep(10)
+        if kind == "generations":
+            return await self._json(send, 200, {"created": int(time.time()), "data": [{"b64_json": "aGVsbG8="}],
+                                                "usage": {"input_tokens": 10, "output_tokens": 100,
+                                                          "total_tokens": 110,
+                                                          "input_tokens_details": {"text_tokens": 10}}})
+        if kind == "speech":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"audio/mpeg")]})
+            return await send({"type": "http.response.body", "body": SPEECH})
+        return await self._json(send, 200, {"id": "modr-fake", "model": model, "results": [
+            {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.001}}]})
 
     def responses_requests(self):
         return [r for r in self.requests if r["path"].endswith("/responses")]

@@ -3,6 +3,7 @@
 import gc
 import logging
 
+from . import views
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .ingress import anthropic_errors
@@ -27,6 +28,9 @@ ROUTES = {
     "/v1/messages": {"POST": messages},
     "/v1/messages/count_tokens": {"POST": messages_count_tokens},
     "/v1/responses": {"POST": responses},
+    "/v1/images/generations": {"POST": views.images_generations},
+    "/v1/audio/speech": {"POST": views.audio_speech},
+    "/v1/moderations": {"POST": views.moderations},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},

@@ -12,6 +12,7 @@ from .limits import visible_models
 from .pipeline.run import run
 from .protocols.chat import ChatExchange
 from .protocols.embeddings import EmbeddingsExchange
+from .protocols.media import ImagesExchange, ModerationsExchange, SpeechExchange
 from .protocols.messages import CountTokensExchange, MessagesExchange
 from .protocols.responses import ResponsesExchange
 from .runtime import get_runtime
@@ -25,6 +26,9 @@ embeddings = functools.partial(run, kind=EmbeddingsExchange)
 messages = functools.partial(run, kind=MessagesExchange)
 messages_count_tokens = functools.partial(run, kind=CountTokensExchange)
 responses = functools.partial(run, kind=ResponsesExchange)
+images_generations = functools.partial(run, kind=ImagesExchange)
+audio_speech = functools.partial(run, kind=SpeechExchange)
+moderations = functools.partial(run, kind=ModerationsExchange)
 
 
 async def list_models(req: Request):

@@ -37,6 +37,8 @@ class Row:
             model = f"{self.provider}/{model}"
         if self.path == "/v1/embeddings":
             return {"model": model, "input": text}
+        if self.path == "/v1/images/generations":
+            return {"model": model, "prompt": text}
         if self.path == "/v1/messages":
             return {"model": model, "max_tokens": max_tokens or 64, "stream": self.stream,
                     "messages": [{"role": "user", "content": text}]}
@@ -86,8 +88,10 @@ RESPONSES_NATIVE_STREAM = Row("responses-native-stream", "/v1/responses", True, 
 PASSTHROUGH_JSON = Row("passthrough", "/p/groq/v1/chat/completions", False, passthrough=True)
 PASSTHROUGH_STREAM = Row("passthrough-stream", "/p/groq/v1/chat/completions", True, passthrough=True)
 
+IMAGES = Row("images", "/v1/images/generations", False)
+
 ROWS = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM,
-        PASSTHROUGH_JSON, PASSTHROUGH_STREAM]
+        PASSTHROUGH_JSON, PASSTHROUGH_STREAM, IMAGES]
 STREAMS = [row for row in ROWS if row.stream]
 ids = [row.name for row in ROWS]
 stream_ids = [row.name for row in STREAMS]

@@ -1,0 +1,96 @@
+"""OpenAI-format media endpoints as plug-ins of the one pipeline: `POST /v1/images/generations`,
+`POST /v1/audio/speech` and `POST /v1/moderations`, relayed to an OpenAI-format provider's own endpoint
+(the body as sent, the model resolved as for chat). Governed like every call; billed from the answer's
+`usage` where it has one (gpt-image's tokens), else one usage event with `usage_source=none` (speech,
+moderations: nothing in the answer says what it cost). The answer goes back with its own content type
+(speech is audio bytes)."""
+
+import orjson
+
+from providers.base import Target, UpstreamError, UpstreamRequest
+from providers.openai_compat.adapter import auth_headers
+
+from ..errors import invalid
+from .base import BaseExchange
+from .passthrough import usage_in
+
+
+class MediaExchange(BaseExchange):
+    """One OpenAI-format JSON endpoint: `upstream_path` under the provider's base URL; `text_field` holds
+    the input a budget and TPM reserve for (characters / 4); `what` names it in errors."""
+
+    upstream_path = ""
+    text_field = "input"
+    what = ""
+    generates = False  # reserves LIMITS_DEFAULT_MAX_TOKENS of output (images); else nothing is generated
+    __slots__ = ()
+
+    @classmethod
+    def validate(cls, body: dict) -> None:
+        model = body.get("model")
+        if not isinstance(model, str) or not model.strip() or len(model) > 256:
+            raise invalid("'model' is required: the gateway routes by it.", param="model", code="missing_required")
+        text = body.get(cls.text_field)
+        if not (isinstance(text, str) and text) and not (isinstance(text, list) and text):
+            raise invalid(f"'{cls.text_field}' is required.", param=cls.text_field, code="missing_required")
+        if "stream" in body and body["stream"] not in (False, None):
+            raise invalid(f"{cls.what} answers are not streamed through the gateway.", param="stream",
+                          code="unsupported_value")
+
+    def messages(self) -> list[dict]:
+        value = self.body.get(self.text_field)
+        texts = value if isinstance(value, list) else [value]
+        return [{"role": "user", "content": text if isinstance(text, str) else orjson.dumps(text).decode()}
+                for text in texts]
+
+    def output_tokens(self) -> int:
+        return super().output_tokens() if self.generates else 0
+
+    def build(self, adapter, target: Target, model: str) -> UpstreamRequest:
+        if target.wire != "openai_compat":
+            raise UpstreamError(400, f"Provider '{target.name}' does not offer {self.what}.", param="model",
+                                code="unsupported_model")
+        headers = auth_headers(target)
+        headers["accept"] = "*/*"
+        body = {**self.body, "model": model}
+        body.pop("provider", None)
+        return UpstreamRequest("POST", target.base_url.rstrip("/") + self.upstream_path, headers,
+                               orjson.dumps(body))
+
+    def answer_headers(self, response) -> list[tuple[bytes, bytes]]:
+        content_type = response.headers.get("content-type") or "application/octet-stream"
+        return [(b"content-type", content_type.encode("latin-1"))]
+
+    def read(self, adapter, record, content: bytes):
+        record.estimate_missing = False  # no usage in the answer: billed as none, never guessed
+        if content[:1] == b"{":
+            data = orjson.loads(content)
+            if isinstance(data, dict):
+                record.usage = usage_in("openai_compat", data, None)
+        return content, None
+
+    def writer(self, adapter, record):
+        raise AssertionError(f"{self.what} answers are not streamed")
+
+
+class ImagesExchange(MediaExchange):
+    endpoint = "/v1/images/generations"
+    upstream_path = "/images/generations"
+    text_field = "prompt"
+    what = "image generation"
+    generates = True
+    __slots__ = ()
+
+
+class SpeechExchange(MediaExchange):
+    endpoint = "/v1/audio/speech"
+    upstream_path = "/audio/speech"
+    what = "speech"
+    __slots__ = ()
+
+
+class ModerationsExchange(MediaExchange):
+    endpoint = "/v1/moderations"
+    upstream_path = "/moderations"
+    what = "moderations"
+    __slots__ = ()
