@@ -1,9 +1,6 @@
-"""Log output: plain text, or one JSON object a line (LOG_FORMAT=json); the access log's own queued handler."""
+"""Log output: plain text, or one JSON object a line (LOG_FORMAT=json)."""
 
-import atexit
 import logging
-import logging.handlers
-import queue
 import time
 
 import orjson
@@ -21,15 +18,3 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
-
-
-def queued_console() -> logging.Handler:
-    """A handler that only queues the record (no write on the event loop); a thread writes it to stderr. The
-    queue handler formats the line (dictConfig gives it the formatter), the writer prints it as it is."""
-    console = logging.StreamHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
-    records: queue.SimpleQueue = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, console)
-    listener.start()
-    atexit.register(listener.stop)
-    return logging.handlers.QueueHandler(records)

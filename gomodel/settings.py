@@ -209,19 +209,16 @@ LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()  # text | json (one JSON object a line)
-ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call (logger gomodel.access)
+ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/access_log.py)
 _log_formatter = "json" if LOG_FORMAT == "json" else "plain"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
                    "json": {"()": "gomodel.log_format.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _log_formatter},
-                 # the access log only queues its line on the event loop; a thread writes it
-                 "access": {"()": "gomodel.log_format.queued_console", "formatter": _log_formatter}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": _log_formatter}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"},
-                "gomodel.access": {"handlers": ["access"], "level": "INFO", "propagate": False}},
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # Routing resilience (non-streaming retries, failover, virtual models).

@@ -140,7 +140,8 @@ class UsageWriter:
                 pipe = self._get_redis().pipeline(transaction=True)
                 for payload, request_id, names, cost_e10 in batch:
                     pipe.xadd(settings.USAGE_STREAM, {"e": payload})
-                    add_pending(pipe, names, cost_e10, request_id)
+                    if names:  # a budgeted event: its cost into the counters, its reservation out
+                        add_pending(pipe, names, cost_e10, request_id)
                 await pipe.execute()
         except Exception as exc:  # Redis down, timeout, OOM: keep the events, say so
             _spool_all(batch, exc)

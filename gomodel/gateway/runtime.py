@@ -10,6 +10,7 @@ from django.conf import settings
 
 from accounting.usage import spool, writer
 
+from . import access_log
 from .auth import KeyCache
 from .http_client import new_client
 from .limits import Limiter
@@ -93,6 +94,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
+        access_log.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.http.aclose()
         await self.redis.aclose()

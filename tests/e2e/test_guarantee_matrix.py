@@ -284,13 +284,13 @@ def test_rpm_and_tpm_limits_answer_429_with_their_headers(gateway, targets, make
     assert int(second.headers["retry-after"]) >= 1
     assert usage_events(request_id(second), expect=0) == []
 
-    # TPM: each call reserves its prompt estimate plus max_tokens, reconciled to its usage when it ends;
-    # within a few calls the minute's tokens run out.
+    # TPM: each call reserves its prompt estimate plus max_tokens until it ends: ten at once cannot all fit.
     key = make_key(tpm_limit=30)
     body = row.body("gpt-4o-mini", "x" * 60, max_tokens=10)
-    answers = [call(gateway, row, key, body) for _ in range(10)]
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: call(gateway, row, key, body), range(10)))
     refused = [a for a in answers if not ok(a)]
-    assert refused and ok(answers[0]), answers
+    assert refused and any(ok(a) for a in answers), answers
     assert_refused(row, refused[0], 429, "rate_limit_error", "rate_limit_exceeded", "tokens-per-minute")
     assert refused[0].headers["x-ratelimit-limit-tokens"] == "30"
     assert refused[0].headers["x-ratelimit-remaining-tokens"].isdigit()
