@@ -42,7 +42,7 @@ class AccessLog:
         if settings.LOG_FORMAT == "json":
             encoded = orjson.dumps({"ts": _now(), "level": "INFO", "logger": "gomodel.access", **line})
         else:
-            text = " ".join(f"{name}={value}" for name, value in line.items() if value is not None)
+            text = " ".join([f"{name}={value}" for name, value in line.items() if value is not None])
             encoded = f"{_now()} INFO gomodel.access {text}".encode()
         self.lines.append(encoded)
         if len(self.lines) >= FLUSH_LINES:
@@ -77,9 +77,15 @@ class AccessLog:
             self.sink(batch)
 
 
+_second = [-1, ""]  # the formatted second, made once a second (strftime costs ~3 µs a line)
+
+
 def _now() -> str:
     now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
 
 
 def _write_stderr(batch: bytes) -> None:
