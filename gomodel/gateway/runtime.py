@@ -11,10 +11,10 @@ from django.conf import settings
 from accounting import usage
 
 from .auth import KeyCache
-from .http_client import new_client
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
+from .upstream_client import new_client
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()

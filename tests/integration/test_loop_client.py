@@ -261,11 +261,11 @@ def test_calls_in_flight_never_exceed_the_limit(settings):
             async def one():
                 nonlocal peak
                 response = await client.post(up.url, content=b"{}")
-                peak = max(peak, client._active)
+                peak = max(peak, client.in_flight)
                 return response.status_code
 
             statuses = await asyncio.gather(*(one() for _ in range(30)))
-            return statuses, up.connections, client._active
+            return statuses, up.connections, client.in_flight
 
     statuses, connections, active = run(go())
     assert statuses == [200] * 30
