@@ -84,11 +84,14 @@ class Exchange:
     # -- from the connection ----------------------------------------------------------------------
     def feed(self, data: bytes):
         self.received = True
-        self.timer.touch()
+        self.timer.last_data = self.loop.time()  # the read timeout starts again
         if self.backlog is not None:
             self.backlog += data
         elif len(data) <= PARSE_SLICE:
-            self._parse(data)
+            try:
+                self.conn.parser.feed(data)
+            except HTTPError as error:
+                self._refused(error)
         else:
             self.backlog = bytearray(data)
             self.conn.pause_reading(BACKLOG)
@@ -98,10 +101,13 @@ class Exchange:
         try:
             self.conn.parser.feed(data)
         except HTTPError as error:
-            if self.complete:
-                self.conn.close()  # bytes after the answer: the connection cannot be trusted with another
-            else:
-                self.fail(error)
+            self._refused(error)
+
+    def _refused(self, error: HTTPError):
+        if self.complete:
+            self.conn.close()  # bytes after the answer: the connection cannot be trusted with another
+        else:
+            self.fail(error)
 
     def _drain(self):
         """Parse the next slice of what was read; the rest waits for the loop's next turn."""
@@ -211,7 +217,8 @@ class Exchange:
             if not self.buffer.size:
                 return b""
             data = self.buffer.take(limit)
-            self._resume_unread()
+            if self.conn.paused:
+                self._resume_unread()
             return data
         while True:
             if inflater.pending:

@@ -37,7 +37,10 @@ class AnswerParser:
 
     def feed(self, data):
         if self._head_done:
-            self._feed(data)
+            try:
+                self._parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                raise _typed(exc) from None
             return
         left = self._head_left
         if len(data) <= left:
@@ -53,16 +56,8 @@ class AnswerParser:
     def _feed(self, data):
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:  # raised by a callback below
-            cause = exc.__cause__ or exc.__context__
-            if isinstance(cause, HTTPError):
-                raise cause from None
-            raise RemoteProtocolError(f"the upstream's answer could not be read: {cause or exc}") from None
-        except httptools.HttpParserUpgrade:
-            raise RemoteProtocolError("the upstream switched protocols (HTTP 101), which an API call never asks "
-                                      "for") from None
-        except httptools.HttpParserError as exc:
-            raise RemoteProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}") from None
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            raise _typed(exc) from None
 
     # -- httptools callbacks --------------------------------------------------------------------
     def on_message_begin(self):
@@ -99,3 +94,15 @@ class AnswerParser:
             return  # the end of an informational answer
         self._done = True
         self._sink.end(self._parser.should_keep_alive())
+
+
+def _typed(exc: Exception) -> HTTPError:
+    """The upstream error an httptools exception is."""
+    if isinstance(exc, httptools.HttpParserCallbackError):  # raised by a callback above
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, HTTPError):
+            return cause
+        return RemoteProtocolError(f"the upstream's answer could not be read: {cause or exc}")
+    if isinstance(exc, httptools.HttpParserUpgrade):
+        return RemoteProtocolError("the upstream switched protocols (HTTP 101), which an API call never asks for")
+    return RemoteProtocolError(f"the upstream's answer is not valid HTTP/1.1: {exc}")
