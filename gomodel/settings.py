@@ -189,6 +189,10 @@ UPSTREAM_WRITE_TIMEOUT = env_float("UPSTREAM_WRITE_TIMEOUT", 30.0)
 HTTPS_PROXY = os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY", "")
 HTTP_PROXY = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY", "")
 NO_PROXY = os.environ.get("no_proxy") or os.environ.get("NO_PROXY", "")
+for _name in ("HTTPS_PROXY", "HTTP_PROXY"):
+    _proxy = globals()[_name]
+    if _proxy and not (_proxy.lower().startswith("http://") or "://" not in _proxy):
+        raise ImproperlyConfigured(f"{_name} must be an http:// proxy URL (TLS to the proxy itself is not supported)")
 # Private CAs and mutual TLS for upstream calls: a PEM bundle trusted besides the system's and certifi's roots
 # (or instead of them, UPSTREAM_CA_BUNDLE_ONLY=true), and a client certificate (PEM; its key in it or apart).
 UPSTREAM_CA_BUNDLE = os.environ.get("UPSTREAM_CA_BUNDLE", "")
