@@ -162,19 +162,20 @@ MODES = {fn.__name__: fn for fn in (
 
 
 async def handle(reader, writer):
+    """One connection: a mode per request, for as long as the client keeps it (kept-alive calls reuse it)."""
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        if length:
-            await reader.readexactly(length)
-        path = head.split(b" ", 2)[1].decode()
-        name = path.rsplit("/", 1)[-1].split("?")[0]
-        await MODES[name](writer)
-        await writer.drain()
-        await asyncio.sleep(1)  # the client decides when the connection ends
+        while not writer.is_closing():
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            path = head.split(b" ", 2)[1].decode()
+            name = path.rsplit("/", 1)[-1].split("?")[0]
+            await MODES[name](writer)
+            await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:

@@ -21,7 +21,7 @@ def certs(tmp_path_factory):
     return Certs(tmp_path_factory.mktemp("certs"))
 
 
-@pytest.fixture(params=["loop"])
+@pytest.fixture(params=["loop", "aiohttp"])
 def make_client(request, settings):
     from gomodel.gateway.upstream_client import new_client
 
