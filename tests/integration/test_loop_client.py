@@ -536,3 +536,32 @@ def test_a_request_the_upstream_never_takes_is_a_write_timeout(settings):
     error, elapsed, in_flight = run(go())
     assert elapsed < 3 and in_flight == 0
     assert transport_error(type("T", (), {"name": "p"})(), error).status == 504
+
+
+def test_a_request_the_upstream_takes_slowly_is_not_a_write_timeout(settings):
+    """The write timeout is a stall, not a slow upload: each window in which some of it moved starts anew.
+    (The kernel says a socket is writable again only once a good part of its send buffer is free: on a
+    slow upstream, UPSTREAM_WRITE_TIMEOUT must be longer than draining that takes.)"""
+
+    settings.UPSTREAM_WRITE_TIMEOUT = 0.5
+    size = 16 * 1024 * 1024
+
+    async def go():
+        async def slow_reader(reader, writer):
+            head = await reader.readuntil(b"\r\n\r\n")
+            left = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while left:
+                left -= len(await reader.read(min(left, 1024 * 1024)))
+                await asyncio.sleep(0.1)
+            writer.write(OK)
+            await writer.drain()
+        server = await asyncio.start_server(slow_reader, "127.0.0.1", 0, limit=8 * 1024 * 1024)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        started = asyncio.get_running_loop().time()
+        async with server, LoopClient() as client:
+            response = await client.post(url, content=b"x" * size)
+            return response.status_code, asyncio.get_running_loop().time() - started
+
+    status, elapsed = run(go())
+    assert status == 200
+    assert elapsed > 1.0  # longer than two write timeouts: it was slow, and it went through

@@ -60,6 +60,10 @@ class Connection(asyncio.Protocol):
         self.parser.start(exchange)
         self.transport.write(data)
 
+    def unsent(self) -> int:
+        """Bytes written and not sent yet."""
+        return self.transport.get_write_buffer_size() if not self.closed else 0
+
     def pause_reading(self, reason: int):
         if not self.paused and not self.closed:
             self.transport.pause_reading()

@@ -37,7 +37,7 @@ class Exchange:
         self.cap = None  # the body's byte limit, once someone reads it whole
         self.backlog = None  # bytes read from the socket and not parsed yet
         self.lost_exc = None
-        self.timer = CallTimer(loop, self.fail, deadline_at, deadline, read_timeout, write_timeout)
+        self.timer = CallTimer(loop, self.fail, conn.unsent, deadline_at, deadline, read_timeout, write_timeout)
 
     @property
     def buffered(self) -> int:
