@@ -7,17 +7,20 @@ import zlib
 
 from ..upstream_errors import DecodingError
 
+COALESCE = 64  # chunks kept as they came before they are folded into the buffer's one bytearray
+
 
 class BodyBuffer:
-    """Bytes received and not yet taken. One chunk is kept as it came (the usual answer: no copy); a second
-    one turns the buffer into a bytearray, so a body in a million 1-byte chunks is a million bytes, not a
-    million objects."""
+    """Bytes received and not yet taken, O(bytes) however the upstream chunked them: chunks are kept as they
+    came (the usual answer, a few chunks: no copy until taken, as a list join) until COALESCE of them wait,
+    then folded into one bytearray, so a body in a million 1-byte chunks is a million bytes, not a million
+    objects."""
 
-    __slots__ = ("_first", "_more", "size", "total")
+    __slots__ = ("_chunks", "_more", "size", "total")
 
     def __init__(self):
-        self._first = None
-        self._more = None
+        self._chunks = []  # the newest bytes, as they came (fewer than COALESCE)
+        self._more = None  # the older bytes, folded
         self.size = 0  # bytes held now
         self.total = 0  # bytes ever received
 
@@ -25,27 +28,35 @@ class BodyBuffer:
         size = len(data)
         self.size += size
         self.total += size
-        if self._more is not None:
-            self._more += data
-        elif self._first is None:
-            self._first = data
+        chunks = self._chunks
+        chunks.append(data)
+        if len(chunks) >= COALESCE:
+            self._fold()
+
+    def _fold(self):
+        chunks = self._chunks
+        if self._more is None:
+            self._more = bytearray().join(chunks)
         else:
-            self._more = bytearray(self._first)
-            self._more += data
-            self._first = None
+            self._more += b"".join(chunks)
+        chunks.clear()
 
     def take(self, limit: int | None = None) -> bytes:
         """Up to `limit` bytes (all when None) from the front; b"" when empty."""
-        first = self._first
-        if first is not None:
-            if limit is None or len(first) <= limit:
-                self._first = None
+        chunks = self._chunks
+        if self._more is None:
+            if not chunks:
+                return b""
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if limit is None or len(data) <= limit:
+                chunks.clear()
                 self.size = 0
-                return first
-            self._more, self._first = bytearray(first), None
+                return data
+            self._more = bytearray(data)
+            chunks.clear()
+        elif chunks:
+            self._fold()
         more = self._more
-        if more is None:
-            return b""
         if limit is None or len(more) <= limit:
             self._more = None
             self.size = 0

@@ -57,7 +57,7 @@ class Connection(asyncio.Protocol):
     # -- the exchange's side ------------------------------------------------------------------------
     def start(self, exchange, data: bytes):
         self.exchange = exchange
-        self.parser.start(exchange)
+        self.parser.start(exchange, exchange.buffer.append)  # the body goes straight to the exchange's buffer
         self.transport.write(data)
 
     def unsent(self) -> int:

@@ -1,5 +1,6 @@
-"""One request's answer on one connection, between the parser (which calls `head`, `body`, `end`), the
-connection (`feed`, `lost`, `write_blocked`/`write_unblocked`), the call's timer (which calls `fail`) and
+"""One request's answer on one connection, between the parser (which calls `head` and `end`, and puts the
+body in `buffer`: each read's body is then checked against the bounds at once), the connection (`feed`,
+`lost`, `write_blocked`/`write_unblocked`), the call's timer (timers.py, its base, which calls `fail`) and
 the reader (gomodel/gateway/upstream_client/loop_client.py's Response: `wait`, `next_piece`, `take_all`).
 
 No read holds the event loop for long: a read larger than PARSE_SLICE is parsed a slice per loop turn (the
@@ -11,18 +12,17 @@ import asyncio
 from ..upstream_errors import DecodingError, HTTPError, ReadError, RemoteProtocolError, ResponseTooLarge
 from .body import ENCODINGS, BodyBuffer, Inflater
 from .bounds import PARSE_SLICE, STREAM_HIGH_WATER
-from .timers import CallTimer
+from .timers import TimeBounds
 
 UNREAD = 1  # reasons a connection stops reading its socket (Connection.pause_reading)
 BACKLOG = 2
 
 
-class Exchange:
-    __slots__ = ("conn", "loop", "timer", "slots", "slot", "status", "headers", "head_done", "complete", "error",
+class Exchange(TimeBounds):
+    __slots__ = ("conn", "loop", "slots", "slot", "status", "headers", "head_done", "complete", "error",
                  "waiter", "received", "until_eof", "buffer", "inflater", "cap", "backlog", "lost_exc")
 
-    def __init__(self, conn, loop, slots, deadline_at: float, deadline: float, read_timeout: float,
-                 write_timeout: float):
+    def __init__(self, conn, loop, slots, deadline_at: float, deadline: float, read_timeout: float):
         self.conn = conn
         self.loop = loop
         self.slots = slots
@@ -37,7 +37,7 @@ class Exchange:
         self.cap = None  # the body's byte limit, once someone reads it whole
         self.backlog = None  # bytes read from the socket and not parsed yet
         self.lost_exc = None
-        self.timer = CallTimer(loop, self.fail, conn.unsent, deadline_at, deadline, read_timeout, write_timeout)
+        self.start_timer(deadline_at, deadline, read_timeout)
 
     @property
     def buffered(self) -> int:
@@ -58,25 +58,13 @@ class Exchange:
             self.check_cap()
         self._wake()
 
-    def body(self, data: bytes):
-        buffer = self.buffer
-        buffer.append(data)
-        cap = self.cap
-        if cap is None:
-            if buffer.size > STREAM_HIGH_WATER:  # a stream nobody reads: stop reading the socket
-                self.conn.pause_reading(UNREAD)
-            self._wake()
-        elif buffer.total > cap:
-            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({cap})")
-        elif self.inflater is not None:
-            self._wake()  # a compressed body is decompressed as it comes, not all at the end
-        # a plain body read whole wakes its reader only at the end
-
     def end(self, keep_alive: bool):
+        if self.cap is not None and self.buffer.total > self.cap:  # what the last read brought
+            raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({self.cap})")
         self.complete = True
         if self.backlog:  # more was read than the answer held: the connection cannot be trusted with another
             keep_alive = False
-        self.timer.cancel()
+        self.stop_timer()
         self.release_slot()
         self.conn.finished(self, keep_alive)
         self._wake()
@@ -84,7 +72,7 @@ class Exchange:
     # -- from the connection ----------------------------------------------------------------------
     def feed(self, data: bytes):
         self.received = True
-        self.timer.last_data = self.loop.time()  # the read timeout starts again
+        self.last_data = self.loop.time()  # the read timeout starts again
         if self.backlog is not None:
             self.backlog += data
         elif len(data) <= PARSE_SLICE:
@@ -92,6 +80,9 @@ class Exchange:
                 self.conn.parser.feed(data)
             except HTTPError as error:
                 self._refused(error)
+                return
+            if self.buffer.size and not self.complete and self.error is None:
+                self._arrived()
         else:
             self.backlog = bytearray(data)
             self.conn.pause_reading(BACKLOG)
@@ -102,6 +93,24 @@ class Exchange:
             self.conn.parser.feed(data)
         except HTTPError as error:
             self._refused(error)
+            return
+        if self.buffer.size and not self.complete and self.error is None:
+            self._arrived()
+
+    def _arrived(self):
+        """Body bytes came with this read (the parser put them in the buffer): the bounds, and the reader."""
+        buffer = self.buffer
+        cap = self.cap
+        if cap is None:
+            if buffer.size > STREAM_HIGH_WATER:  # a stream nobody reads: stop reading the socket
+                self.conn.pause_reading(UNREAD)
+            if self.waiter is not None:
+                self._wake()
+        elif buffer.total > cap:
+            self.fail(ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({cap})"))
+        elif self.inflater is not None and self.waiter is not None:
+            self._wake()  # a compressed body is decompressed as it comes, not all at the end
+        # a plain body read whole wakes its reader only at the end
 
     def _refused(self, error: HTTPError):
         if self.complete:
@@ -140,23 +149,23 @@ class Exchange:
             self.lost_exc = (exc,)  # what was read before the connection went is parsed first
             return
         if self.head_done and self.until_eof and exc is None:
-            self.end(False)  # a body that ends when the connection does
+            try:
+                self.end(False)  # a body that ends when the connection does
+            except HTTPError as error:  # over the cap with its last bytes
+                self.fail(error)
             return
         self.fail(RemoteProtocolError("the upstream closed the connection before the answer was complete"
                                       + (f" ({exc})" if exc else "")))
 
-    def write_blocked(self):
-        self.timer.write_blocked()
-
-    def write_unblocked(self):
-        self.timer.write_unblocked()
+    def unsent(self) -> int:
+        return self.conn.unsent()
 
     # -- the end, however it comes ----------------------------------------------------------------
     def fail(self, error: HTTPError):
         if self.complete or self.error is not None:
             return
         self.error = error
-        self.timer.cancel()
+        self.stop_timer()
         self.backlog = None
         self.release_slot()
         self.conn.broken(self)
@@ -240,6 +249,6 @@ class Exchange:
         if conn.paused & UNREAD and self.buffer.size <= STREAM_HIGH_WATER and not self.complete \
                 and self.error is None:
             conn.resume_reading(UNREAD)
-            self.timer.touch()  # the socket was still because we stopped it, not the upstream
+            self.touch()  # the socket was still because we stopped it, not the upstream
             if self.backlog is not None:
                 self.loop.call_soon(self._drain)

@@ -83,8 +83,9 @@ class Response:
         that were already here, the event loop runs (what the reader does with a piece is its own cost)."""
         exchange = self._exchange
         waited = True
+        buffer = exchange.buffer
         while True:
-            piece = exchange.next_piece(STREAM_SLICE)
+            piece = exchange.next_piece(STREAM_SLICE) if buffer.size or exchange.inflater is not None else b""
             if piece:
                 if not waited:
                     await asyncio.sleep(0)
@@ -189,8 +190,7 @@ class LoopClient(ClientVerbs):
                     await slots.acquire(loop)
                     owned = True
                 conn = self._pool.take(origin, loop.time()) or await self._connect(loop, origin, deadline_at)
-                exchange = Exchange(conn, loop, slots, deadline_at, deadline, read_timeout,
-                                    settings.UPSTREAM_WRITE_TIMEOUT)
+                exchange = Exchange(conn, loop, slots, deadline_at, deadline, read_timeout)
                 owned = False  # the exchange frees it when it ends, however it ends
                 conn.start(exchange, data)
                 while not exchange.head_done and exchange.error is None:

@@ -16,24 +16,25 @@ from .bounds import MAX_HEAD_BYTES, MAX_HEADERS
 
 
 class AnswerParser:
-    """Parses the answers on one connection, one at a time. `start(sink)` before each: the sink's `head`,
-    `body` and `end` are called as the answer arrives. `feed` raises an HTTPError for anything the answer
+    """Parses the answers on one connection, one at a time. `start(sink, body)` before each: the sink's `head`
+    and `end`, and `body`, are called as the answer arrives. `feed` raises an HTTPError for anything the answer
     may not be; the connection is then unusable."""
 
-    __slots__ = ("_parser", "_sink", "_head_left", "_raw_headers", "_head_done", "_done")
+    __slots__ = ("_parser", "_sink", "_body", "_head_left", "_raw_headers", "_head_done", "_done")
 
     def __init__(self):
         self._parser = httptools.HttpResponseParser(self)
-        self._sink = None
+        self._sink = self._body = None
 
-    def start(self, sink):
+    def start(self, sink, body):
         self._sink = sink
+        self._body = body
         self._head_left = MAX_HEAD_BYTES
         self._raw_headers = []
         self._head_done = self._done = False
 
     def stop(self):
-        self._sink = None  # the answer is over: nothing more is delivered (and no cycle is left)
+        self._sink = self._body = None  # the answer is over: nothing more is delivered (and no cycle is left)
 
     def feed(self, data):
         if self._head_done:
@@ -44,7 +45,10 @@ class AnswerParser:
             return
         left = self._head_left
         if len(data) <= left:
-            self._feed(data)
+            try:
+                self._parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                raise _typed(exc) from None
             if not self._head_done:
                 self._head_left = left - len(data)
             return
@@ -87,7 +91,7 @@ class AnswerParser:
         self._sink.head(status, headers)
 
     def on_body(self, data: bytes):
-        self._sink.body(data)
+        self._body(data)
 
     def on_message_complete(self):
         if not self._head_done:
