@@ -435,7 +435,7 @@ def test_bytes_between_answers_retire_an_idle_connection():
 
 
 def test_a_slot_handed_over_just_as_its_waiter_gives_up_is_passed_on(settings):
-    from gomodel.gateway.upstream_client.connection import Slots
+    from gomodel.gateway.upstream_client.loop_client import Slots
 
     settings.UPSTREAM_MAX_CONNECTIONS = 1
     settings.UPSTREAM_POOL_TIMEOUT = 5
@@ -458,9 +458,9 @@ def test_a_slot_handed_over_just_as_its_waiter_gives_up_is_passed_on(settings):
 
 
 def test_the_idle_pool_keeps_at_most_its_cap_per_origin(monkeypatch):
-    from gomodel.gateway.upstream_client import connection
+    from gomodel.gateway.upstream_client import loop_client
 
-    monkeypatch.setattr(connection, "MAX_IDLE_PER_ORIGIN", 2)
+    monkeypatch.setattr(loop_client, "MAX_IDLE_PER_ORIGIN", 2)
 
     async def go():
         async def slow(reader, writer):

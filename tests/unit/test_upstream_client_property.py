@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gomodel.gateway import upstream_errors
 from gomodel.gateway.upstream_client import LoopClient
-from gomodel.gateway.upstream_client.connection import Connection
+from gomodel.gateway.upstream_client.loop_client import Connection
 
 RESERVED = {"content-length", "transfer-encoding", "content-encoding", "connection", "host", "keep-alive"}
 

@@ -1,15 +1,16 @@
 """The one upstream HTTP client per process (per event loop), behind `UpstreamClient`.
 
 UPSTREAM_CLIENT picks it: `loop` (the default), the gateway's own HTTP/1.1 client on the event loop
-(loop_client.py and its parts), or `aiohttp` (aiohttp_client.py), a fallback on a well-kept library with
+(loop_client.py and answer.py), or `aiohttp` (aiohttp_client.py), a fallback on a well-kept library with
 the same proxy, CA and limit settings and the same typed errors (gomodel/gateway/upstream_errors.py),
 for an operator who meets an upstream the gateway's own client mishandles."""
 
 from django.conf import settings
 
-from .api import ClientVerbs, Headers, Prepared, UpstreamClient, UpstreamResponse
+from .answer import Headers
+from .api import UpstreamClient, UpstreamResponse
 from .bounds import MAX_HEAD_BYTES, MAX_HEADERS, STREAM_HIGH_WATER
-from .loop_client import LoopClient, Response
+from .loop_client import ClientVerbs, LoopClient, Prepared, Response
 
 CLIENTS = ("loop", "aiohttp")
 

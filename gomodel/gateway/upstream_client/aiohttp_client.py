@@ -6,7 +6,7 @@ Where it is weaker than the gateway's own client (README, "The upstream client")
 line (MAX_HEAD_BYTES) and in lines (MAX_HEADERS), not in total; a write the upstream does not take is
 bounded by the deadline, not UPSTREAM_WRITE_TIMEOUT; aiohttp parses each socket read (up to 256 KiB) in one
 go, so a body in one-byte chunks holds the loop ~50-100 ms a read (tests/integration/test_hostile_upstream.py).
-Decompression is this module's own (body.py's Inflater, a bounded slice at a time), not aiohttp's."""
+Decompression is this module's own (answer.py's Inflater, a bounded slice at a time), not aiohttp's."""
 
 import asyncio
 import time
@@ -16,9 +16,9 @@ from django.conf import settings
 from yarl import URL
 
 from .. import upstream_errors as E
-from .api import ClientVerbs, Headers, Prepared
-from .body import ENCODINGS, Inflater
+from .answer import ENCODINGS, Headers, Inflater
 from .bounds import INFLATE_SLICE, MAX_HEAD_BYTES, MAX_HEADERS, STREAM_HIGH_WATER, STREAM_SLICE, YIELD_EVERY
+from .loop_client import ClientVerbs, Prepared
 from .proxy import ProxyRules
 from .tls import tls_context
 

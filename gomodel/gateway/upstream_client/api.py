@@ -1,6 +1,7 @@
-"""What the gateway calls on an upstream client (`UpstreamClient`, `UpstreamResponse`) and the small
-pieces every client shares: the prepared request, the case-insensitive answer headers and the httpx-like
-verbs over `send`. Failures are always upstream_errors' exceptions (httpx's names and hierarchy)."""
+"""What the gateway calls on an upstream client (`UpstreamClient`, `UpstreamResponse`). Failures are always
+upstream_errors' exceptions (httpx's names and hierarchy). The pieces both clients share live with the
+gateway's own: the prepared request and the httpx-like verbs in loop_client.py, the answer headers and the
+bounded decompression in answer.py."""
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -32,49 +33,3 @@ class UpstreamClient(Protocol):
                       content: bytes | None = None, timeout: float | None = None) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
-
-
-class Prepared:
-    __slots__ = ("method", "url", "headers", "content")
-
-    def __init__(self, method, url, headers, content):
-        self.method, self.url, self.headers, self.content = method, url, headers, content
-
-
-class Headers(dict):
-    """An answer's headers: lower-case names, a repeated header's values joined with ", " (what httpx's
-    `get` gives); looked up case-insensitively."""
-
-    __slots__ = ()
-
-    def get(self, key, default=None):
-        return dict.get(self, key.lower(), default)
-
-    def __getitem__(self, key):
-        return dict.__getitem__(self, key.lower())
-
-    def __contains__(self, key):
-        return dict.__contains__(self, key.lower())
-
-
-class ClientVerbs:
-    """`build_request`, `request`, `get`, `post` and `async with`, over a client's `send`."""
-
-    def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
-        return Prepared(method, url, headers, content)
-
-    async def request(self, method: str, url: str, headers=None, content: bytes | None = None,
-                      timeout: float | None = None):
-        return await self.send(self.build_request(method, url, headers=headers, content=content), timeout=timeout)
-
-    async def get(self, url: str, headers=None, timeout: float | None = None):
-        return await self.request("GET", url, headers=headers, timeout=timeout)
-
-    async def post(self, url: str, headers=None, content: bytes | None = None, timeout: float | None = None):
-        return await self.request("POST", url, headers=headers, content=content, timeout=timeout)
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.aclose()
