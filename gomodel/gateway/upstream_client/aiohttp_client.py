@@ -182,8 +182,8 @@ class AiohttpClient(ClientVerbs):
         if proxy is not None:
             extra["proxy"] = proxy.url
             via = f" (through the proxy {proxy.label})"
-            if proxy.user is not None:
-                extra["proxy_auth"] = aiohttp.BasicAuth(proxy.user, proxy.password)
+            if proxy.auth is not None:
+                extra["proxy_headers"] = {"Proxy-Authorization": proxy.auth}
         headers = dict(request.headers or {})
         if not any(name.lower() == "accept-encoding" for name in headers):
             headers["accept-encoding"] = "gzip, deflate"
