@@ -182,9 +182,12 @@ class AiohttpClient(ClientVerbs):
         if proxy is not None:
             extra["proxy"] = proxy.url
             via = f" (through the proxy {proxy.label})"
-            if proxy.auth is not None:
-                extra["proxy_headers"] = {"Proxy-Authorization": proxy.auth}
         headers = dict(request.headers or {})
+        if proxy is not None and proxy.auth is not None:
+            if tls:  # on the CONNECT
+                extra["proxy_headers"] = {"Proxy-Authorization": proxy.auth}
+            else:  # on the absolute-form request itself
+                headers["Proxy-Authorization"] = proxy.auth
         if not any(name.lower() == "accept-encoding" for name in headers):
             headers["accept-encoding"] = "gzip, deflate"
         started = time.monotonic()
