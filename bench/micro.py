@@ -28,6 +28,7 @@ import run as bench  # noqa: E402
 
 BODY = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello."}],
                      "max_tokens": 16})
+STREAM_BODY = orjson.dumps({**orjson.loads(BODY), "stream": True})
 HEADERS = {"content-type": "application/json", "accept": "application/json", "authorization": "Bearer sk-bench"}
 EVENT = orjson.dumps({"request_id": "req_" + "0" * 32, "ts": time.time(), "tenant_id": 1, "tenant": "bench",
                       "api_key_id": 1, "api_key_prefix": "sk_gom_…abcd", "provider_id": 1, "provider": "openai",
@@ -52,11 +53,11 @@ async def measure(name: str, call, n: int) -> float:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     done = per_task * CONCURRENCY
     us = cpu / done * 1e6
-    print(f"| {name} | {us:6.0f} | {done / wall:8,.0f} |", flush=True)
+    print(f"| {name} | {us:6.1f} | {done / wall:8,.0f} |", flush=True)
     return us
 
 
-async def main_async(n: int, mock_url: str, redis_url: str):
+async def main_async(n: int, mock_url: str, redis_url: str, clients: list[str] | None = None):
     import aiohttp
     import django
     import redis.asyncio as aioredis
@@ -68,7 +69,7 @@ async def main_async(n: int, mock_url: str, redis_url: str):
     print(f"| operation ({CONCURRENCY} concurrent tasks, uvloop) | CPU µs / call | calls/s |")
     print("|---|---:|---:|")
     url = mock_url + "/chat/completions"
-    for kind in TRANSPORTS:
+    for kind in clients or TRANSPORTS:
         client = new_client(kind)
 
         async def call(client=client):
@@ -76,6 +77,17 @@ async def main_async(n: int, mock_url: str, redis_url: str):
             assert response.status_code == 200 and response.content
 
         await measure(f"upstream POST: {kind}" + (" (the gateway's own)" if kind == OWN else ""), call, n)
+
+        async def stream(client=client):
+            request = client.build_request("POST", url, headers=HEADERS, content=STREAM_BODY)
+            response = await client.send(request, stream=True)
+            received = 0
+            async for data in response.aiter_bytes():
+                received += len(data)
+            await response.aclose()
+            assert response.status_code == 200 and received
+
+        await measure(f"upstream POST, streamed: {kind}", stream, n)
         await client.aclose()
 
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000), trust_env=False)
@@ -83,8 +95,11 @@ async def main_async(n: int, mock_url: str, redis_url: str):
     async def via_aiohttp():
         async with session.post(url, data=BODY, headers=HEADERS) as r:
             await r.read()
-    await measure("upstream POST: aiohttp.ClientSession directly", via_aiohttp, n)
+    if clients is None:
+        await measure("upstream POST: aiohttp.ClientSession directly", via_aiohttp, n)
     await session.close()
+    if clients is not None:
+        return
 
     r = aioredis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
     stream = "gomodel:bench:micro"
@@ -108,6 +123,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, default=20000, help="calls per measurement")
     p.add_argument("-c", type=int, default=64, help="concurrent tasks")
+    p.add_argument("--clients", help="comma-separated clients of bench/transports.py to measure (and nothing "
+                   "else), e.g. httptools,aiohttp; default: all, and the Redis rows")
     args = p.parse_args(argv)
     global CONCURRENCY
     CONCURRENCY = args.c
@@ -121,7 +138,8 @@ def main(argv=None) -> int:
         if not bench.redis_answers(redis_url):
             print(f"no Redis at {redis_url}", file=sys.stderr)
             return 1
-        uvloop.run(main_async(args.n, f"http://127.0.0.1:{port}/v1", redis_url))
+        clients = args.clients.split(",") if args.clients else None
+        uvloop.run(main_async(args.n, f"http://127.0.0.1:{port}/v1", redis_url, clients))
         return 0
     finally:
         procs.stop_all()

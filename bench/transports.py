@@ -1,14 +1,14 @@
-"""The upstream clients the gateway's own (gomodel/gateway/http_client.py, httpx's API on the event loop) is
+"""The upstream clients the gateway's own (gomodel/gateway/upstream_client/, httpx's API on the event loop) is
 compared with; bench only. GOMODEL_HTTP_TRANSPORT picks one for a gateway started through
 bench/transport_app.py:
 
     httptools      the gateway's own client (the default): HTTP/1.1 on the event loop, httptools' parser
     reqwest        httpx's API on pyreqwest (Rust's reqwest on a Tokio thread)
-    aiohttp        httpx's API straight on an aiohttp session (the gateway's client until issue #10)
+    aiohttp        UPSTREAM_CLIENT=aiohttp, the gateway's fallback (upstream_client/aiohttp_client.py)
     httpx-aiohttp  httpx.AsyncClient on httpx-aiohttp's transport (what the gateway used first)
     httpx          httpx.AsyncClient on its own httpcore pool
 
-Each fulfils gomodel.gateway.http_client.UpstreamClient (tests/integration/test_http_client.py runs the
+Each fulfils gomodel.gateway.upstream_client.UpstreamClient (tests/integration/test_http_client.py runs the
 same failure tests over all of them).
 """
 
@@ -22,7 +22,8 @@ from pyreqwest import exceptions as rq
 from pyreqwest.client import ClientBuilder
 
 from gomodel.gateway import upstream_errors as E
-from gomodel.gateway.http_client import ClientVerbs, Prepared
+from gomodel.gateway.upstream_client import ClientVerbs, Prepared
+from gomodel.gateway.upstream_client.aiohttp_client import AiohttpClient
 from gomodel.gateway.upstream_errors import DeadlineExceeded, ResponseTooLarge
 
 OWN = "httptools"
@@ -30,7 +31,7 @@ TRANSPORTS = (OWN, "reqwest", "aiohttp", "httpx-aiohttp", "httpx")
 
 
 def new_client(kind: str):
-    from gomodel.gateway.http_client import new_client as own_client
+    from gomodel.gateway.upstream_client import LoopClient as own_client
 
     if kind == OWN:
         return own_client()
@@ -123,120 +124,6 @@ def _fix_exception_map():
 
     if transport.AIOHTTP_EXC_MAP.get(aiohttp.ClientConnectionError) is httpx.ConnectTimeout:
         transport.AIOHTTP_EXC_MAP[aiohttp.ClientConnectionError] = httpx.NetworkError
-
-
-def _aiohttp_error(exc: BaseException, waited: float | None = None) -> E.HTTPError:
-    """The upstream_errors exception an aiohttp failure corresponds to (decides 502 vs 504, and retries).
-    `waited`: seconds spent getting a connection, when that is what failed."""
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        # aiohttp reports both budgets alike: the socket's (UPSTREAM_CONNECT_TIMEOUT) and the whole
-        # wait for a connection, pool included (+ UPSTREAM_POOL_TIMEOUT); only the latter runs out
-        # after the socket's would (aiohttp rounds budgets over 5 s up to the second: hence the slack).
-        slack = min(1.0, settings.UPSTREAM_POOL_TIMEOUT / 2)
-        if waited is not None and waited >= settings.UPSTREAM_CONNECT_TIMEOUT + slack:
-            return E.PoolTimeout(f"no upstream connection free within {settings.UPSTREAM_POOL_TIMEOUT:g} s")
-        return E.ConnectTimeout(message)
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        return E.ReadTimeout(message)
-    if isinstance(exc, TimeoutError):  # the total budget: aiohttp raises a bare TimeoutError for it
-        return DeadlineExceeded("the upstream call took longer than its overall time budget "
-                                f"(UPSTREAM_DEADLINE, {settings.UPSTREAM_DEADLINE:g} s, unless the caller set one)")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return E.ConnectError(message)
-    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
-        return E.RemoteProtocolError(message)
-    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
-        return E.UnsupportedProtocol(message)
-    return E.NetworkError(message)
-
-
-class AiohttpResponse:
-    """What the gateway reads of an httpx.Response, over an aiohttp one."""
-
-    __slots__ = ("status_code", "headers", "content", "_raw", "_read")
-
-    def __init__(self, raw: aiohttp.ClientResponse):
-        self._raw = raw
-        self.status_code = raw.status
-        self.headers = raw.headers  # case-insensitive, like httpx's
-        self.content = b""
-        self._read = False
-
-    async def aread(self) -> bytes:
-        if not self._read:
-            limit = settings.UPSTREAM_MAX_BODY_BYTES
-            declared = self._raw.content_length
-            if declared is not None and declared > limit:
-                raise ResponseTooLarge(f"the upstream's body of {declared} bytes is over UPSTREAM_MAX_BODY_BYTES")
-            body = bytearray()
-            try:
-                async for chunk in self._raw.content.iter_any():
-                    body += chunk
-                    if len(body) > limit:
-                        raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({limit})")
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _aiohttp_error(exc) from exc
-            self.content = bytes(body)
-            self._read = True
-        return self.content
-
-    async def aiter_bytes(self):
-        try:
-            async for chunk in self._raw.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _aiohttp_error(exc) from exc
-
-    async def aclose(self):
-        self._raw.release()
-
-
-class AiohttpClient(ClientVerbs):
-    """Every wait is bounded: a free connection (UPSTREAM_POOL_TIMEOUT), connecting
-    (UPSTREAM_CONNECT_TIMEOUT), each read (UPSTREAM_TIMEOUT), the whole call, a stream's last byte
-    included (UPSTREAM_DEADLINE); and a non-streaming body is read up to UPSTREAM_MAX_BODY_BYTES."""
-
-    def __init__(self):
-        self._session: aiohttp.ClientSession | None = None
-
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=settings.UPSTREAM_DEADLINE,
-                                     connect=settings.UPSTREAM_POOL_TIMEOUT + settings.UPSTREAM_CONNECT_TIMEOUT,
-                                     sock_connect=settings.UPSTREAM_CONNECT_TIMEOUT,
-                                     sock_read=settings.UPSTREAM_TIMEOUT)
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        # Made on first use: a ClientSession belongs to the event loop that is running then.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=settings.UPSTREAM_MAX_CONNECTIONS, keepalive_timeout=60,
-                                             ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True,
-                                                  skip_auto_headers=("user-agent",))
-        return self._session
-
-    async def send(self, request: Prepared, stream: bool = False, timeout: float | None = None) -> AiohttpResponse:
-        client_timeout = self._timeout() if timeout is None else aiohttp.ClientTimeout(
-            total=timeout, sock_connect=min(timeout, settings.UPSTREAM_CONNECT_TIMEOUT))
-        started = time.monotonic()
-        try:
-            raw = await self._get_session().request(
-                request.method, request.url, headers=request.headers, data=request.content,
-                timeout=client_timeout, allow_redirects=False)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _aiohttp_error(exc, time.monotonic() - started) from exc
-        response = AiohttpResponse(raw)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                raw.release()
-        return response
-
-    async def aclose(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 # -- pyreqwest ----------------------------------------------------------------------------------

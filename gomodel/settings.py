@@ -178,6 +178,34 @@ UPSTREAM_POOL_TIMEOUT = env_float("UPSTREAM_POOL_TIMEOUT", 10.0)  # waiting for 
 UPSTREAM_MAX_CONNECTIONS = env_int("UPSTREAM_MAX_CONNECTIONS", 1000)  # per gateway process
 UPSTREAM_MAX_BODY_BYTES = env_int("UPSTREAM_MAX_BODY_BYTES", 64 * 1024 * 1024)  # a non-streaming answer
 UPSTREAM_MAX_SSE_EVENT_BYTES = env_int("UPSTREAM_MAX_SSE_EVENT_BYTES", 8 * 1024 * 1024)  # one stream line or event
+# The upstream client (gomodel/gateway/upstream_client/): the gateway's own ("loop") or aiohttp's ("aiohttp").
+UPSTREAM_CLIENT = os.environ.get("UPSTREAM_CLIENT", "loop").strip().lower()
+if UPSTREAM_CLIENT not in ("loop", "aiohttp"):
+    raise ImproperlyConfigured(f"UPSTREAM_CLIENT must be 'loop' or 'aiohttp', not {UPSTREAM_CLIENT!r}")
+# Seconds the upstream may take none of a request's bytes while the socket's buffer is full (504).
+UPSTREAM_WRITE_TIMEOUT = env_float("UPSTREAM_WRITE_TIMEOUT", 30.0)
+# Egress proxy for upstream calls (either case, as curl reads them): HTTPS_PROXY for https upstreams (CONNECT),
+# HTTP_PROXY for http ones, NO_PROXY the hosts reached directly (comma-separated: names, .suffixes, IPs, CIDRs, *).
+HTTPS_PROXY = os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY", "")
+HTTP_PROXY = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY", "")
+NO_PROXY = os.environ.get("no_proxy") or os.environ.get("NO_PROXY", "")
+for _name in ("HTTPS_PROXY", "HTTP_PROXY"):
+    _proxy = globals()[_name]
+    if _proxy and not (_proxy.lower().startswith("http://") or "://" not in _proxy):
+        raise ImproperlyConfigured(f"{_name} must be an http:// proxy URL (TLS to the proxy itself is not supported)")
+# Private CAs and mutual TLS for upstream calls: a PEM bundle trusted besides the system's and certifi's roots
+# (or instead of them, UPSTREAM_CA_BUNDLE_ONLY=true), and a client certificate (PEM; its key in it or apart).
+UPSTREAM_CA_BUNDLE = os.environ.get("UPSTREAM_CA_BUNDLE", "")
+UPSTREAM_CA_BUNDLE_ONLY = env_bool("UPSTREAM_CA_BUNDLE_ONLY", False)
+UPSTREAM_CLIENT_CERT = os.environ.get("UPSTREAM_CLIENT_CERT", "")
+UPSTREAM_CLIENT_KEY = os.environ.get("UPSTREAM_CLIENT_KEY", "")
+for _name in ("UPSTREAM_CA_BUNDLE", "UPSTREAM_CLIENT_CERT", "UPSTREAM_CLIENT_KEY"):
+    if globals()[_name] and not os.path.isfile(globals()[_name]):
+        raise ImproperlyConfigured(f"{_name} names no readable file: {globals()[_name]}")
+if UPSTREAM_CA_BUNDLE_ONLY and not UPSTREAM_CA_BUNDLE:
+    raise ImproperlyConfigured("UPSTREAM_CA_BUNDLE_ONLY needs UPSTREAM_CA_BUNDLE")
+if UPSTREAM_CLIENT_KEY and not UPSTREAM_CLIENT_CERT:
+    raise ImproperlyConfigured("UPSTREAM_CLIENT_KEY needs UPSTREAM_CLIENT_CERT")
 MODEL_REFRESH_INTERVAL = env_float("MODEL_REFRESH_INTERVAL", 300.0)
 # How long an authenticated key stays in the in-process cache without a Redis invalidation.
 AUTH_CACHE_TTL = env_float("AUTH_CACHE_TTL", 60.0)

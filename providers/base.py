@@ -152,12 +152,18 @@ def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str 
     return f"upstream answered HTTP {status}", None, None
 
 
+_BLANK_RUNS = re.compile(rb"\n\n+")  # blank lines in a row: one is all they mean
+
+
 class SSEDecoder:
     """Splits a byte stream into server-sent events: (event name or None, data bytes).
 
-    Linear in the stream: the buffer is a bytearray searched from where the last search stopped (a
-    long line arriving in many chunks was re-joined and re-split on every chunk), and a line or an
-    event longer than `max_event` bytes is a StreamError rather than unbounded memory.
+    Linear in the stream and bounded per call: the lines a chunk completes are split in C (`bytes.split`,
+    after folding CRLF and runs of blank lines, which mean nothing more than one blank line), so the Python
+    loop runs once per meaningful line, not once per byte of a flood of blank lines; a line or an event
+    longer than `max_event` bytes is a StreamError rather than unbounded memory, checked before the event is
+    joined. (What one call costs is bounded by the chunk it is fed: the gateway's upstream client hands a
+    stream out in slices of at most 32 KiB, gomodel/gateway/upstream_client.)
     """
 
     __slots__ = ("_buffer", "_scanned", "_event", "_data", "_size", "_max")
@@ -171,37 +177,45 @@ class SSEDecoder:
         self._max = max_event
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
-        events = []
         buffer = self._buffer
         buffer += chunk
-        start = 0
-        newline = buffer.find(b"\n", self._scanned)
-        while newline >= 0:
-            line = bytes(buffer[start:newline])
-            start = newline + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if self._data:
-                    events.append((self._event, b"\n".join(self._data)))
-                self._event = None
-                self._data = []
-                self._size = 0
-            elif line.startswith(b"data:"):
-                data = line[6:] if line[5:6] == b" " else line[5:]
-                self._size += len(data) + 1
-                if self._size > self._max:
-                    raise self._too_large()
-                self._data.append(data)
-            elif line.startswith(b"event:"):
-                self._event = line[6:].strip().decode()
-            # comments (":") and other fields (id, retry) are of no use to a relay
-            newline = buffer.find(b"\n", start)
-        if start:
-            del buffer[:start]
+        end = buffer.rfind(b"\n", self._scanned)
+        if end < 0:
+            self._scanned = len(buffer)
+            if self._scanned > self._max:
+                raise self._too_large()
+            return []
+        block = bytes(buffer[:end])
+        del buffer[:end + 1]
         self._scanned = len(buffer)
         if self._scanned > self._max:
             raise self._too_large()
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n")
+            if block.endswith(b"\r"):  # the CR of the CRLF that ended the block
+                block = block[:-1]
+        if b"\n\n\n" in block:
+            block = _BLANK_RUNS.sub(b"\n\n", block)
+        events = []
+        data, size, limit = self._data, self._size, self._max
+        for line in block.split(b"\n"):
+            if not line:
+                if data:
+                    events.append((self._event, b"\n".join(data)))
+                    data = []
+                    size = 0
+                self._event = None
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                size += len(value) + 1
+                if size > limit:
+                    self._data, self._size = [], 0
+                    raise self._too_large()
+                data.append(value)
+            elif line.startswith(b"event:"):
+                self._event = line[6:].strip().decode()
+            # comments (":") and other fields (id, retry) are of no use to a relay
+        self._data, self._size = data, size
         return events
 
     def _too_large(self) -> StreamError:

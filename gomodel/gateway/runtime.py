@@ -12,10 +12,10 @@ from accounting.usage import spool, writer
 
 from . import access_log
 from .auth import KeyCache
-from .http_client import new_client
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
+from .upstream_client import new_client
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()

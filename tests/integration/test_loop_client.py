@@ -261,11 +261,11 @@ def test_calls_in_flight_never_exceed_the_limit(settings):
             async def one():
                 nonlocal peak
                 response = await client.post(up.url, content=b"{}")
-                peak = max(peak, client._active)
+                peak = max(peak, client.in_flight)
                 return response.status_code
 
             statuses = await asyncio.gather(*(one() for _ in range(30)))
-            return statuses, up.connections, client._active
+            return statuses, up.connections, client.in_flight
 
     statuses, connections, active = run(go())
     assert statuses == [200] * 30
@@ -364,3 +364,204 @@ def test_a_body_is_capped_on_what_it_expands_to_even_when_it_comes_with_the_head
     plain = b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + b"x" * 5000  # all of it in the head's read
     for answer in (sized, until_close, plain):
         run(go(answer))
+
+
+# -- the branches issue #17 found untested -----------------------------------------------------------
+
+def test_a_head_over_the_cap_across_many_lines_is_refused():
+    from gomodel.gateway.upstream_client import MAX_HEAD_BYTES
+
+    async def go():
+        lines = b"".join(b"x-h%d: %s\r\n" % (i, b"v" * 1000) for i in range(MAX_HEAD_BYTES // 1000 + 2))
+        answer = b"HTTP/1.1 200 OK\r\n" + lines + b"content-length: 2\r\n\r\n{}"
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            with pytest.raises(upstream_errors.RemoteProtocolError, match="larger than"):
+                await client.post(up.url, content=b"{}")
+
+    run(go())
+
+
+def test_more_header_lines_than_the_cap_are_refused():
+    from gomodel.gateway.upstream_client import MAX_HEADERS
+
+    async def go(count):
+        answer = b"HTTP/1.1 200 OK\r\n" + b"a: b\r\n" * count + b"content-length: 2\r\n\r\n{}"
+        async with Upstream(lambda r, n: answer) as up, LoopClient() as client:
+            return (await client.post(up.url, content=b"{}")).headers["a"].count("b")
+
+    assert run(go(MAX_HEADERS - 1)) == MAX_HEADERS - 1
+    with pytest.raises(upstream_errors.RemoteProtocolError, match="more than"):
+        run(go(MAX_HEADERS + 1))
+
+
+def test_a_corrupt_gzip_stream_is_a_decoding_error_after_what_was_good():
+    good = gzip.compress(b"data: 1\n\n")[:-8]  # the data, without gzip's trailer...
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+              b"transfer-encoding: chunked\r\n\r\n" + b"%x\r\n" % (len(good) + 6) + good + b"\xff" * 6 + b"\r\n")
+
+    async def go():
+        async with Upstream(lambda r, n: [answer, b"0\r\n\r\n"]) as up, LoopClient() as client:
+            response = await client.send(client.build_request("POST", up.url, content=b"{}"), stream=True)
+            received = b""
+            with pytest.raises(upstream_errors.DecodingError):
+                async for piece in response.aiter_bytes():
+                    received += piece
+            await response.aclose()
+            return received
+
+    assert run(go()) in (b"", b"data: 1\n\n")  # zlib may or may not have let the good part out first
+
+
+def test_bytes_between_answers_retire_an_idle_connection():
+    async def go():
+        async def handle(reader, writer):
+            await read_request(reader)
+            writer.write(OK)
+            await asyncio.sleep(0.1)
+            writer.write(b"HTTP/1.1 200 OK\r\n")  # on an idle connection: nobody asked
+            await read_request(reader)  # never comes on this connection
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        async with server, LoopClient() as client:
+            first = await client.post(url, content=b"{}")
+            await asyncio.sleep(0.3)
+            idle = client.idle_count(url)
+            second = await client.post(url, content=b"{}")
+            return first.status_code, idle, second.status_code
+
+    first, idle_after_junk, second = run(go())
+    assert (first, second) == (200, 200)
+    assert idle_after_junk == 1  # still listed, but closed: the next call did not take it (it answered)
+
+
+def test_a_slot_handed_over_just_as_its_waiter_gives_up_is_passed_on(settings):
+    from gomodel.gateway.upstream_client.loop_client import Slots
+
+    settings.UPSTREAM_MAX_CONNECTIONS = 1
+    settings.UPSTREAM_POOL_TIMEOUT = 5
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        slots = Slots()
+        await slots.acquire(loop)
+        waiting = asyncio.ensure_future(slots.acquire(loop))
+        await asyncio.sleep(0.01)
+        slots.release()  # handed to the waiter...
+        waiting.cancel()  # ...which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        after_race = slots.in_use
+        await asyncio.wait_for(slots.acquire(loop), 0.5)  # the slot was not lost
+        return after_race, slots.in_use
+
+    assert run(go()) == (0, 1)
+
+
+def test_the_idle_pool_keeps_at_most_its_cap_per_origin(monkeypatch):
+    from gomodel.gateway.upstream_client import loop_client
+
+    monkeypatch.setattr(loop_client, "MAX_IDLE_PER_ORIGIN", 2)
+
+    async def go():
+        async def slow(reader, writer):
+            while True:
+                try:
+                    await read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                await asyncio.sleep(0.1)
+                writer.write(OK)
+        server = await asyncio.start_server(slow, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        async with server, LoopClient() as client:
+            statuses = await asyncio.gather(*(client.post(url, content=b"{}") for _ in range(6)))
+            return [r.status_code for r in statuses], client.idle_count(url)
+
+    statuses, idle = run(go())
+    assert statuses == [200] * 6
+    assert idle == 2
+
+
+def _unanswered_port():
+    """A listening socket whose backlog is full: a connect to it waits (its SYN is dropped)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    filler = socket.create_connection(server.getsockname())
+    return server, filler, server.getsockname()[1]
+
+
+def test_a_connect_timeout_is_told_from_the_deadline(settings):
+    server, filler, port = _unanswered_port()
+    url = f"http://127.0.0.1:{port}/v1/x"
+
+    async def go(timeout):
+        async with LoopClient() as client:
+            with pytest.raises(upstream_errors.HTTPError) as caught:
+                await client.post(url, content=b"{}", timeout=timeout)
+            return caught.value
+
+    try:
+        settings.UPSTREAM_CONNECT_TIMEOUT = 0.3
+        assert type(run(go(None))) is upstream_errors.ConnectTimeout  # 502, retried
+        settings.UPSTREAM_CONNECT_TIMEOUT = 5
+        assert type(run(go(0.3))) is upstream_errors.DeadlineExceeded  # the call's own budget ran out: 504
+    finally:
+        filler.close()
+        server.close()
+
+
+def test_a_request_the_upstream_never_takes_is_a_write_timeout(settings):
+    import socket
+
+    from gomodel.gateway.upstream import transport_error
+
+    settings.UPSTREAM_WRITE_TIMEOUT = 0.3
+    settings.UPSTREAM_TIMEOUT = 10
+
+    async def go():
+        async def never_read(reader, writer):
+            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await asyncio.sleep(5)
+        server = await asyncio.start_server(never_read, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        started = asyncio.get_running_loop().time()
+        async with server, LoopClient() as client:
+            with pytest.raises(upstream_errors.WriteTimeout) as caught:
+                await client.post(url, content=b"x" * (32 * 1024 * 1024))
+            return caught.value, asyncio.get_running_loop().time() - started, client.in_flight
+
+    error, elapsed, in_flight = run(go())
+    assert elapsed < 3 and in_flight == 0
+    assert transport_error(type("T", (), {"name": "p"})(), error).status == 504
+
+
+def test_a_request_the_upstream_takes_slowly_is_not_a_write_timeout(settings):
+    """The write timeout is a stall, not a slow upload: each window in which some of it moved starts anew.
+    (The kernel says a socket is writable again only once a good part of its send buffer is free: on a
+    slow upstream, UPSTREAM_WRITE_TIMEOUT must be longer than draining that takes.)"""
+
+    settings.UPSTREAM_WRITE_TIMEOUT = 0.4
+    size = 24 * 1024 * 1024  # ~1.2 s at the ~20 MB/s the upstream reads
+
+    async def go():
+        async def slow_reader(reader, writer):
+            head = await reader.readuntil(b"\r\n\r\n")
+            left = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while left:
+                left -= len(await reader.read(min(left, 1024 * 1024)))
+                await asyncio.sleep(0.05)
+            writer.write(OK)
+            await writer.drain()
+        server = await asyncio.start_server(slow_reader, "127.0.0.1", 0, limit=1024 * 1024)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+        started = asyncio.get_running_loop().time()
+        async with server, LoopClient() as client:
+            response = await client.post(url, content=b"x" * size)
+            return response.status_code, asyncio.get_running_loop().time() - started
+
+    status, elapsed = run(go())
+    assert status == 200
+    assert elapsed > 0.8  # longer than two write timeouts: it was slow, and it went through
