@@ -36,7 +36,7 @@ def component(func: str, file: str) -> str | None:
     """What a frame belongs to; None for project code (reported per function) and for the standard
     library (charged to its caller). py-spy prints paths relative to their sys.path entry."""
     top = file.split("/", 1)[0].removesuffix(".py")
-    if top in HTTP_CLIENT or file == "gomodel/gateway/http_client.py":
+    if top in HTTP_CLIENT or file.startswith("gomodel/gateway/upstream_client/"):
         return "upstream HTTP client (httpx API + transport)"
     if top == "redis":
         return "redis-py (usage XADD)"

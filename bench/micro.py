@@ -2,7 +2,7 @@
 -c concurrent tasks (64), CPU time of this process and its threads), to back up bench/hotpath_profile.py:
 
   upstream POST /v1/chat/completions to the bench mock through each client of bench/transports.py, by the
-  gateway's UpstreamClient interface: `httptools` (the gateway's own, gomodel/gateway/http_client.py),
+  gateway's UpstreamClient interface: `httptools` (the gateway's own, gomodel/gateway/upstream_client/),
   `reqwest` (pyreqwest), `aiohttp`, `httpx-aiohttp`, `httpx`; and aiohttp.ClientSession with nothing on top
   usage event XADD to Redis (db 14, a throw-away stream) with redis-py asyncio
     - one XADD per event, awaited (what the gateway did before accounting.usage.writer.UsageWriter)

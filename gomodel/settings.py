@@ -237,7 +237,7 @@ LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()  # text | json (one JSON object a line)
-ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/access_log.py)
+ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/metrics.py)
 _log_formatter = "json" if LOG_FORMAT == "json" else "plain"
 LOGGING = {
     "version": 1,

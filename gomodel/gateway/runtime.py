@@ -10,7 +10,7 @@ from django.conf import settings
 
 from accounting.usage import spool, writer
 
-from . import access_log
+from . import metrics
 from .auth import KeyCache
 from .limits import Limiter
 from .registry import ModelRegistry
@@ -94,7 +94,7 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
-        access_log.ACCESS.close()
+        metrics.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.http.aclose()
         await self.redis.aclose()

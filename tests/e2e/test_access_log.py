@@ -7,7 +7,7 @@ import httpx
 import orjson
 import pytest
 
-from gomodel.gateway import access_log
+from gomodel.gateway import metrics
 
 pytestmark = [pytest.mark.e2e]
 
@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e]
 @pytest.fixture
 def access_lines(monkeypatch):
     batches: list[bytes] = []
-    monkeypatch.setattr(access_log.ACCESS, "sink", batches.append)
+    monkeypatch.setattr(metrics.ACCESS, "sink", batches.append)
     return batches
 
 

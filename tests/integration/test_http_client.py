@@ -1,4 +1,4 @@
-"""gomodel.gateway.http_client: the upstream client (httpx API, HTTP/1.1 on the event loop; and
+"""gomodel.gateway.upstream_client: the upstream client (httpx API, HTTP/1.1 on the event loop; and
 bench/transports.py's pyreqwest, aiohttp and httpx clients) over real loopback sockets. What kind of
 error a failure becomes decides 502 vs 504, so each failure is produced for real."""
 
@@ -8,8 +8,8 @@ import socket
 import pytest
 
 from bench.transports import new_client as bench_client
-from gomodel.gateway import http_client, upstream_errors
-from gomodel.gateway.http_client import LoopClient, UpstreamClient
+from gomodel.gateway import upstream_client, upstream_errors
+from gomodel.gateway.upstream_client import LoopClient, UpstreamClient
 
 
 def closed_port() -> int:
@@ -28,7 +28,7 @@ KIND = {"kind": "httptools"}
 
 def new_client():
     """The gateway's own client, or (bench only) one of the httpx clients it is compared with."""
-    return http_client.new_client() if KIND["kind"] == "httptools" else bench_client(KIND["kind"])
+    return upstream_client.new_client() if KIND["kind"] == "httptools" else bench_client(KIND["kind"])
 
 
 @pytest.fixture(params=["httptools", "reqwest", "aiohttp", "httpx-aiohttp", "httpx"])
@@ -107,7 +107,7 @@ def test_connection_dropped_mid_body_is_not_a_timeout(transport):
 # -- the bounds on what an upstream may cost (the gateway's client) --------------------------------
 
 def gateway_client():
-    return http_client.new_client()
+    return upstream_client.new_client()
 
 
 def test_a_body_over_the_cap_is_refused_whether_declared_or_chunked(settings):

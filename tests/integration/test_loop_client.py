@@ -1,4 +1,4 @@
-"""The gateway's own upstream client (gomodel/gateway/http_client.py: HTTP/1.1 on the event loop) against
+"""The gateway's own upstream client (gomodel/gateway/upstream_client/: HTTP/1.1 on the event loop) against
 real loopback servers: connection reuse, what an upstream may do to a pooled connection, encodings,
 flow control and its slots. (Failure kinds and bounds: tests/integration/test_http_client.py.)"""
 
@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from gomodel.gateway import http_client, upstream_errors
-from gomodel.gateway.http_client import LoopClient
+from gomodel.gateway import upstream_client, upstream_errors
+from gomodel.gateway.upstream_client import LoopClient
 
 HANG = object()
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -274,7 +274,7 @@ def test_calls_in_flight_never_exceed_the_limit(settings):
 
 
 def test_the_gateway_uses_this_client():
-    assert isinstance(http_client.new_client(), LoopClient)
+    assert isinstance(upstream_client.new_client(), LoopClient)
 
 
 def _self_signed(tmp_path):

@@ -14,7 +14,7 @@ import logging
 from accounting.limits.allowlists import EMPTY
 from providers.base import Target
 
-from .. import access_log, metrics
+from .. import metrics
 from ..budgets import StreamGuard, charge, release, reserve
 from ..errors import GatewayError
 from ..limits import allowed_chain
@@ -78,7 +78,7 @@ class Call:
             record.status, record.error_type = 500, "internal_error"
         room = self._settle()
         if handled and not record.attempts:
-            access_log.refused(req, self.auth, error)
+            metrics.refused_line(req, self.auth, error)
         if handled and not req.response_started:
             await req.respond_error(error)
         if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
@@ -104,7 +104,7 @@ class Call:
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             try:
-                access_log.record(event)
+                metrics.access_line(event)
             except Exception:  # the access log must never cost an event
                 log.exception("could not write the access log line of %s", event.request_id)
             if admission is not None:

@@ -10,14 +10,14 @@ from django.conf import settings
 
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
-from .. import access_log, upstream_errors
+from .. import metrics, upstream_errors
 from ..budgets import BudgetCut, bill_cut, cut_error
 from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
-from ..http_client import UpstreamResponse
 from ..routing import candidates
 from ..runtime import get_runtime
 from ..upstream import refused, send_upstream, unreadable
+from ..upstream_client import UpstreamResponse
 from ..upstream_errors import DeadlineExceeded
 from .call import Call
 
@@ -29,7 +29,7 @@ async def run(req: Request, kind) -> None:
         principal = await runtime.keys.authenticate(req.headers)
         await _run(req, kind, runtime, principal)
     except GatewayError as error:  # refused before any upstream attempt: no usage event, one access line
-        access_log.refused(req, principal, error)
+        metrics.refused_line(req, principal, error)
         raise
 
 
