@@ -14,7 +14,9 @@ each process's values in files there and `/metrics` adds them up. Without that v
 
 import asyncio
 import os
+import queue
 import sys
+import threading
 import time
 
 import orjson
@@ -178,10 +180,7 @@ class AccessLog:
             return
         batch = b"\n".join(self.lines) + b"\n"
         self.lines = []
-        try:
-            asyncio.get_running_loop().run_in_executor(None, self.sink, batch)
-        except RuntimeError:
-            self.sink(batch)
+        _writer().put((self.sink, batch))  # its own thread writes it: no executor hop on the loop
 
 
     def close(self) -> None:
@@ -203,6 +202,27 @@ def _now() -> str:
     if second != _second[0]:
         _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
     return f"{_second[1]}.{int(now * 1000) % 1000:03d}Z"
+
+
+_queue: list = []
+
+
+def _writer() -> "queue.SimpleQueue":
+    """The access log's writer thread (one per process, started on first use)."""
+    if not _queue:
+        batches: queue.SimpleQueue = queue.SimpleQueue()
+
+        def write_forever():
+            while True:
+                sink, batch = batches.get()
+                try:
+                    sink(batch)
+                except Exception:  # a sink must never stop the writer
+                    pass
+
+        threading.Thread(target=write_forever, name="gomodel-access-log", daemon=True).start()
+        _queue.append(batches)
+    return _queue[0]
 
 
 def _write_stderr(batch: bytes) -> None:
