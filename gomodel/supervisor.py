@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -157,7 +158,7 @@ class Child:
 
     def _sweep(self) -> None:
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: pgid == pid
+            os.killpg(cast(subprocess.Popen, self.process).pid, signal.SIGKILL)  # its own session: pgid == pid
         except (ProcessLookupError, PermissionError):
             pass
 
