@@ -128,7 +128,7 @@ class Admission:
         self.used = 0  # tokens the request really used; set when its usage event is made (usage_record)
         self.done = False
 
-    def finish(self):
+    def finish(self) -> None:
         if self.done:
             return
         self.done = True
