@@ -245,7 +245,7 @@ class Supervisor:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gomodel.supervisor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count()))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
     parser.add_argument("--no-celery", action="store_true", help="Do not start the Celery worker.")
     args = parser.parse_args(argv)
     supervisor = Supervisor()
