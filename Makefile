@@ -30,9 +30,10 @@ test: $(DEV_STAMP)
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -m "not slow"
 
-## Lint (ruff; configuration in pyproject.toml).
+## Lint: ruff, then mypy (both configured in pyproject.toml; mypy caches in .mypy_cache).
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 ## The same suite against PostgreSQL (the database `test` on 127.0.0.1).
 test-postgres: $(DEV_STAMP)

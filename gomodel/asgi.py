@@ -31,7 +31,9 @@ def django_router():
             # Django reads a whole body before it routes: cap it as it streams in (gomodel/body_limit.py).
             "http": BodySizeLimit(get_asgi_application(), settings.DJANGO_BODY_SIZE_LIMIT),
             # The dashboard's live feed: staff sessions only (checked by the consumer), same-origin pages only.
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # types-channels wants its own _ExtendedURLPattern, which django's path() cannot be typed as.
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),  # type: ignore[arg-type]
         })
     return _django_router
 

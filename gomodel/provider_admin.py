@@ -15,6 +15,8 @@
 (Here rather than in providers/: it calls the upstream and the domain services, which providers/ may not.)
 """
 
+from typing import Any, cast
+
 import orjson
 from django import forms
 from django.contrib import admin, messages
@@ -82,7 +84,7 @@ class ProviderConfigForm(forms.ModelForm):
                                                    "variable), added to what the upstream lists.")
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = cast(dict[str, Any], super().clean())  # a ModelForm's clean() returns cleaned_data
         spec = CATALOGUE.get(cleaned.get("provider_type") or "")
         if spec and cleaned.get("base_url", "").rstrip("/") == spec.default_base_url.rstrip("/"):
             cleaned["base_url"] = ""
@@ -159,7 +161,7 @@ class ProviderConfigAdmin(AuditedModelAdmin):
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
-        spec = CATALOGUE.get(initial.get("provider_type") or "")
+        spec = CATALOGUE.get(cast(str, initial.get("provider_type") or ""))
         if spec:
             initial.setdefault("base_url", spec.default_base_url)
             initial.setdefault("name", spec.key)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlparse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -157,7 +158,7 @@ class Child:
 
     def _sweep(self) -> None:
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: pgid == pid
+            os.killpg(cast(subprocess.Popen, self.process).pid, signal.SIGKILL)  # its own session: pgid == pid
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -244,7 +245,7 @@ class Supervisor:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="gomodel.supervisor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count()))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
     parser.add_argument("--no-celery", action="store_true", help="Do not start the Celery worker.")
     args = parser.parse_args(argv)
     supervisor = Supervisor()

@@ -4,6 +4,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -41,7 +42,7 @@ class Usage:
     reported_cost: str | None = None  # USD as a decimal string, when the upstream itself says what it charged
 
     @classmethod
-    def from_openai(cls, usage: dict | None) -> "Usage | None":
+    def from_openai(cls, usage: dict[str, Any] | None) -> "Usage | None":
         if not isinstance(usage, dict):
             return None
         prompt_details = usage.get("prompt_tokens_details") or {}
@@ -59,7 +60,7 @@ class Usage:
         )
 
 
-def _reported_cost(usage: dict) -> str | None:
+def _reported_cost(usage: dict[str, Any]) -> str | None:
     """OpenRouter's `usage.cost` (USD) or xAI's `cost_in_usd_ticks` (1 tick = 1e-10 USD)."""
     ticks = usage.get("cost_in_usd_ticks")
     if isinstance(ticks, int) and not isinstance(ticks, bool) and ticks >= 0:
@@ -70,7 +71,7 @@ def _reported_cost(usage: dict) -> str | None:
     return None
 
 
-def _int(value) -> int:
+def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
@@ -90,7 +91,7 @@ class StreamError(Exception):
 
     message: str
     code: str | None = None
-    details: dict = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 REDACTED = "[redacted]"
@@ -126,7 +127,7 @@ def error_message(raw: bytes, status: int, target: "Target | None" = None) -> tu
     return message, param, code
 
 
-def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str | None]:
+def _error_parts(raw: bytes, status: int, target: Target | None) -> tuple[str, str | None, str | None]:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -136,12 +137,12 @@ def _error_parts(raw: bytes, status: int, target) -> tuple[str, str | None, str 
     err = data.get("error") if isinstance(data, dict) else None
     if isinstance(err, dict):
         message = err.get("message") or err.get("type") or f"upstream answered HTTP {status}"
-        param = err.get("param") if isinstance(err.get("param"), str) else None
+        param = param if isinstance(param := err.get("param"), str) else None
         # OpenAI: error.code; Gemini: error.status ("INVALID_ARGUMENT"), error.code is the HTTP status;
         # Anthropic: {"type": "error", "error": {"type": "overloaded_error", ...}}.
         code = err.get("code")
         if not isinstance(code, str):
-            code = err.get("status") if isinstance(err.get("status"), str) else None
+            code = code if isinstance(code := err.get("status"), str) else None
         if code is None and data.get("type") == "error" and isinstance(err.get("type"), str):
             code = err["type"]
         return str(message), param, code
@@ -171,8 +172,8 @@ class SSEDecoder:
     def __init__(self, max_event: int = 8 * 1024 * 1024):
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer known to hold no newline
-        self._event = None
-        self._data = []
+        self._event: str | None = None
+        self._data: list[bytes] = []
         self._size = 0  # bytes of data in the event being built
         self._max = max_event
 
@@ -196,7 +197,7 @@ class SSEDecoder:
                 block = block[:-1]
         if b"\n\n\n" in block:
             block = _BLANK_RUNS.sub(b"\n\n", block)
-        events = []
+        events: list[tuple[str | None, bytes]] = []
         data, size, limit = self._data, self._size, self._max
         for line in block.split(b"\n"):
             if not line:

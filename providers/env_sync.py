@@ -5,6 +5,7 @@ run at every start)."""
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -12,7 +13,7 @@ from .catalogue import CATALOGUE
 from .models import parse_alias_targets
 
 
-def env_providers(environ: Mapping[str, str]) -> list[dict]:
+def env_providers(environ: Mapping[str, str]) -> list[dict[str, Any]]:
     """The providers the environment enables, in catalogue order."""
     found = []
     for spec in CATALOGUE.values():
@@ -33,7 +34,7 @@ def env_providers(environ: Mapping[str, str]) -> list[dict]:
     return found
 
 
-def parse_virtual_models(raw: str) -> dict[str, list[dict]]:
+def parse_virtual_models(raw: str) -> dict[str, list[dict[str, Any]]]:
     """VIRTUAL_MODELS: {"alias": [targets…]} (see parse_alias_targets for the target forms)."""
     if not raw.strip():
         return {}

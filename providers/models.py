@@ -1,9 +1,11 @@
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from . import crypto
 from .base import Target
-from .catalogue import CATALOGUE, PROVIDER_CHOICES
+from .catalogue import CATALOGUE, PROVIDER_CHOICES, ProviderSpec
 
 
 class ProviderConfig(models.Model):
@@ -27,11 +29,11 @@ class ProviderConfig(models.Model):
     class Meta:
         ordering = ["id"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.name} ({self.provider_type})"
 
     @property
-    def spec(self):
+    def spec(self) -> ProviderSpec:
         return CATALOGUE[self.provider_type]
 
     @property
@@ -61,14 +63,14 @@ class ProviderConfig(models.Model):
     def extra_models(self) -> list[str]:
         return [m.strip() for m in self.model_list.split(",") if m.strip()]
 
-    def clean(self):
+    def clean(self) -> None:
         if self.provider_type not in CATALOGUE:
             raise ValidationError({"provider_type": "Unknown provider type."})
         if not self.effective_base_url:
             raise ValidationError({"base_url": f"{self.spec.label} has no default base URL; set one."})
 
 
-def parse_alias_targets(value) -> list[dict]:
+def parse_alias_targets(value: object) -> list[dict[str, Any]]:
     """Normalise an alias's targets to [{"target": "provider/model", "weight": int >= 1}].
 
     Accepts a list of "provider/model" strings or {"target", "weight"} objects, or a
@@ -107,10 +109,10 @@ class ModelAlias(models.Model):
         verbose_name = "model alias"
         verbose_name_plural = "model aliases"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
-    def clean(self):
+    def clean(self) -> None:
         try:
             self.targets = parse_alias_targets(self.targets)
         except ValueError as exc:

@@ -6,6 +6,7 @@ These only read; what a provider cannot take, and the error it answers, stays wi
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -20,16 +21,16 @@ class Part:
     ("image_url", "input_audio", "file", "refusal", …; None if it has none)."""
 
     kind: str | None
-    raw: dict | str
+    raw: dict[str, Any] | str
     text: str | None = None  # text parts and refusals: the text (None if the part has none)
 
     @property
-    def cache_control(self) -> dict | None:
+    def cache_control(self) -> dict[str, Any] | None:
         value = self.raw.get("cache_control") if isinstance(self.raw, dict) else None
         return value if isinstance(value, dict) else None
 
 
-def read_part(part) -> Part | None:
+def read_part(part: object) -> Part | None:
     """One element of a message's content array; None when it is neither a string nor an object."""
     if isinstance(part, str):
         return Part("text", part, part)
@@ -45,18 +46,18 @@ def read_part(part) -> Part | None:
     return Part(kind if isinstance(kind, str) else None, part)
 
 
-def image_url(part: Part):
+def image_url(part: Part) -> Any:
     """An image_url part's URL (`{"image_url": {"url": …}}`, or the bare string some clients send)."""
     image = part.raw.get("image_url") if isinstance(part.raw, dict) else None
     return image.get("url") if isinstance(image, dict) else image
 
 
-def input_audio(part: Part) -> dict:
+def input_audio(part: Part) -> dict[str, Any]:
     audio = part.raw.get("input_audio") if isinstance(part.raw, dict) else None
     return audio if isinstance(audio, dict) else {}
 
 
-def file_data(part: Part):
+def file_data(part: Part) -> Any:
     """A file part's inline `file_data` (a data: URL), if any; uploaded file ids have none."""
     file = part.raw.get("file") if isinstance(part.raw, dict) else None
     return file.get("file_data") if isinstance(file, dict) else None
@@ -71,7 +72,7 @@ def data_url(url: str) -> tuple[str | None, str] | None:
     return match.group(1), match.group(3)
 
 
-def tool_call_arguments(arguments) -> dict | None:
+def tool_call_arguments(arguments: Any) -> dict[str, Any] | None:
     """A tool call's `function.arguments` (a JSON string, or an object some clients send) as an object;
     empty or blank is {}; None when it is not a JSON object."""
     if arguments is None or (isinstance(arguments, str) and not arguments.strip()):

@@ -6,6 +6,7 @@ load this module through the post_save signal)."""
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 
 from django.conf import settings
@@ -43,6 +44,7 @@ def ttl_seconds(name: str) -> int | None:
     if parsed is None or parsed[3] is None:
         return None
     end = window(parsed[2], datetime.combine(parsed[3], time.min, tzinfo=timezone.utc))[1]
+    assert end is not None  # a period with a first day has an end (only "total" has neither)
     end_at = datetime.combine(end, time.min, tzinfo=timezone.utc) + timedelta(days=7)
     return max(60, int((end_at - counters.clock()).total_seconds()))
 
@@ -55,11 +57,12 @@ def counters_of(events) -> set[str]:
             by_tenant[event.tenant_id].add(event.created_at)
         if event.api_key_id:
             by_key[event.api_key_id].add(event.created_at)
-    names = set()
+    names: set[str] = set()
     for scope, model, times in (("tenant", Tenant, by_tenant), ("key", ApiKey, by_key)):
         if times:
             for row in model.objects.filter(pk__in=list(times), budget_usd__isnull=False):
                 budget = budget_of(scope, row)
+                assert budget is not None  # budget_usd is set: filtered above
                 names.update(budget.counter(when) for when in times[row.pk])
     return names
 
@@ -100,14 +103,14 @@ def on_budget_saved(sender, instance, **kwargs):
         transaction.on_commit(lambda: reconcile_one(budget))
 
 
-def set_bases(pipe, bases: dict[str, int | None]) -> None:
+def set_bases(pipe, bases: Mapping[str, int | None]) -> None:
     """Queue the SETs of these `base` counters on `pipe` (the caller's MULTI)."""
     for name, value in bases.items():
         if value is not None:
             pipe.set(name + ":base", value, ex=ttl_seconds(name))
 
 
-def set_bases_now(client, bases: dict[str, int | None]) -> None:
+def set_bases_now(client, bases: Mapping[str, int | None]) -> None:
     pipe = client.pipeline(transaction=True)
     set_bases(pipe, bases)
     pipe.execute()

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 from datetime import datetime, time, timezone
+from typing import Any
 
 import httpx
 import orjson
@@ -44,15 +45,14 @@ def send_budget_webhook(self, payload: dict) -> int | None:
 def check_soft_limits(client, names: list[str]) -> int:
     """For each counter at or over its soft limit, mark it fired (SET NX) and enqueue one webhook;
     runs in the worker (drain and reconcile), never on the request path. Returns how many fired."""
-    parsed = {name: parse_counter(name) for name in names}
-    parsed = {name: p for name, p in parsed.items() if p is not None}
+    parsed = {name: p for name in names if (p := parse_counter(name)) is not None}
     if not parsed:
         return 0
     spent = spent_e10(client, list(parsed))
     fired = 0
     for name, (scope, owner_id, period, first) in parsed.items():
         model = Tenant if scope == "tenant" else ApiKey
-        row = model.objects.filter(pk=owner_id).first()
+        row: Any = model.objects.filter(pk=owner_id).first()  # a Tenant or an ApiKey, as the scope says
         budget = budget_of(scope, row) if row is not None else None
         if budget is None or budget.period != period or not budget.limit_e10:
             continue

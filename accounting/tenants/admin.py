@@ -8,6 +8,8 @@ A new key's plaintext exists only in memory: `save_model` keeps it on the reques
 page is `no-store`). Reloading that page re-posts the form, which the browser asks about first.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
 from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -26,12 +28,17 @@ from ..usage.reports import today_utc
 from .keys import KEY_PREFIX, hash_key
 from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_key
 
+if TYPE_CHECKING:  # a mixin for the ModelAdmins below: checked as one of them
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
-class BudgetPeriodOptional:
+
+class BudgetPeriodOptional(_ModelAdmin):
     """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
         if "budget_period" in form.base_fields:
             form.base_fields["budget_period"].required = False
         return form

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
+from typing import Any, cast
 
 import orjson
 import redis
@@ -152,14 +153,16 @@ def _forget_dead_consumers(client: redis.Redis, me: str) -> None:
 
 
 def read_batch(client: redis.Redis, consumer: str, count: int, start: str) -> list:
-    answer = client.xreadgroup(settings.USAGE_CONSUMER_GROUP, consumer, {settings.USAGE_STREAM: start},
-                               count=count)
+    # redis-py types every protocol version and decoding at once; this client speaks RESP2, in bytes.
+    answer = cast(list[tuple[bytes, list[Any]]], client.xreadgroup(
+        settings.USAGE_CONSUMER_GROUP, consumer, {settings.USAGE_STREAM: start}, count=count))
     return answer[0][1] if answer else []
 
 
 def store_and_ack(client: redis.Redis, entries: list, prices: PriceBook, result: DrainResult) -> None:
     ids = [entry_id for entry_id, _ in entries]
-    events, raws, dead = [], {}, []
+    raws: dict[str, bytes] = {}
+    events, dead = [], []
     for _, fields in entries:
         raw = (fields or {}).get(b"e")
         if raw is None:
@@ -270,7 +273,8 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
             priced.append((event, cost))
             rows.append(UsageEvent(
                 request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
-                tenant_slug=event.tenant, api_key_id=event.api_key_id, api_key_prefix=event.api_key_prefix,
+                # event.tenant is "" for the master key once decoded (None only before): the column is NOT NULL.
+                tenant_slug=event.tenant or "", api_key_id=event.api_key_id, api_key_prefix=event.api_key_prefix,
                 provider_config_id=event.provider_id, provider=event.provider,
                 provider_type=event.provider_type, requested_model=event.requested_model, model=event.model,
                 endpoint=event.endpoint, status=event.status, error_type=event.error_type or "",

@@ -23,6 +23,7 @@ dashboard feed show.
 """
 
 import math
+from typing import cast
 
 from . import tokens
 from .events import MAX_INT
@@ -133,7 +134,7 @@ def count_pending(estimate) -> tuple[int, int] | None:
     numbers = [estimate.get(k) for k in ("overhead", "prompt_chars", "completion_chars")]
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
         return None
-    overhead, prompt_chars, completion_chars = numbers
+    overhead, prompt_chars, completion_chars = cast(list[int], numbers)  # all ints: checked above
     counts = tokens.count(prompt + [completion], estimate["encoding"])
     prompt_tokens = overhead + _scaled(counts[:-1], sum(len(t) for t in prompt), prompt_chars)
     return prompt_tokens, _scaled(counts[-1:], len(completion), completion_chars)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import orjson
 
@@ -94,10 +95,10 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         raise ValueError("no request_id")
     if len(request_id) > TEXT_LIMITS["request_id"]:
         raise ValueError("request_id too long")
-    text = {name: _text(raw.get(name), limit) for name, limit in TEXT_LIMITS.items()}
+    text: dict[str, Any] = {name: _text(raw.get(name), limit) for name, limit in TEXT_LIMITS.items()}
     error_type = raw.get("error_type")
     text["error_type"] = error_type[:TEXT_LIMITS["error_type"]] if isinstance(error_type, str) else None
-    counts = {name: _count(raw.get(name)) for name in TOKEN_FIELDS}
+    counts: dict[str, Any] = {name: _count(raw.get(name)) for name in TOKEN_FIELDS}
     if not counts["total_tokens"]:
         counts["total_tokens"] = min(MAX_INT, counts["prompt_tokens"] + counts["completion_tokens"])
     ts = _optional_float(raw.get("ts"))

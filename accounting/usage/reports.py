@@ -12,6 +12,8 @@ import calendar
 import logging
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
+from decimal import Decimal
+from typing import Any, cast
 
 import redis
 from django.conf import settings
@@ -40,15 +42,11 @@ class ReportError(ValueError):
 
 def parse_range(start: str | None, end: str | None, today: date) -> tuple[date, date]:
     """`?start=&end=` (inclusive, UTC days); both default to this calendar month."""
-    month_start = today.replace(day=1)
-    month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
     first = parse_day(start, "start") if start else None
     last = parse_day(end, "end") if end else None
-    if first is None and last is None:
-        first, last = month_start, month_end
-    elif first is None:
-        first = last.replace(day=1)
-    elif last is None:
+    if first is None:  # the first day of the end's month, or of this month
+        first = (last or today).replace(day=1)
+    if last is None:  # the last day of the start's month (this month's when neither is given)
         last = first.replace(day=calendar.monthrange(first.year, first.month)[1])
     if last < first:
         raise ReportError("'end' must not be before 'start'.", "end")
@@ -76,7 +74,9 @@ def undrained_entries(client: redis.Redis | None = None) -> list:
         client = client or redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2.0, socket_connect_timeout=2.0)
         start = "-"
         while len(entries) < settings.USAGE_API_SCAN_LIMIT:
-            page = client.xrange(settings.USAGE_STREAM, min=start, count=SCAN_PAGE)
+            # redis-py types every protocol version and decoding at once; this client speaks RESP2, in bytes.
+            page = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                        client.xrange(settings.USAGE_STREAM, min=start, count=SCAN_PAGE))
             entries.extend(fields for _, fields in page)
             if len(page) < SCAN_PAGE:
                 break
@@ -125,18 +125,19 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         if connection.vendor == "postgresql" and outermost:
             with connection.cursor() as cursor:  # both reads below see the same committed state
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        unique = {}
+        unique: dict[str, StreamEvent] = {}
         for event in pending:
             unique.setdefault(event.request_id, event)
-        stored = set()
+        stored: set[str] = set()
         ids = list(unique)
         for i in range(0, len(ids), 500):
             stored.update(UsageEvent.objects.filter(request_id__in=ids[i:i + 500]).values_list("request_id", flat=True))
         daily = list(UsageDaily.objects.filter(tenant_id=tenant_id, day__gte=first, day__lte=last))
         fresh = [event for request_id, event in unique.items() if request_id not in stored]
+        priced: list[tuple[StreamEvent, Decimal | None]] = []  # the fresh events with their cost
         if fresh:
             prices = PriceBook.load()
-            fresh = [(event, event_price(prices, event)[0]) for event in fresh]
+            priced = [(event, event_price(prices, event)[0]) for event in fresh]
 
     rows: dict[tuple, dict] = {}
 
@@ -154,12 +155,12 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
     for item in daily:
         add(item.day, item.provider, item.model, item.api_key_id, item.api_key_prefix,
             {field: getattr(item, field) for field in FIELDS}, item.cost_e10, item.requests - item.unpriced_requests)
-    for (day, _tenant, key_id, provider, model), values in aggregate(fresh).items():
+    for (day, _tenant, key_id, provider, model), values in aggregate(priced).items():
         add(day, provider, model, key_id, values["api_key_prefix"], values, values["cost_e10"],
             values["requests"] - values["unpriced_requests"])
 
     data = sorted(rows.values(), key=lambda r: (r["date"], r["provider"], r["model"], r["api_key"] or ""))
-    totals = {field: 0 for field in FIELDS}
+    totals: dict[str, Any] = {field: 0 for field in FIELDS}  # the counts, then "cost_usd"
     total_cost, total_priced = 0, 0
     for row in data:
         for field in FIELDS:

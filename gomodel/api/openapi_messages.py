@@ -45,7 +45,7 @@ ANTHROPIC_HEADERS = [
     {"in": "header", "name": "anthropic-beta", "required": False, "schema": {"type": "string"},
      "description": "Comma-separated betas; forwarded to an Anthropic upstream, ignored elsewhere."},
 ]
-SECURITY = [{"ApiKeyAuth": []}, {"BearerAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}, {"BearerAuth": []}]
 EXAMPLE = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": [{"role": "user", "content": "Hello"}]}
 
 PATHS = {

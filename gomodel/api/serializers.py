@@ -2,7 +2,9 @@
 key's plaintext only in the response that created it (ApiKeyCreatedSerializer)."""
 
 from decimal import Decimal
+from typing import cast
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -128,7 +130,7 @@ class TenantRefField(serializers.PrimaryKeyRelatedField):
 
     def to_internal_value(self, data):
         if isinstance(data, str) and data and not data.isdigit():
-            tenant = self.get_queryset().filter(slug=data).first()
+            tenant = cast(QuerySet, self.get_queryset()).filter(slug=data).first()  # queryset= is set
             if tenant is None:
                 self.fail("does_not_exist", pk_value=data)
             return tenant
@@ -281,7 +283,9 @@ class UsageReportSerializer(serializers.Serializer):
     start = serializers.DateField()
     end = serializers.DateField()
     totals = UsageTotalsSerializer()
-    data = UsageRowSerializer(many=True)
+    # DRF's serializer metaclass pops declared fields off the class, so this does not shadow
+    # Serializer.data at run time; the stubs cannot express that.
+    data = UsageRowSerializer(many=True)  # type: ignore[assignment]
     budget = BudgetsSerializer(allow_null=True)
     rate_limits = serializers.JSONField(help_text="The tenant's rate limits now ({key: null, tenant: {requests, "
                                                   "tokens, concurrency}: {limit, remaining, reset_seconds}}), "

@@ -2,6 +2,7 @@
 events). Writes go through accounting.<domain>.services (the domain services, audited)."""
 
 from datetime import date
+from typing import cast
 
 from django.conf import settings
 
@@ -15,7 +16,8 @@ def tenant_usage(tenant: Tenant, start: date | None, end: date | None) -> dict:
     """The roll-ups GET /v1/usage gives the tenant, for any range: the same defaults (this month, or the
     month of the one bound given) but no cap on the span."""
     if start is None or end is None:
-        start, end = parse_range(start and start.isoformat(), end and end.isoformat(), today_utc())
+        start, end = parse_range(cast(str | None, start and start.isoformat()),
+                                 cast(str | None, end and end.isoformat()), today_utc())
     report = tenant_report(tenant.id, tenant.slug, start, end)
     report["budget"] = budgets.tenant_status(tenant)
     scope = tenant_scope(settings.LIMITS_PREFIX, tenant.id, tenant.rpm_limit, tenant.tpm_limit,

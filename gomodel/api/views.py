@@ -3,6 +3,7 @@ accounting.<domain>.services (which writes the change and its audit row in one t
 perform_create/perform_update hooks."""
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -28,7 +29,13 @@ ID = r"[0-9]{1,18}"  # a longer number matches no route (404) rather than overfl
 ID_OR_SLUG = r"[0-9]{1,18}|[-a-zA-Z0-9_]{1,64}"
 
 
-class ManagementView:
+if TYPE_CHECKING:  # a mixin for the DRF viewsets below: checked as one of them
+    _ViewSet = viewsets.GenericViewSet[Any]
+else:
+    _ViewSet = object
+
+
+class ManagementView(_ViewSet):
     authentication_classes = [ManagementAuthentication]
     permission_classes = [IsGatewayAdmin, HasModelPermission]
     filter_backends = [DjangoFilterBackend]

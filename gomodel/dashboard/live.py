@@ -19,9 +19,10 @@ import hashlib
 import logging
 import time
 import weakref
+from typing import cast
 
 import redis.asyncio as aioredis
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from redis.exceptions import LockError
 
@@ -166,7 +167,7 @@ class Tailer:
         return last.decode() if isinstance(last, bytes) else str(last)
 
     async def _tail(self, client, lock) -> None:
-        layer = get_channel_layer()
+        layer = cast(BaseChannelLayer, get_channel_layer())  # settings.CHANNEL_LAYERS always names one
         group = group_name()
         last = await self._start_id(client)
         await self._refresh_prices()

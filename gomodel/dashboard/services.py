@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -149,7 +150,7 @@ def overview(filters: Filters) -> dict:
     buckets = _buckets(filters)
     index = {bucket: i for i, bucket in enumerate(buckets)}
     n = len(buckets)
-    series = {name: [0] * n for name in ("requests", "errors", *TOKEN_FIELDS)}
+    series: dict[str, list[Any]] = {name: [0] * n for name in ("requests", "errors", *TOKEN_FIELDS)}
     series["cost_usd"] = [0.0] * n
     if filters.granularity == "day":
         for row in _daily(filters).values("day").annotate(**_sums()).order_by("day"):
@@ -212,8 +213,9 @@ def _split(filters: Filters, index: dict, field: str) -> list[dict]:
     for _, name, requests, _, _ in rows:
         volume[name or "—"] = volume.get(name or "—", 0) + requests
     top = sorted(volume, key=lambda name: (-volume[name], name))[:SPLIT_TOP]
-    groups = {name: {"name": name, "requests": [0] * len(index), "total_tokens": [0] * len(index),
-                     "cost_usd": [0.0] * len(index)} for name in top}
+    groups: dict[str, dict[str, Any]] = {
+        name: {"name": name, "requests": [0] * len(index), "total_tokens": [0] * len(index),
+               "cost_usd": [0.0] * len(index)} for name in top}
     if len(volume) > SPLIT_TOP:
         groups["\0other"] = {"name": "other", "requests": [0] * len(index), "total_tokens": [0] * len(index),
                              "cost_usd": [0.0] * len(index)}

@@ -20,7 +20,8 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
             chunks = response.streaming_content
 
             async def read_in_a_thread():
-                for part in await sync_to_async(list, thread_sensitive=False)(chunks):
+                # asgiref's ParamSpec typing cannot bind list's overloaded constructor.
+                for part in await sync_to_async(list, thread_sensitive=False)(chunks):  # type: ignore[call-arg,var-annotated]
                     yield part
 
             response.streaming_content = read_in_a_thread()

@@ -2,6 +2,7 @@
 
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 
 from . import views
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
@@ -22,7 +23,9 @@ async def hello(req):
     await req.respond(200, b'{"message":"hello"}')
 
 
-ROUTES = {
+Handler = Callable[[Request], Awaitable[None]]
+
+ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/chat/completions": {"POST": chat_completions},
     "/v1/embeddings": {"POST": embeddings},
     "/v1/messages": {"POST": messages},
@@ -48,7 +51,7 @@ ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 PREFIX_ROUTES = (("/v1/responses/", stored_response_routes), (passthrough.PREFIX, passthrough.methods))
 
 
-def route(path: str) -> dict | None:
+def route(path: str) -> dict[str, Handler] | None:
     methods = ROUTES.get(path)
     if methods is None:
         for prefix, methods_for in PREFIX_ROUTES:

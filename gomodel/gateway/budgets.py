@@ -12,6 +12,7 @@ import logging
 import math
 import time
 from decimal import Decimal
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -298,7 +299,7 @@ if amount > 0 then
 end
 return {1, 0, '', unpack(totals)}
 """
-_script = {}
+_script: dict[str, Any] = {}  # name -> redis AsyncScript
 
 
 async def _run(redis, name: str, source: str, keys: list, args: list):
@@ -346,7 +347,7 @@ async def budget_status(runtime, owned) -> dict:
     """`budget` of GET /v1/usage: for the tenant and the key, the limit, what was spent this period,
     what is left and when the period ends (null where no budget is set)."""
     now = budgets.clock()
-    answer = {"tenant": None, "key": None}
+    answer: dict[str, dict | None] = {"tenant": None, "key": None}
     if not owned:
         return answer
     names = [b.counter(now) for b in owned]

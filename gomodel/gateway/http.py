@@ -4,6 +4,7 @@
 import itertools
 import os
 import time
+from collections.abc import Iterator
 
 from .errors import GatewayError
 
@@ -15,7 +16,11 @@ SSE_HEADERS = [
 ]
 
 
-def _reseed():
+_prefix: str
+_counter: Iterator[int]
+
+
+def _reseed() -> None:
     """A request id is this process's random 64-bit prefix and a counter: unique across processes and
     restarts like a uuid4, without reading the kernel's random source per request."""
     global _prefix, _counter

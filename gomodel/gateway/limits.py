@@ -59,7 +59,7 @@ def chat_tokens(body: dict) -> int:
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     if not isinstance(limit, int) or limit < 0:
         limit = settings.LIMITS_DEFAULT_MAX_TOKENS
-    return estimate_prompt_tokens(body.get("messages") or (), "") + limit
+    return estimate_prompt_tokens(body.get("messages") or [], "") + limit
 
 
 def scopes_of(principal) -> list[Scope]:
@@ -104,6 +104,7 @@ def rate_headers(outcome: Outcome) -> list[tuple[bytes, bytes]]:
 def refusal(outcome: Outcome) -> GatewayError:
     """The 429; the x-ratelimit-* headers travel on the request (`req.extra_headers`), as on any answer."""
     scope, dimension = outcome.denied_scope, outcome.denied
+    assert scope is not None  # asked only of a refused outcome, which names its scope
     retry_ms = max(outcome.retry_ms, 1)
     message = (f"Rate limit exceeded: the {scope.label}'s {DIMENSION_TEXT[dimension]} limit "
                f"({scope.limit(dimension)}) is reached; retry in {math.ceil(retry_ms / 1000)} s.")
@@ -127,7 +128,7 @@ class Admission:
         self.used = 0  # tokens the request really used; set when its usage event is made (usage_record)
         self.done = False
 
-    def finish(self):
+    def finish(self) -> None:
         if self.done:
             return
         self.done = True

@@ -183,6 +183,7 @@ class ModelRegistry:
             state[ref] = state.get(ref, 0) + weight
             if best is None or state[ref] > state[best]:
                 best = ref
+        assert best is not None  # an alias has at least one target
         state[best] -= total
         rest = sorted((e for e in entries if e[0] != best), key=lambda e: -e[1])
         return [best] + [ref for ref, _ in rest]

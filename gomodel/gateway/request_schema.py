@@ -10,6 +10,7 @@ gateway does not know pass through untouched (no `additionalProperties: false`).
 """
 
 import copy
+from typing import Any
 
 REF = "#/components/schemas/"
 CONTENT_DOC = ("ContentSchema documents that `content` accepts either a plain string\n"
@@ -38,7 +39,7 @@ def content_schema() -> dict:
 def _needs(kind: str, *fields: str, properties: dict | None = None, hint: str | None = None) -> dict:
     """Anthropic's typed objects: one of type `kind` carries `fields`, shaped as `properties` say where the
     same field means another thing in another type (OpenAPI 3.0 has no if/then)."""
-    then = {"required": list(fields)}
+    then: dict[str, object] = {"required": list(fields)}
     if properties:
         then["properties"] = properties
     return {"anyOf": [{"properties": {"type": {"not": {"enum": [kind]}}}}, then],
@@ -50,7 +51,7 @@ SOURCE_HINT = ("an object whose type '%s' needs a 'source' object: {type: base64
                "{type: url, url}, {type: text, data}, {type: file, file_id} or {type: content, content}")
 PROVIDER_HINT = name_schema(description="Gateway routing hint; stripped before upstream execution.", nullable=True)
 
-REQUEST_SCHEMAS = {
+REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
     "core.ChatRequest": {
         "type": "object",
         "required": ["model", "messages"],

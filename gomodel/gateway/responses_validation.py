@@ -2,6 +2,8 @@
 upstream call. Item and tool types the gateway does not know pass (a native upstream may take them;
 translation to chat refuses them with a 400 of its own)."""
 
+from typing import Any
+
 from .errors import invalid
 
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -112,7 +114,7 @@ def _validate_text(text):
         _field(fmt, "strict", lambda v: isinstance(v, bool), "a boolean", "text.format")
 
 
-def validate_responses(body: dict) -> None:
+def validate_responses(body: dict[str, Any]) -> None:
     _field(body, "model", lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string", required=True)
     value = body.get("input")
     if value is None and not body.get("previous_response_id"):

@@ -33,7 +33,7 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
     timeout or a connection failure (always before the first byte reaches the client); other 4xx
     answers are the client's to see. A streaming response comes back unread.
     """
-    last_error = None
+    last_error: GatewayError | None = None
     for target, model in chain:
         if not runtime.breaker.allow(target.id):
             record.attempt(target, model, None, "circuit_open")
@@ -91,7 +91,9 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
                 break
             await asyncio.sleep(backoff_delay(attempt, settings.RETRY_BASE_DELAY, settings.RETRY_MAX_WAIT, retry_after))
         if not failover:
+            assert last_error is not None  # the loop above ran at least once
             raise last_error
+    assert last_error is not None  # routing answers 404 before an empty chain gets here
     raise last_error
 
 

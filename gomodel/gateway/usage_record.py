@@ -27,7 +27,7 @@ class UsageRecord:
         self.stream = stream
         self._messages = messages
         self.status = 200
-        self.error_type = None
+        self.error_type: str | None = None
         self.usage: Usage | None = None
         self.ttft_ms: float | None = None
         self.relayed: list[str] = []  # at most estimate.MAX_CHARS characters in all
@@ -46,7 +46,7 @@ class UsageRecord:
         """One upstream try (failover and retries make several); the event names the last one."""
         self.attempts.append({"provider": target.name, "model": model, "status": status, "error": error})
 
-    def first_byte(self):
+    def first_byte(self) -> None:
         if self.ttft_ms is None:
             self.ttft_ms = round((time.perf_counter() - self.started) * 1000, 3)
 

@@ -52,6 +52,8 @@ async def usage(req: Request):
         owned = tuple(b for b in (budget_of("tenant", tenant),) if b is not None)
     else:
         tenant = None
+        # not the master key: a tenant's key, so both are set
+        assert principal.tenant_id is not None and principal.tenant_slug is not None
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
         owned = principal.budgets
     # One hop for the stream scan and the database (not the chat hot path); Redis down only loses the last seconds.

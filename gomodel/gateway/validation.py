@@ -3,6 +3,8 @@ call. The rules are the published schemas (request_schema.py), compiled once wit
 valid body costs one `is_valid` call. Only a refused body pays for finding and wording its error.
 Fields the gateway does not know pass through untouched."""
 
+from typing import Any
+
 import jsonschema_rs
 
 from .errors import invalid
@@ -22,7 +24,7 @@ class Schema:
         self.schema = json_schema(name)
         self.validator = jsonschema_rs.validator_for(self.schema)
 
-    def check(self, body: dict) -> None:
+    def check(self, body: dict[str, Any]) -> None:
         if self.validator.is_valid(body):
             return
         error = next(iter(self.validator.iter_errors(body)))

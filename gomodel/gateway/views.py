@@ -57,7 +57,7 @@ def _database_answers() -> bool:
 
 async def ready(req: Request):
     runtime = get_runtime()
-    checks = {}
+    checks: dict[str, bool] = {}
     try:
         checks["database"] = await sync_to_async(_database_answers, thread_sensitive=True)()
     except Exception:
@@ -67,7 +67,7 @@ async def ready(req: Request):
             checks["redis"] = bool(await runtime.redis.ping())
     except Exception:
         checks["redis"] = False
-    body = {"checks": checks}
+    body: dict[str, object] = {"checks": checks}
     try:
         await runtime.registry.ensure_loaded()
         broken = sorted(runtime.registry.undecryptable)

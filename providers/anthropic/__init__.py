@@ -9,4 +9,7 @@ from .request import ANTHROPIC_VERSION, auth_headers, build_chat_request, build_
 from .response import parse_chat_response, parse_models  # noqa: F401
 from .stream import StreamParser  # noqa: F401
 
+__all__ = ["ANTHROPIC_VERSION", "auth_headers", "build_chat_request", "build_models_request", "parse_chat_response",
+           "parse_models", "StreamParser", "supports_embeddings"]
+
 supports_embeddings = False  # Anthropic has no embeddings API

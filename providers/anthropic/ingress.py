@@ -9,6 +9,8 @@ Message, and `EventWriter` turns its chat.completion.chunk dicts into Messages s
 
 import hashlib
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -16,8 +18,8 @@ from ..base import Target, UpstreamError, UpstreamRequest, Usage
 from ..chat_deltas import ChatDeltaWalker
 from .request import ANTHROPIC_VERSION, auth_headers
 
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                "content_filter": "refusal"}
+STOP_REASONS: dict[Any, str] = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
+                                 "function_call": "tool_use", "content_filter": "refusal"}
 # Extended thinking's budget -> the seed's reasoning effort (the inverse of request.THINKING_BUDGETS).
 EFFORT_FOR_BUDGET = ((5000, "low"), (10000, "medium"))
 CHAT_USER_MAX = 64  # OpenAI refuses a longer `user`
@@ -29,7 +31,7 @@ def new_message_id() -> str:
 
 # -- native: the body as the client sent it -----------------------------------------------------------
 
-def native_request(body: dict, target: Target, model: str, client_headers: dict[str, str],
+def native_request(body: dict[str, Any], target: Target, model: str, client_headers: dict[str, str],
                    path: str = "messages") -> UpstreamRequest:
     """`POST {base}/messages` (or `/messages/count_tokens`) with only the model (and the key) changed.
 
@@ -48,14 +50,15 @@ def native_request(body: dict, target: Target, model: str, client_headers: dict[
 
 # -- Messages request -> chat request -----------------------------------------------------------------
 
-def _text_of(content) -> str:
+def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(b.get("text") or "" for b in content or () if isinstance(b, dict) and b.get("type") == "text")
 
 
-def _image_part(source: dict, param: str) -> dict:
+def _image_part(source: dict[str, Any], param: str) -> dict[str, Any]:
     kind = source.get("type")
+    url: object
     if kind == "base64":
         url = f"data:{source.get('media_type')};base64,{source.get('data')}"
     elif kind == "url":
@@ -65,7 +68,7 @@ def _image_part(source: dict, param: str) -> dict:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _document_part(source: dict, param: str) -> dict:
+def _document_part(source: dict[str, Any], param: str) -> dict[str, Any]:
     kind = source.get("type")
     if kind == "base64":
         return {"type": "file", "file": {"file_data": f"data:{source.get('media_type')};base64,{source.get('data')}"}}
@@ -74,7 +77,7 @@ def _document_part(source: dict, param: str) -> dict:
     raise UpstreamError(400, f"Document sources of type '{kind}' only work with Anthropic models.", param=param)
 
 
-def _user_parts(blocks: list, where: str) -> tuple[list[dict], list[dict]]:
+def _user_parts(blocks: list[Any], where: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(tool messages, content parts) of one user turn: tool results go first, as OpenAI wants them
     right after the assistant's tool calls."""
     tools, parts = [], []
@@ -100,7 +103,7 @@ def _user_parts(blocks: list, where: str) -> tuple[list[dict], list[dict]]:
     return tools, parts
 
 
-def _assistant_message(blocks: list, where: str) -> dict | None:
+def _assistant_message(blocks: list[Any], where: str) -> dict[str, Any] | None:
     texts, calls = [], []
     for j, block in enumerate(blocks):
         kind = block["type"]
@@ -116,13 +119,13 @@ def _assistant_message(blocks: list, where: str) -> dict | None:
                                 param=f"{where}.content[{j}]")
     if not texts and not calls:
         return None
-    message: dict = {"role": "assistant", "content": "".join(texts) if texts else None}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def cleared(messages: list, i: int) -> bool:
+def cleared(messages: Sequence[Any], i: int) -> bool:
     """A turn-scoped system message (`clear_at: "next_user_message"`, a beta) that a later user turn has
     cleared: Anthropic keeps it in the array but no longer shows it to the model, nor counts it."""
     message = messages[i]
@@ -131,7 +134,7 @@ def cleared(messages: list, i: int) -> bool:
             and any(isinstance(m, dict) and m.get("role") == "user" for m in messages[i + 1:]))
 
 
-def system_text(content, where: str) -> str:
+def system_text(content: Any, where: str) -> str:
     """A system message's (or the top-level system's) text: blocks are separate paragraphs."""
     if isinstance(content, str):
         return content
@@ -145,7 +148,7 @@ def system_text(content, where: str) -> str:
     return "\n\n".join(texts)
 
 
-def chat_messages(body: dict) -> list[dict]:
+def chat_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The Messages request's system and turns as OpenAI chat messages. A mid-conversation system message
     stays where it is, as a chat `system` message (adapters move it where their provider wants it)."""
     out = []
@@ -180,7 +183,7 @@ def chat_messages(body: dict) -> list[dict]:
     return out
 
 
-def _tools(tools: list) -> list[dict]:
+def _tools(tools: list[Any]) -> list[dict[str, Any]]:
     out = []
     for i, tool in enumerate(tools):
         if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
@@ -193,7 +196,7 @@ def _tools(tools: list) -> list[dict]:
     return out
 
 
-def _surfaced(messages: list) -> set[str]:
+def _surfaced(messages: list[Any]) -> set[str]:
     """Tools a conversation has surfaced: named by a `tool_reference` block in a tool's result (what a tool search
     answers) or by a `tool_addition` block in a system message."""
     names = set()
@@ -207,7 +210,7 @@ def _surfaced(messages: list) -> set[str]:
     return names
 
 
-def offered_tools(body: dict) -> list:
+def offered_tools(body: dict[str, Any]) -> list[Any]:
     """The tools the model is offered: a deferred one (`defer_loading: true`, which Anthropic withholds until a tool
     search or a `tool_addition` surfaces it; Claude Code declares a placeholder so) only once it is surfaced."""
     tools = body.get("tools") or []
@@ -217,7 +220,7 @@ def offered_tools(body: dict) -> list:
     return [tool for tool in tools if tool.get("defer_loading") is not True or tool.get("name") in surfaced]
 
 
-def _tool_choice(choice: dict, out: dict) -> None:
+def _tool_choice(choice: dict[str, Any], out: dict[str, Any]) -> None:
     kind = choice.get("type")
     if kind == "auto":
         out["tool_choice"] = "auto"
@@ -231,13 +234,13 @@ def _tool_choice(choice: dict, out: dict) -> None:
         out["parallel_tool_calls"] = False
 
 
-def _effort(body: dict) -> str | None:
+def _effort(body: dict[str, Any]) -> str | None:
     thinking = body.get("thinking")
     if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
         return None
     config = body.get("output_config")
-    if isinstance(config, dict) and isinstance(config.get("effort"), str):
-        return config["effort"]
+    if isinstance(config, dict) and isinstance(effort := config.get("effort"), str):
+        return effort
     budget = thinking.get("budget_tokens")
     if thinking.get("type") == "enabled" and isinstance(budget, int):
         return next((effort for top, effort in EFFORT_FOR_BUDGET if budget <= top), "high")
@@ -252,13 +255,13 @@ def chat_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def to_chat(body: dict, stream: bool) -> dict:
+def to_chat(body: dict[str, Any], stream: bool) -> dict[str, Any]:
     """A validated Messages request as an OpenAI chat body (for a non-Anthropic target's adapter).
 
     Dropped, as chat completions cannot say them: `top_k`, `cache_control` breakpoints, thinking
     blocks of earlier turns (their signatures are only Anthropic's to check). Raises UpstreamError(400)
     for what another provider cannot take (server tools, file ids)."""
-    out: dict = {"model": body["model"], "messages": chat_messages(body), "max_tokens": body["max_tokens"]}
+    out: dict[str, Any] = {"model": body["model"], "messages": chat_messages(body), "max_tokens": body["max_tokens"]}
     if body.get("stop_sequences"):
         out["stop"] = body["stop_sequences"]
     for name in ("temperature", "top_p"):
@@ -282,13 +285,13 @@ def to_chat(body: dict, stream: bool) -> dict:
 
 # -- chat response -> Message -------------------------------------------------------------------------
 
-def stop_reason(finish_reason) -> str | None:
+def stop_reason(finish_reason: Any) -> str | None:
     if finish_reason is None:
         return None
     return STOP_REASONS.get(finish_reason, "end_turn")
 
 
-def anthropic_usage(usage: Usage | None) -> dict:
+def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
     """Usage in Anthropic's terms: its input_tokens leave out the cached (read) tokens."""
     if usage is None:
         return {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0,
@@ -298,7 +301,7 @@ def anthropic_usage(usage: Usage | None) -> dict:
             "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached}
 
 
-def _arguments(raw) -> dict:
+def _arguments(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     try:
@@ -308,11 +311,11 @@ def _arguments(raw) -> dict:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def message_from_chat(data: dict, usage: Usage | None, model: str) -> dict:
+def message_from_chat(data: dict[str, Any], usage: Usage | None, model: str) -> dict[str, Any]:
     """An adapter's chat.completion as a Message."""
     choices = data.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = message if isinstance(message := choice.get("message"), dict) else {}
     content = []
     if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
         content.append({"type": "thinking", "thinking": message["reasoning_content"], "signature": ""})
@@ -333,7 +336,7 @@ def message_from_chat(data: dict, usage: Usage | None, model: str) -> dict:
 
 # -- chat chunks -> Messages stream events ------------------------------------------------------------
 
-def sse(name: str, payload: dict) -> bytes:
+def sse(name: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -352,15 +355,15 @@ class EventWriter(ChatDeltaWalker):
         self.model = model
         self.started = False
         self.index = -1  # the current content block
-        self.open_kind = None  # its type, while it is open
+        self.open_kind: str | None = None  # its type, while it is open
         self.tools: dict[int, int] = {}  # chat tool-call index -> content block index
-        self.stop = None
+        self.stop: str | None = None
 
     def start(self) -> list[bytes]:
         if self.started:
             return []
         self.started = True
-        message = {"id": new_message_id(), "type": "message", "role": "assistant", "model": self.model,
+        message: dict[str, Any] = {"id": new_message_id(), "type": "message", "role": "assistant", "model": self.model,
                    "content": [], "stop_reason": None, "stop_sequence": None, "usage": anthropic_usage(None)}
         return [sse("message_start", {"type": "message_start", "message": message}), sse("ping", {"type": "ping"})]
 
@@ -370,7 +373,7 @@ class EventWriter(ChatDeltaWalker):
         self.open_kind = None
         return [sse("content_block_stop", {"type": "content_block_stop", "index": self.index})]
 
-    def _open(self, kind: str, block: dict) -> list[bytes]:
+    def _open(self, kind: str, block: dict[str, Any]) -> list[bytes]:
         events = self._close()
         self.index += 1
         self.open_kind = kind
@@ -378,10 +381,10 @@ class EventWriter(ChatDeltaWalker):
                                                   "content_block": block}))
         return events
 
-    def _delta(self, index: int, delta: dict) -> bytes:
+    def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
         return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
 
-    def feed(self, chunk: dict) -> list[bytes]:
+    def feed(self, chunk: dict[str, Any]) -> list[bytes]:
         return self.start() + self.walk(chunk)
 
     def on_reasoning(self, text: str) -> list[bytes]:
@@ -395,10 +398,10 @@ class EventWriter(ChatDeltaWalker):
         events.append(self._delta(self.index, {"type": "text_delta", "text": text}))
         return events
 
-    def on_tool_call(self, position: int, call: dict, function: dict) -> list[bytes]:
+    def on_tool_call(self, position: int, call: dict[str, Any], function: dict[str, Any]) -> list[bytes]:
         events = []
         if position not in self.tools:
-            block = {"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
                      "name": function.get("name") or "", "input": {}}
             events += self._open("tool_use", block)
             self.tools[position] = self.index
@@ -422,7 +425,7 @@ class EventWriter(ChatDeltaWalker):
 
 # -- usage estimates ----------------------------------------------------------------------------------
 
-def estimate_messages(body: dict) -> list[dict]:
+def estimate_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The request as chat-like messages whose text accounting/usage/estimate.py can count (a lower bound:
     images are not counted), with the tool definitions as text, since they are prompt tokens too."""
     messages = []

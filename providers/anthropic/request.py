@@ -2,6 +2,7 @@
 
 import os
 import re
+from typing import Any
 
 import orjson
 
@@ -41,11 +42,11 @@ def default_max_tokens() -> int:
     return int(os.environ.get("ANTHROPIC_DEFAULT_MAX_TOKENS", DEFAULT_MAX_TOKENS))
 
 
-def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> UpstreamRequest:
+def build_chat_request(body: dict[str, Any], target: Target, model: str, stream: bool) -> UpstreamRequest:
     """Translate an (already validated) OpenAI chat body. Raises UpstreamError(400, …) for what the
     Messages API cannot express, which the gateway answers as a 400 invalid_request_error."""
     system, messages = convert_messages(body.get("messages") or [])
-    out: dict = {"model": model}
+    out: dict[str, Any] = {"model": model}
     if system is not None:
         out["system"] = system
     out["messages"] = messages
@@ -84,12 +85,12 @@ def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> 
 
 # -- messages ----------------------------------------------------------------------------------------
 
-def convert_messages(messages: list) -> tuple[str | list | None, list[dict]]:
+def convert_messages(messages: list[Any]) -> tuple[str | list[Any] | None, list[dict[str, Any]]]:
     """(top-level system, Anthropic messages). Consecutive `tool` messages become one user message
     of tool_result blocks."""
-    system_parts: list[dict] = []
-    out: list[dict] = []
-    pending_results: list[dict] | None = None  # the open user message of tool results, if any
+    system_parts: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    pending_results: list[dict[str, Any]] | None = None  # the open user message of tool results, if any
     for i, message in enumerate(messages):
         role = message.get("role")
         content = message.get("content")
@@ -97,7 +98,7 @@ def convert_messages(messages: list) -> tuple[str | list | None, list[dict]]:
             system_parts.extend(_text_blocks(content, i))
             continue
         if role == "tool":
-            block = {"type": "tool_result", "tool_use_id": str(message.get("tool_call_id") or "")}
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": str(message.get("tool_call_id") or "")}
             result = _tool_result_content(content, i)
             if result is not None:
                 block["content"] = result
@@ -119,7 +120,7 @@ def convert_messages(messages: list) -> tuple[str | list | None, list[dict]]:
     return _system(system_parts), out
 
 
-def _system(parts: list[dict]) -> str | list | None:
+def _system(parts: list[dict[str, Any]]) -> str | list[Any] | None:
     if not parts:
         return None
     if any("cache_control" in p for p in parts):
@@ -127,12 +128,12 @@ def _system(parts: list[dict]) -> str | list | None:
     return "\n\n".join(p["text"] for p in parts)
 
 
-def _text_blocks(content, i: int) -> list[dict]:
+def _text_blocks(content: Any, i: int) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for part in content:
         block = _part(part, i)
         if block["type"] != "text":
@@ -142,7 +143,7 @@ def _text_blocks(content, i: int) -> list[dict]:
     return blocks
 
 
-def _user_content(content, i: int):
+def _user_content(content: Any, i: int) -> str | list[dict[str, Any]]:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -150,7 +151,7 @@ def _user_content(content, i: int):
     return [_part(part, i) for part in content]
 
 
-def _tool_result_content(content, i: int):
+def _tool_result_content(content: Any, i: int) -> str | list[dict[str, Any]] | None:
     if content is None:
         return None
     if isinstance(content, str):
@@ -158,9 +159,9 @@ def _tool_result_content(content, i: int):
     return [_part(part, i) for part in content]
 
 
-def _assistant_blocks(message: dict, i: int) -> list[dict]:
+def _assistant_blocks(message: dict[str, Any], i: int) -> list[dict[str, Any]]:
     content = message.get("content")
-    blocks: list[dict] = []
+    blocks: list[dict[str, Any]] = []
     if isinstance(content, str):
         if content:
             blocks.append({"type": "text", "text": content})
@@ -186,12 +187,13 @@ def _assistant_blocks(message: dict, i: int) -> list[dict]:
     return blocks
 
 
-def _part(part, i: int) -> dict:
+def _part(part: Any, i: int) -> dict[str, Any]:
     """One OpenAI content part -> one Anthropic content block."""
     param = f"messages[{i}].content"
     read = read_part(part)
     if read is None:
         raise UpstreamError(400, "A content part must be an object.", param=param)
+    block: dict[str, Any]
     if read.kind == "text":
         block = {"type": "text", "text": read.text or ""}
     elif read.kind == "image_url":
@@ -216,7 +218,7 @@ def _data_url(url: str, param: str) -> tuple[str, str]:
     return parsed[0] or "", parsed[1]
 
 
-def _image_source(url, param: str) -> dict:
+def _image_source(url: object, param: str) -> dict[str, Any]:
     if not isinstance(url, str):
         raise UpstreamError(400, "An image_url part needs a url.", param=param)
     if url.startswith("data:"):
@@ -227,7 +229,7 @@ def _image_source(url, param: str) -> dict:
     raise UpstreamError(400, "An image URL must be a data: URL or an http(s) URL.", param=param)
 
 
-def _document(data, param: str) -> dict:
+def _document(data: object, param: str) -> dict[str, Any]:
     if not isinstance(data, str) or not data.startswith("data:"):
         raise UpstreamError(400, "Anthropic models take files only inline, as a base64 data: URL in file_data.",
                             param=param)
@@ -237,17 +239,17 @@ def _document(data, param: str) -> dict:
 
 # -- tools ---------------------------------------------------------------------------------------------
 
-def _apply_tools(body: dict, out: dict) -> None:
+def _apply_tools(body: dict[str, Any], out: dict[str, Any]) -> None:
     tools = body.get("tools")
     choice = body.get("tool_choice")
     if not tools or choice == "none":
         return  # tool_choice "none": the model may not call any, so it is shown none
-    converted = []
+    converted: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if tool.get("type", "function") == "function" else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise UpstreamError(400, "Anthropic models take only function tools with a name.", param=f"tools[{i}]")
-        entry = {"name": function["name"]}
+        entry: dict[str, Any] = {"name": function["name"]}
         if function.get("description"):
             entry["description"] = function["description"]
         parameters = function.get("parameters")
@@ -255,7 +257,7 @@ def _apply_tools(body: dict, out: dict) -> None:
         converted.append(entry)
     out["tools"] = converted
 
-    tool_choice = None
+    tool_choice: dict[str, Any] | None = None
     if choice == "auto":
         tool_choice = {"type": "auto"}
     elif choice == "required":
@@ -315,7 +317,7 @@ def adaptive_effort(effort: str, model: str) -> str:
     return effort
 
 
-def _apply_reasoning(body: dict, out: dict, model: str, max_tokens: int) -> None:
+def _apply_reasoning(body: dict[str, Any], out: dict[str, Any], model: str, max_tokens: int) -> None:
     reasoning = body.get("reasoning")
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     if effort is None:

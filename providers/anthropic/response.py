@@ -1,6 +1,7 @@
 """Anthropic Message -> OpenAI chat.completion; Anthropic usage -> OpenAI usage."""
 
 import time
+from typing import Any
 
 import orjson
 
@@ -30,27 +31,27 @@ ERROR_STATUS = {
 }
 
 
-def finish_reason(stop_reason) -> str | None:
+def finish_reason(stop_reason: Any) -> str | None:
     if stop_reason is None:
         return None
     return FINISH_REASONS.get(stop_reason, "stop")
 
 
-def _int(value) -> int:
+def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _reasoning_tokens(usage: dict) -> int | None:
+def _reasoning_tokens(usage: dict[str, Any]) -> int | None:
     """Anthropic bills thinking as output and does not normally break it out; take it when it does."""
     for holder in (usage, usage.get("output_tokens_details")):
         if isinstance(holder, dict):
             for key in ("reasoning_tokens", "thinking_tokens"):
-                if isinstance(holder.get(key), int):
-                    return holder[key]
+                if isinstance(value := holder.get(key), int):
+                    return value
     return None
 
 
-def convert_usage(raw: dict) -> tuple[dict, Usage]:
+def convert_usage(raw: dict[str, Any]) -> tuple[dict[str, Any], Usage]:
     """Anthropic usage -> (OpenAI usage dict with raw_usage, Usage).
 
     OpenAI counts every prompt token in prompt_tokens, cached ones included; Anthropic splits them
@@ -74,16 +75,16 @@ def convert_usage(raw: dict) -> tuple[dict, Usage]:
                         cached_tokens=cache_read, reasoning_tokens=reasoning or 0, cache_write_tokens=cache_write)
 
 
-def error_status(error_type) -> int:
+def error_status(error_type: Any) -> int:
     return ERROR_STATUS.get(error_type, 502)
 
 
-def parse_chat_response(raw: bytes) -> tuple[dict, Usage | None]:
+def parse_chat_response(raw: bytes) -> tuple[dict[str, Any], Usage | None]:
     data = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("upstream answered with a JSON value that is not an object")
     if data.get("type") == "error":
-        err = data.get("error") if isinstance(data.get("error"), dict) else {}
+        err = err if isinstance(err := data.get("error"), dict) else {}
         raise UpstreamError(error_status(err.get("type")), str(err.get("message") or "upstream error"),
                             code=err.get("type") if isinstance(err.get("type"), str) else None)
     blocks = data.get("content")
@@ -102,7 +103,7 @@ def parse_chat_response(raw: bytes) -> tuple[dict, Usage | None]:
         elif kind == "tool_use":
             calls.append({"id": block.get("id"), "type": "function", "function": {
                 "name": block.get("name"), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
-    message: dict = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
     if thoughts:
         message["reasoning_content"] = "".join(thoughts)
     if calls:

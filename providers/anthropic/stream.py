@@ -10,6 +10,7 @@ error                  -> StreamError
 """
 
 import time
+from typing import Any
 
 import orjson
 
@@ -26,15 +27,15 @@ class StreamParser:
         self.complete = False  # message_stop arrived
         self.id = ""
         self.created = int(time.time())
-        self._start_usage: dict = {}
-        self._tools: dict[int, int] = {}  # content block index -> tool call index
+        self._start_usage: dict[str, Any] = {}
+        self._tools: dict[Any, int] = {}  # content block index (as the upstream sent it) -> tool call index
         self._tool_count = 0
 
-    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
-    def feed(self, event: str | None, data: bytes) -> list[dict]:
+    def feed(self, event: str | None, data: bytes) -> list[dict[str, Any]]:
         payload = orjson.loads(data)
         if not isinstance(payload, dict):
             return []
@@ -58,12 +59,12 @@ class StreamParser:
         if kind == "error":
             err = payload.get("error")
             err = err if isinstance(err, dict) else {}
-            code = err.get("type") if isinstance(err.get("type"), str) else None
+            code = code if isinstance(code := err.get("type"), str) else None
             raise StreamError(str(err.get("message") or code or "upstream stream error"), code=code,
                               details=err)
         return []  # ping, content_block_stop, and event types this gateway does not know
 
-    def _block_start(self, payload: dict) -> list[dict]:
+    def _block_start(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         block = payload.get("content_block") or {}
         kind = block.get("type")
         if kind == "tool_use":
@@ -78,7 +79,7 @@ class StreamParser:
             return [self._chunk({"reasoning_content": block["thinking"]})]
         return []
 
-    def _delta(self, payload: dict) -> list[dict]:
+    def _delta(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         delta = payload.get("delta") or {}
         kind = delta.get("type")
         if kind == "text_delta":
@@ -93,7 +94,7 @@ class StreamParser:
             return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})]
         return []  # signature_delta, citations_delta
 
-    def _message_delta(self, payload: dict) -> list[dict]:
+    def _message_delta(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
         chunks = []
         delta = payload.get("delta") or {}
         finish = finish_reason(delta.get("stop_reason"))
@@ -111,6 +112,6 @@ class StreamParser:
             chunks.append(chunk)
         return chunks
 
-    def close(self) -> list[dict]:
+    def close(self) -> list[dict[str, Any]]:
         """At the upstream's EOF: nothing is buffered here."""
         return []

@@ -12,4 +12,8 @@ from .request import auth_headers, build_chat_request, build_models_request, bui
 from .response import parse_chat_response, parse_models  # noqa: F401
 from .stream import StreamParser  # noqa: F401
 
+__all__ = ["build_embeddings_request", "parse_embeddings_response", "auth_headers", "build_chat_request",
+           "build_models_request", "build_payload", "parse_chat_response", "parse_models", "StreamParser",
+           "supports_embeddings"]
+
 supports_embeddings = True

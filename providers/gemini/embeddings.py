@@ -7,6 +7,7 @@ Gemini reports no token counts here, so the gateway bills such calls on an estim
 
 import base64
 import struct
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -15,7 +16,7 @@ from ..base import Target, UpstreamError, UpstreamRequest, Usage
 from .request import auth_headers
 
 
-def build_embeddings_request(body: dict, target: Target, model: str) -> UpstreamRequest:
+def build_embeddings_request(body: dict[str, Any], target: Target, model: str) -> UpstreamRequest:
     model = model.removeprefix("models/")
     value = body["input"]
     texts = [value] if isinstance(value, str) else value
@@ -33,7 +34,8 @@ def build_embeddings_request(body: dict, target: Target, model: str) -> Upstream
     return UpstreamRequest("POST", url, auth_headers(target), orjson.dumps({"requests": requests}))
 
 
-def parse_embeddings_response(raw: bytes, model: str, encoding_format: str | None = None) -> tuple[dict, Usage | None]:
+def parse_embeddings_response(raw: bytes, model: str,
+                              encoding_format: str | None = None) -> tuple[dict[str, Any], Usage | None]:
     data = orjson.loads(raw)
     embeddings = data.get("embeddings") if isinstance(data, dict) else None
     if not isinstance(embeddings, list):

@@ -7,12 +7,13 @@ https://ai.google.dev/gemini-api/docs/thinking (thinkingConfig), https://ai.goog
 
 import mimetypes
 import re
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import orjson
 
 from ..base import Target, UpstreamError, UpstreamRequest
-from ..openai_reader import data_url, file_data, image_url, input_audio, read_part, tool_call_arguments
+from ..openai_reader import Part, data_url, file_data, image_url, input_audio, read_part, tool_call_arguments
 
 # OpenAI reasoning effort -> Gemini 2.5 thinkingBudget (tokens). 24576 is the top of 2.5 Flash's range.
 THINKING_BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576, "max": 24576}
@@ -35,7 +36,7 @@ def auth_headers(target: Target) -> dict[str, str]:
     return headers
 
 
-def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> UpstreamRequest:
+def build_chat_request(body: dict[str, Any], target: Target, model: str, stream: bool) -> UpstreamRequest:
     model = model.removeprefix("models/")
     payload = build_payload(body, model)
     path = quote(model, safe="-._~")
@@ -57,9 +58,9 @@ def build_models_request(target: Target) -> UpstreamRequest:
 
 # -- the body ------------------------------------------------------------------------------------
 
-def build_payload(body: dict, model: str) -> dict:
+def build_payload(body: dict[str, Any], model: str) -> dict[str, Any]:
     system_parts, contents = _contents(body.get("messages") or [], uses_thinking_level(model))
-    payload: dict = {"contents": contents}
+    payload: dict[str, Any] = {"contents": contents}
     if system_parts:
         payload["systemInstruction"] = {"parts": system_parts}
     tools = _tools(body.get("tools"))
@@ -78,9 +79,10 @@ def _bad(message: str, param: str | None, code: str = "invalid_value") -> Upstre
     return UpstreamError(400, message, param=param, code=code)
 
 
-def _contents(messages: list, signatures_required: bool = False) -> tuple[list[dict], list[dict]]:
-    system_parts: list[dict] = []
-    contents: list[dict] = []
+def _contents(messages: list[Any],
+              signatures_required: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    system_parts: list[dict[str, Any]] = []
+    contents: list[dict[str, Any]] = []
     call_names: dict[str, str] = {}  # tool_call id -> function name, from earlier assistant turns
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
@@ -92,7 +94,7 @@ def _contents(messages: list, signatures_required: bool = False) -> tuple[list[d
             if not contents:  # before every turn: Gemini's own system instruction
                 system_parts.extend({"text": text} for text in texts)
             elif texts:  # Gemini has no system turn mid-conversation: a marked instruction, in place
-                part = {"text": MID_CONVERSATION_SYSTEM % "\n\n".join(texts)}
+                part: dict[str, Any] = {"text": MID_CONVERSATION_SYSTEM % "\n\n".join(texts)}
                 if contents[-1]["role"] == "user":
                     contents[-1]["parts"].append(part)
                     contents[-1].pop("_tool_results", None)  # later tool answers open a turn of their own
@@ -104,7 +106,7 @@ def _contents(messages: list, signatures_required: bool = False) -> tuple[list[d
                 contents.append({"role": "user", "parts": parts})
         elif role == "assistant":
             parts = [{"text": text} for text in _texts(content, i) if text]
-            calls = []
+            calls: list[dict[str, Any]] = []
             for j, call in enumerate(message.get("tool_calls") or ()):
                 part = _function_call(call, i, j)
                 if isinstance(call.get("id"), str):
@@ -122,7 +124,9 @@ def _contents(messages: list, signatures_required: bool = False) -> tuple[list[d
             if parts:
                 contents.append({"role": "model", "parts": parts})
         elif role in ("tool", "function"):
-            name = (call_names.get(message.get("tool_call_id")) if role == "tool" else None) or message.get("name")
+            tool_call_id = message.get("tool_call_id")
+            name = ((call_names.get(tool_call_id) if isinstance(tool_call_id, str) else None) if role == "tool"
+                    else None) or message.get("name")
             if not isinstance(name, str) or not name:
                 raise _bad(f"'messages[{i}]' answers tool call '{message.get('tool_call_id')}', which no earlier "
                            "assistant message made; Gemini needs the function's name.",
@@ -140,13 +144,13 @@ def _contents(messages: list, signatures_required: bool = False) -> tuple[list[d
     return system_parts, contents
 
 
-def _texts(content, i: int) -> list[str]:
+def _texts(content: Any, i: int) -> list[str]:
     if content is None:
         return []
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        texts = []
+        texts: list[str] = []
         for j, part in enumerate(content):
             read = read_part(part)
             if read is not None and read.kind in ("text", "refusal"):
@@ -160,7 +164,7 @@ def _texts(content, i: int) -> list[str]:
                "invalid_type")
 
 
-def _user_parts(content, i: int) -> list[dict]:
+def _user_parts(content: Any, i: int) -> list[dict[str, Any]]:
     if content is None:
         return []
     if isinstance(content, str):
@@ -168,11 +172,11 @@ def _user_parts(content, i: int) -> list[dict]:
     if not isinstance(content, list):
         raise _bad(f"'messages[{i}].content' must be a string, an array of parts or null.",
                    f"messages[{i}].content", "invalid_type")
-    parts = []
+    parts: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
-        read = read_part(part)
-        kind = read.kind if read is not None else None
+        read = read_part(part) or Part(None, part)  # neither a string nor an object: no kind
+        kind = read.kind
         if isinstance(part, str):
             parts.append({"text": part})
         elif kind == "text":
@@ -202,7 +206,7 @@ def _user_parts(content, i: int) -> list[dict]:
     return parts
 
 
-def _media(url: str, param: str, default_mime: str) -> dict:
+def _media(url: str, param: str, default_mime: str) -> dict[str, Any]:
     if url.startswith("data:"):
         parsed = data_url(url)
         if parsed is None:
@@ -215,7 +219,7 @@ def _media(url: str, param: str, default_mime: str) -> dict:
     raise _bad(f"'{param}' must be an http(s) URL or a data: URL.", param)
 
 
-def _function_call(call, i: int, j: int) -> dict:
+def _function_call(call: Any, i: int, j: int) -> dict[str, Any]:
     param = f"messages[{i}].tool_calls[{j}]"
     function = call.get("function") if isinstance(call, dict) else None
     if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
@@ -224,14 +228,14 @@ def _function_call(call, i: int, j: int) -> dict:
     if args is None:
         raise _bad(f"'{param}.function.arguments' must be a JSON object; Gemini takes arguments as an object.",
                    f"{param}.function.arguments")
-    part = {"functionCall": {"name": function["name"], "args": args}}
+    part: dict[str, Any] = {"functionCall": {"name": function["name"], "args": args}}
     signature = thought_signature(call)
     if signature:
         part["thoughtSignature"] = signature
     return part
 
 
-def thought_signature(call) -> str | None:
+def thought_signature(call: Any) -> str | None:
     """A signature the gateway handed out with the call, as `extra_content.google.thought_signature`
     (the field Google's own OpenAI-compatible endpoint uses)."""
     extra = call.get("extra_content") if isinstance(call, dict) else None
@@ -240,7 +244,7 @@ def thought_signature(call) -> str | None:
     return signature if isinstance(signature, str) and signature else None
 
 
-def _function_result(content, i: int) -> dict:
+def _function_result(content: Any, i: int) -> dict[str, Any]:
     """Gemini wants an object back: a JSON object goes as it is, anything else as {"result": ...}."""
     if isinstance(content, list):
         content = "".join(_texts(content, i))
@@ -255,10 +259,10 @@ def _function_result(content, i: int) -> dict:
     return value if isinstance(value, dict) else {"result": value}
 
 
-def _tools(tools) -> list[dict]:
+def _tools(tools: Any) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         return []
-    declarations = []
+    declarations: list[dict[str, Any]] = []
     for k, tool in enumerate(tools):
         if not isinstance(tool, dict) or tool.get("type", "function") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
@@ -267,7 +271,7 @@ def _tools(tools) -> list[dict]:
         function = tool.get("function")
         if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
             raise _bad(f"'tools[{k}].function.name' must be a non-empty string.", f"tools[{k}].function.name")
-        declaration = {"name": function["name"]}
+        declaration: dict[str, Any] = {"name": function["name"]}
         if isinstance(function.get("description"), str):
             declaration["description"] = function["description"]
         parameters = function.get("parameters")
@@ -279,7 +283,7 @@ def _tools(tools) -> list[dict]:
     return [{"functionDeclarations": declarations}] if declarations else []
 
 
-def _tool_config(choice) -> dict | None:
+def _tool_config(choice: Any) -> dict[str, Any] | None:
     if choice is None:
         return None
     if isinstance(choice, str):
@@ -295,8 +299,8 @@ def _tool_config(choice) -> dict | None:
     raise _bad("'tool_choice' must be 'auto', 'required', 'none' or a named function.", "tool_choice")
 
 
-def _generation_config(body: dict, model: str) -> dict:
-    config: dict = {}
+def _generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
+    config: dict[str, Any] = {}
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
         max_tokens = body.get("max_tokens")
@@ -327,10 +331,10 @@ def _generation_config(body: dict, model: str) -> dict:
     return config
 
 
-def _effort(body: dict) -> str | None:
+def _effort(body: dict[str, Any]) -> str | None:
     reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
-        return reasoning["effort"]
+    if isinstance(reasoning, dict) and isinstance(effort := reasoning.get("effort"), str):
+        return effort
     flat = body.get("reasoning_effort")
     return flat if isinstance(flat, str) else None
 
@@ -346,7 +350,7 @@ def uses_thinking_level(model: str) -> bool:
     return generation is not None and generation >= (3, 0)
 
 
-def thinking_config(effort: str | None, model: str) -> dict | None:
+def thinking_config(effort: str | None, model: str) -> dict[str, Any] | None:
     if effort is None:
         return None
     generation = _generation(model)

@@ -6,6 +6,7 @@ Wire format: https://ai.google.dev/api/generate-content#v1beta.GenerateContentRe
 
 import time
 import uuid
+from typing import Any
 
 import orjson
 
@@ -26,12 +27,12 @@ def finish_reason(reason: str | None, has_tool_calls: bool) -> str | None:
     return "stop"
 
 
-def _count(meta: dict, key: str) -> int:
+def _count(meta: dict[str, Any], key: str) -> int:
     value = meta.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def usage_from(meta) -> tuple[Usage | None, dict | None]:
+def usage_from(meta: object) -> tuple[Usage | None, dict[str, Any] | None]:
     """usageMetadata -> (Usage, the OpenAI `usage` object). Thinking tokens are output tokens."""
     if not isinstance(meta, dict):
         return None, None
@@ -51,13 +52,13 @@ def usage_from(meta) -> tuple[Usage | None, dict | None]:
     }
 
 
-def blocked_error(data: dict) -> UpstreamError | None:
+def blocked_error(data: dict[str, Any]) -> UpstreamError | None:
     """A prompt Gemini refused outright: no candidates, and promptFeedback says why."""
     if data.get("candidates"):
         return None
     feedback = data.get("promptFeedback")
     reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
-    if not reason:
+    if not reason or not isinstance(feedback, dict):  # (a reason comes only from a dict)
         return None
     message = f"Gemini blocked the prompt (block reason: {reason})"
     detail = feedback.get("blockReasonMessage")
@@ -65,9 +66,11 @@ def blocked_error(data: dict) -> UpstreamError | None:
     return UpstreamError(400, message, code="prompt_blocked")
 
 
-def split_parts(parts) -> tuple[list[str], list[str], list[dict]]:
+def split_parts(parts: Any) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """A candidate's parts -> (answer texts, thought texts, functionCall parts)."""
-    texts, thoughts, calls = [], [], []
+    texts: list[str] = []
+    thoughts: list[str] = []
+    calls: list[dict[str, Any]] = []
     for part in parts or ():
         if not isinstance(part, dict):
             continue
@@ -78,7 +81,7 @@ def split_parts(parts) -> tuple[list[str], list[str], list[dict]]:
     return texts, thoughts, calls
 
 
-def tool_call(part: dict, number: int) -> dict:
+def tool_call(part: dict[str, Any], number: int) -> dict[str, Any]:
     """A functionCall part -> an OpenAI tool call. Its thought signature (Gemini 3 wants it back with the
     call in the next request) rides along as `extra_content.google.thought_signature`."""
     call = part["functionCall"]
@@ -95,18 +98,18 @@ def tool_call(part: dict, number: int) -> dict:
     return result
 
 
-def completion_id(data: dict) -> str:
+def completion_id(data: dict[str, Any]) -> str:
     response_id = data.get("responseId")
     return f"chatcmpl-{response_id}" if isinstance(response_id, str) and response_id else f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def parse_chat_response(raw: bytes, model: str = "") -> tuple[dict, Usage | None]:
+def parse_chat_response(raw: bytes, model: str = "") -> tuple[dict[str, Any], Usage | None]:
     data = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("upstream answered with a JSON value that is not an object")
     if isinstance(data.get("error"), dict):
         err = data["error"]
-        status = err.get("code") if isinstance(err.get("code"), int) else 502
+        status = status if isinstance(status := err.get("code"), int) else 502
         raise UpstreamError(status, str(err.get("message") or "Gemini reported an error"),
                             code=err.get("status") if isinstance(err.get("status"), str) else None)
     blocked = blocked_error(data)
@@ -121,9 +124,9 @@ def parse_chat_response(raw: bytes, model: str = "") -> tuple[dict, Usage | None
     for position, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
             continue
-        content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+        content = content if isinstance(content := candidate.get("content"), dict) else {}
         texts, thoughts, calls = split_parts(content.get("parts"))
-        message: dict = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else (None if calls else "")}
         if thoughts:
             message["reasoning_content"] = "".join(thoughts)
         if calls:

@@ -8,6 +8,7 @@ included. There is no `[DONE]`: the stream ends at EOF.
 """
 
 import time
+from typing import Any
 
 import orjson
 
@@ -23,7 +24,7 @@ class StreamParser:
         self.model = model
         self.usage: Usage | None = None
         self.finished = False  # a candidate carried finishReason
-        self._usage_body: dict | None = None
+        self._usage_body: dict[str, Any] | None = None
         self._id: str | None = None
         self._created = int(time.time())
         self._model = model
@@ -35,14 +36,14 @@ class StreamParser:
     def complete(self) -> bool:
         return self.finished
 
-    def _chunk(self, choices: list) -> dict:
+    def _chunk(self, choices: list[Any]) -> dict[str, Any]:
         return {"id": self._id, "object": "chat.completion.chunk", "created": self._created, "model": self._model,
                 "choices": choices}
 
-    def _delta(self, index: int, delta: dict, reason: str | None = None) -> dict:
+    def _delta(self, index: int, delta: dict[str, Any], reason: str | None = None) -> dict[str, Any]:
         return self._chunk([{"index": index, "delta": delta, "finish_reason": reason, "logprobs": None}])
 
-    def feed(self, event: str | None, data: bytes) -> list[dict]:
+    def feed(self, event: str | None, data: bytes) -> list[dict[str, Any]]:
         data = data.strip()
         if not data or data == b"[DONE]":
             return []
@@ -70,11 +71,11 @@ class StreamParser:
         for position, candidate in enumerate(payload.get("candidates") or ()):
             if not isinstance(candidate, dict):
                 continue
-            index = candidate.get("index") if isinstance(candidate.get("index"), int) else position
+            index = index if isinstance(index := candidate.get("index"), int) else position
             if index not in self._started:
                 self._started.add(index)
                 chunks.append(self._delta(index, {"role": "assistant", "content": ""}))
-            content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+            content = content if isinstance(content := candidate.get("content"), dict) else {}
             for part in content.get("parts") or ():
                 texts, thoughts, calls = split_parts([part])
                 if thoughts and thoughts[0]:
@@ -92,7 +93,7 @@ class StreamParser:
                 chunks.append(self._delta(index, {}, finish_reason(reason, self._calls.get(index, 0) > 0)))
         return chunks
 
-    def close(self) -> list[dict]:
+    def close(self) -> list[dict[str, Any]]:
         """At EOF: the usage chunk, with the last usageMetadata seen (it may ride on the final event)."""
         if self._closed or not self.finished or self._usage_body is None:
             return []

@@ -10,4 +10,7 @@ from .adapter import (  # noqa: F401
     parse_models,
 )
 
+__all__ = ["StreamParser", "build_chat_request", "build_embeddings_request", "build_models_request",
+           "parse_chat_response", "parse_embeddings_response", "parse_models", "supports_embeddings"]
+
 supports_embeddings = True

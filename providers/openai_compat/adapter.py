@@ -1,3 +1,5 @@
+from typing import Any
+
 import orjson
 
 from ..base import StreamError, Target, UpstreamRequest, Usage
@@ -16,7 +18,7 @@ def auth_headers(target: Target) -> dict[str, str]:
     return headers
 
 
-def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> UpstreamRequest:
+def build_chat_request(body: dict[str, Any], target: Target, model: str, stream: bool) -> UpstreamRequest:
     """Forward the client's body as it came (unknown fields untouched), with the upstream's model name.
 
     Streams always ask for usage, so that what the tenant is billed is what the upstream reported.
@@ -35,14 +37,14 @@ def build_chat_request(body: dict, target: Target, model: str, stream: bool) -> 
     return UpstreamRequest("POST", f"{target.base_url}/chat/completions", headers, orjson.dumps(body))
 
 
-def with_raw_usage(usage: dict) -> dict:
+def with_raw_usage(usage: dict[str, Any]) -> dict[str, Any]:
     """Keep a provider's own usage fields (Groq's timings, xAI's cost ticks) under `raw_usage`."""
     if isinstance(usage, dict) and not STANDARD_USAGE_KEYS.issuperset(usage):
         return {**usage, "raw_usage": dict(usage)}
     return usage
 
 
-def parse_chat_response(raw: bytes) -> tuple[dict, Usage | None]:
+def parse_chat_response(raw: bytes) -> tuple[dict[str, Any], Usage | None]:
     data = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("upstream answered with a JSON value that is not an object")
@@ -67,7 +69,7 @@ class StreamParser:
     def complete(self) -> bool:
         return self.done or self.finished
 
-    def feed(self, event: str | None, data: bytes) -> list[dict]:
+    def feed(self, event: str | None, data: bytes) -> list[dict[str, Any]]:
         if data == b"[DONE]":
             self.done = True
             return []
@@ -92,7 +94,7 @@ class StreamParser:
             chunk["usage"] = with_raw_usage(usage)
         return [chunk]
 
-    def close(self) -> list[dict]:
+    def close(self) -> list[dict[str, Any]]:
         """Called at the upstream's EOF; OpenAI-format streams need nothing more."""
         return []
 
@@ -117,14 +119,15 @@ def parse_models(raw: bytes) -> list[str]:
     return ids
 
 
-def build_embeddings_request(body: dict, target: Target, model: str) -> UpstreamRequest:
+def build_embeddings_request(body: dict[str, Any], target: Target, model: str) -> UpstreamRequest:
     body = dict(body)
     body.pop("provider", None)
     body["model"] = model
     return UpstreamRequest("POST", f"{target.base_url}/embeddings", auth_headers(target), orjson.dumps(body))
 
 
-def parse_embeddings_response(raw: bytes, model: str, encoding_format: str | None = None) -> tuple[dict, Usage | None]:
+def parse_embeddings_response(raw: bytes, model: str,
+                              encoding_format: str | None = None) -> tuple[dict[str, Any], Usage | None]:
     """The upstream already encoded the vectors as asked (`encoding_format` went with the body)."""
     data = orjson.loads(raw)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):

@@ -6,6 +6,7 @@ rewritten per provider, with levels a provider lacks moved to the nearest one it
 
 import os
 import re
+from typing import Any
 
 EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _O_SERIES = re.compile(r"^o\d")  # o1, o3-mini, o4-mini ...
@@ -45,15 +46,15 @@ def nearest_effort(effort: str, levels: tuple[str, ...] | None) -> str:
     return higher[0] if higher and EFFORT_ORDER.index(levels[-1]) > rank else levels[-1]
 
 
-def _take_effort(body: dict) -> str | None:
+def _take_effort(body: dict[str, Any]) -> str | None:
     reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and isinstance(reasoning.get("effort"), str):
+    if isinstance(reasoning, dict) and isinstance(effort := reasoning.get("effort"), str):
         body.pop("reasoning")
-        return reasoning["effort"]
+        return effort
     return None
 
 
-def _openai(body: dict, model: str):
+def _openai(body: dict[str, Any], model: str) -> None:
     effort = _take_effort(body)
     if effort is None and isinstance(body.get("reasoning_effort"), str):
         effort = body["reasoning_effort"]
@@ -67,7 +68,7 @@ def _openai(body: dict, model: str):
         body.pop("temperature", None)
 
 
-def _developer_role(body: dict) -> None:
+def _developer_role(body: dict[str, Any]) -> None:
     """OpenAI's reasoning models (o-series, gpt-5*) take operator instructions as `developer` messages,
     wherever they stand in the conversation. The list and messages are copied, never changed in place (a
     translated body is shared by the failover candidates)."""
@@ -77,28 +78,28 @@ def _developer_role(body: dict) -> None:
                             for m in messages]
 
 
-def _deepseek(body: dict, model: str):
+def _deepseek(body: dict[str, Any], model: str) -> None:
     effort = _take_effort(body)
     if effort is not None:
         # DeepSeek takes two levels: "high" and "max".
         body["reasoning_effort"] = "max" if effort in ("xhigh", "max") else "high"
 
 
-def _openrouter(body: dict, model: str):
+def _openrouter(body: dict[str, Any], model: str) -> None:
     # OpenRouter takes `reasoning: {effort}` natively (up to "xhigh").
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") == "max":
         body["reasoning"] = {**reasoning, "effort": "xhigh"}
 
 
-def _minimax(body: dict, model: str):
+def _minimax(body: dict[str, Any], model: str) -> None:
     _generic(body, model)
     temperature = body.get("temperature")
     if isinstance(temperature, (int, float)) and temperature <= 0:
         body["temperature"] = MINIMAX_MIN_TEMPERATURE
 
 
-def _generic(body: dict, model: str):
+def _generic(body: dict[str, Any], model: str) -> None:
     effort = _take_effort(body)
     if effort is not None:
         body["reasoning_effort"] = nearest_effort(effort, ("low", "medium", "high"))
@@ -112,7 +113,7 @@ BODY_QUIRKS = {
 }
 
 
-def adapt_body(body: dict, provider_type: str, model: str) -> None:
+def adapt_body(body: dict[str, Any], provider_type: str, model: str) -> None:
     BODY_QUIRKS.get(provider_type, _generic)(body, model)
 
 

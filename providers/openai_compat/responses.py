@@ -10,6 +10,7 @@ ground truth for what an upstream sends.
 import re
 import time
 import uuid
+from typing import Any
 
 import orjson
 
@@ -21,13 +22,16 @@ from .adapter import auth_headers
 NATIVE_PROVIDER_TYPES = frozenset(("openai", "xai"))
 
 # The request fields a response object echoes back (with these defaults when absent).
-ECHOED_FIELDS = {
+ECHOED_FIELDS: dict[str, Any] = {
     "instructions": None, "max_output_tokens": None, "metadata": {}, "parallel_tool_calls": True,
     "previous_response_id": None, "reasoning": {"effort": None, "summary": None}, "store": True,
     "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
     "top_p": 1.0, "truncation": "disabled", "user": None,
 }
 
+
+# The id prefix of an input item listed without an id, by the item's type (any JSON value: it is the client's).
+ITEM_ID_PREFIXES: dict[Any, str] = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
 
 MINTED_REASONING = re.compile(r"rs_[0-9a-f]{32}")  # what new_id("rs") makes
 
@@ -43,17 +47,17 @@ def supports_native(target: Target) -> bool:
 # -- input items -----------------------------------------------------------------------------------
 
 
-def input_items(value) -> list[dict]:
+def input_items(value: Any) -> list[dict[str, Any]]:
     """The request's `input` as a list of items (a string is one user message)."""
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
     return [dict(item) for item in value]
 
 
-def listed_items(items: list[dict], response_id: str) -> list[dict]:
+def listed_items(items: list[dict[str, Any]], response_id: str) -> list[dict[str, Any]]:
     """Items as GET …/input_items lists them: messages with content parts, each item with an id. Items
     sent without one get an id derived from the response and their position, so pages stay stable."""
-    out = []
+    out: list[dict[str, Any]] = []
     stem = response_id.split("_", 1)[-1]
     for i, item in enumerate(items):
         item = dict(item)
@@ -63,14 +67,13 @@ def listed_items(items: list[dict], response_id: str) -> list[dict]:
             kind = "output_text" if item.get("role") == "assistant" else "input_text"
             item["content"] = [{"type": kind, "text": item["content"]}]
         if not item.get("id"):
-            prefix = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}.get(item.get("type"),
-                                                                                                 "item")
+            prefix = ITEM_ID_PREFIXES.get(item.get("type"), "item")
             item["id"] = f"{prefix}_{stem}_{i}"
         out.append(item)
     return out
 
 
-def replayable(items: list[dict]) -> list[dict]:
+def replayable(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Stored output sent again as input of a later turn. Reasoning the gateway itself turned into an
     item (a translated provider's thoughts, id minted by `new_id`) is left out: no provider can take
     another's thoughts back, and a native upstream would not know its id. A native upstream's own
@@ -82,10 +85,10 @@ def replayable(items: list[dict]) -> list[dict]:
 # -- request: Responses -> chat completions --------------------------------------------------------
 
 
-def _text_of(content) -> str:
+def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
-    parts = []
+    parts: list[str] = []
     for part in content or ():
         if isinstance(part, dict) and isinstance(part.get("text"), str):
             parts.append(part["text"])
@@ -94,12 +97,12 @@ def _text_of(content) -> str:
     return "".join(parts)
 
 
-def _chat_parts(content, param: str, strict: bool) -> list[dict] | str:
+def _chat_parts(content: Any, param: str, strict: bool) -> list[dict[str, Any]] | str:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         return ""
-    parts = []
+    parts: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
@@ -114,7 +117,7 @@ def _chat_parts(content, param: str, strict: bool) -> list[dict] | str:
                                         "an image_url (file_id images are OpenAI's own).",
                                         param=f"{param}[{j}].image_url", code="unsupported_value")
                 continue
-            image = {"url": url}
+            image: dict[str, Any] = {"url": url}
             if isinstance(part.get("detail"), str):
                 image["detail"] = part["detail"]
             parts.append({"type": "image_url", "image_url": image})
@@ -126,10 +129,10 @@ def _chat_parts(content, param: str, strict: bool) -> list[dict] | str:
     return parts
 
 
-def to_chat_messages(instructions, items: list[dict], strict: bool = True) -> list[dict]:
+def to_chat_messages(instructions: Any, items: list[dict[str, Any]], strict: bool = True) -> list[dict[str, Any]]:
     """Items as chat messages. `strict=False` (native targets: only used to estimate usage) skips
     what chat cannot say instead of refusing it."""
-    messages = []
+    messages: list[dict[str, Any]] = []
     if isinstance(instructions, str) and instructions:
         messages.append({"role": "system", "content": instructions})
     for i, item in enumerate(items):
@@ -146,7 +149,7 @@ def to_chat_messages(instructions, items: list[dict], strict: bool = True) -> li
             else:
                 messages.append({"role": role, "content": _chat_parts(content, f"{param}.content", strict)})
         elif kind == "function_call":
-            call = {"id": item.get("call_id") or item.get("id"), "type": "function",
+            call: dict[str, Any] = {"id": item.get("call_id") or item.get("id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
             if isinstance(item.get("extra_content"), dict):  # Gemini's thought signature, handed back
                 call["extra_content"] = item["extra_content"]
@@ -175,7 +178,7 @@ OPTIONAL_HOSTED_TOOLS = frozenset(("web_search", "web_search_preview", "web_sear
                                    "web_search_preview_2025_03_11"))
 
 
-def _chat_function(tool: dict) -> dict:
+def _chat_function(tool: dict[str, Any]) -> dict[str, Any]:
     function = {"name": tool.get("name")}
     for key in ("description", "parameters", "strict"):
         if tool.get(key) is not None:
@@ -183,7 +186,7 @@ def _chat_function(tool: dict) -> dict:
     return {"type": "function", "function": function}
 
 
-def _chat_tools(tools: list[dict]) -> list[dict]:
+def _chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Function tools, and the function tools inside a `namespace` (Codex groups its sub-agent tools so), as chat
     functions under their own names; a call of one comes back without its namespace."""
     out = []
@@ -207,7 +210,7 @@ def _chat_tools(tools: list[dict]) -> list[dict]:
     return out
 
 
-def _chat_tool_choice(choice):
+def _chat_tool_choice(choice: Any) -> Any:
     if isinstance(choice, dict) and choice.get("type") == "function":
         return {"type": "function", "function": {"name": choice.get("name")}}
     if isinstance(choice, dict):
@@ -216,10 +219,10 @@ def _chat_tool_choice(choice):
     return choice
 
 
-def _chat_response_format(fmt: dict):
+def _chat_response_format(fmt: dict[str, Any]) -> dict[str, Any] | None:
     kind = fmt.get("type")
     if kind == "json_schema":
-        schema = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        schema: dict[str, Any] = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
         for key in ("strict", "description"):
             if fmt.get(key) is not None:
                 schema[key] = fmt[key]
@@ -229,10 +232,10 @@ def _chat_response_format(fmt: dict):
     return None
 
 
-def to_chat_body(body: dict, items: list[dict], stream: bool) -> dict:
+def to_chat_body(body: dict[str, Any], items: list[dict[str, Any]], stream: bool) -> dict[str, Any]:
     """A chat-completions body saying what the Responses request says; raises UpstreamError(400) for
     what only the Responses API can do (built-in tools, file ids)."""
-    chat = {"model": body["model"], "messages": to_chat_messages(body.get("instructions"), items)}
+    chat: dict[str, Any] = {"model": body["model"], "messages": to_chat_messages(body.get("instructions"), items)}
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
     for key in ("temperature", "top_p", "user"):
@@ -262,7 +265,7 @@ def to_chat_body(body: dict, items: list[dict], stream: bool) -> dict:
     return chat
 
 
-def build_native_request(body: dict, items: list[dict] | None, target: Target, model: str,
+def build_native_request(body: dict[str, Any], items: list[dict[str, Any]] | None, target: Target, model: str,
                          stream: bool) -> UpstreamRequest:
     """The client's body as it came, with the upstream's model and the gateway's own fields removed.
     `items` (when a previous response is continued) replaces `input`: the conversation expanded,
@@ -285,7 +288,7 @@ def build_native_request(body: dict, items: list[dict] | None, target: Target, m
 # -- response: chat completions -> Responses -------------------------------------------------------
 
 
-def usage_to_responses(usage: Usage | None) -> dict | None:
+def usage_to_responses(usage: Usage | None) -> dict[str, Any] | None:
     if usage is None:
         return None
     return {"input_tokens": usage.prompt_tokens, "input_tokens_details": {"cached_tokens": usage.cached_tokens},
@@ -294,7 +297,7 @@ def usage_to_responses(usage: Usage | None) -> dict | None:
             "total_tokens": usage.total_tokens or usage.prompt_tokens + usage.completion_tokens}
 
 
-def usage_from_responses(usage) -> Usage | None:
+def usage_from_responses(usage: Any) -> Usage | None:
     """A Responses `usage` object (native upstream) as the gateway's Usage."""
     if not isinstance(usage, dict):
         return None
@@ -307,9 +310,10 @@ def usage_from_responses(usage) -> Usage | None:
                  reasoning_tokens=_int(outputs.get("reasoning_tokens")) if isinstance(outputs, dict) else 0)
 
 
-def response_object(request: dict, response_id: str, created_at: int, model: str, status: str, output: list,
-                    usage: dict | None, provider: str, error: dict | None = None,
-                    incomplete: dict | None = None) -> dict:
+def response_object(request: dict[str, Any], response_id: str, created_at: int, model: str, status: str,
+                    output: list[Any],
+                    usage: dict[str, Any] | None, provider: str, error: dict[str, Any] | None = None,
+                    incomplete: dict[str, Any] | None = None) -> dict[str, Any]:
     data = {"id": response_id, "object": "response", "created_at": created_at, "status": status,
             "background": False, "error": error, "incomplete_details": incomplete, "model": model, "output": output}
     for key, default in ECHOED_FIELDS.items():
@@ -325,30 +329,31 @@ def response_object(request: dict, response_id: str, created_at: int, model: str
     return data
 
 
-INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+INCOMPLETE_REASONS: dict[Any, str] = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def _message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict:
+def _message_item(text: str, status: str = "completed", item_id: str | None = None) -> dict[str, Any]:
     return {"id": item_id or new_id("msg"), "type": "message", "status": status, "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
 
 
-def _reasoning_item(text: str, item_id: str | None = None) -> dict:
+def _reasoning_item(text: str, item_id: str | None = None) -> dict[str, Any]:
     return {"id": item_id or new_id("rs"), "type": "reasoning", "summary": [],
             "content": [{"type": "reasoning_text", "text": text}], "status": "completed"}
 
 
-def _call_item(call_id: str, name: str, arguments: str, status: str = "completed", item_id: str | None = None) -> dict:
+def _call_item(call_id: str, name: str, arguments: str, status: str = "completed",
+               item_id: str | None = None) -> dict[str, Any]:
     return {"id": item_id or new_id("fc"), "type": "function_call", "status": status, "call_id": call_id,
             "name": name, "arguments": arguments}
 
 
-def from_chat_response(chat: dict) -> tuple[list[dict], str, dict | None]:
+def from_chat_response(chat: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, Any] | None]:
     """A chat completion's first choice as Responses output items, with status and incomplete_details."""
     choices = chat.get("choices") or []
     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    output = []
+    message = message if isinstance(message := choice.get("message"), dict) else {}
+    output: list[dict[str, Any]] = []
     if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
         output.append(_reasoning_item(message["reasoning_content"]))
     content = message.get("content")
@@ -372,8 +377,9 @@ def from_chat_response(chat: dict) -> tuple[list[dict], str, dict | None]:
 # -- streams ---------------------------------------------------------------------------------------
 
 
-def sse(event: dict) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+def sse(event: dict[str, Any]) -> bytes:
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 class StreamTranslator(ChatDeltaWalker):
@@ -383,42 +389,43 @@ class StreamTranslator(ChatDeltaWalker):
     order, when another kind of item begins or the stream finishes; `output` keeps the finished items.
     """
 
-    def __init__(self, request: dict, response_id: str, model: str, provider: str):
+    def __init__(self, request: dict[str, Any], response_id: str, model: str, provider: str):
         self.request = request
         self.response_id = response_id
         self.model = model
         self.provider = provider
         self.created_at = int(time.time())
         self.sequence = 0
-        self.output: list[dict] = []  # by output_index; items still open are in `open`
-        self.open: dict[int, dict] = {}  # output_index -> the item being built
+        self.output: list[dict[str, Any] | None] = []  # by output_index; None while in `open`
+        self.open: dict[int, dict[str, Any]] = {}  # output_index -> the item being built
         self.calls: dict[int, int] = {}  # chat tool-call index -> output_index
         self.text_index: int | None = None
         self.reasoning_index: int | None = None
-        self.finish_reason = None
+        self.finish_reason: str | None = None
 
-    def _event(self, kind: str, **fields) -> dict:
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
         self.sequence += 1
         return event
 
-    def _response(self, status: str, usage=None, error=None, incomplete=None) -> dict:
+    def _response(self, status: str, usage: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                  incomplete: dict[str, Any] | None = None) -> dict[str, Any]:
         return response_object(self.request, self.response_id, self.created_at, self.model, status,
                                [item for item in self.output if item is not None], usage, self.provider,
                                error, incomplete)
 
-    def start(self) -> list[dict]:
+    def start(self) -> list[dict[str, Any]]:
         snapshot = self._response("in_progress")
         return [self._event("response.created", response=snapshot),
                 self._event("response.in_progress", response=snapshot)]
 
-    def _add(self, item: dict) -> tuple[int, dict]:
+    def _add(self, item: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         index = len(self.output)
         self.output.append(None)
         self.open[index] = item
         return index, self._event("response.output_item.added", output_index=index, item=dict(item))
 
-    def _close(self, index: int) -> list[dict]:
+    def _close(self, index: int) -> list[dict[str, Any]]:
         item = self.open.pop(index)
         events = []
         if item["type"] == "message":
@@ -442,7 +449,7 @@ class StreamTranslator(ChatDeltaWalker):
         events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events
 
-    def _close_all(self, keep: str | None = None) -> list[dict]:
+    def _close_all(self, keep: str | None = None) -> list[dict[str, Any]]:
         events = []
         for index in sorted(self.open):
             if self.open[index]["type"] != keep:
@@ -451,14 +458,14 @@ class StreamTranslator(ChatDeltaWalker):
             self.calls = {k: v for k, v in self.calls.items() if v in self.open}
         return events
 
-    def feed(self, chunk: dict) -> list[dict]:
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         return self.walk(chunk)
 
-    def on_reasoning(self, text: str) -> list[dict]:
+    def on_reasoning(self, text: str) -> list[dict[str, Any]]:
         events = []
         if self.reasoning_index is None:
             events.extend(self._close_all())
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": [],
+            item: dict[str, Any] = {"id": new_id("rs"), "type": "reasoning", "summary": [],
                     "content": [{"type": "reasoning_text", "text": ""}], "status": "in_progress"}
             self.reasoning_index, added = self._add(item)
             added["item"] = {k: v for k, v in item.items() if k != "content"}
@@ -469,12 +476,12 @@ class StreamTranslator(ChatDeltaWalker):
                                   output_index=self.reasoning_index, content_index=0, delta=text))
         return events
 
-    def on_text(self, text: str) -> list[dict]:
+    def on_text(self, text: str) -> list[dict[str, Any]]:
         events = []
         if self.text_index is None:
             events.extend(self._close_all())
-            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant",
-                    "content": []}
+            item: dict[str, Any] = {"id": new_id("msg"), "type": "message", "status": "in_progress",
+                                    "role": "assistant", "content": []}
             self.text_index, added = self._add(item)
             events.append(added)
             part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -487,7 +494,7 @@ class StreamTranslator(ChatDeltaWalker):
                                   output_index=self.text_index, content_index=0, delta=text, logprobs=[]))
         return events
 
-    def on_tool_call(self, position: int, call: dict, function: dict) -> list[dict]:
+    def on_tool_call(self, position: int, call: dict[str, Any], function: dict[str, Any]) -> list[dict[str, Any]]:
         events = []
         index = self.calls.get(position)
         if index is None or index not in self.open:
@@ -512,7 +519,7 @@ class StreamTranslator(ChatDeltaWalker):
     def on_finish(self, reason: str) -> None:
         self.finish_reason = reason
 
-    def finish(self, usage: Usage | None) -> list[dict]:
+    def finish(self, usage: Usage | None) -> list[dict[str, Any]]:
         events = self._close_all()
         reason = INCOMPLETE_REASONS.get(self.finish_reason)
         if reason is not None:
@@ -521,7 +528,7 @@ class StreamTranslator(ChatDeltaWalker):
         return events + [self._event("response.completed",
                                      response=self._response("completed", usage_to_responses(usage)))]
 
-    def fail(self, message: str, code: str, usage: Usage | None = None) -> dict:
+    def fail(self, message: str, code: str, usage: Usage | None = None) -> dict[str, Any]:
         """The stream broke: the terminal event; the items finished so far are in its output."""
         return self._event("response.failed", response=self._response(
             "failed", usage_to_responses(usage), error={"code": code, "message": message}))
@@ -539,7 +546,7 @@ class NativeStreamReader:
         self.provider = provider
         self.previous_response_id = previous_response_id
         self.usage: Usage | None = None
-        self.output: list[dict] = []
+        self.output: list[dict[str, Any]] = []
         self.status: str | None = None
         self.sequence = 0
 
@@ -547,7 +554,7 @@ class NativeStreamReader:
     def complete(self) -> bool:
         return self.status is not None
 
-    def feed(self, data: bytes) -> dict | None:
+    def feed(self, data: bytes) -> dict[str, Any] | None:
         event = orjson.loads(data)
         if not isinstance(event, dict):
             return None
@@ -568,7 +575,7 @@ class NativeStreamReader:
                     self.output = response["output"]
         return event
 
-    def failed(self, message: str, code: str, request: dict, model: str, created_at: int) -> dict:
+    def failed(self, message: str, code: str, request: dict[str, Any], model: str, created_at: int) -> dict[str, Any]:
         """The terminal event the gateway adds when the upstream's stream breaks."""
         event = {"type": "response.failed", "sequence_number": self.sequence,
                  "response": response_object(request, self.response_id, created_at, model, "failed", self.output,

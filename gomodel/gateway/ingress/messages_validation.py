@@ -12,6 +12,8 @@ result, and must be followed by an `assistant` turn or end the array. A system m
 that only sets `output_config`) may stand anywhere.
 """
 
+from typing import Any
+
 from ..errors import invalid
 from ..validation import Schema
 
@@ -20,12 +22,12 @@ COUNT_TOKENS = Schema("anthropic.CountTokensRequest")
 SYSTEM_BLOCKS = frozenset(("text", "tool_addition", "tool_removal"))
 
 
-def validate_messages(body: dict) -> None:
+def validate_messages(body: dict[str, Any]) -> None:
     MESSAGES.check(body)
     check_system_messages(body["messages"])
 
 
-def validate_count_tokens(body: dict) -> None:
+def validate_count_tokens(body: dict[str, Any]) -> None:
     COUNT_TOKENS.check(body)
     check_system_messages(body["messages"])
 

@@ -9,16 +9,23 @@ the usage event (once, if an upstream was tried), priced into the budget counter
 clears the reservation, the TPM reconciled to what was used, the concurrency slot freed, the metrics.
 """
 
+import asyncio
 import logging
+from types import TracebackType
+from typing import cast
 
 from accounting.limits.allowlists import EMPTY
 from providers.base import Target
 
 from .. import metrics
-from ..budgets import StreamGuard, charge, release, reserve
+from ..auth import Principal
+from ..budgets import Reservation, StreamGuard, charge, release, reserve
 from ..errors import GatewayError
-from ..limits import allowed_chain
+from ..http import Request
+from ..limits import Admission, allowed_chain
+from ..runtime import Runtime
 from ..usage_record import UsageRecord
+from .protocol import Exchange
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +34,8 @@ class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
                  "started")
 
-    def __init__(self, req, runtime, principal, protocol, chain: list[tuple[Target, str]]):
+    def __init__(self, req: Request, runtime: Runtime, principal: Principal, protocol: Exchange,
+                 chain: list[tuple[Target, str]]) -> None:
         self.req = req
         self.runtime = runtime
         self.auth = principal
@@ -35,9 +43,9 @@ class Call:
         self.chain = chain
         self.request_id = req.request_id
         self.started = req.started
-        self.record = None
-        self.budget = None
-        self.admission = None
+        self.record: UsageRecord | None = None  # set by __aenter__
+        self.budget: Reservation | None = None
+        self.admission: Admission | None = None
 
     async def __aenter__(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
@@ -69,10 +77,12 @@ class Call:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
         return StreamGuard.maybe(self, self.runtime)
 
-    async def __aexit__(self, kind, error, tb) -> bool:
-        req, record = self.req, self.record
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: TracebackType | None) -> bool:
+        req, record = self.req, cast(UsageRecord, self.record)  # entered: set
         handled = isinstance(error, GatewayError)
         if handled:
+            error = cast(GatewayError, error)
             record.status, record.error_type = error.status, error.type
         elif isinstance(error, Exception):  # a bug: the app answers 500; the event says so too
             record.status, record.error_type = 500, "internal_error"
@@ -80,15 +90,15 @@ class Call:
         if handled and not record.attempts:
             metrics.refused_line(req, self.auth, error)
         if handled and not req.response_started:
-            await req.respond_error(error)
+            await req.respond_error(cast(GatewayError, error))
         if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
             await room
         return handled
 
-    def _settle(self):
+    def _settle(self) -> "asyncio.Future[None] | None":
         """Everything a call owes when it ends, without an await: a cancelled call (server shutdown) cannot
         count on the loop for long."""
-        runtime, record, admission = self.runtime, self.record, self.admission
+        runtime, record, admission = self.runtime, cast(UsageRecord, self.record), self.admission  # entered
         room = None
         # A call refused before any upstream attempt (input the provider cannot take) is bad input like
         # any other 400: it records nothing.

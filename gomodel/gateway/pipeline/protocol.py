@@ -5,14 +5,24 @@ mapping, scrubbing and the usage event are the pipeline's (call.py, relay.py, ru
 
 from typing import Any, ClassVar, Protocol
 
+from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest, Usage
+
+from ..auth import Principal
+from ..http import Request
+from ..usage_record import UsageRecord
 
 
 class StreamWriter(Protocol):
     """One stream's translation into the client's protocol. Every method returns the bytes to send."""
 
-    usage: Usage | None  # what the upstream reported so far (None until it did)
-    complete: bool  # the upstream's stream reached its end
+    @property
+    def usage(self) -> Usage | None:
+        """What the upstream reported so far (None until it did)."""
+
+    @property
+    def complete(self) -> bool:
+        """The upstream's stream reached its end."""
 
     def start(self) -> bytes:
         """Sent before the first upstream byte (a protocol's opening events; b"" for most)."""
@@ -28,7 +38,7 @@ class StreamWriter(Protocol):
     def fail(self, message: str, code: str, kind: str) -> bytes:
         """The terminal error event for `message` (already scrubbed); `kind` is the gateway's error type."""
 
-    def answer(self) -> dict | None:
+    def answer(self) -> dict[str, Any] | None:
         """The whole answer the client received, for a protocol that keeps it (Responses' store)."""
 
 
@@ -37,19 +47,20 @@ class Exchange(Protocol):
 
     endpoint: ClassVar[str]  # the usage event's endpoint
     billed: ClassVar[bool]  # False: the call never makes a usage event (count_tokens)
-    body: dict
+    body: dict[str, Any]
     model: str  # as requested
     provider_hint: str | None
     stream: bool
 
-    @staticmethod
-    def validate(body: dict) -> None:
-        """400 for a body this protocol cannot take (before any routing)."""
+    def __init__(self, req: Request, body: dict[str, Any]) -> None: ...
 
-    async def prepare(self, principal) -> None:
+    # 400 for a body this protocol cannot take (before any routing): `validate = staticmethod(check)`.
+    validate: ClassVar["staticmethod[..., None]"]  # `...`: a ParamSpec would have to match names too
+
+    async def prepare(self, principal: Principal) -> None:
         """Reads the call needs before routing (Responses' stored context); most do nothing."""
 
-    def prompt(self) -> list[dict]:
+    def prompt(self) -> list[dict[str, Any]]:
         """The prompt as chat-like messages (for estimates when usage is not reported); computed once."""
 
     def prompt_tokens(self) -> int:
@@ -65,17 +76,17 @@ class Exchange(Protocol):
     def local_answer(self, target: Target, model: str) -> Any:
         """An answer made without an upstream (count_tokens estimated), awaited; None: go upstream."""
 
-    def build(self, adapter, target: Target, model: str) -> UpstreamRequest:
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         """The upstream request for this target (adapters translate; raise UpstreamError if impossible)."""
 
-    def read(self, adapter, record, content: bytes) -> tuple[bytes, dict | None]:
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, dict[str, Any] | None]:
         """A complete upstream answer into the client's body (and the answer, for a protocol that keeps it);
         sets record.usage (and what it relayed when
         the upstream reported none). Raises UpstreamError for a 200 that is a refusal, ValueError,
         TypeError, KeyError or AttributeError for an unreadable one."""
 
-    def writer(self, adapter, record) -> StreamWriter:
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> StreamWriter:
         """The stream writer for this target's answer."""
 
-    def answered(self, answer: dict | None) -> None:
+    def answered(self, answer: dict[str, Any] | None) -> None:
         """The call ended (answer: what the client got, None when it got no complete answer)."""

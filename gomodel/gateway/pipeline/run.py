@@ -5,9 +5,11 @@ mapped) or relay the stream through the protocol's writer with the disconnect wa
 decoder, the budget guard, cancellation, the 502/504 mapping and the scrubbed terminal error; settle."""
 
 import asyncio
+from typing import Any, cast
 
 from django.conf import settings
 
+from providers.adapter_protocol import ChatAdapter
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .. import metrics, upstream_errors
@@ -19,10 +21,12 @@ from ..runtime import get_runtime
 from ..upstream import refused, send_upstream, unreadable
 from ..upstream_client import UpstreamResponse
 from ..upstream_errors import DeadlineExceeded
+from ..usage_record import UsageRecord
 from .call import Call
+from .protocol import Exchange, StreamWriter
 
 
-async def run(req: Request, kind) -> None:
+async def run(req: Request, kind: type[Exchange]) -> None:
     principal = None
     try:
         runtime = get_runtime()
@@ -33,7 +37,7 @@ async def run(req: Request, kind) -> None:
         raise
 
 
-async def _run(req: Request, kind, runtime, principal) -> None:
+async def _run(req: Request, kind: type[Exchange], runtime: Any, principal: Any) -> None:
     exchange = await kind.receive(req)  # the body read and validated (400), as the protocol takes it
     answer = None
     try:
@@ -46,11 +50,11 @@ async def _run(req: Request, kind, runtime, principal) -> None:
                 await req.respond(200, await local)
                 return
             response, adapter = await send_upstream(runtime, call.chain, exchange.build, exchange.stream,
-                                                    call.record)
+                                                    cast(UsageRecord, call.record))  # entered: set
             if exchange.stream:
-                writer = exchange.writer(adapter, call.record)
+                writer = exchange.writer(adapter, cast(UsageRecord, call.record))
                 await relay_stream(call, writer, response)
-                if call.record.status == 200:
+                if cast(UsageRecord, call.record).status == 200:
                     answer = writer.answer()
             else:
                 answer = await answer_whole(call, adapter, response)
@@ -58,10 +62,10 @@ async def _run(req: Request, kind, runtime, principal) -> None:
         exchange.answered(answer)
 
 
-async def answer_whole(call: Call, adapter, response: UpstreamResponse) -> dict | None:
+async def answer_whole(call: Call, adapter: ChatAdapter, response: UpstreamResponse) -> dict[str, Any] | None:
     """A complete answer, mapped: a 200 that is a refusal → that upstream error; unreadable → 502. Returns
     the answer for a protocol that keeps it."""
-    record = call.record
+    record = cast(UsageRecord, call.record)  # entered: set
     try:
         body, answer = call.protocol.read(adapter, record, response.content)
     except UpstreamError as err:
@@ -72,12 +76,12 @@ async def answer_whole(call: Call, adapter, response: UpstreamResponse) -> dict 
     return answer
 
 
-async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
+async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamResponse) -> None:
     """What one upstream read yields goes out in one write (one syscall, not one per event); what is
     encoded but not written when a failure is raised goes out with the terminal event."""
-    req, record = call.req, call.record
+    req, record = call.req, cast(UsageRecord, call.record)  # entered: set
     guard = call.guard()
-    task = asyncio.current_task()
+    task = cast("asyncio.Task[None]", asyncio.current_task())  # a request runs in a task
     watcher = None
     pending: list[bytes] = []
     try:
@@ -106,7 +110,7 @@ async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
         except BudgetCut:
             # The protocol's own terminal event; billed for what the client got (the upstream is closed below).
             cut = cut_error()
-            terminal = writer.fail(cut.message, cut.code, RATE_LIMIT)
+            terminal = writer.fail(cut.message, cast(str, cut.code), RATE_LIMIT)  # cut_error() names its code
             bill_cut(record)
             watcher.cancel()
             await req.finish(b"".join(pending) + terminal)
@@ -132,7 +136,7 @@ async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
         await response.aclose()
 
 
-async def watch_disconnect(req, task: asyncio.Task, record):
+async def watch_disconnect(req: Request, task: "asyncio.Task[None]", record: UsageRecord) -> None:
     while True:
         message = await req.receive()
         if message["type"] == "http.disconnect":

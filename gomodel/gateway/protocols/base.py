@@ -1,46 +1,65 @@
 """What most protocols share: the body's routing fields, lazy prompt estimates, no local answer."""
 
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
 from django.conf import settings
 
 from accounting.usage.estimate import estimate_prompt_tokens
+from providers.adapter_protocol import StreamParser
+from providers.base import Target, Usage
 
+from ..auth import Principal
+from ..http import Request
 from ..json_body import parse_json_object
+from ..usage_record import UsageRecord
+
+
+class UsageSource(Protocol):
+    """What StreamWriterBase reads of the parser it wraps."""
+
+    usage: Usage | None
+
+    @property
+    def complete(self) -> bool: ...
+
+
+ParserT = TypeVar("ParserT", bound=UsageSource)
 
 
 class BaseExchange:
     """Defaults for gomodel.gateway.pipeline.protocol.Exchange."""
 
-    endpoint = ""
-    billed = True
+    endpoint: ClassVar[str] = ""
+    billed: ClassVar[bool] = True
     __slots__ = ("body", "model", "provider_hint", "stream", "_prompt", "_prompt_tokens", "req")
 
-    def __init__(self, req, body: dict):
+    def __init__(self, req: Request, body: dict[str, Any]) -> None:
         self.req = req
         self.body = body
         self.model = body["model"]
         self.provider_hint = body.get("provider")
         self.stream = body.get("stream") is True
-        self._prompt = None
-        self._prompt_tokens = None
+        self._prompt: list[dict[str, Any]] | None = None
+        self._prompt_tokens: int | None = None
 
     @classmethod
-    async def receive(cls, req):
+    async def receive(cls, req: Request) -> Any:
         """The call from its request: a JSON object, validated (400 otherwise)."""
         body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
         cls.validate(body)
         return cls(req, body)
 
-    async def prepare(self, principal) -> None:
+    async def prepare(self, principal: Principal) -> None:
         return None
 
-    def answer_headers(self, response) -> list | None:
+    def answer_headers(self, response: Any) -> list[tuple[bytes, bytes]] | None:
         """The headers of a whole answer (None: JSON)."""
         return None
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def prompt(self) -> list[dict]:
+    def prompt(self) -> list[dict[str, Any]]:
         if self._prompt is None:
             self._prompt = self.messages()
         return self._prompt
@@ -56,31 +75,31 @@ class BaseExchange:
             limit = settings.LIMITS_DEFAULT_MAX_TOKENS
         return limit
 
-    def max_output(self):
+    def max_output(self) -> Any:
         return self.body.get("max_completion_tokens") or self.body.get("max_tokens")
 
-    def candidates(self, chain: list) -> list:
+    def candidates(self, chain: list[Any]) -> list[Any]:
         return chain
 
-    def local_answer(self, target, model):
+    def local_answer(self, target: Target, model: str) -> Any:
         return None
 
-    def answered(self, answer) -> None:
+    def answered(self, answer: dict[str, Any] | None) -> None:
         return None
 
 
-class StreamWriterBase:
+class StreamWriterBase(Generic[ParserT]):
     """What every stream writer shares: the upstream's parser (its usage and whether it completed), nothing
     to send before the first upstream byte, no answer kept (pipeline.protocol.StreamWriter)."""
 
     __slots__ = ("parser", "record")
 
-    def __init__(self, parser, record):
+    def __init__(self, parser: ParserT, record: UsageRecord) -> None:
         self.parser = parser
         self.record = record
 
     @property
-    def usage(self):
+    def usage(self) -> Usage | None:
         return self.parser.usage
 
     @property
@@ -90,11 +109,11 @@ class StreamWriterBase:
     def start(self) -> bytes:
         return b""
 
-    def answer(self):
+    def answer(self) -> dict[str, Any] | None:
         return None
 
 
-class ChunkTranslator(StreamWriterBase):
+class ChunkTranslator(StreamWriterBase[StreamParser]):
     """A writer fed with chat-completion chunks (the adapters' one stream shape): each chunk is kept for
     the usage estimate and encoded in the client's protocol (`encode`); `closing` ends a complete stream."""
 
@@ -107,15 +126,15 @@ class ChunkTranslator(StreamWriterBase):
         tail = self._write(self.parser.close())
         return tail + self.closing() if self.parser.complete else tail
 
-    def _write(self, chunks: list[dict]) -> bytes:
-        out = []
+    def _write(self, chunks: list[dict[str, Any]]) -> bytes:
+        out: list[bytes] = []
         record = self.record
         for chunk in chunks:
             record.relay(chunk)
             out.append(self.encode(chunk))
         return b"".join(out)
 
-    def encode(self, chunk: dict) -> bytes:
+    def encode(self, chunk: dict[str, Any]) -> bytes:
         raise NotImplementedError
 
     def closing(self) -> bytes:

@@ -1,11 +1,15 @@
 """POST /v1/embeddings: no stream, nothing generated (no output reserved), the input as the prompt."""
 
+from typing import Any, NoReturn, cast
+
 import orjson
 
 from accounting.usage.estimate import approximate_text_tokens
+from providers.adapter_protocol import ChatAdapter, EmbeddingsAdapter
 from providers.adapters import embeddings_adapter
-from providers.base import UpstreamError
+from providers.base import Target, UpstreamError, UpstreamRequest
 
+from ..usage_record import UsageRecord
 from ..validation import validate_embeddings
 from .base import BaseExchange
 
@@ -15,7 +19,7 @@ class EmbeddingsExchange(BaseExchange):
     __slots__ = ()
     validate = staticmethod(validate_embeddings)
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         """The input as messages, so that a missing upstream usage can be estimated like a prompt."""
         value = self.body["input"]
         items = value if isinstance(value, list) and value and not isinstance(value[0], int) else [value]
@@ -31,18 +35,20 @@ class EmbeddingsExchange(BaseExchange):
     def output_tokens(self) -> int:
         return 0
 
-    def build(self, adapter, target, model):
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         embeddings = embeddings_adapter(adapter)
         if embeddings is None:
             raise UpstreamError(400, f"Provider '{target.name}' does not offer embeddings.", param="model",
                                 code="embeddings_not_supported")
         return embeddings.build_embeddings_request(self.body, target, model)
 
-    def read(self, adapter, record, content: bytes):
-        data, usage = adapter.parse_embeddings_response(content, record.model, self.body.get("encoding_format"))
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
+        # the adapter that built the request, which build() checked speaks embeddings
+        data, usage = cast(EmbeddingsAdapter, adapter).parse_embeddings_response(
+            content, record.model, self.body.get("encoding_format"))
         data["provider"] = record.target.name
         record.usage = usage
         return orjson.dumps(data), None
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
         raise AssertionError("embeddings never stream")

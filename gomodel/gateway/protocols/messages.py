@@ -5,10 +5,13 @@ side for usage); any other target is reached through its chat adapter, translate
 providers.anthropic.ingress. Errors use Anthropic's envelope (ingress/anthropic_errors.py)."""
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any, NoReturn
 
 import orjson
 
 from accounting.usage.estimate import estimate_prompt_tokens
+from providers.adapter_protocol import ChatAdapter, StreamParser
 from providers.anthropic import StreamParser as AnthropicStreamParser
 from providers.anthropic.ingress import (
     EventWriter,
@@ -19,16 +22,19 @@ from providers.anthropic.ingress import (
     to_chat,
 )
 from providers.anthropic.response import convert_usage
+from providers.base import Target, UpstreamRequest
 
 from ..errors import RATE_LIMIT
+from ..http import Request
 from ..ingress import anthropic_errors
 from ..ingress.messages_validation import validate_count_tokens, validate_messages
+from ..usage_record import UsageRecord
 from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 
 FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
-def _client_headers(req) -> dict[str, str]:
+def _client_headers(req: Request) -> dict[str, str]:
     return {name.decode(): value for name in FORWARDED_HEADERS if (value := req.header(name))}
 
 
@@ -42,22 +48,23 @@ class MessagesExchange(BaseExchange):
     validate = staticmethod(validate_messages)
     __slots__ = ("headers", "translated")
 
-    def __init__(self, req, body: dict):
+    def __init__(self, req: Request, body: dict[str, Any]) -> None:
         super().__init__(req, body)
         self.headers = _client_headers(req)
-        self.translated = None  # the chat body, built once, the first time a non-Anthropic target is tried
+        # the chat body, built once, the first time a non-Anthropic target is tried
+        self.translated: dict[str, Any] | None = None
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         return estimate_messages(self.body)
 
-    def build(self, adapter, target, model):
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if target.wire == "anthropic":
             return native_request(self.body, target, model, self.headers)
         if self.translated is None:
             self.translated = to_chat(self.body, self.stream)
         return adapter.build_chat_request(self.translated, target, model, self.stream)
 
-    def read(self, adapter, record, content: bytes):
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
         if record.target.wire == "anthropic":  # Anthropic's Message goes to the client byte for byte
             data = orjson.loads(content)
             usage = data.get("usage") if isinstance(data, dict) else None
@@ -72,13 +79,13 @@ class MessagesExchange(BaseExchange):
             record.relay_completion(data)
         return orjson.dumps(message), None
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> "NativeEvents | TranslatedEvents":
         if record.target.wire == "anthropic":
             return NativeEvents(AnthropicStreamParser(record.model), record)
         return TranslatedEvents(adapter.StreamParser(record.model), record)
 
 
-class NativeEvents(StreamWriterBase):
+class NativeEvents(StreamWriterBase[AnthropicStreamParser]):
     """Anthropic's events relayed as they came (their data untouched), parsed on the side; an upstream
     `error` event is not relayed as it came: the relay ends the stream with a scrubbed one."""
 
@@ -102,11 +109,11 @@ class TranslatedEvents(ChunkTranslator):
     __slots__ = ("events",)
     fail = staticmethod(stream_error)
 
-    def __init__(self, parser, record):
+    def __init__(self, parser: StreamParser, record: UsageRecord) -> None:
         super().__init__(parser, record)
         self.events = EventWriter(record.model)
 
-    def encode(self, chunk: dict) -> bytes:
+    def encode(self, chunk: dict[str, Any]) -> bytes:
         return b"".join(self.events.feed(chunk))
 
     def closing(self) -> bytes:
@@ -123,20 +130,20 @@ class CountTokensExchange(BaseExchange):
     validate = staticmethod(validate_count_tokens)
     __slots__ = ("headers",)
 
-    def __init__(self, req, body: dict):
+    def __init__(self, req: Request, body: dict[str, Any]) -> None:
         super().__init__(req, body)
         self.stream = False
         self.headers = _client_headers(req)
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         return estimate_messages(self.body)
 
-    def candidates(self, chain: list) -> list:
+    def candidates(self, chain: list[Any]) -> list[Any]:
         if chain[0][0].wire != "anthropic":
             return chain
         return [(target, model) for target, model in chain if target.wire == "anthropic"]
 
-    def local_answer(self, target, model):
+    def local_answer(self, target: Target, model: str) -> Awaitable[bytes] | None:
         if target.wire == "anthropic":
             return None
         return self._estimate(model)
@@ -145,14 +152,14 @@ class CountTokensExchange(BaseExchange):
         tokens = await asyncio.to_thread(lambda: estimate_prompt_tokens(estimate_messages(self.body), model))
         return orjson.dumps({"input_tokens": tokens})
 
-    def build(self, adapter, target, model):
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         return native_request(self.body, target, model, self.headers, "messages/count_tokens")
 
-    def read(self, adapter, record, content: bytes):
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
         data = orjson.loads(content)
         if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
             raise ValueError("no input_tokens in the answer")
         return content, None
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
         raise AssertionError("count_tokens never streams")

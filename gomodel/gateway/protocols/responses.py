@@ -3,14 +3,19 @@ any other gets it translated to chat completions (through its own adapter) and i
 back. A stored response is written after the client has its answer (stored_responses.PendingWrite)."""
 
 import time
+from typing import Any
 
 import orjson
 
-from providers.base import StreamError, scrub_secrets
+from providers.adapter_protocol import ChatAdapter, StreamParser
+from providers.base import StreamError, Target, UpstreamRequest, scrub_secrets
 from providers.openai_compat import responses as wire
 
+from ..auth import Principal
+from ..http import Request
 from ..responses_validation import validate_responses
 from ..stored_responses import PendingWrite, load_previous
+from ..usage_record import UsageRecord
 from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 
 
@@ -19,15 +24,15 @@ class ResponsesExchange(BaseExchange):
     validate = staticmethod(validate_responses)
     __slots__ = ("items", "id", "created_at", "chat_body", "pending")
 
-    def __init__(self, req, body: dict):
+    def __init__(self, req: Request, body: dict[str, Any]) -> None:
         super().__init__(req, body)
-        self.items = []
+        self.items: list[dict[str, Any]] = []
         self.id = wire.new_id("resp")
         self.created_at = int(time.time())
-        self.chat_body = None
-        self.pending = None
+        self.chat_body: dict[str, Any] | None = None
+        self.pending: PendingWrite | None = None
 
-    async def prepare(self, principal) -> None:
+    async def prepare(self, principal: Principal) -> None:
         body = self.body
         if body.get("store", True) is not False:
             self.pending = PendingWrite(principal, self.id)
@@ -37,13 +42,13 @@ class ResponsesExchange(BaseExchange):
             items = await load_previous(principal, body["previous_response_id"]) + items
         self.items = items
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         return wire.to_chat_messages(self.body.get("instructions"), self.items, strict=False)
 
-    def max_output(self):
+    def max_output(self) -> Any:
         return self.body.get("max_output_tokens")
 
-    def build(self, adapter, target, model):
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if wire.supports_native(target):
             history = self.items if self.body.get("previous_response_id") else None
             return wire.build_native_request(self.body, history, target, model, self.stream)
@@ -51,7 +56,7 @@ class ResponsesExchange(BaseExchange):
             self.chat_body = wire.to_chat_body(self.body, self.items, self.stream)
         return adapter.build_chat_request(self.chat_body, target, model, self.stream)
 
-    def read(self, adapter, record, content: bytes):
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, dict[str, Any]]:
         target = record.target
         if wire.supports_native(target):
             data = orjson.loads(content)
@@ -73,12 +78,12 @@ class ResponsesExchange(BaseExchange):
                 record.relay_text(text)
         return orjson.dumps(data), data
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> "NativeEvents | TranslatedEvents":
         if wire.supports_native(record.target):
             return NativeEvents(self, record)
         return TranslatedEvents(self, adapter.StreamParser(record.model), record)
 
-    def answered(self, answer) -> None:
+    def answered(self, answer: dict[str, Any] | None) -> None:
         if self.pending is not None:
             if answer is not None:
                 self.pending.write(self.items, answer, self.body.get("previous_response_id"))
@@ -86,8 +91,8 @@ class ResponsesExchange(BaseExchange):
                 self.pending.abandon()
 
 
-def _output_text(output: list) -> list[str]:
-    texts = []
+def _output_text(output: list[Any]) -> list[str]:
+    texts: list[str] = []
     for item in output:
         if not isinstance(item, dict):
             continue
@@ -104,15 +109,15 @@ class TranslatedEvents(ChunkTranslator):
 
     __slots__ = ("translator", "final")
 
-    def __init__(self, exchange: ResponsesExchange, parser, record):
+    def __init__(self, exchange: ResponsesExchange, parser: StreamParser, record: UsageRecord) -> None:
         super().__init__(parser, record)
         self.translator = wire.StreamTranslator(exchange.body, exchange.id, record.model, record.target.name)
-        self.final = None
+        self.final: dict[str, Any] | None = None
 
     def start(self) -> bytes:
         return b"".join(wire.sse(event) for event in self.translator.start())
 
-    def encode(self, chunk: dict) -> bytes:
+    def encode(self, chunk: dict[str, Any]) -> bytes:
         return b"".join(wire.sse(event) for event in self.translator.feed(chunk))
 
     def closing(self) -> bytes:
@@ -123,21 +128,21 @@ class TranslatedEvents(ChunkTranslator):
     def fail(self, message: str, code: str, kind: str) -> bytes:
         return wire.sse(self.translator.fail(message, code, self.parser.usage))
 
-    def answer(self):
+    def answer(self) -> dict[str, Any] | None:
         return self.final
 
 
-class NativeEvents(StreamWriterBase):
+class NativeEvents(StreamWriterBase[wire.NativeStreamReader]):
     """A native upstream's Responses stream, renamed to the gateway's response id; its own
     `response.failed` is relayed with its error message scrubbed (and the call recorded as failed)."""
 
     __slots__ = ("exchange", "final")
 
-    def __init__(self, exchange: ResponsesExchange, record):
+    def __init__(self, exchange: ResponsesExchange, record: UsageRecord) -> None:
         super().__init__(wire.NativeStreamReader(exchange.id, record.target.name,
                                                  exchange.body.get("previous_response_id")), record)
         self.exchange = exchange
-        self.final = None
+        self.final: dict[str, Any] | None = None
 
     def feed(self, event_name: str | None, data: bytes) -> bytes:
         reader = self.parser
@@ -155,7 +160,7 @@ class NativeEvents(StreamWriterBase):
                 self.final = response
         return wire.sse(event)
 
-    def _scrub(self, response: dict) -> None:
+    def _scrub(self, response: dict[str, Any]) -> None:
         target = self.record.target
         error = response.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -174,12 +179,12 @@ class NativeEvents(StreamWriterBase):
         return wire.sse(self.parser.failed(message, code, self.exchange.body, self.record.model,
                                            self.exchange.created_at))
 
-    def answer(self):
+    def answer(self) -> dict[str, Any] | None:
         return self.final
 
 
 class UpstreamFailed(StreamError):
     """A native stream that ended with the upstream's own response.failed: recorded as a 502."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("the provider failed the response", code="upstream_response_failed")

@@ -14,7 +14,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count()))
+        parser.add_argument("--workers", type=int,
+                            default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
         parser.add_argument("--no-celery", action="store_true", help="Do not start the Celery worker.")
 
     def handle(self, server, workers, no_celery, **options):
