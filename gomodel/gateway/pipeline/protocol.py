@@ -3,13 +3,15 @@ between them. (Its error envelope goes with its route: app.py's ANTHROPIC_ROUTES
 body is read — auth, 405 — use it too.) Admission, failover, the stream relay, the budget guard, status
 mapping, scrubbing and the usage event are the pipeline's (call.py, relay.py, run.py), written once."""
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, Self
 
 from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest, Usage
 
 from ..auth import Principal
 from ..http import Request
+from ..upstream_client import UpstreamResponse
 from ..usage_record import UsageRecord
 
 
@@ -45,7 +47,7 @@ class StreamWriter(Protocol):
 class Exchange(Protocol):
     """One call in one protocol, made from its validated body."""
 
-    endpoint: ClassVar[str]  # the usage event's endpoint
+    endpoint: str  # the usage event's endpoint (a class's; passthrough's is per provider, set by receive)
     billed: ClassVar[bool]  # False: the call never makes a usage event (count_tokens)
     body: dict[str, Any]
     model: str  # as requested
@@ -54,8 +56,14 @@ class Exchange(Protocol):
 
     def __init__(self, req: Request, body: dict[str, Any]) -> None: ...
 
-    # 400 for a body this protocol cannot take (before any routing): `validate = staticmethod(check)`.
-    validate: ClassVar["staticmethod[..., None]"]  # `...`: a ParamSpec would have to match names too
+    # 400 for a body this protocol cannot take (before any routing): `validate = staticmethod(check)`, or a
+    # classmethod (media.py's reads its class's field). Read-only here: a classmethod is no settable variable.
+    @property
+    def validate(self) -> Callable[[dict[str, Any]], None]: ...
+
+    @classmethod
+    async def receive(cls, req: Request) -> Self:
+        """The call from its request: its body read and validated (400 otherwise), as the protocol takes it."""
 
     async def prepare(self, principal: Principal) -> None:
         """Reads the call needs before routing (Responses' stored context); most do nothing."""
@@ -87,6 +95,9 @@ class Exchange(Protocol):
 
     def writer(self, adapter: ChatAdapter, record: UsageRecord) -> StreamWriter:
         """The stream writer for this target's answer."""
+
+    def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]] | None:
+        """The headers of a whole answer (None: JSON)."""
 
     def answered(self, answer: dict[str, Any] | None) -> None:
         """The call ended (answer: what the client got, None when it got no complete answer)."""

@@ -1,6 +1,6 @@
 """What most protocols share: the body's routing fields, lazy prompt estimates, no local answer."""
 
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from django.conf import settings
 
@@ -29,8 +29,9 @@ ParserT = TypeVar("ParserT", bound=UsageSource)
 class BaseExchange:
     """Defaults for gomodel.gateway.pipeline.protocol.Exchange."""
 
-    endpoint: ClassVar[str] = ""
+    endpoint: str = ""  # a class variable but for passthrough's (per provider, in a slot)
     billed: ClassVar[bool] = True
+    validate: ClassVar["staticmethod[..., None]"]  # each protocol's (pipeline.protocol.Exchange)
     __slots__ = ("body", "model", "provider_hint", "stream", "_prompt", "_prompt_tokens", "req")
 
     def __init__(self, req: Request, body: dict[str, Any]) -> None:
@@ -43,7 +44,7 @@ class BaseExchange:
         self._prompt_tokens: int | None = None
 
     @classmethod
-    async def receive(cls, req: Request) -> Any:
+    async def receive(cls, req: Request) -> Self:
         """The call from its request: a JSON object, validated (400 otherwise)."""
         body = parse_json_object(await req.read_body(settings.BODY_SIZE_LIMIT))
         cls.validate(body)

@@ -5,12 +5,17 @@
 moderations: nothing in the answer says what it cost). The answer goes back with its own content type
 (speech is audio bytes)."""
 
+from typing import Any, NoReturn
+
 import orjson
 
+from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamError, UpstreamRequest
 from providers.openai_compat.adapter import auth_headers
 
 from ..errors import invalid
+from ..upstream_client import UpstreamResponse
+from ..usage_record import UsageRecord
 from .base import BaseExchange
 from .passthrough import usage_in
 
@@ -26,7 +31,7 @@ class MediaExchange(BaseExchange):
     __slots__ = ()
 
     @classmethod
-    def validate(cls, body: dict) -> None:
+    def validate(cls, body: dict[str, Any]) -> None:
         model = body.get("model")
         if not isinstance(model, str) or not model.strip() or len(model) > 256:
             raise invalid("'model' is required: the gateway routes by it.", param="model", code="missing_required")
@@ -37,7 +42,7 @@ class MediaExchange(BaseExchange):
             raise invalid(f"{cls.what} answers are not streamed through the gateway.", param="stream",
                           code="unsupported_value")
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         value = self.body.get(self.text_field)
         texts = value if isinstance(value, list) else [value]
         return [{"role": "user", "content": text if isinstance(text, str) else orjson.dumps(text).decode()}
@@ -46,7 +51,7 @@ class MediaExchange(BaseExchange):
     def output_tokens(self) -> int:
         return super().output_tokens() if self.generates else 0
 
-    def build(self, adapter, target: Target, model: str) -> UpstreamRequest:
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if target.wire != "openai_compat":
             raise UpstreamError(400, f"Provider '{target.name}' does not offer {self.what}.", param="model",
                                 code="unsupported_model")
@@ -57,11 +62,11 @@ class MediaExchange(BaseExchange):
         return UpstreamRequest("POST", target.base_url.rstrip("/") + self.upstream_path, headers,
                                orjson.dumps(body))
 
-    def answer_headers(self, response) -> list[tuple[bytes, bytes]]:
+    def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
         content_type = response.headers.get("content-type") or "application/octet-stream"
         return [(b"content-type", content_type.encode("latin-1"))]
 
-    def read(self, adapter, record, content: bytes):
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
         record.estimate_missing = False  # no usage in the answer: billed as none, never guessed
         if content[:1] == b"{":
             data = orjson.loads(content)
@@ -69,7 +74,7 @@ class MediaExchange(BaseExchange):
                 record.usage = usage_in("openai_compat", data, None)
         return content, None
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
         raise AssertionError(f"{self.what} answers are not streamed")
 
 

@@ -6,12 +6,15 @@ body caps, scrubbed errors. The usage is read from the answer in the provider's 
 `usage` member, Anthropic's, Gemini's `usageMetadata`, or their SSE events); an answer without any is one
 usage event with `usage_source=none`."""
 
+from collections.abc import Awaitable, Callable
+from typing import Any, Self
 from urllib.parse import quote
 
 import orjson
 from django.conf import settings
 
 from accounting.usage.estimate import approximate_text_tokens
+from providers.adapter_protocol import ChatAdapter
 from providers.anthropic.request import auth_headers as anthropic_auth
 from providers.anthropic.response import convert_usage
 from providers.base import StreamError, Target, UpstreamRequest, Usage
@@ -20,8 +23,11 @@ from providers.gemini.response import usage_from as gemini_usage
 from providers.openai_compat.adapter import auth_headers as openai_auth
 
 from ..errors import NOT_FOUND, GatewayError
+from ..http import Request
 from ..json_body import parse_json_object
 from ..pipeline.run import run
+from ..upstream_client import UpstreamResponse
+from ..usage_record import UsageRecord
 from .base import BaseExchange, StreamWriterBase
 
 PREFIX = "/p/"
@@ -38,13 +44,20 @@ def enabled(provider: str) -> bool:
 
 class PassthroughExchange(BaseExchange):
     __slots__ = ("provider", "path", "query", "raw", "method", "headers", "endpoint")
+    # Set by `receive`, which makes the instance without __init__ (the slots above).
+    provider: str
+    path: str
+    query: str
+    raw: bytes
+    method: str
+    headers: dict[str, str]
 
     @staticmethod
-    def validate(body: dict) -> None:
+    def validate(body: dict[str, Any]) -> None:
         return None  # the provider validates its own format
 
     @classmethod
-    async def receive(cls, req):
+    async def receive(cls, req: Request) -> Self:
         provider, _, path = req.path[len(PREFIX):].partition("/")
         if not provider or not enabled(provider):
             raise GatewayError(404, NOT_FOUND, f"No passthrough route for provider '{provider[:64]}'.",
@@ -71,7 +84,7 @@ class PassthroughExchange(BaseExchange):
         exchange._prompt_tokens = None
         return exchange
 
-    def messages(self) -> list[dict]:
+    def messages(self) -> list[dict[str, Any]]:
         """The body's text as the prompt of an estimate: used only for a stream cut or hung up after text
         was relayed (an answer without usage and without relayed text is billed as none)."""
         return [{"role": "user", "content": self.raw.decode("utf-8", "replace")}] if self.raw else []
@@ -82,10 +95,10 @@ class PassthroughExchange(BaseExchange):
             self._prompt_tokens = approximate_text_tokens(self.raw.decode("utf-8", "replace")) if self.raw else 0
         return self._prompt_tokens
 
-    def candidates(self, chain: list) -> list:
+    def candidates(self, chain: list[tuple[Target, str]]) -> list[tuple[Target, str]]:
         return chain[:1]  # the provider the path names, no failover: the body is in its own format
 
-    def build(self, adapter, target: Target, model: str) -> UpstreamRequest:
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         base = target.base_url.rstrip("/")
         path = self.path
         version = base.rsplit("/", 1)[-1]
@@ -100,11 +113,11 @@ class PassthroughExchange(BaseExchange):
         headers.update({k: v for k, v in AUTH[target.wire](target).items() if k in CREDENTIAL_HEADERS})
         return UpstreamRequest(self.method, url, headers, self.raw or None)
 
-    def answer_headers(self, response) -> list[tuple[bytes, bytes]]:
+    def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
         content_type = response.headers.get("content-type")
         return [(b"content-type", content_type.encode("latin-1"))] if content_type else []
 
-    def read(self, adapter, record, content: bytes):
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
         record.estimate_missing = False
         try:
             data = orjson.loads(content) if content else None
@@ -114,7 +127,7 @@ class PassthroughExchange(BaseExchange):
             record.usage = usage_in(record.target.wire, data, None)
         return content, None
 
-    def writer(self, adapter, record):
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> "RawEvents":
         record.estimate_missing = False
         return RawEvents(UsageSniffer(record.target.wire), record)
 
@@ -129,13 +142,13 @@ def _model_in_path(path: str) -> str:
     return ""
 
 
-def usage_in(wire: str, data: dict, previous: Usage | None) -> Usage | None:
+def usage_in(wire: str, data: dict[str, Any], previous: Usage | None) -> Usage | None:
     """The usage a provider's JSON (an answer or one stream event) reports, in its own format."""
     if wire == "gemini":
         found = gemini_usage(data.get("usageMetadata"))[0] if isinstance(data.get("usageMetadata"), dict) else None
         return found or previous
     if wire == "anthropic":
-        message = data.get("message") if isinstance(data.get("message"), dict) else data
+        message = data["message"] if isinstance(data.get("message"), dict) else data
         raw = message.get("usage") if isinstance(message.get("usage"), dict) else data.get("usage")
         if not isinstance(raw, dict):
             return previous
@@ -161,12 +174,12 @@ class UsageSniffer:
 
     __slots__ = ("wire", "usage", "complete")
 
-    def __init__(self, wire: str):
+    def __init__(self, wire: str) -> None:
         self.wire = wire
         self.usage: Usage | None = None
         self.complete = True  # the gateway does not know the protocol's end: the upstream's end is it
 
-    def feed(self, record, data: bytes) -> None:
+    def feed(self, record: UsageRecord, data: bytes) -> None:
         if data == b"[DONE]" or not data.startswith(b"{"):
             return
         try:
@@ -195,7 +208,7 @@ class UsageSniffer:
                     record.relay_text(part["text"])
 
 
-class RawEvents(StreamWriterBase):
+class RawEvents(StreamWriterBase[UsageSniffer]):
     """The provider's events as they came, re-framed; a stream the gateway ends gets an `error` event in
     the gateway's envelope."""
 
@@ -214,14 +227,15 @@ class RawEvents(StreamWriterBase):
             {"error": {"type": kind, "message": message, "param": None, "code": code}}) + b"\n\n"
 
 
-async def _passthrough(req) -> None:
+async def _passthrough(req: Request) -> None:
     await run(req, PassthroughExchange)
 
 
-ROUTE = dict.fromkeys(("GET", "POST", "PUT", "PATCH", "DELETE"), _passthrough)
+Handler = Callable[[Request], Awaitable[None]]
+ROUTE: dict[str, Handler] = dict.fromkeys(("GET", "POST", "PUT", "PATCH", "DELETE"), _passthrough)
 
 
-def methods(rest: str) -> dict:
+def methods(rest: str) -> dict[str, Handler]:
     """The app's prefix route: every method of /p/… is the pipeline with this plug-in."""
     return ROUTE
 
