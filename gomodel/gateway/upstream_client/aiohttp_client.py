@@ -10,6 +10,7 @@ Decompression is this module's own (answer.py's Inflater, a bounded slice at a t
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import aiohttp
 from django.conf import settings
@@ -58,6 +59,8 @@ class AiohttpResponse:
     """What the gateway reads of an httpx.Response, over an aiohttp one."""
 
     __slots__ = ("status_code", "headers", "content", "_raw", "_read", "_inflater")
+    headers: Mapping[str, str]  # answer.Headers (api.UpstreamResponse)
+    _inflater: Inflater | None
 
     def __init__(self, raw: aiohttp.ClientResponse):
         self._raw = raw
@@ -176,16 +179,21 @@ class AiohttpClient(ClientVerbs):
             raise E.UnsupportedProtocol(f"invalid upstream URL: {exc}") from None
         if parts.scheme not in ("http", "https") or not host:
             raise E.UnsupportedProtocol(f"the upstream URL must be http:// or https:// with a host, not {url[:100]!r}")
-        proxy = self.proxies.for_url(tls, host, parts.port) if self.proxies else None
-        extra = {}
+        proxy = None
+        if self.proxies:
+            port = parts.port
+            assert port is not None  # http(s): yarl gives the scheme's default port
+            proxy = self.proxies.for_url(tls, host, port)
+        proxy_url: str | None = None  # aiohttp's defaults: no proxy, no headers for it
+        proxy_headers: dict[str, str] | None = None
         via = ""
         if proxy is not None:
-            extra["proxy"] = proxy.url
+            proxy_url = proxy.url
             via = f" (through the proxy {proxy.label})"
         headers = dict(request.headers or {})
         if proxy is not None and proxy.auth is not None:
             if tls:  # on the CONNECT
-                extra["proxy_headers"] = {"Proxy-Authorization": proxy.auth}
+                proxy_headers = {"Proxy-Authorization": proxy.auth}
             else:  # on the absolute-form request itself
                 headers["Proxy-Authorization"] = proxy.auth
         if not any(name.lower() == "accept-encoding" for name in headers):
@@ -194,7 +202,7 @@ class AiohttpClient(ClientVerbs):
         try:
             raw = await self._get_session().request(
                 request.method, url, headers=headers, data=request.content, timeout=self._timeout(timeout),
-                allow_redirects=False, **extra)
+                allow_redirects=False, proxy=proxy_url, proxy_headers=proxy_headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _error(exc, time.monotonic() - started, via) from None
         except ValueError as exc:  # a header aiohttp refuses to send (a line break in it)

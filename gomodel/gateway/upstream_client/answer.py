@@ -6,6 +6,8 @@ files, tests/e2e/test_request_walk.py.)"""
 
 import asyncio
 import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httptools
 from django.conf import settings
@@ -57,13 +59,14 @@ class AnswerParser:
 
     def __init__(self):
         self._parser = httptools.HttpResponseParser(self)
-        self._sink = self._body = None
+        self._sink: Exchange | None = None
+        self._body: Callable[[bytes], None] | None = None
 
-    def start(self, sink, body):
+    def start(self, sink: "Exchange", body: Callable[[bytes], None]):
         self._sink = sink
         self._body = body
         self._head_left = MAX_HEAD_BYTES
-        self._raw_headers = []
+        self._raw_headers: list[tuple[bytes, bytes]] | None = []
         self._head_done = self._done = False
 
     def stop(self):
@@ -104,6 +107,7 @@ class AnswerParser:
 
     def on_header(self, name: bytes, value: bytes):
         raw = self._raw_headers
+        assert raw is not None  # set by on_message_begin, before any header
         raw.append((name, value))
         if len(raw) > MAX_HEADERS:
             raise RemoteProtocolError(f"the upstream sent more than {MAX_HEADERS} headers")
@@ -115,22 +119,28 @@ class AnswerParser:
         if 100 <= status < 200:
             return  # an informational answer (100 Continue, 103 Early Hints): the real one follows
         headers = Headers()
-        for name, value in self._raw_headers:
+        sink, raw = self._sink, self._raw_headers
+        assert sink is not None and raw is not None  # the callbacks come between start() and stop()
+        for name, value in raw:
             key, text = name.decode("latin-1").lower(), value.decode("latin-1")
             previous = dict.get(headers, key)
             dict.__setitem__(headers, key, text if previous is None else f"{previous}, {text}")
         self._raw_headers = None
         self._head_done = True
-        self._sink.head(status, headers)
+        sink.head(status, headers)
 
     def on_body(self, data: bytes):
-        self._body(data)
+        body = self._body
+        assert body is not None  # the callbacks come between start() and stop()
+        body(data)
 
     def on_message_complete(self):
         if not self._head_done:
             return  # the end of an informational answer
         self._done = True
-        self._sink.end(self._parser.should_keep_alive())
+        sink = self._sink
+        assert sink is not None  # the callbacks come between start() and stop()
+        sink.end(self._parser.should_keep_alive())
 
 
 def _typed(exc: Exception) -> HTTPError:
@@ -164,8 +174,8 @@ class BodyBuffer:
     __slots__ = ("_chunks", "_more", "size", "total")
 
     def __init__(self):
-        self._chunks = []  # the newest bytes, as they came (fewer than COALESCE)
-        self._more = None  # the older bytes, folded
+        self._chunks: list[bytes] = []  # the newest bytes, as they came (fewer than COALESCE)
+        self._more: bytearray | None = None  # the older bytes, folded
         self.size = 0  # bytes held now
         self.total = 0  # bytes ever received
 
@@ -256,6 +266,17 @@ class Inflater:
 class TimeBounds:
     __slots__ = ("_handle", "deadline_at", "deadline", "read_timeout", "last_data", "write_timeout",
                  "write_blocked_at", "unsent_then")
+    _handle: asyncio.TimerHandle | None
+    write_blocked_at: float | None
+    write_timeout: float
+    unsent_then: int
+
+    if TYPE_CHECKING:  # what it needs of its subclass (above)
+        loop: asyncio.AbstractEventLoop
+
+        def unsent(self) -> int: ...
+
+        def fail(self, error: HTTPError) -> None: ...
 
     def start_timer(self, deadline_at: float, deadline: float, read_timeout: float):
         now = self.loop.time()
@@ -289,6 +310,7 @@ class TimeBounds:
             return
         now = self.loop.time()
         blocked = self.write_blocked_at is not None and now - self.write_blocked_at >= self.write_timeout
+        error: HTTPError
         if now >= self.deadline_at:
             error = DeadlineExceeded(f"the upstream call took longer than its overall time budget "
                                      f"({self.deadline:g} s)")
@@ -332,15 +354,15 @@ class Exchange(TimeBounds):
         self.slots = slots
         self.slot = True  # it holds one of the client's slots until it ends
         self.status = 0
-        self.headers = None
+        self.headers: Headers | None = None
         self.head_done = self.complete = self.received = self.until_eof = False
-        self.error = None
-        self.waiter = None
+        self.error: HTTPError | None = None
+        self.waiter: asyncio.Future[None] | None = None
         self.buffer = BodyBuffer()
-        self.inflater = None
-        self.cap = None  # the body's byte limit, once someone reads it whole
-        self.backlog = None  # bytes read from the socket and not parsed yet
-        self.lost_exc = None
+        self.inflater: Inflater | None = None
+        self.cap: int | None = None  # the body's byte limit, once someone reads it whole
+        self.backlog: bytearray | None = None  # bytes read from the socket and not parsed yet
+        self.lost_exc: tuple[Exception | None] | None = None
         self.start_timer(deadline_at, deadline, read_timeout)
 
     @property
@@ -513,10 +535,12 @@ class Exchange(TimeBounds):
         self._resume_unread()
 
     def check_cap(self):
-        declared = self.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.cap:
+        headers, cap = self.headers, self.cap
+        assert headers is not None and cap is not None  # called once both the head and the cap are here
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > cap:
             raise ResponseTooLarge(f"the upstream's body of {declared} bytes is over UPSTREAM_MAX_BODY_BYTES")
-        if self.buffer.total > self.cap:
+        if self.buffer.total > cap:
             raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({self.cap})")
 
     def take_all(self) -> bytes:

@@ -10,7 +10,8 @@ should span few files, tests/e2e/test_request_walk.py.)"""
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from ..upstream_errors import (
     UnsupportedProtocol,
 )
 from .answer import AnswerParser, Exchange
+from .api import UpstreamResponse
 from .bounds import INFLATE_SLICE, KEEPALIVE_SECONDS, MAX_IDLE_PER_ORIGIN, STREAM_SLICE, YIELD_EVERY
 from .proxy import Proxy, ProxyRules, TunnelReply, connect_request
 from .tls import tls_context
@@ -40,6 +42,12 @@ class Prepared:
 
 class ClientVerbs:
     """`build_request`, `request`, `get`, `post` and `async with`, over a client's `send`."""
+
+    if TYPE_CHECKING:  # what a client gives (LoopClient, AiohttpClient)
+        async def send(self, request: Prepared, stream: bool = False,
+                       timeout: float | None = None) -> UpstreamResponse: ...
+
+        async def aclose(self) -> None: ...
 
     def build_request(self, method: str, url: str, headers=None, content: bytes | None = None) -> Prepared:
         return Prepared(method, url, headers, content)
@@ -129,8 +137,9 @@ def request_head(method: str, origin: Origin, target: bytes, headers, body: byte
         encoding_asked = encoding_asked or name.lower() == "accept-encoding"
     if not encoding_asked:
         parts.append(b"accept-encoding: gzip, deflate\r\n")
-    if origin.forward_prefix is not None and origin.proxy.auth:
-        parts.append(b"proxy-authorization: " + origin.proxy.auth.encode("ascii") + b"\r\n")
+    proxy = origin.proxy
+    if origin.forward_prefix is not None and proxy is not None and proxy.auth:  # a forward prefix: a proxy
+        parts.append(b"proxy-authorization: " + proxy.auth.encode("ascii") + b"\r\n")
     if body is not None or method in ("POST", "PUT", "PATCH"):
         parts.append(b"content-length: %d\r\n" % len(body or b""))
     parts.append(b"\r\n")
@@ -151,9 +160,9 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, pool: "IdlePool", origin, loop):
         self.pool, self.origin, self.loop = pool, origin, loop
-        self.transport = None
+        self.transport: asyncio.Transport | None = None  # until connection_made: before any other use
         self.parser = AnswerParser()
-        self.exchange = None
+        self.exchange: Exchange | None = None
         self.idle_since = 0.0
         self.closed = self.reused = False
         self.paused = 0  # why the socket is not read (Exchange's UNREAD | BACKLOG bits)
@@ -191,14 +200,19 @@ class Connection(asyncio.Protocol):
     def start(self, exchange, data: bytes):
         self.exchange = exchange
         self.parser.start(exchange, exchange.buffer.append)  # the body goes straight to the exchange's buffer
-        self.transport.write(data)
+        transport = self.transport
+        assert transport is not None  # connected
+        transport.write(data)
 
     def unsent(self) -> int:
         """Bytes written and not sent yet."""
-        return self.transport.get_write_buffer_size() if not self.closed else 0
+        transport = self.transport
+        assert transport is not None  # connected
+        return transport.get_write_buffer_size() if not self.closed else 0
 
     def pause_reading(self, reason: int):
         if not self.paused and not self.closed:
+            assert self.transport is not None  # connected
             self.transport.pause_reading()
         self.paused |= reason
 
@@ -206,6 +220,7 @@ class Connection(asyncio.Protocol):
         if self.paused & reason:
             self.paused &= ~reason
             if not self.paused and not self.closed:
+                assert self.transport is not None  # connected
                 self.transport.resume_reading()
 
     def finished(self, exchange, keep_alive: bool):
@@ -216,6 +231,7 @@ class Connection(asyncio.Protocol):
         if self.paused:  # all of it is in; the next answer on this connection must be read
             self.paused = 0
             if not self.closed:
+                assert self.transport is not None  # connected
                 self.transport.resume_reading()
         if keep_alive and not self.closed:
             self.idle_since = self.loop.time()
@@ -232,6 +248,7 @@ class Connection(asyncio.Protocol):
     def close(self):
         if not self.closed:
             self.closed = True
+            assert self.transport is not None  # connected
             self.transport.abort()
 
 
@@ -255,7 +272,9 @@ class IdlePool:
         idle = self._idle.get(origin.key)
         while idle:
             conn = idle.pop()
-            if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS and not conn.transport.is_closing():
+            transport = conn.transport
+            assert transport is not None  # a pooled connection was connected
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS and not transport.is_closing():
                 return conn
             conn.close()
         return None
@@ -317,11 +336,14 @@ class Response:
     """What the gateway reads of an upstream answer (an httpx.Response's attributes)."""
 
     __slots__ = ("status_code", "headers", "content", "_exchange", "_read")
+    headers: Mapping[str, str]  # answer.Headers (api.UpstreamResponse)
 
     def __init__(self, exchange: Exchange):
         self._exchange = exchange
         self.status_code = exchange.status
-        self.headers = exchange.headers
+        headers = exchange.headers
+        assert headers is not None  # made once the head came
+        self.headers = headers
         self.content = b""
         self._read = False
 
@@ -449,6 +471,7 @@ class LoopClient(ClientVerbs):
         """A CONNECT tunnel through the proxy, then TLS to the provider inside it (SNI and verification
         against the provider's name)."""
         proxy = origin.proxy
+        assert proxy is not None  # a tunnel goes through a proxy
         authority = f"{origin.host}:{origin.port}"
         transport, reply = await loop.create_connection(lambda: TunnelReply(loop, proxy, authority), proxy.host,
                                                         proxy.port)
@@ -474,7 +497,7 @@ class LoopClient(ClientVerbs):
         slots = self.slots
         await slots.acquire(loop)
         owned = True  # a slot this call holds that no exchange holds yet
-        exchange = None
+        exchange: Exchange | None = None
         try:
             for attempt in (1, 2):
                 if not owned:
@@ -499,6 +522,7 @@ class LoopClient(ClientVerbs):
             if exchange is not None:
                 exchange.abort()
             raise
+        assert exchange is not None  # the loop ran: its last exchange has its head
         response = Response(exchange)
         if not stream:
             try:

@@ -98,7 +98,7 @@ class TunnelReply(asyncio.Protocol):
 
     def __init__(self, loop, proxy: Proxy, authority: str):
         self.proxy, self.authority = proxy, authority
-        self.transport = None
+        self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.established = loop.create_future()
 
@@ -136,4 +136,5 @@ class TunnelReply(asyncio.Protocol):
 
     def _fail(self, error: Exception):
         self.established.set_exception(error)
+        assert self.transport is not None  # data came: connected
         self.transport.abort()
