@@ -9,11 +9,14 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from gomodel import secrets_files
+from gomodel import dotenv, secrets_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("GOMODEL_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+dotenv.load()  # ./.env (or GOMODEL_ENV_FILE): its variables that the real environment does not set
+# var/ holds the SQLite database (sessions, stored prompts, staff tokens), the usage spool and the generated
+# secrets: only this user may enter it (0700), and the database file is created 0600.
+VAR_DIR = Path(os.environ.get("GOMODEL_VAR_DIR") or BASE_DIR / "var")
+secrets_files.private_dir(VAR_DIR)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -118,6 +121,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # SQLite creates its -wal and -shm files with the database file's mode: 0600 for all three.
+    secrets_files.private_file(DATABASES["default"]["NAME"])
     # WAL lets the gateway read while the usage worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
