@@ -263,13 +263,15 @@ FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
 # request) are read from the environment where they are used; see .env.example.
 
 # Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
-INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular", "django_filters"]
+INSTALLED_APPS += ["drf_spectacular", "django_filters"]
+# Staff API tokens (gomodel.models.StaffToken, stored hashed) stop working this many days after issue (0: never).
+STAFF_TOKEN_DAYS = env_int("STAFF_TOKEN_DAYS", 90)
 REST_FRAMEWORK = {
-    # GOMODEL_MASTER_KEY or a staff user's DRF token, both as "Authorization: Bearer …" (or "Token …").
+    # GOMODEL_MASTER_KEY or a staff user's API token, both as "Authorization: Bearer …" (or "Token …").
     "DEFAULT_AUTHENTICATION_CLASSES": ["gomodel.api.authentication.ManagementAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["gomodel.api.permissions.IsGatewayAdmin"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gomodel.api.parsers.GuardedJSONParser"],  # /v1's depth and size guard
     "DEFAULT_PAGINATION_CLASS": "gomodel.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "gomodel.api.openapi.ManagementAutoSchema",
