@@ -11,6 +11,11 @@ from . import provider_admin  # noqa: F401  (registers the provider config and m
 from .api.tokens import default_expiry, issue_staff_token, revoke_staff_token
 from .models import StaffToken
 
+# "View site" goes to the usage dashboard (the site's root is the /v1 API: a 404 JSON for a browser), and the
+# app list lives on the admin's index and in the header, not in a sidebar that took 300 px from every list.
+admin.site.site_url = "/dashboard/"
+admin.site.enable_nav_sidebar = False
+
 
 class StaffTokenForm(forms.ModelForm):
     class Meta:
