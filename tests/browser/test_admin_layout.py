@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from accounting.price_table import load_default_prices
-from accounting.services import do_create_api_key, do_create_tenant
+from accounting.prices.defaults import load_default_prices
+from accounting.tenants.services import do_create_api_key, do_create_tenant
 from tests.browser.test_operator_flow import CHROMIUM, PASSWORD, WAIT_MS, browser, log_in, operator  # noqa: F401
 from tests.dashboard.conftest import event, store_events
 
