@@ -448,7 +448,15 @@ def test_live_feed_through_nginx(stack):
 
 
 def test_body_limit_and_allowed_hosts_through_nginx(stack):
-    # nginx passes what the gateway would take; the gateway answers a foreign Host on /v1 with 400.
+    # nginx passes a body up to BODY_SIZE_LIMIT (10 MiB) on to the gateway, and refuses a bigger one itself.
+    headers = {"Authorization": "Bearer sk_gom_not_a_key", "Content-Type": "application/json"}
+    almost = b'{"model": "x", "pad": "' + b"a" * (9 * 1024 * 1024) + b'"}'
+    response = httpx.post(stack.base + "/v1/chat/completions", content=almost, headers=headers, timeout=60)
+    assert response.status_code == 401 and response.json()["error"]["type"] == "authentication_error"
+    response = httpx.post(stack.base + "/v1/chat/completions", content=almost + b" " * (2 * 1024 * 1024),
+                          headers=headers, timeout=60)
+    assert response.status_code == 413
+    # The gateway answers a foreign Host on /v1 with 400.
     response = httpx.get(stack.base + "/v1/models", headers={"Host": "gateway.example.com",
                                                              "Authorization": f"Bearer {stack.master}"})
     assert response.status_code == 400
