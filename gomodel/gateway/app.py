@@ -84,9 +84,9 @@ async def gateway_app(scope, receive, send):
     if path in ANTHROPIC_ROUTES:
         req.error_body = anthropic_errors.error_body
     try:
-        # /v1 answers only for the host names the admin answers for; /health and /metrics are for probes
-        # and scrapers that name a container or an IP.
-        if path.startswith("/v1") and not host_allowed(req.headers.get(b"host")):
+        # /v1 (and the provider passthrough) answer only for the host names the admin answers for; /health and
+        # /metrics are for probes and scrapers that name a container or an IP.
+        if path.startswith(("/v1", passthrough.PREFIX)) and not host_allowed(req.headers.get(b"host")):
             raise GatewayError(400, INVALID_REQUEST, "This host name is not in DJANGO_ALLOWED_HOSTS.",
                                code="disallowed_host")
         if methods is None:

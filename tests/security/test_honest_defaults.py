@@ -58,10 +58,10 @@ def test_the_image_web_role_binds_every_interface(monkeypatch):
 
 # -- /v1 and DJANGO_ALLOWED_HOSTS -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/chat/completions", "/p/openai/v1/models"])
 def test_v1_refuses_a_host_outside_allowed_hosts(path, settings):
     settings.ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
-    status, body = call(path, b"gateway.example.com", "POST" if "chat" in path else "GET")
+    status, body = call(path, b"gateway.example.com", "POST" if "chat" in path else "GET")  # /p/: passthrough
     assert status == 400
     assert body["error"]["code"] == "disallowed_host"
 
