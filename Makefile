@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-fast test-postgres test-browser lint bench migrate clean
+.PHONY: run test test-fast test-postgres test-browser test-deploy lint bench migrate clean
 
 # `make run` installs the runtime only; tests, lint and benchmarks add requirements-dev.txt.
 $(STAMP): requirements.txt
@@ -42,6 +42,12 @@ test-postgres: $(DEV_STAMP)
 ## Only the admin/dashboard browser tests (Playwright driving Debian's Chromium: apt-get install chromium).
 test-browser: $(DEV_STAMP)
 	$(PY) -m pytest tests/browser
+
+## The deployment for real (needs a running Docker engine): a debootstrapped base image, the image built on it,
+## the compose stack (PostgreSQL, Redis, migrate, 2 web replicas behind nginx, worker, beat) under load with a
+## replica and the worker killed. Skipped, loudly, where Docker cannot run. See tests/deploy/test_compose.py.
+test-deploy: $(DEV_STAMP)
+	GOMODEL_TEST_DEPLOY=1 $(PY) -m pytest tests/deploy -s -v
 
 ## Throughput and latency: the mock upstream alone and through the gateway (see bench/README.md).
 bench: $(DEV_STAMP)

@@ -1,8 +1,13 @@
 import os
+import warnings
 
 from celery import Celery
+from celery.exceptions import SecurityWarning
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gomodel.settings")
+if os.environ.get("GOMODEL_ROOT_NOTICE_GIVEN") == "1":
+    # `make run` as root said so once (gomodel/supervisor.py); not again at every start of the worker.
+    warnings.filterwarnings("ignore", category=SecurityWarning, message=r"(?s).*superuser privileges")
 
 app = Celery("gomodel")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -127,6 +127,8 @@ class ProviderConfigAdmin(AuditedModelAdmin):
         if obj is not None and obj.source == ProviderConfig.SOURCE_ENV:
             return ENV_FIELDS
         fields = ["name", "provider_type", "base_url", "api_key", "clear_api_key", "model_list", "enabled"]
+        if obj is None or not obj.api_key_encrypted:
+            fields.remove("clear_api_key")  # no stored key to remove (it was offered on the add form)
         if obj is not None:
             fields[3:3] = ["api_key_redacted"]
             fields += ["origin", "created_at", "updated_at"]

@@ -33,6 +33,32 @@ def load_or_create(path: Path, make: Callable[[], str]) -> str:
     return path.read_text().strip()
 
 
+def private_dir(path: Path) -> Path:
+    """`path` created if missing, and made 0700 (only this user may list or enter it)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except PermissionError:  # not ours (a shared mount): leave it as the operator made it
+        pass
+    return path
+
+
+def private_file(path) -> None:
+    """Create `path` empty with mode 0600 if it does not exist (an SQLite database file, before SQLite
+    creates it with the umask's 0644); an existing file readable by others is made 0600."""
+    if not path or str(path) == ":memory:" or str(path).startswith("file:"):
+        return
+    path = Path(path)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o600)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        pass
+
+
 def secret_key(var_dir: Path) -> str:
     return load_or_create(Path(var_dir) / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(50))
 

@@ -9,11 +9,14 @@ import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
-from gomodel import secrets_files
+from gomodel import dotenv, secrets_files
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("GOMODEL_VAR_DIR", BASE_DIR / "var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+dotenv.load()  # ./.env (or GOMODEL_ENV_FILE): its variables that the real environment does not set
+# var/ holds the SQLite database (sessions, stored prompts, staff tokens), the usage spool and the generated
+# secrets: only this user may enter it (0700), and the database file is created 0600.
+VAR_DIR = Path(os.environ.get("GOMODEL_VAR_DIR") or BASE_DIR / "var")
+secrets_files.private_dir(VAR_DIR)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -118,6 +121,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # SQLite creates its -wal and -shm files with the database file's mode: 0600 for all three.
+    secrets_files.private_file(DATABASES["default"]["NAME"])
     # WAL lets the gateway read while the usage worker writes.
     DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
@@ -258,13 +263,15 @@ FAILOVER_RULES_JSON = os.environ.get("FAILOVER_RULES_JSON", "")
 # request) are read from the environment where they are used; see .env.example.
 
 # Management API (/api/v1/, Django REST framework) and the OpenAPI document (/openapi.json).
-INSTALLED_APPS += ["rest_framework.authtoken", "drf_spectacular", "django_filters"]
+INSTALLED_APPS += ["drf_spectacular", "django_filters"]
+# Staff API tokens (gomodel.models.StaffToken, stored hashed) stop working this many days after issue (0: never).
+STAFF_TOKEN_DAYS = env_int("STAFF_TOKEN_DAYS", 90)
 REST_FRAMEWORK = {
-    # GOMODEL_MASTER_KEY or a staff user's DRF token, both as "Authorization: Bearer …" (or "Token …").
+    # GOMODEL_MASTER_KEY or a staff user's API token, both as "Authorization: Bearer …" (or "Token …").
     "DEFAULT_AUTHENTICATION_CLASSES": ["gomodel.api.authentication.ManagementAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["gomodel.api.permissions.IsGatewayAdmin"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["gomodel.api.parsers.GuardedJSONParser"],  # /v1's depth and size guard
     "DEFAULT_PAGINATION_CLASS": "gomodel.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "gomodel.api.openapi.ManagementAutoSchema",

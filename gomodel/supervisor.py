@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import urlparse
 
+from gomodel import dotenv
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVERS = ("uvicorn", "granian")  # granian: `pip install granian` (requirements-dev.txt has it)
 STOP_ORDER = ("web", "celery", "redis")  # web first: its in-flight requests still write usage to Redis
@@ -49,6 +51,18 @@ def redis_url() -> str:
 
 def port() -> int:
     return int(os.environ.get("PORT") or 8080)
+
+
+def host() -> str:
+    """The address the web server binds: loopback unless HOST says otherwise (the image sets 0.0.0.0)."""
+    return os.environ.get("HOST") or "127.0.0.1"
+
+
+def fresh_private_dir(path: Path) -> None:
+    """An empty directory only this user may enter (0700), whatever was there before."""
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode passes through the umask
 
 
 def log(message: str) -> None:
@@ -90,14 +104,14 @@ def redis_binary() -> str | None:
     return bundled if bundled and os.access(bundled, os.X_OK) else None
 
 
-def server_command(kind: str, port: int, workers: int) -> list[str]:
+def server_command(kind: str, port: int, workers: int, host: str = "127.0.0.1") -> list[str]:
     app = "gomodel.asgi:application"
     bindir = os.path.dirname(sys.executable)
     if kind == "uvicorn":
-        return [os.path.join(bindir, "uvicorn"), app, "--host", "0.0.0.0", "--port", str(port), "--workers",
+        return [os.path.join(bindir, "uvicorn"), app, "--host", host, "--port", str(port), "--workers",
                 str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on"]
     if kind == "granian":
-        return [os.path.join(bindir, "granian"), app, "--interface", "asgi", "--host", "0.0.0.0", "--port",
+        return [os.path.join(bindir, "granian"), app, "--interface", "asgi", "--host", host, "--port",
                 str(port), "--workers", str(workers), "--loop", "uvloop", "--no-access-log"]
     raise SupervisorError(f"unknown server {kind!r}; one of {', '.join(SERVERS)}")
 
@@ -109,11 +123,13 @@ def checked(command: list[str]) -> list[str]:
     return command
 
 
-def celery_command(schedule: Path) -> list[str]:
+def celery_command(schedule: Path | None) -> list[str]:
     # One process: the solo pool runs tasks in the worker itself and beat runs as a thread in it
     # (GOMODEL_CELERY_THREADED_BEAT, gomodel/celery.py), instead of prefork's parent + child + beat process.
+    # schedule None: a worker without beat (the image's worker role; beat is a role of its own).
     return [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "gomodel.celery:app", "worker",
-            "--pool", "solo", "--loglevel", "INFO", "-s", str(schedule), "--without-gossip", "--without-mingle"]
+            "--pool", "solo", "--loglevel", "INFO", *(["-s", str(schedule)] if schedule else []),
+            "--without-gossip", "--without-mingle"]
 
 
 def manage(*args: str, env: dict) -> None:
@@ -216,16 +232,21 @@ class Supervisor:
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             # /metrics adds up every web worker's and the Celery worker's values (gomodel/gateway/metrics.py).
             metrics_dir = var_dir() / "prometheus"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            metrics_dir.mkdir(parents=True)
+            fresh_private_dir(metrics_dir)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         manage("migrate", "--no-input", "-v", "1", env=env)
         manage("sync_providers", env=env)
-        self.spawn("web", checked(server_command(server, port(), workers)), env)
+        self.spawn("web", checked(server_command(server, port(), workers, host())), env)
         if celery:
-            self.spawn("celery", celery_command(var_dir() / "celerybeat-schedule"),
-                       {**env, "GOMODEL_CELERY_THREADED_BEAT": "1"})
-        log(f"GoModel on http://127.0.0.1:{port()}/v1 ({server}, {workers} workers); Ctrl-C stops everything.")
+            celery_env = {**env, "GOMODEL_CELERY_THREADED_BEAT": "1"}
+            if os.geteuid() == 0:
+                # Said here once; Celery's own warning would repeat at every (re)start of the worker.
+                log("running as root: the Celery worker runs as root too. In production use the container "
+                    "image (user gomodel) or a dedicated user.")
+                celery_env["GOMODEL_ROOT_NOTICE_GIVEN"] = "1"
+            self.spawn("celery", celery_command(var_dir() / "celerybeat-schedule"), celery_env)
+        shown = host() if host() not in ("0.0.0.0", "::") else f"{host()} (every interface)"
+        log(f"GoModel on http://{shown}:{port()}/v1 ({server}, {workers} workers); Ctrl-C stops everything.")
         self.wait()
 
     def wait(self) -> None:
@@ -242,12 +263,25 @@ class Supervisor:
             self.children[name].stop()
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gomodel.supervisor", description=__doc__.split("\n\n")[0],
+                                     epilog="Also read: HOST (bind address, 127.0.0.1), PORT (8080), REDIS_URL, "
+                                            "GOMODEL_VAR_DIR, PROMETHEUS_MULTIPROC_DIR. See .env.example.")
+    parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"),
+                        help="The ASGI server (default: GOMODEL_SERVER, else uvicorn; granian needs "
+                             "requirements-dev.txt).")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1),
+                        help="Web server worker processes (default: WEB_CONCURRENCY, else one per core).")
+    parser.add_argument("--no-celery", action="store_true",
+                        help="Do not start the Celery worker (nor its beat): usage then waits in the Redis stream "
+                             "until a worker elsewhere drains it.")
+    return parser
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="gomodel.supervisor", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
-    parser.add_argument("--no-celery", action="store_true", help="Do not start the Celery worker.")
-    args = parser.parse_args(argv)
+    os.umask(0o077)  # var/ and everything under it (database, spool, metrics, Redis's files): this user's only
+    dotenv.load()  # ./.env: what the real environment does not set (settings read it too, in the children)
+    args = build_parser().parse_args(argv)
     supervisor = Supervisor()
 
     def on_signal(signum, frame):

@@ -68,13 +68,26 @@ def _month_sum(field: str):
     return Coalesce(Subquery(rows, output_field=BigIntegerField()), 0)
 
 
+def limits_summary(obj) -> str:
+    """A key's or tenant's rate limits in one short cell ("600 rpm · 2,000,000 tpm · 50 at once")."""
+    parts = [f"{value:,} {unit}" for value, unit in ((obj.rpm_limit, "rpm"), (obj.tpm_limit, "tpm"),
+                                                      (obj.concurrency_limit, "at once")) if value]
+    return " · ".join(parts) or "none"
+
+
 class ApiKeyInline(admin.TabularInline):
+    """The tenant's keys at a glance: one short row each (limits, budget and expiry are edited on the key's
+    own page, through the change link; the date widgets made each row ~150 px tall and the table 1,462 px)."""
+
     model = ApiKey
     extra = 0
-    fields = ["prefix", "name", "state", "active", "expires_at", "last_used_at", "rpm_limit", "tpm_limit",
-              "concurrency_limit"]
-    readonly_fields = ["prefix", "state", "last_used_at"]
+    fields = ["prefix", "name", "state", "active", "limits", "expires_at", "last_used_at"]
+    readonly_fields = ["prefix", "state", "limits", "expires_at", "last_used_at"]
     show_change_link = True
+
+    @admin.display(description="rate limits")
+    def limits(self, obj):
+        return limits_summary(obj)
 
     def has_add_permission(self, request, obj=None):
         return False  # keys are issued from the API key page, which shows the secret once
@@ -165,8 +178,8 @@ class KeyStateFilter(admin.SimpleListFilter):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
-    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "rpm_limit", "tpm_limit",
-                    "concurrency_limit", "budget_state", "expires_at", "created_at"]
+    list_display = ["prefix", "tenant", "name", "state", "last_used_at", "limits", "budget_state", "expires_at",
+                    "created_at"]
     list_filter = [KeyStateFilter, "tenant"]
     list_select_related = ["tenant"]
     search_fields = ["prefix", "name", "tenant__slug"]
@@ -190,6 +203,10 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     @admin.display(description="rate limits now")
     def rate_limit_usage(self, obj):
         return key_limits_usage(obj)
+
+    @admin.display(description="rate limits")
+    def limits(self, obj):
+        return limits_summary(obj)
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "tenant"] if obj is not None else []

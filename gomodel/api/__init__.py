@@ -1,9 +1,10 @@
 """The management REST API under /api/v1/ (Django REST framework) and GET /openapi.json.
 
 Credentials: `Authorization: Bearer <GOMODEL_MASTER_KEY>` or `Authorization: Bearer <staff token>`
-(DRF tokens, issued in admin under "Auth Token"; `Token <staff token>` works too). No credentials, or
-unknown ones (also a revoked tenant key): 401 with `WWW-Authenticate: Bearer`. A valid tenant API key
-(sk_gom_…) or a token of a user who is not staff is recognised and refused: 403, saying why.
+(gm_staff_…: issued in admin under "Staff API tokens" or by `manage.py create_staff_token`, shown once,
+stored hashed, expiring after STAFF_TOKEN_DAYS; `Token <staff token>` works too). No credentials, or
+unknown, expired or revoked ones (also a revoked tenant key): 401 with `WWW-Authenticate: Bearer`. A
+valid tenant API key (sk_gom_…) or a token of a user who is not staff is recognised and refused: 403, saying why.
 
     tenants    GET POST /tenants/   GET PUT PATCH /tenants/{id}/   POST /tenants/{id}/deactivate/
                GET POST /tenants/{id}/keys/   GET /tenants/{id}/usage/?start=&end=

@@ -1,5 +1,5 @@
-"""Who is calling the management API: the master key, a staff user's DRF token, or (recognised only
-to be refused with a clear 403) a tenant's API key."""
+"""Who is calling the management API: the master key, a staff user's API token (gomodel.models.StaffToken:
+stored hashed, expiring), or (recognised only to be refused with a clear 403) a tenant's API key."""
 
 import hmac
 from dataclasses import dataclass
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 
 from accounting.tenants.keys import KEY_PREFIX, hash_key
 
@@ -53,7 +53,7 @@ class TenantKeyActor:
 MASTER = MasterActor()
 
 
-class ManagementAuthentication(TokenAuthentication):
+class ManagementAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
@@ -75,7 +75,17 @@ class ManagementAuthentication(TokenAuthentication):
             return MASTER, None
         if token.startswith(KEY_PREFIX):
             return self.authenticate_tenant_key(token)
-        return self.authenticate_credentials(token)
+        return self.authenticate_staff_token(token)
+
+    def authenticate_staff_token(self, plaintext):
+        from .tokens import find_staff_token
+
+        token = find_staff_token(plaintext)
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid, revoked or expired token."))
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        return token.user, token
 
     def authenticate_tenant_key(self, token):
         from accounting.models import ApiKey

@@ -43,8 +43,8 @@ class ManagementAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "GOMODEL_MASTER_KEY, or a staff user's token issued in admin (also accepted as "
-                           "`Authorization: Token <token>`). Tenant API keys get 403.",
+            "description": "GOMODEL_MASTER_KEY, or a staff user's API token (gm_staff_…, issued in admin; also "
+                           "accepted as `Authorization: Token <token>`). Tenant API keys get 403.",
         }
 
 

@@ -1,11 +1,14 @@
-"""The live feed's WebSocket: staff only (the session, through AuthMiddlewareStack), read-only."""
+"""The live feed's WebSocket: staff with the usage-event view permission (the session, through
+AuthMiddlewareStack), read-only."""
 
 from urllib.parse import parse_qs, urlsplit
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from . import live
+from .views import VIEW_PERMISSION
 
 MAX_TENANT = 64
 
@@ -20,6 +23,8 @@ class LiveFeedConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         staff = user is not None and user.is_authenticated and user.is_active and user.is_staff
+        if staff and user is not None:  # every tenant's requests and cost go by: the dashboard's permission
+            staff = await database_sync_to_async(user.has_perm)(VIEW_PERMISSION)
         if not staff or not same_origin(self.scope):
             await self.close(code=4403)  # before accept: the handshake is refused (HTTP 403)
             return

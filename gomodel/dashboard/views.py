@@ -1,7 +1,12 @@
-"""Dashboard pages (staff only): the overview with its charts and live feed, and monthly statements."""
+"""Dashboard pages (staff with the usage-event view permission, VIEW_PERMISSION): the overview with its
+charts and live feed, and monthly statements. Every tenant's usage and cost is on them, so being staff is
+not enough (a staff user without that permission gets 403; the live feed refuses them too)."""
+
+import functools
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -12,13 +17,26 @@ from accounting.usage.reports import ReportError, today_utc
 
 from . import services
 
+VIEW_PERMISSION = "accounting.view_usageevent"
+
+
+def dashboard_view(view):
+    """Staff (else the admin's login page) with VIEW_PERMISSION (else 403)."""
+    @staff_member_required
+    @functools.wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.has_perm(VIEW_PERMISSION):
+            raise PermissionDenied("The dashboard needs the permission to view usage events.")
+        return view(request, *args, **kwargs)
+    return wrapped
+
 
 def _tenants():
     return list(Tenant.objects.order_by("slug").values_list("slug", "name"))
 
 
 @require_safe
-@staff_member_required
+@dashboard_view
 def index(request):
     error = None
     try:
@@ -37,7 +55,7 @@ def index(request):
 
 
 @require_safe
-@staff_member_required
+@dashboard_view
 def data(request):
     try:
         filters = services.parse_filters(request.GET)
@@ -47,7 +65,7 @@ def data(request):
 
 
 @require_safe
-@staff_member_required
+@dashboard_view
 def statements(request):
     """Pick a tenant and a month; with both, the statement itself."""
     error = statement = None
@@ -67,7 +85,7 @@ def statements(request):
 
 
 @require_safe
-@staff_member_required
+@dashboard_view
 def statement_csv(request, slug: str, month: str):
     try:
         first, last = services.parse_month(month)

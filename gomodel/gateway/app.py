@@ -3,6 +3,10 @@
 import gc
 import logging
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 from . import views
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
@@ -65,6 +69,17 @@ def handles(path: str) -> bool:
             or (path.rstrip("/") or "/") in ROUTES)
 
 
+def host_allowed(host: bytes | None) -> bool:
+    """DJANGO_ALLOWED_HOSTS, as Django checks it for the admin (a missing Host header passes: HTTP/1.0)."""
+    return host is None or _host_allowed(host, tuple(settings.ALLOWED_HOSTS))
+
+
+@lru_cache(maxsize=1024)
+def _host_allowed(host: bytes, allowed: tuple) -> bool:
+    domain, _port = split_domain_port(host.decode("latin-1").lower())
+    return bool(domain) and validate_host(domain, allowed)
+
+
 async def gateway_app(scope, receive, send):
     req = Request(scope, receive, send)
     path = req.path.rstrip("/") or "/"
@@ -72,6 +87,11 @@ async def gateway_app(scope, receive, send):
     if path in ANTHROPIC_ROUTES:
         req.error_body = anthropic_errors.error_body
     try:
+        # /v1 (and the provider passthrough) answer only for the host names the admin answers for; /health and
+        # /metrics are for probes and scrapers that name a container or an IP.
+        if path.startswith(("/v1", passthrough.PREFIX)) and not host_allowed(req.headers.get(b"host")):
+            raise GatewayError(400, INVALID_REQUEST, "This host name is not in DJANGO_ALLOWED_HOSTS.",
+                               code="disallowed_host")
         if methods is None:
             raise GatewayError(404, NOT_FOUND, f"No route for {req.method} {req.path}.", code="route_not_found")
         handler = methods.get(req.method)

@@ -6,11 +6,20 @@ from rest_framework.test import APIClient
 @pytest.fixture
 def staff_token(db):
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     user = get_user_model().objects.create_user("ops", password="x", is_staff=True)
     user.user_permissions.set(management_permissions())
-    return Token.objects.create(user=user).key
+    return issue_token(user)
+
+
+def issue_token(user) -> str:
+    """A staff API token's plaintext (gomodel.models.StaffToken; only its hash is stored)."""
+    from accounting.models import AuditEntry
+    from gomodel.api.tokens import issue_staff_token
+
+    plaintext = issue_staff_token(user)[1]
+    AuditEntry.objects.filter(object_type="stafftoken").delete()  # the fixture's own row: tests count theirs
+    return plaintext
 
 
 def management_permissions(verbs=("view", "add", "change")):
@@ -25,11 +34,10 @@ def management_permissions(verbs=("view", "add", "change")):
 def bare_staff_api(db):
     """A staff user's token with no model permissions at all."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     user = get_user_model().objects.create_user("intern", password="x", is_staff=True)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(user)}")
     client.user = user
     return client
 
@@ -37,10 +45,9 @@ def bare_staff_api(db):
 @pytest.fixture
 def plain_user_token(db):
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
     user = get_user_model().objects.create_user("someone", password="x", is_staff=False)
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 @pytest.fixture(params=["master", "staff"])

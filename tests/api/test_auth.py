@@ -71,9 +71,9 @@ def test_non_staff_token_is_403(plain_user_token):
 
 
 def test_inactive_staff_user_is_401(staff_token):
-    from rest_framework.authtoken.models import Token
+    from gomodel.models import StaffToken, hash_staff_token
 
-    user = Token.objects.get(key=staff_token).user
+    user = StaffToken.objects.get(key_hash=hash_staff_token(staff_token)).user
     user.is_active = False
     user.save()
     assert client(f"Bearer {staff_token}").get(URL).status_code == 401

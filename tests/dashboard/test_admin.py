@@ -103,7 +103,7 @@ def test_key_list_shows_prefix_tenant_last_used_limits_and_state(admin_client, a
     expired = ApiKey.objects.create(tenant=tenant, name="expired", key_hash="x" * 64, prefix="sk_gom_…exp1",
                                     expires_at=timezone.now() - timedelta(days=1))
     html = admin_client.get(KEYS).content.decode()
-    for text in (key.prefix, "acme", "12345", "active", "expired", expired.prefix):
+    for text in (key.prefix, "acme", "12,345 tpm", "active", "expired", expired.prefix):
         assert text in html
     assert admin_client.get(f"{KEYS}?state=expired").context_data["cl"].result_count == 1
 

@@ -18,8 +18,13 @@ pytestmark = [pytest.mark.e2e]
 WAIT = 10.0
 
 
-def session_cookie(staff: bool) -> str:
-    user = get_user_model().objects.create_user(f"user-{staff}", password=None, is_staff=staff)  # no hashing: fast
+def session_cookie(staff: bool, can_view_usage: bool = True) -> str:
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(f"user-{staff}-{can_view_usage}", password=None,
+                                                is_staff=staff)  # no hashing: fast
+    if can_view_usage:
+        user.user_permissions.add(Permission.objects.get(codename="view_usageevent"))
     client = Client()
     client.force_login(user)
     return client.cookies["sessionid"].value
@@ -49,6 +54,14 @@ def chat(gateway, key, model="gpt-4o-mini"):
 
 def test_anonymous_and_non_staff_sockets_are_refused(gateway):
     for cookie in (None, session_cookie(staff=False)):
+        with pytest.raises(InvalidStatus) as refused:
+            open_feed(gateway, cookie)
+        assert refused.value.response.status_code == 403
+
+
+def test_staff_without_the_usage_view_permission_is_refused(gateway):
+    """#19: a staff user with no Django permissions saw every tenant's requests and cost go by."""
+    for cookie in (session_cookie(staff=True, can_view_usage=False),):
         with pytest.raises(InvalidStatus) as refused:
             open_feed(gateway, cookie)
         assert refused.value.response.status_code == 403

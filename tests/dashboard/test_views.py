@@ -253,3 +253,17 @@ def test_statement_lines_follow_the_month_boundaries(acme, prices, transactional
     assert statement["totals"]["requests"] == 2
     assert services.parse_month(None, today=date(2024, 2, 10)) == (date(2024, 2, 1), date(2024, 2, 29))
     assert last - first == timedelta(days=30)
+
+
+@pytest.mark.parametrize("path", ["/dashboard/", "/dashboard/data.json", "/dashboard/statements/"])
+def test_staff_without_the_usage_view_permission_gets_403(client, django_user_model, path):
+    """#19: a staff user with no Django permissions saw every tenant's usage and cost on the dashboard."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("intern", password="x", is_staff=True)
+    client.force_login(user)
+    assert client.get(path).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_usageevent"))
+    user = django_user_model.objects.get(pk=user.pk)  # a fresh permission cache
+    client.force_login(user)
+    assert client.get(path).status_code == 200

@@ -20,7 +20,7 @@ def walk_of_one_call(key: str) -> list[str]:
 
     async def main():
         transport = httpx.ASGITransport(app=gateway_app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
             headers = {"Authorization": f"Bearer {key}"}
             assert (await client.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200  # warm

@@ -6,17 +6,22 @@ import sys
 
 from django.core.management.base import BaseCommand
 
-from gomodel.supervisor import SERVERS
+from gomodel.supervisor import build_parser
 
 
 class Command(BaseCommand):
     help = "Run Redis (if needed), migrations, the ASGI server and a Celery worker with beat, supervised."
 
     def add_arguments(self, parser):
-        parser.add_argument("--server", choices=SERVERS, default=os.environ.get("GOMODEL_SERVER", "uvicorn"))
-        parser.add_argument("--workers", type=int,
-                            default=int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1))
-        parser.add_argument("--no-celery", action="store_true", help="Do not start the Celery worker.")
+        # The supervisor's own flags, with its help texts (gomodel/supervisor.py).
+        for action in build_parser()._actions:
+            if action.option_strings and action.dest != "help":
+                kwargs = {"default": action.default, "help": action.help}
+                if action.const is True:
+                    kwargs["action"] = "store_true"
+                else:
+                    kwargs.update(type=action.type, choices=action.choices)
+                parser.add_argument(*action.option_strings, **kwargs)
 
     def handle(self, server, workers, no_celery, **options):
         argv = [sys.executable, "-m", "gomodel.supervisor", "--server", server, "--workers", str(workers)]

@@ -28,6 +28,13 @@
     return value || fallback;
   }
 
+  // Lines are drawn without points, except a point with no neighbour to draw a line to (a one-day range,
+  // or a value between gaps): with pointRadius 0 it was invisible.
+  function isolatedPoint(ctx) {
+    const data = ctx.dataset.data, i = ctx.dataIndex;
+    return data[i] != null && data[i - 1] == null && data[i + 1] == null ? 3 : 0;
+  }
+
   function makeChart(id, type, datasets, options) {
     const canvas = document.getElementById(id);
     if (!canvas || !window.Chart) return null;
@@ -37,7 +44,7 @@
       type: type,
       data: { labels: [], datasets: datasets.map((d, i) => Object.assign({
         borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length] + (type === "bar" ? "cc" : "33"),
-        borderWidth: 2, pointRadius: 0, tension: 0.25, spanGaps: true, data: [] }, d)) },
+        borderWidth: 2, pointRadius: isolatedPoint, pointHoverRadius: 4, tension: 0.25, spanGaps: true, data: [] }, d)) },
       options: Object.assign({
         responsive: true, maintainAspectRatio: false, animation: false,
         interaction: { mode: "index", intersect: false },
