@@ -202,6 +202,14 @@ LIMITS_REDIS_TIMEOUT = env_float("LIMITS_REDIS_TIMEOUT", 0.5)
 LIMITS_DEFAULT_MAX_TOKENS = env_int("LIMITS_DEFAULT_MAX_TOKENS", 1024)
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
+# The response cache (gomodel/gateway/response_cache.py; on per tenant or key, off by default): its Redis (default
+# REDIS_URL; another URL can name another DB), key prefix, default TTL and largest entry (a tenant or key may set its
+# own), and how long a lookup may take before it counts as a miss.
+RESPONSE_CACHE_REDIS_URL = os.environ.get("RESPONSE_CACHE_REDIS_URL", "").strip() or REDIS_URL
+RESPONSE_CACHE_PREFIX = os.environ.get("RESPONSE_CACHE_PREFIX", "gomodel:cache")
+RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
+RESPONSE_CACHE_MAX_ENTRY_BYTES = env_int("RESPONSE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
+RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.25)
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ from .http_client import new_client
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
+from .response_cache import ResponseCache
 
 log = logging.getLogger(__name__)
 _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = weakref.WeakKeyDictionary()
@@ -35,6 +36,7 @@ class Runtime:
         self.usage = usage.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self.limits = Limiter(self.redis)
+        self.cache = ResponseCache.for_runtime(self.redis)
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
         self._tasks: list[asyncio.Task] = []
 
@@ -94,6 +96,7 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
+        await self.cache.close()  # answers still being stored
         await self.http.aclose()
         await self.redis.aclose()
 

@@ -10,7 +10,7 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget")
+                 "attempts", "budget", "cache")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -33,6 +33,7 @@ class UsageRecord:
         self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
+        self.cache = None  # "exact": answered from the response cache (no upstream call, cost 0)
 
     @property
     def messages(self) -> list:
@@ -122,4 +123,7 @@ class UsageRecord:
             usage_source=source,
             attempts=self.attempts,
             estimate=pending,
+            cache=self.cache,
+            cost="0" if self.cache else None,
+            cost_source="cache" if self.cache else None,
         )

@@ -1,12 +1,14 @@
 """One call's admission and settlement, for every endpoint.
 
-Entering a `Call` applies, in this order and once: the allow-lists (403, nothing counted), the budget
-reservation (429 budget_exceeded: spent, or the prompt alone costs more than is left; else the call's
-priced estimate is held as in flight), and the rate limits (429 with the x-ratelimit-* headers; TPM
-reserves the prompt plus the most the call may generate). Leaving it — by an answer, an upstream error,
-the deadline, a client hang-up, cancellation at shutdown — settles everything, first and before any await:
-the usage event (once, if an upstream was tried), priced into the budget counters in the MULTI that also
-clears the reservation, the TPM reconciled to what was used, the concurrency slot freed, the metrics.
+Entering a `Call` applies, in this order and once: the allow-lists (403, nothing counted), the response
+cache lookup (a key with a cache: a hit reserves no budget and no tokens, it costs nothing, but counts against
+the request and concurrency limits), the budget reservation (429 budget_exceeded: spent, or the prompt alone
+costs more than is left; else the call's priced estimate is held as in flight), and the rate limits (429 with
+the x-ratelimit-* headers; TPM reserves the prompt plus the most the call may generate). Leaving it — by an
+answer, an upstream error, the deadline, a client hang-up, cancellation at shutdown — settles everything, first
+and before any await: the usage event (once, if an upstream was tried or the cache answered), priced into the
+budget counters in the MULTI that also clears the reservation, the TPM reconciled to what was used, the
+concurrency slot freed, the metrics.
 """
 
 import logging
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
-                 "started")
+                 "started", "cache")
 
     def __init__(self, req, runtime, principal, protocol, chain: list[tuple[Target, str]]):
         self.req = req
@@ -38,6 +40,7 @@ class Call:
         self.record = None
         self.budget = None
         self.admission = None
+        self.cache = None  # response_cache.CallCache when the key has a response cache
 
     async def __aenter__(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
@@ -48,11 +51,28 @@ class Call:
         # The record reads the prompt only when it needs an estimate (protocol.prompt is lazy).
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
                                   protocol.prompt)
+        if principal.cache is not None and protocol.billed:
+            self.cache = await runtime.cache.begin(self.req, principal, protocol, chain)
+            if self.cache.hit is not None:
+                self.record.cache = "exact"
+        if self.cache is None:
+            await self._admit(principal, runtime, protocol, target, model)
+            return self
+        try:
+            await self._admit(principal, runtime, protocol, target, model)
+        finally:  # on the answer, and on a refusal too
+            self.req.extra_headers = [*self.req.extra_headers, (b"x-gomodel-cache", self.cache.label)]
+        return self
+
+    async def _admit(self, principal, runtime, protocol, target, model) -> None:
         governed = principal.budgets or principal.rpm_limit is not None or principal.tpm_limit is not None \
             or principal.concurrency_limit is not None or principal.tenant_rpm_limit is not None \
             or principal.tenant_tpm_limit is not None or principal.tenant_concurrency_limit is not None
         if not governed:
-            return self
+            return
+        if self.record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
+            self.admission = await runtime.limits.admit(self.req, principal, 0)
+            return
         output = protocol.output_tokens() if protocol.billed else 0
         prompt = protocol.prompt_tokens() if protocol.billed else 0
         self.budget = self.record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
@@ -63,7 +83,11 @@ class Call:
             if self.budget is not None:
                 release(runtime, self.budget)
             raise
-        return self
+
+    @property
+    def build(self):
+        """How the upstream request is built: the protocol's, memoised by the cache (its key was made from it)."""
+        return self.cache.build if self.cache is not None else self.protocol.build
 
     def guard(self) -> StreamGuard | None:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
@@ -86,9 +110,11 @@ class Call:
         count on the loop for long."""
         runtime, record, admission = self.runtime, self.record, self.admission
         room = None
+        if self.cache is not None:
+            self.cache.finish()
         # A call refused before any upstream attempt (input the provider cannot take) is bad input like
         # any other 400: it records nothing.
-        if record.attempts and self.protocol.billed:
+        if (record.attempts or record.cache) and self.protocol.billed:
             event = record.event()
             if self.budget is not None:
                 try:
@@ -100,7 +126,7 @@ class Call:
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             if admission is not None:
-                admission.used = event.total_tokens
+                admission.used = 0 if record.cache else event.total_tokens  # a hit is not counted against TPM
             room = runtime.usage.emit(event)
         if admission is not None:
             admission.finish()  # reconciles the TPM reservation and frees the slot (queued, not awaited)

@@ -2,12 +2,18 @@
 count_tokens, Responses) is `run(req, Protocol)`. Authenticate, read and validate the body, route, enter the
 Call (allow-lists, budget, rate limits), send upstream with failover, then either answer whole (read and
 mapped) or relay the stream through the protocol's writer with the disconnect watcher, the capped SSE
-decoder, the budget guard, cancellation, the 502/504 mapping and the scrubbed terminal error; settle."""
+decoder, the budget guard, cancellation, the 502/504 mapping and the scrubbed terminal error; settle.
+
+The response cache (response_cache.py) is looked up when the Call is entered; a hit is replayed here through
+the protocol's own `read` or stream writer (the stored upstream answer fed to it as if it had just come), and a
+miss's complete answer is stored here: the upstream body, or the stream's events as the relay decoded them."""
 
 import asyncio
+import logging
 
 from django.conf import settings
 
+from providers.adapters import adapter_for
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .. import upstream_errors
@@ -21,6 +27,8 @@ from ..runtime import get_runtime
 from ..upstream import refused, send_upstream, unreadable
 from ..upstream_errors import DeadlineExceeded
 from .call import Call
+
+log = logging.getLogger(__name__)
 
 
 async def run(req: Request, kind) -> None:
@@ -39,11 +47,20 @@ async def run(req: Request, kind) -> None:
             if local is not None:
                 await req.respond(200, await local)
                 return
-            response, adapter = await send_upstream(runtime, call.chain, exchange.build, exchange.stream,
-                                                    call.record)
+            cache = call.cache
+            if cache is not None and cache.hit is not None:
+                try:
+                    answer = await replay(call, cache.hit)
+                    return
+                except (ValueError, TypeError, KeyError, AttributeError, UpstreamError) as exc:
+                    # An entry this code cannot replay (nothing was sent yet): the call goes upstream after all.
+                    log.warning("cached answer for request %s could not be replayed (%s)", call.request_id, exc)
+                    cache.hit = call.record.cache = call.record.usage = None
+            response, adapter = await send_upstream(runtime, call.chain, call.build, exchange.stream, call.record)
             if exchange.stream:
                 writer = exchange.writer(adapter, call.record)
-                await relay_stream(call, writer, response)
+                tape = cache.recorder() if cache is not None else None
+                await relay_stream(call, writer, response, tape)
                 if call.record.status == 200:
                     answer = writer.answer()
             else:
@@ -62,13 +79,41 @@ async def answer_whole(call: Call, adapter, response: UpstreamResponse) -> dict 
         raise refused(record.target, err) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise unreadable(record.target, exc) from None
+    if call.cache is not None:
+        await call.cache.store_json(record.target, record.model, response.content, answer)
     await call.req.respond(200, body)
     return answer
 
 
-async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
+async def replay(call: Call, entry) -> dict | None:
+    """A cache hit, answered as a miss would be: the stored upstream body through the protocol's `read`, or the
+    stored stream's events through its writer (the whole sequence made before anything is sent); the usage is
+    what the replayed answer reports."""
+    req, record, protocol = call.req, call.record, call.protocol
+    adapter = adapter_for(record.target.wire)
+    if entry.content is not None:
+        body, answer = protocol.read(adapter, record, entry.content)
+        record.first_byte()
+        await req.respond(200, body)
+        return answer
+    writer = protocol.writer(adapter, record)
+    out = [writer.start()]
+    for event, data in entry.events:
+        out.append(writer.feed(event, data))
+    out.append(writer.finish())
+    if not writer.complete:
+        raise ValueError("the stored stream is not complete")
+    record.usage = writer.usage
+    record.first_byte()
+    await req.start(200, SSE_HEADERS)
+    await req.finish(b"".join(out))
+    return writer.answer()
+
+
+async def relay_stream(call: Call, writer, response: UpstreamResponse, tape=None) -> None:
     """What one upstream read yields goes out in one write (one syscall, not one per event); what is
-    encoded but not written when a failure is raised goes out with the terminal event."""
+    encoded but not written when a failure is raised goes out with the terminal event. `tape` keeps the
+    upstream's events for the response cache."""
     req, record = call.req, call.record
     guard = call.guard()
     task = asyncio.current_task()
@@ -83,6 +128,8 @@ async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     pending.append(writer.feed(event, data))
+                    if tape is not None:
+                        tape.add(event, data)
                 out = b"".join(pending)
                 pending.clear()
                 if out:
@@ -92,11 +139,15 @@ async def relay_stream(call: Call, writer, response: UpstreamResponse) -> None:
                     raise BudgetCut()
             for event, data in decoder.close():
                 pending.append(writer.feed(event, data))
+                if tape is not None:
+                    tape.add(event, data)
             pending.append(writer.finish())  # what the upstream's end flushes; the closing events if complete
             if not writer.complete:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = writer.usage
+            if tape is not None:  # complete: stored before the client has its last event
+                await call.cache.store_stream(record.target, record.model)
         except BudgetCut:
             # The protocol's own terminal event; billed for what the client got (the upstream is closed below).
             cut = cut_error()

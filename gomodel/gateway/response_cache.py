@@ -1,0 +1,327 @@
+"""The exact response cache, one for every /v1 call endpoint (chat, embeddings, Messages, Responses), JSON and
+streams, hooked into the one pipeline (pipeline/call.py looks up at admission, pipeline/run.py replays a hit
+and stores a complete answer).
+
+What is stored is the upstream's own answer — a JSON body, or a stream's SSE events — under a key that names
+the target it came from. A hit is replayed through the same protocol code as a miss (`Exchange.read`, or the
+protocol's stream writer fed the stored events), so it is the same protocol's answer, the per-request parts
+(the Responses id, a chat client's usage chunk, `provider`) made for this request, and its usage is what the
+replayed answer reports (tokens as served). Only a 200 whose answer was read or whose stream completed is
+stored: never an error, a cut or broken stream, a refusal, a `response.failed`.
+
+The key (SHA-256): the endpoint, the tenant (a cache is per tenant), the resolved provider (name and base URL)
+and model, and the final upstream request — its body with JSON canonicalised (members sorted, no whitespace)
+minus the fields in IGNORED_FIELDS, plus the protocol headers that change an answer (`anthropic-version`,
+`anthropic-beta`). The upstream request is built once, for the key, and reused for the call itself.
+"""
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import orjson
+import redis.asyncio as aioredis
+from django.conf import settings
+from prometheus_client import Counter, Histogram
+
+from providers.adapters import adapter_for
+from providers.base import UpstreamError
+
+log = logging.getLogger(__name__)
+
+# Fields of an upstream body that never change the answer: not part of the key.
+IGNORED_FIELDS = ("user", "metadata", "stream_options", "store", "prompt_cache_key", "safety_identifier")
+# Upstream request headers that do change it (the rest are credentials and transport).
+KEYED_HEADERS = ("anthropic-version", "anthropic-beta")
+FORMAT = "v1"  # in every key: a change of the stored format starts a new cache
+
+HIT, MISS, BYPASS = b"hit-exact", b"miss", b"bypass"
+HEADER = b"x-gomodel-cache"
+
+LOOKUPS = Counter("gomodel_cache_lookups", "Calls of a key with a response cache, by result (hit, miss, bypass).",
+                  ["endpoint", "result"])
+STORED = Counter("gomodel_cache_stored", "Answers stored in the response cache.", ["endpoint"])
+LOOKUP_SECONDS = Histogram("gomodel_cache_lookup_seconds", "Time to look an answer up in the response cache.",
+                           buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5))
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """A key's response cache, its tenant's where the key sets nothing (accounting.models' cache_* fields)."""
+
+    mode: str  # "exact"
+    ttl: int  # seconds; also the most x-gomodel-cache-ttl may ask for
+    max_bytes: int  # the largest answer stored
+    sampled: bool  # cache answers sampled with temperature > 0 and no seed too
+
+
+def policy_of(key) -> CachePolicy | None:
+    """The policy of an ApiKey row (its tenant loaded); None: no cache."""
+    tenant = key.tenant
+    mode = key.cache_mode or tenant.cache_mode
+    if mode != "exact":
+        return None
+    return CachePolicy(
+        mode=mode,
+        ttl=key.cache_ttl_seconds or tenant.cache_ttl_seconds or settings.RESPONSE_CACHE_TTL,
+        max_bytes=key.cache_max_entry_bytes or tenant.cache_max_entry_bytes or settings.RESPONSE_CACHE_MAX_ENTRY_BYTES,
+        sampled=key.cache_sampled if key.cache_sampled is not None else tenant.cache_sampled,
+    )
+
+
+def canonical_body(body: bytes | None) -> bytes:
+    if not body:
+        return b""
+    data = orjson.loads(body)
+    if isinstance(data, dict):
+        for name in IGNORED_FIELDS:
+            data.pop(name, None)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def cache_key(endpoint: str, tenant_id, target, model: str, upstream) -> str:
+    digest = hashlib.sha256()
+    headers = {name.lower(): value for name, value in upstream.headers.items()}
+    for part in (FORMAT, endpoint, str(tenant_id), target.name, target.base_url, model,
+                 *(f"{name}={headers.get(name, '')}" for name in KEYED_HEADERS)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(canonical_body(upstream.body))
+    return digest.hexdigest()
+
+
+def directives(req) -> tuple[bool, bool, int | None]:
+    """(read, write, ttl asked for) from Cache-Control (no-cache: store but do not look up; no-store: neither)
+    and x-gomodel-cache-ttl (seconds; 0: do not store)."""
+    read = write = True
+    control = req.headers.get(b"cache-control")
+    if control:
+        for part in control.decode("latin-1").lower().split(","):
+            part = part.strip()
+            if part == "no-store":
+                read = write = False
+            elif part == "no-cache":
+                read = False
+    ttl = None
+    value = req.headers.get(b"x-gomodel-cache-ttl")
+    if value is not None and value.strip().isdigit():
+        ttl = int(value.strip())
+        if ttl == 0:
+            write = False
+    return read, write, ttl
+
+
+def deterministic(body: dict) -> bool:
+    """Temperature 0 or absent, or a seed: what the default policy caches."""
+    temperature = body.get("temperature")
+    return temperature in (None, 0) or body.get("seed") is not None
+
+
+class Entry:
+    """A stored answer: the upstream's JSON body, or its stream's (event, data) pairs."""
+
+    __slots__ = ("content", "events", "raw")
+
+    def __init__(self, raw: bytes):
+        data = orjson.loads(raw)
+        self.raw = raw
+        self.content = data["c"].encode() if "c" in data else None
+        self.events = [(event, text.encode()) for event, text in data["e"]] if "e" in data else None
+        if self.content is None and self.events is None:
+            raise ValueError("an empty cache entry")
+
+    @staticmethod
+    def encode_json(content: bytes) -> bytes:
+        return orjson.dumps({"c": content.decode()})
+
+    @staticmethod
+    def encode_events(events: list[tuple[str | None, bytes]]) -> bytes:
+        return orjson.dumps({"e": [(event, data.decode()) for event, data in events]})
+
+
+class Tape:
+    """A stream's upstream events as they pass (what a hit replays), up to the policy's size."""
+
+    __slots__ = ("events", "size", "limit")
+
+    def __init__(self, limit: int):
+        self.events: list[tuple[str | None, bytes]] = []
+        self.size = 0
+        self.limit = limit
+
+    def add(self, event: str | None, data: bytes) -> None:
+        if self.events is None:
+            return
+        self.size += len(data) + 16
+        if self.size > self.limit:
+            self.events = None  # too large to keep: this answer is not stored
+            return
+        self.events.append((event, data))
+
+
+class CallCache:
+    """One call's use of the cache: what it may do (read, write, ttl), its key, its hit, the upstream
+    requests built for it (`build`, memoised per target) and the stream tape."""
+
+    __slots__ = ("cache", "protocol", "tenant_id", "read", "write", "ttl", "max_bytes", "label", "key", "hit",
+                 "built", "tape", "stored", "endpoint", "first")
+
+    def __init__(self, cache, protocol, tenant_id, policy: CachePolicy, read, write, ttl):
+        self.cache = cache
+        self.protocol = protocol
+        self.endpoint = protocol.endpoint
+        self.tenant_id = tenant_id
+        self.read, self.write = read, write
+        self.ttl = policy.ttl if ttl is None else min(ttl, policy.ttl)
+        self.max_bytes = policy.max_bytes
+        self.label = BYPASS
+        self.key = None
+        self.hit: Entry | None = None
+        self.built: dict = {}
+        self.tape: Tape | None = None
+        self.stored = None  # the entry this call stored (bytes)
+        self.first = None  # (target, model) the key was made for
+
+    def build(self, adapter, target, model):
+        """The protocol's upstream request for this target, built once (the key is made from it)."""
+        memo = (target.id, target.name, model)
+        upstream = self.built.get(memo)
+        if upstream is None:
+            upstream = self.built[memo] = self.protocol.build(adapter, target, model)
+        return upstream
+
+    def key_for(self, target, model) -> str | None:
+        if self.first == (target, model):
+            return self.key
+        upstream = self.built.get((target.id, target.name, model))
+        return cache_key(self.endpoint, self.tenant_id, target, model, upstream) if upstream is not None else None
+
+    def recorder(self) -> Tape | None:
+        if self.write:
+            self.tape = Tape(self.max_bytes)
+        return self.tape
+
+    async def store_json(self, target, model, content: bytes, answer) -> None:
+        if not self.write or len(content) > self.max_bytes:
+            return
+        if isinstance(answer, dict) and answer.get("status") not in (None, "completed"):
+            return  # a response that failed or is incomplete
+        try:
+            entry = Entry.encode_json(content)
+        except UnicodeDecodeError:
+            return
+        await self._store(target, model, entry)
+
+    async def store_stream(self, target, model) -> None:
+        tape = self.tape
+        if not self.write or tape is None or tape.events is None:
+            return
+        try:
+            entry = Entry.encode_events(tape.events)
+        except UnicodeDecodeError:
+            return
+        await self._store(target, model, entry)
+
+    async def _store(self, target, model, entry: bytes) -> None:
+        """Stored before the client has the end of its answer: a client that asks again at once finds it."""
+        key = self.key_for(target, model)
+        if key is None:
+            return
+        self.stored = entry if key == self.key else None
+        await self.cache.put(key, entry, self.ttl, self.endpoint)
+
+    def finish(self) -> None:
+        """The call ended."""
+
+
+class ResponseCache:
+    """Per process (per Runtime): the Redis client of the cache."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self._tasks: set = set()
+
+    @classmethod
+    def for_runtime(cls, redis):
+        url = settings.RESPONSE_CACHE_REDIS_URL
+        if url and url != settings.REDIS_URL:
+            redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=64, timeout=5.0, socket_connect_timeout=2.0, socket_timeout=None))
+        return cls(redis)
+
+    def name(self, key: str) -> str:
+        return f"{settings.RESPONSE_CACHE_PREFIX}:{key}"
+
+    async def begin(self, req, principal, protocol, chain) -> CallCache | None:
+        """At admission: decide what this call may do with the cache, make its key and look it up."""
+        policy = principal.cache
+        read, write, ttl = directives(req)
+        call = CallCache(self, protocol, principal.tenant_id, policy, read, write, ttl)
+        body = protocol.body
+        if not (policy.sampled or deterministic(body)) or (protocol.stream and (body.get("n") or 1) > 1):
+            call.read = call.write = False
+        if not (call.read or call.write):
+            LOOKUPS.labels(call.endpoint, "bypass").inc()
+            return call
+        target, model = chain[0]
+        try:
+            upstream = call.build(adapter_for(target.wire), target, model)
+            call.key = cache_key(call.endpoint, principal.tenant_id, target, model, upstream)
+        except (UpstreamError, ValueError, TypeError):  # the send reports what cannot be built
+            call.read = call.write = False
+            LOOKUPS.labels(call.endpoint, "bypass").inc()
+            return call
+        call.first = (target, model)
+        if not call.read:
+            LOOKUPS.labels(call.endpoint, "bypass").inc()
+            return call
+        started = time.perf_counter()
+        call.hit = await self.get(call.key)
+        LOOKUP_SECONDS.observe(time.perf_counter() - started)
+        call.label = HIT if call.hit is not None else MISS
+        LOOKUPS.labels(call.endpoint, "hit" if call.hit is not None else "miss").inc()
+        return call
+
+    async def get(self, key: str) -> Entry | None:
+        try:
+            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
+                raw = await self.redis.get(self.name(key))
+        except Exception as exc:  # a cache that does not answer is a miss, never an error
+            log.warning("response cache lookup failed (%s); treated as a miss", exc)
+            return None
+        if raw is None:
+            return None
+        try:
+            return Entry(raw)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    # -- storing ------------------------------------------------------------------------------------------
+
+    async def put(self, key: str, entry: bytes, ttl: int, endpoint: str) -> None:
+        """Store an answer (within RESPONSE_CACHE_TIMEOUT; a cache that does not answer stores nothing)."""
+        if ttl <= 0:
+            return
+        try:
+            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
+                await self.redis.set(self.name(key), entry, ex=ttl)
+        except Exception as exc:
+            log.warning("response cache could not store an answer (%s)", exc)
+            return
+        STORED.labels(endpoint).inc()
+
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self):
+        for task in list(self._tasks):
+            if not task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(task), 1.0)
+                except Exception:
+                    task.cancel()
