@@ -294,6 +294,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
             event = event.replace(tenant_id=event.tenant_id if event.tenant_id in tenants else None,
                                   api_key_id=event.api_key_id if event.api_key_id in keys else None)
             cost, source = event_price(prices, event)
+            event = with_saving(prices, event)
             priced.append((event, cost))
             rows.append(UsageEvent(
                 request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
@@ -305,12 +306,21 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
                 total_tokens=event.total_tokens, cached_tokens=event.cached_tokens,
                 reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
-                cache_write_tokens=event.cache_write_tokens, cost_source=source,
+                cache_write_tokens=event.cache_write_tokens, cost_source=source, cache=event.cache or "",
+                cost_saved_usd=event.cost_saved_usd,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(priced)
         _touch_keys([event for event, _ in priced])
     return len(new), len(events) - len(new)
+
+
+def with_saving(prices: PriceBook, event: StreamEvent) -> StreamEvent:
+    """A cache hit (cost 0) with `cost_saved_usd`: its tokens as served, priced as its provider charges them."""
+    if not event.cache or event.cost_saved_usd is not None:
+        return event
+    saved = prices.price(event.replace(cost=None, cost_source=None), event.created_at).cost
+    return event.replace(cost_saved_usd=str(saved) if saved is not None else None)
 
 
 def rollup_key(event: StreamEvent) -> tuple:
@@ -327,18 +337,23 @@ def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, d
             row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
                                  "provider_type": event.provider_type, "requests": 0, "errors": 0,
                                  "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 **{field: 0 for field in TOKEN_FIELDS}}
+                                 "cache_hits": 0, "cost_saved_e10": 0, **{field: 0 for field in TOKEN_FIELDS}}
         row["requests"] += 1
         row["errors"] += event.status != 200
         row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
         row["unpriced_requests"] += cost is None
         row["cost_e10"] += to_e10(cost)
+        if event.cache:
+            row["cache_hits"] += 1
+            if event.cost_saved_usd is not None:
+                row["cost_saved_e10"] += to_e10(Decimal(event.cost_saved_usd))
         for field in TOKEN_FIELDS:
             row[field] += getattr(event, field)
     return totals
 
 
-ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *TOKEN_FIELDS)
+ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", "cache_hits",
+            "cost_saved_e10", *TOKEN_FIELDS)
 
 
 def add_to_rollups(priced: list[tuple[StreamEvent, Decimal | None]]) -> None:
