@@ -13,6 +13,12 @@ The key (SHA-256): the endpoint, the tenant (a cache is per tenant), the resolve
 and model, and the final upstream request — its body with JSON canonicalised (members sorted, no whitespace)
 minus the fields in IGNORED_FIELDS, plus the protocol headers that change an answer (`anthropic-version`,
 `anthropic-beta`). The upstream request is built once, for the key, and reused for the call itself.
+
+Coalescing: concurrent identical misses make one upstream call. In one process the first is the leader and
+the others wait on its future; across replicas the leader holds a short Redis lease (RESPONSE_CACHE_LEASE_SECONDS,
+renewed while it runs) and the others poll for the entry. The leader stores its answer before it answers, and
+only then lets go; a leader that fails (an error, a cut stream, a refusal by its limits) stores nothing: each
+follower then goes upstream itself (no failure is fanned out).
 """
 
 import asyncio
@@ -43,6 +49,8 @@ HEADER = b"x-gomodel-cache"
 LOOKUPS = Counter("gomodel_cache_lookups", "Calls of a key with a response cache, by result (hit, miss, bypass).",
                   ["endpoint", "result"])
 STORED = Counter("gomodel_cache_stored", "Answers stored in the response cache.", ["endpoint"])
+COALESCED = Counter("gomodel_cache_coalesced", "Calls that waited for an identical call in flight, by outcome "
+                    "(hit: they got its answer; retry: it failed, they went upstream themselves).", ["outcome"])
 LOOKUP_SECONDS = Histogram("gomodel_cache_lookup_seconds", "Time to look an answer up in the response cache.",
                            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5))
 
@@ -163,10 +171,11 @@ class Tape:
 
 class CallCache:
     """One call's use of the cache: what it may do (read, write, ttl), its key, its hit, the upstream
-    requests built for it (`build`, memoised per target) and the stream tape."""
+    requests built for it (`build`, memoised per target), the stream tape, and whether it leads a coalesced
+    group (then `finish` hands its stored answer, or nothing, to the followers)."""
 
     __slots__ = ("cache", "protocol", "tenant_id", "read", "write", "ttl", "max_bytes", "label", "key", "hit",
-                 "built", "tape", "stored", "endpoint", "first")
+                 "built", "tape", "stored", "endpoint", "first", "leader", "lease")
 
     def __init__(self, cache, protocol, tenant_id, policy: CachePolicy, read, write, ttl):
         self.cache = cache
@@ -182,6 +191,8 @@ class CallCache:
         self.built: dict = {}
         self.tape: Tape | None = None
         self.stored = None  # the entry this call stored (bytes)
+        self.leader = None  # the future identical calls in this process wait on, while this call leads
+        self.lease = None  # the task renewing this call's Redis lease, while it leads across replicas
         self.first = None  # (target, model) the key was made for
 
     def build(self, adapter, target, model):
@@ -233,14 +244,18 @@ class CallCache:
         await self.cache.put(key, entry, self.ttl, self.endpoint)
 
     def finish(self) -> None:
-        """The call ended."""
+        """The call ended (or was refused): followers get its stored answer, or None and go upstream themselves."""
+        if self.leader is not None:
+            self.cache.release(self.key, self.leader, self.stored, self.lease)
+            self.leader = self.lease = None
 
 
 class ResponseCache:
-    """Per process (per Runtime): the Redis client of the cache."""
+    """Per process (per Runtime): the Redis client of the cache and the calls leading a coalesced group."""
 
     def __init__(self, redis):
         self.redis = redis
+        self.leaders: dict[str, asyncio.Future] = {}
         self._tasks: set = set()
 
     @classmethod
@@ -255,7 +270,8 @@ class ResponseCache:
         return f"{settings.RESPONSE_CACHE_PREFIX}:{key}"
 
     async def begin(self, req, principal, protocol, chain) -> CallCache | None:
-        """At admission: decide what this call may do with the cache, make its key and look it up."""
+        """At admission: decide what this call may do with the cache, make its key and look it up (a miss waits
+        for an identical call in flight, if there is one)."""
         policy = principal.cache
         read, write, ttl = directives(req)
         call = CallCache(self, protocol, principal.tenant_id, policy, read, write, ttl)
@@ -280,6 +296,12 @@ class ResponseCache:
         started = time.perf_counter()
         call.hit = await self.get(call.key)
         LOOKUP_SECONDS.observe(time.perf_counter() - started)
+        if call.hit is None and call.write:
+            try:
+                call.hit = await self.coalesce(call)
+            except BaseException:
+                call.finish()
+                raise
         call.label = HIT if call.hit is not None else MISS
         LOOKUPS.labels(call.endpoint, "hit" if call.hit is not None else "miss").inc()
         return call
@@ -297,6 +319,96 @@ class ResponseCache:
             return Entry(raw)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
+
+    # -- coalescing ---------------------------------------------------------------------------------------
+
+    async def coalesce(self, call: CallCache) -> Entry | None:
+        """A miss: lead the identical calls that come while this one is in flight, or follow one in flight (here
+        or on another replica) and take its answer. None: go upstream (as the leader, or after a leader failed)."""
+        key = call.key
+        waiting = self.leaders.get(key)
+        if waiting is not None:  # an identical call in this process leads
+            raw = await asyncio.shield(waiting)
+            COALESCED.labels("hit" if raw is not None else "retry").inc()
+            return Entry(raw) if raw is not None else None
+        future = asyncio.get_running_loop().create_future()
+        self.leaders[key] = call.leader = future
+        call.lease = await self._lease(key)
+        if call.lease is not None:  # this replica leads (or Redis does not answer: it goes on alone)
+            return None
+        # Another replica leads: wait for its entry while its lease lives (this process's identical calls wait on
+        # this one meanwhile, and get what it gets).
+        entry = await self._follow(key, time.monotonic() + settings.UPSTREAM_DEADLINE)
+        call.leader = None
+        self.release(key, future, entry.raw if entry is not None else None, None)
+        COALESCED.labels("hit" if entry is not None else "retry").inc()
+        return entry
+
+    async def _lease(self, key: str):
+        """Take the lease of `key` across replicas: a task that renews it (a long stream), or None when another
+        replica holds it. Redis down: lead without one (a task that does nothing)."""
+        name, ms = self.name(key) + ":lease", int(settings.RESPONSE_CACHE_LEASE_SECONDS * 1000)
+        try:
+            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
+                taken = await self.redis.set(name, b"1", nx=True, px=ms)
+        except Exception as exc:
+            log.warning("response cache lease failed (%s); calling upstream without coalescing", exc)
+            taken = True
+        if not taken:
+            return None
+        return self._spawn(self._renew(name, ms))
+
+    async def _renew(self, name: str, ms: int):
+        while True:
+            await asyncio.sleep(ms / 3000)
+            try:
+                async with asyncio.timeout(1.0):
+                    await self.redis.pexpire(name, ms)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                pass
+
+    async def _follow(self, key: str, deadline: float) -> Entry | None:
+        """Poll for the entry while another replica's lease lives; None when it is gone without an entry."""
+        name = self.name(key)
+        delay = 0.005
+        while time.monotonic() < deadline:
+            try:
+                async with asyncio.timeout(1.0):
+                    async with self.redis.pipeline(transaction=True) as pipe:  # both at one instant
+                        raw, lease = await pipe.get(name).exists(name + ":lease").execute()
+            except Exception as exc:
+                log.warning("response cache follower lost Redis (%s); going upstream", exc)
+                return None
+            if raw is not None:
+                try:
+                    return Entry(raw)
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    return None
+            if not lease:
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return None
+
+    def release(self, key: str, future: asyncio.Future, entry: bytes | None, lease) -> None:
+        """A leader's call ended: its followers here get `entry` (None: it stored nothing, they go upstream);
+        the lease is dropped after the entry is written (the leader awaited its put before answering)."""
+        if self.leaders.get(key) is future:
+            del self.leaders[key]
+        if not future.done():
+            future.set_result(entry)
+        if lease is not None:
+            lease.cancel()
+            self._spawn(self._drop_lease(self.name(key) + ":lease"))
+
+    async def _drop_lease(self, name: str):
+        try:
+            async with asyncio.timeout(2.0):
+                await self.redis.delete(name)
+        except Exception:  # it expires by itself
+            pass
 
     # -- storing ------------------------------------------------------------------------------------------
 

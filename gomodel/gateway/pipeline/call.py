@@ -60,6 +60,9 @@ class Call:
             return self
         try:
             await self._admit(principal, runtime, protocol, target, model)
+        except BaseException:
+            self.cache.finish()  # refused: the identical calls waiting on this one go upstream themselves
+            raise
         finally:  # on the answer, and on a refusal too
             self.req.extra_headers = [*self.req.extra_headers, (b"x-gomodel-cache", self.cache.label)]
         return self
