@@ -210,6 +210,9 @@ RESPONSE_CACHE_PREFIX = os.environ.get("RESPONSE_CACHE_PREFIX", "gomodel:cache")
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 RESPONSE_CACHE_MAX_ENTRY_BYTES = env_int("RESPONSE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
 RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.25)
+# Provider prompt-cache planning (gomodel/gateway/prompt_cache.py): Anthropic cache_control breakpoints, OpenAI
+# prompt_cache_key, when the client set none and the stable prefix is long enough. On by default.
+PROMPT_CACHE_PLANNING = env_bool("PROMPT_CACHE_PLANNING", True)
 # Coalescing across replicas: the lease a leading call holds (renewed every third of it while it runs).
 RESPONSE_CACHE_LEASE_SECONDS = env_float("RESPONSE_CACHE_LEASE_SECONDS", 10.0)
 

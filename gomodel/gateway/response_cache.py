@@ -174,12 +174,12 @@ class CallCache:
     requests built for it (`build`, memoised per target), the stream tape, and whether it leads a coalesced
     group (then `finish` hands its stored answer, or nothing, to the followers)."""
 
-    __slots__ = ("cache", "protocol", "tenant_id", "read", "write", "ttl", "max_bytes", "label", "key", "hit",
+    __slots__ = ("cache", "builder", "tenant_id", "read", "write", "ttl", "max_bytes", "label", "key", "hit",
                  "built", "tape", "stored", "endpoint", "first", "leader", "lease")
 
-    def __init__(self, cache, protocol, tenant_id, policy: CachePolicy, read, write, ttl):
+    def __init__(self, cache, protocol, builder, tenant_id, policy: CachePolicy, read, write, ttl):
         self.cache = cache
-        self.protocol = protocol
+        self.builder = builder  # (adapter, target, model) -> the upstream request (the Call's)
         self.endpoint = protocol.endpoint
         self.tenant_id = tenant_id
         self.read, self.write = read, write
@@ -200,7 +200,7 @@ class CallCache:
         memo = (target.id, target.name, model)
         upstream = self.built.get(memo)
         if upstream is None:
-            upstream = self.built[memo] = self.protocol.build(adapter, target, model)
+            upstream = self.built[memo] = self.builder(adapter, target, model)
         return upstream
 
     def key_for(self, target, model) -> str | None:
@@ -269,12 +269,12 @@ class ResponseCache:
     def name(self, key: str) -> str:
         return f"{settings.RESPONSE_CACHE_PREFIX}:{key}"
 
-    async def begin(self, req, principal, protocol, chain) -> CallCache | None:
+    async def begin(self, req, principal, protocol, chain, builder) -> CallCache:
         """At admission: decide what this call may do with the cache, make its key and look it up (a miss waits
         for an identical call in flight, if there is one)."""
         policy = principal.cache
         read, write, ttl = directives(req)
-        call = CallCache(self, protocol, principal.tenant_id, policy, read, write, ttl)
+        call = CallCache(self, protocol, builder, principal.tenant_id, policy, read, write, ttl)
         body = protocol.body
         if not (policy.sampled or deterministic(body)) or (protocol.stream and (body.get("n") or 1) > 1):
             call.read = call.write = False

@@ -13,10 +13,12 @@ concurrency slot freed, the metrics.
 
 import logging
 
+from django.conf import settings
+
 from accounting.allowlists import EMPTY
 from providers.base import Target
 
-from .. import metrics
+from .. import metrics, prompt_cache
 from ..budgets import StreamGuard, charge, release, reserve
 from ..errors import GatewayError
 from ..limits import allowed_chain
@@ -52,7 +54,7 @@ class Call:
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
                                   protocol.prompt)
         if principal.cache is not None and protocol.billed:
-            self.cache = await runtime.cache.begin(self.req, principal, protocol, chain)
+            self.cache = await runtime.cache.begin(self.req, principal, protocol, chain, self.upstream_request)
             if self.cache.hit is not None:
                 self.record.cache = "exact"
         if self.cache is None:
@@ -89,8 +91,17 @@ class Call:
 
     @property
     def build(self):
-        """How the upstream request is built: the protocol's, memoised by the cache (its key was made from it)."""
-        return self.cache.build if self.cache is not None else self.protocol.build
+        """How the upstream request is built: `upstream_request`, memoised by the cache (its key was made from it)."""
+        return self.cache.build if self.cache is not None else self.upstream_request
+
+    def upstream_request(self, adapter, target, model):
+        """The protocol's request for this target, with the provider's prompt-cache directives planned on it
+        (prompt_cache.py: per target, so they never reach a target of another format)."""
+        upstream = self.protocol.build(adapter, target, model)
+        body = upstream.body
+        if settings.PROMPT_CACHE_PLANNING and body is not None and len(body) >= prompt_cache.MIN_BODY_BYTES:
+            upstream = prompt_cache.plan(upstream, target, model, self.auth.tenant_id)
+        return upstream
 
     def guard(self) -> StreamGuard | None:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
