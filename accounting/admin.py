@@ -28,12 +28,13 @@ from .services import do_create_api_key, do_reactivate_api_key, do_revoke_api_ke
 
 
 class BudgetPeriodOptional:
-    """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
+    """A form posted without `budget_period` or `cache_mode` (a script, an older form) keeps the model's default."""
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        if "budget_period" in form.base_fields:
-            form.base_fields["budget_period"].required = False
+        for name in ("budget_period", "cache_mode"):
+            if name in form.base_fields:
+                form.base_fields[name].required = False
         return form
 
 

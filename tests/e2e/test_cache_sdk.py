@@ -142,3 +142,26 @@ def test_usage_shows_hits_and_savings(gateway, oai, key):
     drain()  # the same figures from the roll-ups
     again = httpx.get(f"{gateway}/v1/usage", headers={"Authorization": f"Bearer {key}"}, timeout=20).json()
     assert again["totals"] == totals
+
+
+def test_dashboard_statement_and_metrics_show_hits(gateway, oai, key, settings):
+    from accounting.drain import drain
+    from accounting.models import Tenant
+    from gomodel.dashboard.services import monthly_statement, overview, parse_filters, parse_month, statement_csv
+
+    body = {"model": "groq/gpt-4o-mini", "messages": [{"role": "user", "content": "dashboard"}]}
+    for _ in range(4):
+        oai.chat.completions.create(**body)
+    drain()
+    totals = overview(parse_filters({}))["totals"]
+    assert (totals["requests"], totals["cache_hits"], totals["hit_rate"]) == (4, 3, 0.75)
+    assert Decimal(totals["cost_saved_usd"]) == 3 * Decimal(totals["cost_usd"]) > 0
+    first, last = parse_month(None)
+    statement = monthly_statement(Tenant.objects.get(slug="matrix"), first, last)
+    csv = statement_csv(statement).splitlines()
+    assert csv[0].endswith(",cost_usd,cache_hits,cost_saved_usd")
+    assert csv[-1].split(",")[-2:] == ["3", totals["cost_saved_usd"]]
+    settings.METRICS_PUBLIC = True
+    text = httpx.get(f"{gateway}/metrics", timeout=20).text
+    assert 'gomodel_cache_lookups_total{endpoint="/v1/chat/completions",result="hit"}' in text
+    assert "gomodel_cache_lookup_seconds_bucket" in text and "gomodel_cache_stored_total" in text
