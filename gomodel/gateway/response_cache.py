@@ -55,6 +55,17 @@ LOOKUP_SECONDS = Histogram("gomodel_cache_lookup_seconds", "Time to look an answ
                            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5))
 
 
+_warned = {"at": 0.0}
+
+
+def _warn(message: str, *args) -> None:
+    """A cache that does not answer is logged once a minute, not on every request."""
+    now = time.monotonic()
+    if now - _warned["at"] > 60:
+        _warned["at"] = now
+        log.warning(message, *args)
+
+
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
     """A key's response cache, its tenant's where the key sets nothing (accounting.models' cache_* fields)."""
@@ -311,7 +322,7 @@ class ResponseCache:
             async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
                 raw = await self.redis.get(self.name(key))
         except Exception as exc:  # a cache that does not answer is a miss, never an error
-            log.warning("response cache lookup failed (%s); treated as a miss", exc)
+            _warn("response cache lookup failed (%s); treated as a miss", exc)
             return None
         if raw is None:
             return None
@@ -352,7 +363,7 @@ class ResponseCache:
             async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
                 taken = await self.redis.set(name, b"1", nx=True, px=ms)
         except Exception as exc:
-            log.warning("response cache lease failed (%s); calling upstream without coalescing", exc)
+            _warn("response cache lease failed (%s); calling upstream without coalescing", exc)
             taken = True
         if not taken:
             return None
@@ -379,7 +390,7 @@ class ResponseCache:
                     async with self.redis.pipeline(transaction=True) as pipe:  # both at one instant
                         raw, lease = await pipe.get(name).exists(name + ":lease").execute()
             except Exception as exc:
-                log.warning("response cache follower lost Redis (%s); going upstream", exc)
+                _warn("response cache follower lost Redis (%s); going upstream", exc)
                 return None
             if raw is not None:
                 try:
@@ -420,7 +431,7 @@ class ResponseCache:
             async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
                 await self.redis.set(self.name(key), entry, ex=ttl)
         except Exception as exc:
-            log.warning("response cache could not store an answer (%s)", exc)
+            _warn("response cache could not store an answer (%s)", exc)
             return
         STORED.labels(endpoint).inc()
 

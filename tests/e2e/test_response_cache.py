@@ -204,3 +204,23 @@ def test_a_responses_hit_gets_its_own_id_and_is_stored_under_it(gateway, targets
                       timeout=20)
     assert again.status_code == 200 and again.json()["output"] == hit.json()["output"]
     assert request_id(hit) != request_id(miss)
+
+
+def test_a_cache_that_does_not_answer_is_a_miss_never_an_error(gateway, targets, make_key, upstream):
+    """The cache's Redis down (a port nothing listens on): every call still answered, from the upstream."""
+    import redis.asyncio as aioredis
+
+    from gomodel.gateway import runtime as runtimes
+
+    [runtime] = list(runtimes._runtimes.values())  # the gateway's (its own thread and loop)
+    real = runtime.cache.redis
+    runtime.cache.redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    try:
+        key = make_key(cache_mode="exact")
+        body = CHAT_JSON.body("gpt-4o-mini", "redis is down")
+        before = upstream_calls(targets, CHAT_JSON)
+        answers = [post(gateway, key, body) for _ in range(2)]
+        assert [(a.status_code, header(a)) for a in answers] == [(200, "miss")] * 2
+        assert upstream_calls(targets, CHAT_JSON) == before + 2
+    finally:
+        runtime.cache.redis = real
