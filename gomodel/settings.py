@@ -209,7 +209,7 @@ RESPONSE_CACHE_REDIS_URL = os.environ.get("RESPONSE_CACHE_REDIS_URL", "").strip(
 RESPONSE_CACHE_PREFIX = os.environ.get("RESPONSE_CACHE_PREFIX", "gomodel:cache")
 RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
 RESPONSE_CACHE_MAX_ENTRY_BYTES = env_int("RESPONSE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
-RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.25)
+RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.5)
 # Provider prompt-cache planning (gomodel/gateway/prompt_cache.py): Anthropic cache_control breakpoints, OpenAI
 # prompt_cache_key, when the client set none and the stable prefix is long enough. On by default.
 PROMPT_CACHE_PLANNING = env_bool("PROMPT_CACHE_PLANNING", True)

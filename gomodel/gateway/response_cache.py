@@ -23,7 +23,9 @@ follower then goes upstream itself (no failure is fanned out).
 
 import asyncio
 import hashlib
+import itertools
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -138,6 +140,45 @@ def deterministic(body: dict) -> bool:
     return temperature in (None, 0) or body.get("seed") is not None
 
 
+# The lookups of one event-loop tick in one round trip: for each, the entry, or — for a call that may store its
+# answer — the coalescing lease (holding this call's token) when no other replica holds it. KEYS: entry, lease, …;
+# ARGV: the lease's life in ms, then per lookup the token ('' : no lease). Returns entry, taken, … (no entry: nil).
+LOOKUP = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local entry = redis.call('GET', KEYS[i])
+  local token = ARGV[(i + 1) / 2 + 1]
+  local taken = 0
+  if not entry and token ~= '' and redis.call('SET', KEYS[i + 1], token, 'NX', 'PX', ARGV[1]) then taken = 1 end
+  out[i] = entry or false
+  out[i + 1] = taken
+end
+return out
+"""
+# The stores of one tick: each entry, then its lease let go of when it still holds the leader's token (a lease
+# that expired and was taken by another replica is left alone). KEYS: entry, lease, …; ARGV: entry, ttl, token
+# ('': none), ….
+STORE = """
+for i = 1, #KEYS, 2 do
+  local j = (i - 1) / 2 * 3
+  redis.call('SET', KEYS[i], ARGV[j + 1], 'EX', ARGV[j + 2])
+  if ARGV[j + 3] ~= '' and redis.call('GET', KEYS[i + 1]) == ARGV[j + 3] then redis.call('DEL', KEYS[i + 1]) end
+end
+return #KEYS / 2
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _entry(raw: bytes) -> "Entry | None":
+    try:
+        return Entry(raw)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class Entry:
     """A stored answer: the upstream's JSON body, or its stream's (event, data) pairs."""
 
@@ -203,7 +244,7 @@ class CallCache:
         self.tape: Tape | None = None
         self.stored = None  # the entry this call stored (bytes)
         self.leader = None  # the future identical calls in this process wait on, while this call leads
-        self.lease = None  # the task renewing this call's Redis lease, while it leads across replicas
+        self.lease = None  # (name, token) of this call's Redis lease, while it leads across replicas
         self.first = None  # (target, model) the key was made for
 
     def build(self, adapter, target, model):
@@ -252,7 +293,7 @@ class CallCache:
         if key is None:
             return
         self.stored = entry if key == self.key else None
-        await self.cache.put(key, entry, self.ttl, self.endpoint)
+        await self.cache.put(key, entry, self.ttl, self.endpoint, lease=self.lease if key == self.key else None)
 
     def finish(self) -> None:
         """The call ended (or was refused): followers get its stored answer, or None and go upstream themselves."""
@@ -268,6 +309,15 @@ class ResponseCache:
         self.redis = redis
         self.leaders: dict[str, asyncio.Future] = {}
         self._tasks: set = set()
+        # What the next round trip carries (one per event-loop tick, like the limiter's): lookups and stores.
+        self._lookups: list[tuple[str, bool, asyncio.Future]] = []
+        self._stores: list[tuple[str, bytes, int, bool, asyncio.Future]] = []
+        self._flushing: dict[str, asyncio.Task | None] = {"lookups": None, "stores": None}
+        self.held: dict[str, str] = {}  # the leases this process holds, name → token (one task renews them all)
+        self._tokens = itertools.count()
+        self._holder = f"{os.getpid()}-{os.urandom(4).hex()}-"  # a lease's token: this process, then a counter
+        self._scripts: dict = {}
+        self._renewer: asyncio.Task | None = None
 
     @classmethod
     def for_runtime(cls, redis):
@@ -304,48 +354,46 @@ class ResponseCache:
         if not call.read:
             LOOKUPS.labels(call.endpoint, "bypass").inc()
             return call
-        started = time.perf_counter()
-        call.hit = await self.get(call.key)
-        LOOKUP_SECONDS.observe(time.perf_counter() - started)
-        if call.hit is None and call.write:
-            try:
-                call.hit = await self.coalesce(call)
-            except BaseException:
-                call.finish()
-                raise
+        try:
+            call.hit = await self.lookup(call)
+        except BaseException:
+            call.finish()  # cancelled while leading: the calls waiting on this one go upstream themselves
+            raise
         call.label = HIT if call.hit is not None else MISS
         LOOKUPS.labels(call.endpoint, "hit" if call.hit is not None else "miss").inc()
         return call
 
-    async def get(self, key: str) -> Entry | None:
-        try:
-            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
-                raw = await self.redis.get(self.name(key))
-        except Exception as exc:  # a cache that does not answer is a miss, never an error
-            _warn("response cache lookup failed (%s); treated as a miss", exc)
-            return None
-        if raw is None:
-            return None
-        try:
-            return Entry(raw)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None
+    # -- looking up and coalescing ------------------------------------------------------------------------
 
-    # -- coalescing ---------------------------------------------------------------------------------------
-
-    async def coalesce(self, call: CallCache) -> Entry | None:
-        """A miss: lead the identical calls that come while this one is in flight, or follow one in flight (here
-        or on another replica) and take its answer. None: go upstream (as the leader, or after a leader failed)."""
+    async def lookup(self, call: CallCache) -> Entry | None:
+        """A stored answer, or one from an identical call in flight (here or on another replica); None: this call
+        goes upstream — as the leader of the identical calls that come meanwhile, or after a leader failed."""
         key = call.key
+        waiting = self.leaders.get(key) if call.write else None
+        if waiting is not None:  # an identical call in this process leads: no Redis round trip at all
+            raw = await asyncio.shield(waiting)
+            COALESCED.labels("hit" if raw is not None else "retry").inc()
+            return Entry(raw) if raw is not None else None
+        started = time.perf_counter()
+        token = f"{self._holder}{next(self._tokens)}" if call.write else ""
+        raw, leads = await self._get_or_lease(key, token)
+        LOOKUP_SECONDS.observe(time.perf_counter() - started)
+        if raw is not None:
+            return _entry(raw)
+        if not call.write:
+            return None
         waiting = self.leaders.get(key)
-        if waiting is not None:  # an identical call in this process leads
+        if waiting is not None and not leads:  # an identical call of the same tick took the lease: wait on it
             raw = await asyncio.shield(waiting)
             COALESCED.labels("hit" if raw is not None else "retry").inc()
             return Entry(raw) if raw is not None else None
         future = asyncio.get_running_loop().create_future()
-        self.leaders[key] = call.leader = future
-        call.lease = await self._lease(key)
-        if call.lease is not None:  # this replica leads (or Redis does not answer: it goes on alone)
+        self.leaders[key] = call.leader = future  # identical calls in this process now wait on this one
+        if leads:
+            call.lease = (self.name(key) + ":lease", token)
+            self.held[call.lease[0]] = token
+            if self._renewer is None or self._renewer.done():
+                self._renewer = self._spawn(self._renew())
             return None
         # Another replica leads: wait for its entry while its lease lives (this process's identical calls wait on
         # this one meanwhile, and get what it gets).
@@ -355,26 +403,55 @@ class ResponseCache:
         COALESCED.labels("hit" if entry is not None else "retry").inc()
         return entry
 
-    async def _lease(self, key: str):
-        """Take the lease of `key` across replicas: a task that renews it (a long stream), or None when another
-        replica holds it. Redis down: lead without one (a task that does nothing)."""
-        name, ms = self.name(key) + ":lease", int(settings.RESPONSE_CACHE_LEASE_SECONDS * 1000)
+    async def _get_or_lease(self, key: str, token: str) -> tuple[bytes | None, bool]:
+        """The entry, or (when this call may store: `token`) the lease if no other replica holds it: in the tick's
+        one EVALSHA. Redis down or slow: a miss that leads as if it held the lease (it may: it lets go of it by its
+        token), never an error."""
+        future = asyncio.get_running_loop().create_future()
+        self._lookups.append((self.name(key), token, future))
+        self._schedule("lookups", self._flush_lookups)
+        try:
+            raw, taken = await future
+        except Exception as exc:
+            _warn("response cache lookup failed (%s); treated as a miss", exc)
+            return None, True
+        return raw, bool(taken)
+
+    def _schedule(self, what: str, flush) -> None:
+        if self._flushing[what] is None:
+            self._flushing[what] = self._spawn(flush())
+
+    async def _flush_lookups(self):
+        await asyncio.sleep(0)  # let the rest of this tick's calls join
+        ops, self._lookups, self._flushing["lookups"] = self._lookups, [], None
+        keys, args = [], [int(settings.RESPONSE_CACHE_LEASE_SECONDS * 1000)]
+        for name, token, _ in ops:
+            keys += (name, name + ":lease")
+            args.append(token)
         try:
             async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
-                taken = await self.redis.set(name, b"1", nx=True, px=ms)
+                out = await self._script("lookup", LOOKUP)(keys=keys, args=args, client=self.redis)
         except Exception as exc:
-            _warn("response cache lease failed (%s); calling upstream without coalescing", exc)
-            taken = True
-        if not taken:
-            return None
-        return self._spawn(self._renew(name, ms))
+            for _, _, future in ops:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for i, (_, _, future) in enumerate(ops):
+            if not future.done():
+                future.set_result((out[2 * i], out[2 * i + 1]))
 
-    async def _renew(self, name: str, ms: int):
-        while True:
+    async def _renew(self):
+        """Keep every lease this process holds alive (a long stream outlives RESPONSE_CACHE_LEASE_SECONDS): one
+        pipeline every third of the lease; ends when none is held."""
+        ms = int(settings.RESPONSE_CACHE_LEASE_SECONDS * 1000)
+        while self.held:
             await asyncio.sleep(ms / 3000)
             try:
                 async with asyncio.timeout(1.0):
-                    await self.redis.pexpire(name, ms)
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for name in list(self.held):
+                            pipe.pexpire(name, ms)  # a lease lost to another replica meanwhile lives a little longer
+                        await pipe.execute()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -393,10 +470,7 @@ class ResponseCache:
                 _warn("response cache follower lost Redis (%s); going upstream", exc)
                 return None
             if raw is not None:
-                try:
-                    return Entry(raw)
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    return None
+                return _entry(raw)
             if not lease:
                 return None
             await asyncio.sleep(delay)
@@ -404,36 +478,68 @@ class ResponseCache:
         return None
 
     def release(self, key: str, future: asyncio.Future, entry: bytes | None, lease) -> None:
-        """A leader's call ended: its followers here get `entry` (None: it stored nothing, they go upstream);
-        the lease is dropped after the entry is written (the leader awaited its put before answering)."""
+        """A leader's call ended: its followers here get `entry` (None: it stored nothing, they go upstream).
+        Its lease went with its stored answer (`put`); one still held (nothing stored) is dropped now."""
         if self.leaders.get(key) is future:
             del self.leaders[key]
         if not future.done():
             future.set_result(entry)
-        if lease is not None:
-            lease.cancel()
-            self._spawn(self._drop_lease(self.name(key) + ":lease"))
+        if lease is not None and lease[0] in self.held:  # nothing stored (a stored answer let go of it)
+            del self.held[lease[0]]
+            self._spawn(self._drop_lease(lease))
 
-    async def _drop_lease(self, name: str):
+    async def _drop_lease(self, lease: tuple[str, str]):
         try:
             async with asyncio.timeout(2.0):
-                await self.redis.delete(name)
+                await self._script("release", RELEASE)(keys=[lease[0]], args=[lease[1]], client=self.redis)
         except Exception:  # it expires by itself
             pass
 
+    def _script(self, name: str, source: str):
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(source)
+        return script
+
     # -- storing ------------------------------------------------------------------------------------------
 
-    async def put(self, key: str, entry: bytes, ttl: int, endpoint: str) -> None:
-        """Store an answer (within RESPONSE_CACHE_TIMEOUT; a cache that does not answer stores nothing)."""
+    async def put(self, key: str, entry: bytes, ttl: int, endpoint: str, lease: tuple | None = None) -> None:
+        """Store an answer in the tick's one pipeline (within RESPONSE_CACHE_TIMEOUT; a cache that does not answer
+        stores nothing) and let go of `lease` (this call leads) after it, so a follower never sees neither."""
         if ttl <= 0:
             return
+        if lease is not None:
+            self.held.pop(lease[0], None)
+        future = asyncio.get_running_loop().create_future()
+        self._stores.append((self.name(key), entry, ttl, lease, future))
+        self._schedule("stores", self._flush_stores)
         try:
-            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
-                await self.redis.set(self.name(key), entry, ex=ttl)
+            await future
         except Exception as exc:
             _warn("response cache could not store an answer (%s)", exc)
+            if lease is not None:
+                self._spawn(self._drop_lease(lease))  # followers elsewhere go upstream now, not when it expires
             return
         STORED.labels(endpoint).inc()
+
+    async def _flush_stores(self):
+        await asyncio.sleep(0)
+        ops, self._stores, self._flushing["stores"] = self._stores, [], None
+        keys, args = [], []
+        for name, entry, ttl, lease, _ in ops:
+            keys += (name, name + ":lease")
+            args += (entry, ttl, lease[1] if lease is not None else "")
+        try:
+            async with asyncio.timeout(settings.RESPONSE_CACHE_TIMEOUT):
+                await self._script("store", STORE)(keys=keys, args=args, client=self.redis)
+        except Exception as exc:
+            for *_, future in ops:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for *_, future in ops:
+            if not future.done():
+                future.set_result(None)
 
     def _spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)

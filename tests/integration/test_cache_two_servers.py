@@ -18,6 +18,7 @@ HELLO = [{"role": "user", "content": "Hello from two replicas"}]
 def servers(tmp_path, transactional_db, monkeypatch):
     monkeypatch.setenv("RESPONSE_CACHE_PREFIX", settings.RESPONSE_CACHE_PREFIX)  # this test's own cache
     monkeypatch.setenv("RETRY_MAX", "0")
+    monkeypatch.setenv("RESPONSE_CACHE_TIMEOUT", "5")  # a shared, busy 2-core test machine (as the limits' test)
     yield from two.servers.__wrapped__(tmp_path, transactional_db)
 
 

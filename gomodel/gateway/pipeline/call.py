@@ -99,7 +99,7 @@ class Call:
         (prompt_cache.py: per target, so they never reach a target of another format)."""
         upstream = self.protocol.build(adapter, target, model)
         body = upstream.body
-        if settings.PROMPT_CACHE_PLANNING and body is not None and len(body) >= prompt_cache.MIN_BODY_BYTES:
+        if body is not None and len(body) >= prompt_cache.MIN_BODY_BYTES and settings.PROMPT_CACHE_PLANNING:
             upstream = prompt_cache.plan(upstream, target, model, self.auth.tenant_id)
         return upstream
 
