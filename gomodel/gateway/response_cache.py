@@ -310,8 +310,8 @@ class ResponseCache:
         self.leaders: dict[str, asyncio.Future] = {}
         self._tasks: set = set()
         # What the next round trip carries (one per event-loop tick, like the limiter's): lookups and stores.
-        self._lookups: list[tuple[str, bool, asyncio.Future]] = []
-        self._stores: list[tuple[str, bytes, int, bool, asyncio.Future]] = []
+        self._lookups: list[tuple[str, str, asyncio.Future]] = []  # entry name, lease token, answer
+        self._stores: list[tuple[str, bytes, int, tuple | None, asyncio.Future]] = []  # name, entry, ttl, lease
         self._flushing: dict[str, asyncio.Task | None] = {"lookups": None, "stores": None}
         self.held: dict[str, str] = {}  # the leases this process holds, name → token (one task renews them all)
         self._tokens = itertools.count()

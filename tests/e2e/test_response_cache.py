@@ -212,9 +212,10 @@ def test_a_cache_that_does_not_answer_is_a_miss_never_an_error(gateway, targets,
 
     from gomodel.gateway import runtime as runtimes
 
-    [runtime] = list(runtimes._runtimes.values())  # the gateway's (its own thread and loop)
-    real = runtime.cache.redis
-    runtime.cache.redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    caches = [runtime.cache for runtime in list(runtimes._runtimes.values())]  # the gateway's among them
+    real = [cache.redis for cache in caches]
+    for cache in caches:
+        cache.redis = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     try:
         key = make_key(cache_mode="exact")
         body = CHAT_JSON.body("gpt-4o-mini", "redis is down")
@@ -223,4 +224,5 @@ def test_a_cache_that_does_not_answer_is_a_miss_never_an_error(gateway, targets,
         assert [(a.status_code, header(a)) for a in answers] == [(200, "miss")] * 2
         assert upstream_calls(targets, CHAT_JSON) == before + 2
     finally:
-        runtime.cache.redis = real
+        for cache, client in zip(caches, real):
+            cache.redis = client
