@@ -226,3 +226,13 @@ def test_a_cache_that_does_not_answer_is_a_miss_never_an_error(gateway, targets,
     finally:
         for cache, client in zip(caches, real):
             cache.redis = client
+
+
+def test_only_protocols_that_say_so_are_cached(gateway, targets, make_key):
+    """count_tokens (and any plug-in that does not set `cacheable`) never goes through the cache."""
+    key = make_key(cache_mode="exact")
+    body = {"model": "groq/gpt-4o-mini", "messages": [{"role": "user", "content": "count me"}]}
+    answers = [httpx.post(gateway + "/v1/messages/count_tokens", json=body, timeout=20,
+                          headers={"x-api-key": key, "anthropic-version": "2023-06-01"}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert all("x-gomodel-cache" not in a.headers for a in answers)

@@ -53,7 +53,7 @@ class Call:
         # The record reads the prompt only when it needs an estimate (protocol.prompt is lazy).
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
                                   protocol.prompt)
-        if principal.cache is not None and protocol.billed:
+        if principal.cache is not None and protocol.cacheable:
             self.cache = await runtime.cache.begin(self.req, principal, protocol, chain, self.upstream_request)
             if self.cache.hit is not None:
                 self.record.cache = "exact"

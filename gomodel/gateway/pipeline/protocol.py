@@ -37,6 +37,7 @@ class Exchange(Protocol):
 
     endpoint: ClassVar[str]  # the usage event's endpoint
     billed: ClassVar[bool]  # False: the call never makes a usage event (count_tokens)
+    cacheable: ClassVar[bool]  # True: the response cache may store and replay its answers (JSON or SSE)
     body: dict
     model: str  # as requested
     provider_hint: str | None

@@ -10,6 +10,7 @@ class BaseExchange:
 
     endpoint = ""
     billed = True
+    cacheable = False  # a protocol whose answers the response cache may replay says so
     __slots__ = ("body", "model", "provider_hint", "stream", "_prompt", "_prompt_tokens", "req")
 
     def __init__(self, req, body: dict):
