@@ -434,7 +434,24 @@ NATIVE = [Row("messages-native", "/v1/messages", False, "anthropic", anthropic_e
           Row("responses-native", "/v1/responses", False, "openai"), RESPONSES_NATIVE_STREAM]
 
 
-@pytest.mark.parametrize("row", ROWS + NATIVE, ids=ids + [row.name for row in NATIVE])
+# The response cache is opt-in per protocol (Exchange.cacheable): passthrough and media are never cached.
+CACHED = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM]
+UNCACHED = [row for row in ROWS if row not in CACHED]
+
+
+@pytest.mark.parametrize("row", UNCACHED, ids=[row.name for row in UNCACHED])
+def test_a_protocol_that_is_not_cacheable_always_goes_upstream(gateway, targets, make_key, row):
+    key = make_key(cache_mode="exact")
+    body = row.body("gpt-4o-mini", "never cached")
+    before = upstream_calls(targets, row)
+    first = call(gateway, row, key, body)
+    second = call(gateway, row, key, body)
+    assert ok(first) and ok(second), (first, second)
+    assert upstream_calls(targets, row) == before + 2
+    assert "x-gomodel-cache" not in first.headers and "x-gomodel-cache" not in second.headers
+
+
+@pytest.mark.parametrize("row", CACHED + NATIVE, ids=[row.name for row in CACHED + NATIVE])
 def test_an_identical_call_is_answered_from_the_cache_at_no_cost(gateway, targets, make_key, usage_events, row):
     key = make_key(cache_mode="exact")
     body = row.body("gpt-4o-mini", "cache me")
