@@ -41,6 +41,20 @@ class BudgetFields(models.Model):
         abstract = True
 
 
+class CacheMode(models.TextChoices):
+    """The response cache (gomodel/gateway/cache/): off, or exact (a byte-identical request after JSON
+    canonicalisation, per tenant)."""
+
+    OFF = "off", "off"
+    EXACT = "exact", "exact"
+
+
+CACHE_TTL_HELP = "Seconds a cached answer is kept, and the most x-gomodel-cache-ttl may ask for; empty: {}."
+CACHE_SIZE_HELP = "Largest answer stored, in bytes; empty: {}."
+CACHE_SAMPLED_HELP = ("Also cache answers sampled with temperature > 0 and no seed (by default only temperature 0 "
+                      "or absent, or a seed, are cached){}.")
+
+
 class Tenant(BudgetFields):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200, blank=True)
@@ -57,6 +71,13 @@ class Tenant(BudgetFields):
         default=list, blank=True, validators=[validate_allowed_models],
         help_text="Models the tenant's keys may call: 'provider/model', 'provider/*' or a virtual model name; "
                   "empty: all.")
+    cache_mode = models.CharField(max_length=8, choices=CacheMode.choices, default=CacheMode.OFF,
+                                  help_text="Response cache of the tenant's keys (a key may set its own).")
+    cache_ttl_seconds = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                                    help_text=CACHE_TTL_HELP.format("RESPONSE_CACHE_TTL"))
+    cache_max_entry_bytes = models.PositiveIntegerField(
+        null=True, blank=True, validators=LIMIT, help_text=CACHE_SIZE_HELP.format("RESPONSE_CACHE_MAX_ENTRY_BYTES"))
+    cache_sampled = models.BooleanField(default=False, help_text=CACHE_SAMPLED_HELP.format(""))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -84,6 +105,14 @@ class ApiKey(BudgetFields):
         default=list, blank=True, validators=[validate_allowed_models],
         help_text="Models this key may call: 'provider/model', 'provider/*' or a virtual model name; empty: "
                   "all its tenant allows.")
+    cache_mode = models.CharField(max_length=8, choices=CacheMode.choices, blank=True, default="",
+                                  help_text="Response cache of this key; empty: its tenant's.")
+    cache_ttl_seconds = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                                    help_text=CACHE_TTL_HELP.format("its tenant's"))
+    cache_max_entry_bytes = models.PositiveIntegerField(null=True, blank=True, validators=LIMIT,
+                                                        help_text=CACHE_SIZE_HELP.format("its tenant's"))
+    cache_sampled = models.BooleanField(null=True, blank=True,
+                                        help_text=CACHE_SAMPLED_HELP.format("; empty: its tenant's"))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -109,6 +138,12 @@ class CostSource(models.TextChoices):
     PRICE_DB = "price_db", "genai-prices database"
     ADMIN = "admin", "admin price"
     UNKNOWN = "unknown", "no price known"
+    CACHE = "cache", "served from the response cache (free)"
+
+
+class CacheResult(models.TextChoices):
+    NONE = "", "not from the cache"
+    EXACT = "exact", "exact cache hit"
 
 
 class UsageEvent(models.Model):
@@ -145,6 +180,10 @@ class UsageEvent(models.Model):
     cost = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True,
                                help_text="USD; empty when no price matched (unknown, not free).")
     cost_source = models.CharField(max_length=16, choices=CostSource.choices, blank=True)
+    cache = models.CharField(max_length=8, choices=CacheResult.choices, blank=True, default="",
+                             help_text="Answered from the response cache (cost 0).")
+    cost_saved_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True,
+                                         help_text="A cache hit: what the same answer from its provider costs.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -181,6 +220,8 @@ class UsageDaily(models.Model):
     cached_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_e10 = models.BigIntegerField(default=0, help_text="Cost of the priced requests, in 1e-10 USD.")
+    cache_hits = models.BigIntegerField(default=0, help_text="Requests answered from the response cache.")
+    cost_saved_e10 = models.BigIntegerField(default=0, help_text="What the cache hits would have cost, in 1e-10 USD.")
 
     class Meta:
         ordering = ["-day", "tenant_slug", "provider", "model"]

@@ -56,6 +56,11 @@ USAGE_STREAM = "gomodel:bench:usage"
 INVALIDATION_CHANNEL = "gomodel:bench:invalidate"
 LIMITS_PREFIX = "gomodel:bench:rl"
 LIMITED_SUFFIX = "+limits"
+CACHE_PREFIX = "gomodel:bench:cache"
+HIT_SUFFIX, MISS_SUFFIX = "+cache-hit", "+cache-miss"  # a key with the response cache: the same prompt, or new ones
+TARGET_HIT_ADDED_P50_MS_C1 = 0.3  # a hit's p50 over the mock's own, c=1
+TARGET_HIT_OVER_MISS_C64 = 1.5  # a hit's throughput over a miss's, c=64
+TARGET_MISS_SHARE = 0.9  # a miss with the cache on, vs the same server without a cache
 TARGET_LIMITS_SHARE = 0.9  # throughput with a limit on every request, vs the same server without
 
 # Targets (non-streaming, uvicorn or granian with one worker per core, auth and usage events on).
@@ -323,8 +328,9 @@ class Result:
 
 
 def run_wrk(procs: Processes, url: str, conc: int, seconds: float, stream: bool, key: str, threads: int,
-            timeout: float) -> dict:
-    env = dict(os.environ, BENCH_KEY=key, BENCH_STREAM="1" if stream else "0", BENCH_MODEL=MODEL)
+            timeout: float, vary: bool = False) -> dict:
+    env = dict(os.environ, BENCH_KEY=key, BENCH_STREAM="1" if stream else "0", BENCH_MODEL=MODEL,
+               BENCH_VARY="1" if vary else "0")
     cmd = ["wrk", "-t", str(threads), "-c", str(conc), "-d", f"{max(1, round(seconds))}s", "--latency", "--timeout",
            f"{max(1, round(timeout))}s", "-s", str(BENCH_DIR / "post.lua"), url]
     proc = procs.start("wrk", cmd, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -408,6 +414,7 @@ class Bench:
         self.env = None
         self.key = None
         self.limited_key = None
+        self.cached_key = None
         self.mock_port = None
         self.mock_proc = None
         self.usage_events = 0
@@ -439,6 +446,7 @@ class Bench:
             "USAGE_STREAM": USAGE_STREAM,
             "INVALIDATION_CHANNEL": INVALIDATION_CHANNEL,
             "LIMITS_PREFIX": LIMITS_PREFIX,
+            "RESPONSE_CACHE_PREFIX": CACHE_PREFIX,
             "OPENAI_API_KEY": "sk-bench",
             "OPENAI_BASE_URL": f"http://127.0.0.1:{self.mock_port}/v1",
             "LOG_LEVEL": "WARNING",
@@ -466,6 +474,10 @@ class Bench:
             out = manage(env, "create_api_key", "bench-limited", "--name", "bench-limited", "--rpm", "2000000000",
                          *flags)
             self.limited_key = out.strip().splitlines()[-1].strip()
+        if self.args.cache:
+            manage(env, "create_tenant", "bench-cached")
+            out = manage(env, "create_api_key", "bench-cached", "--name", "bench-cached", "--cache", "exact")
+            self.cached_key = out.strip().splitlines()[-1].strip()
         manage(env, "sync_providers")
 
     def clear_stream(self) -> int:
@@ -512,13 +524,13 @@ class Bench:
                 log(f"worker probe: {exc}")
         return proc, base, logfile
 
-    def measure(self, label: str, url: str, key: str, server_pid: int | None):
+    def measure(self, label: str, url: str, key: str, server_pid: int | None, vary: bool = False):
         a = self.args
         for mode in a.modes:
             for conc in a.concurrency:
                 stream = mode == "stream"
                 if a.warmup > 0:
-                    run_wrk(self.procs, url, conc, a.warmup, stream, key, a.threads, a.timeout)
+                    run_wrk(self.procs, url, conc, a.warmup, stream, key, a.threads, a.timeout, vary)
                 workers = process_tree(server_pid) if server_pid else []
                 if server_pid:
                     self.usage_events += self.clear_stream()  # what the warm-up appended
@@ -526,7 +538,7 @@ class Bench:
                 cpu0 = {pid: cpu_seconds([pid]) for pid in workers + mine}
                 kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 busy0 = machine_busy_seconds()
-                data = run_wrk(self.procs, url, conc, a.duration, stream, key, a.threads, a.timeout)
+                data = run_wrk(self.procs, url, conc, a.duration, stream, key, a.threads, a.timeout, vary)
                 busy1 = machine_busy_seconds()
                 kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 used = {pid: cpu_seconds([pid]) - before for pid, before in cpu0.items()}
@@ -602,13 +614,14 @@ class Bench:
                 pass
         result.rss_mb = sorted(rss, reverse=True)
 
-    def bench_server(self, kind: str, transport: str, limited: bool = False):
-        label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "")
-        key = self.limited_key if limited else self.key
+    def bench_server(self, kind: str, transport: str, limited: bool = False, cache: str | None = None):
+        label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "") + (
+            {"hit": HIT_SUFFIX, "miss": MISS_SUFFIX}[cache] if cache else "")
+        key = self.limited_key if limited else self.cached_key if cache else self.key
         log(f"starting {label} ({1 if kind == 'daphne' else self.args.workers} process(es))")
         proc, base, logfile = self.start_gateway(kind, transport, key)
         try:
-            self.measure(label, base + "/v1/chat/completions", key, proc.pid)
+            self.measure(label, base + "/v1/chat/completions", key, proc.pid, vary=cache == "miss")
         finally:
             self.procs.stop(proc)
         if any(r.errors for r in self.results if r.label == label):
@@ -633,6 +646,9 @@ class Bench:
                    default=None)
         if best and self.args.limits != "none":
             self.bench_server(best, own, limited=True)
+        if best and self.args.cache:
+            self.bench_server(best, own, cache="hit")
+            self.bench_server(best, own, cache="miss")
         for transport in others if best else ():
             self.bench_server(best, transport)
         self.elapsed = time.monotonic() - started
@@ -671,7 +687,7 @@ class Bench:
     def targets(self) -> tuple[list[str], bool]:
         lines, ok_all = [], True
         fast = [r for r in self.results if r.mode == "json" and r.label.split("/")[0] in ("uvicorn", "granian")
-                and not r.label.endswith(LIMITED_SUFFIX)]
+                and not r.label.endswith((LIMITED_SUFFIX, HIT_SUFFIX, MISS_SUFFIX))]
         clean = [r for r in fast if r.errors <= 0.001 * max(r.requests, 1)]
         best_rps = max((r for r in clean if r.conc == 64), key=lambda r: r.rps, default=None)
         if best_rps is not None:
@@ -709,10 +725,42 @@ class Bench:
                 lines.append(f"{'PASS' if ok else 'FAIL'}  rate limits on every request, JSON, c={r.conc}: "
                              f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
                              f"target >= {TARGET_LIMITS_SHARE:.0%}{noisy(r)}")
+        for line in self.cache_targets():
+            ok_all &= line.startswith("PASS")
+            lines.append(line)
         for line in self.lean_targets():
             ok_all &= line.startswith("PASS")
             lines.append(line)
         return lines, ok_all
+
+    def cache_targets(self) -> list[str]:
+        """The response cache's (issue #21), JSON: a hit's added p50 at c=1 over the mock's own latency, a hit's
+        throughput over a miss's at c=64, and a miss's (cache on) over the same server without a cache."""
+        lines = []
+        hits = [r for r in self.results if r.label.endswith(HIT_SUFFIX) and r.mode == "json"]
+        for r in hits:
+            plain_label = r.label[:-len(HIT_SUFFIX)]
+            base = self.baseline("json", r.conc)
+            if r.conc == 1 and base is not None:
+                added = r.p50_ms - base.p50_ms
+                ok = added <= TARGET_HIT_ADDED_P50_MS_C1
+                lines.append(f"{'PASS' if ok else 'FAIL'}  cache hit, JSON, c=1: p50 {r.p50_ms:.2f} ms = "
+                             f"{added:+.2f} ms over the mock's own ({base.p50_ms:.2f} ms) vs target <= "
+                             f"{TARGET_HIT_ADDED_P50_MS_C1} ms{noisy(r)}")
+            if r.conc == max(self.args.concurrency):
+                miss = self.rps(plain_label + MISS_SUFFIX, "json", r.conc)
+                plain = self.rps(plain_label, "json", r.conc)
+                if miss:
+                    ratio = r.rps / miss
+                    ok = ratio >= TARGET_HIT_OVER_MISS_C64
+                    lines.append(f"{'PASS' if ok else 'FAIL'}  cache hit vs miss, JSON, c={r.conc}: {r.rps:,.0f} vs "
+                                 f"{miss:,.0f} req/s = {ratio:.2f}x vs target >= {TARGET_HIT_OVER_MISS_C64}x{noisy(r)}")
+                if miss and plain:
+                    share = miss / plain
+                    ok = share >= TARGET_MISS_SHARE
+                    lines.append(f"{'PASS' if ok else 'FAIL'}  cache miss vs no cache, JSON, c={r.conc}: {miss:,.0f} "
+                                 f"vs {plain:,.0f} req/s = {share:.0%} vs target >= {TARGET_MISS_SHARE:.0%}")
+        return lines
 
     def lean_targets(self) -> list[str]:
         """Issue #10's per-worker targets, on the uvicorn rows (the server `make run` uses) with the gateway's
@@ -745,7 +793,8 @@ class Bench:
         target_lines, _ = self.targets()
         def fastest(mode):
             best = max((r for r in self.results if r.label != "mock" and r.mode == mode
-                        and r.conc == max(a.concurrency)), key=lambda r: r.rps, default=None)
+                        and r.conc == max(a.concurrency) and not r.label.endswith(HIT_SUFFIX)),
+                       key=lambda r: r.rps, default=None)  # a cache hit never reaches the upstream
             return f"{best.label} ({best.rps:,.0f} req/s)" if best else "n/a"
 
         lines = [
@@ -788,8 +837,11 @@ class Bench:
         if self.redis_url:
             try:
                 self.clear_stream()
+                client = redis_client(self.redis_url)
+                for name in client.scan_iter(match=CACHE_PREFIX + ":*", count=1000):
+                    client.delete(name)
             except Exception as exc:
-                log(f"could not delete {USAGE_STREAM}: {exc}")
+                log(f"could not delete {USAGE_STREAM} or the cache entries: {exc}")
         self.procs.stop_all()
         if not self.args.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -820,6 +872,9 @@ def parse_args(argv=None):
     p.add_argument("--limits", choices=["all", "rpm", "none"], default="all",
                    help="the +limits row: every limit of the key and its tenant plus allow-lists (all, default), "
                         "one RPM limit on the key (rpm), or no such row (none)")
+    p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
+                   help="the +cache-hit and +cache-miss rows: a key with the response cache, the same prompt every "
+                        "time, or a new one every time (default on)")
     p.add_argument("--app", default=APP, help=f"the ASGI app to serve (default {APP})")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, server logs)")
     p.add_argument("--gateway-root", default=str(ROOT),

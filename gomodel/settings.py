@@ -240,6 +240,19 @@ PASSTHROUGH_PROVIDERS = "*" if _passthrough == "*" else frozenset(
     name.strip() for name in _passthrough.split(",") if name.strip())
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
+# The response cache (gomodel/gateway/response_cache.py; on per tenant or key, off by default): its Redis (default
+# REDIS_URL; another URL can name another DB), key prefix, default TTL and largest entry (a tenant or key may set its
+# own), and how long a lookup may take before it counts as a miss.
+RESPONSE_CACHE_REDIS_URL = os.environ.get("RESPONSE_CACHE_REDIS_URL", "").strip() or REDIS_URL
+RESPONSE_CACHE_PREFIX = os.environ.get("RESPONSE_CACHE_PREFIX", "gomodel:cache")
+RESPONSE_CACHE_TTL = env_int("RESPONSE_CACHE_TTL", 3600)
+RESPONSE_CACHE_MAX_ENTRY_BYTES = env_int("RESPONSE_CACHE_MAX_ENTRY_BYTES", 1024 * 1024)
+RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.5)
+# Provider prompt-cache planning (gomodel/gateway/prompt_cache.py): Anthropic cache_control breakpoints, OpenAI
+# prompt_cache_key, when the client set none and the stable prefix is long enough. On by default.
+PROMPT_CACHE_PLANNING = env_bool("PROMPT_CACHE_PLANNING", True)
+# Coalescing across replicas: the lease a leading call holds (renewed every third of it while it runs).
+RESPONSE_CACHE_LEASE_SECONDS = env_float("RESPONSE_CACHE_LEASE_SECONDS", 10.0)
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()  # text | json (one JSON object a line)
 ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/metrics.py)

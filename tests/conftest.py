@@ -46,6 +46,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     settings.USAGE_SPOOL_PATH = tmp_path / "spool.jsonl"
     # Rate-limit counters of their own per test (ids restart in every test's database); they expire in a minute.
     settings.LIMITS_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:rl"
+    # A response cache of its own per test too (tenant ids restart, so an old entry would answer a new tenant).
+    settings.RESPONSE_CACHE_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:cache"
     invalidate_local("all")
     yield
     invalidate_local("all")

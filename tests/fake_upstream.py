@@ -47,6 +47,9 @@ class FakeUpstream(FakeServer):
 
     async def chat(self, body, send):
         model = body["model"]
+        if model.startswith("delay-"):  # "delay-<model>": half a second, then as <model> (coalescing tests)
+            await asyncio.sleep(0.5)
+            model = body["model"] = model[6:]
         if model == "fail-429":
             return await self._json(send, 429, {"error": {"message": "Rate limit reached for requests",
                                                           "type": "requests", "code": "rate_limit_exceeded"}},

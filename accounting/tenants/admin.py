@@ -35,12 +35,13 @@ else:
 
 
 class BudgetPeriodOptional(_ModelAdmin):
-    """A form posted without `budget_period` (a script, an older form) keeps the model's default."""
+    """A form posted without `budget_period` or `cache_mode` (a script, an older form) keeps the model's default."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
-        if "budget_period" in form.base_fields:
-            form.base_fields["budget_period"].required = False
+        for name in ("budget_period", "cache_mode"):
+            if name in form.base_fields:
+                form.base_fields[name].required = False
         return form
 
 
@@ -108,7 +109,9 @@ class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     fieldsets = [(None, {"fields": ["slug", "name", "active"]}),
                  ("Limits", {"fields": ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models",
                                         "rate_limit_usage"]}),
-                 ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]})]
+                 ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]}),
+                 ("Response cache", {"fields": ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
+                                                "cache_sampled"]})]
     readonly_fields = ["rate_limit_usage", "budget_now"]
 
     @admin.display(description="rate limits now")
@@ -189,12 +192,13 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     form = LimitsForm
     LIMIT_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models"]
     BUDGET = ["budget_usd", "budget_period", "budget_soft_percent"]
+    CACHE = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS, *self.BUDGET]
+            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS, *self.BUDGET, *self.CACHE]
         return ["prefix", "tenant", "name", "state", "active", "expires_at", *self.LIMIT_FIELDS, "rate_limit_usage",
-                *self.BUDGET, "budget_state", "last_used_at", "created_at"]
+                *self.BUDGET, "budget_state", *self.CACHE, "last_used_at", "created_at"]
 
     @admin.display(description="budget (spent this period)")
     def budget_state(self, obj):
@@ -227,7 +231,7 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
                                            expires_at=obj.expires_at, actor=actor(request),
                                            concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models,
-                                           **{field: getattr(obj, field) for field in self.BUDGET})
+                                           **{field: getattr(obj, field) for field in (*self.BUDGET, *self.CACHE)})
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 

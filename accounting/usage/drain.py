@@ -40,7 +40,7 @@ from . import estimate, spool
 from . import events as usage_event
 from . import metrics as usage_metrics
 from .events import TOKEN_FIELDS, StreamEvent
-from .rollups import aggregate
+from .rollups import aggregate, with_saving
 from .stream import consumer_name, drain_lock, ensure_group, redis_client, release_drain_lock, still_held
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
             event = event.replace(tenant_id=event.tenant_id if event.tenant_id in tenants else None,
                                   api_key_id=event.api_key_id if event.api_key_id in keys else None)
             cost, source = event_price(prices, event)
+            event = with_saving(prices, event)
             priced.append((event, cost))
             rows.append(UsageEvent(
                 request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
@@ -282,7 +283,8 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens,
                 total_tokens=event.total_tokens, cached_tokens=event.cached_tokens,
                 reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
-                cache_write_tokens=event.cache_write_tokens, cost_source=source,
+                cache_write_tokens=event.cache_write_tokens, cost_source=source, cache=event.cache or "",
+                cost_saved_usd=event.cost_saved_usd,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(priced)
@@ -290,7 +292,8 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
     return len(new), len(events) - len(new)
 
 
-ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", *TOKEN_FIELDS)
+ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", "cache_hits",
+            "cost_saved_e10", *TOKEN_FIELDS)
 
 
 def add_to_rollups(priced: list[tuple[StreamEvent, Decimal | None]]) -> None:

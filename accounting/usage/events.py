@@ -22,8 +22,9 @@ import orjson
 
 MAX_INT = 2**31 - 1
 MAX_COST = Decimal(10) ** 9  # USD per event; the column holds 20 digits, 10 after the point
-COST_SOURCES = ("upstream", "price_db", "admin", "unknown")  # accounting.models.CostSource's values
+COST_SOURCES = ("upstream", "price_db", "admin", "unknown", "cache")  # accounting.models.CostSource's values
 USAGE_SOURCES = ("reported", "estimated", "none")  # accounting.models.UsageSource's values
+CACHE_RESULTS = ("exact",)  # accounting.models.CacheResult's values (but "")
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
 TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
@@ -67,6 +68,10 @@ class StreamEvent:
     # counts are taken from off the event loop (accounting/usage/estimate.py, `settle`); the counts above
     # are characters/4 until then.
     estimate: dict | None = None
+    # Answered from the response cache ("exact"; None: it was not): cost "0" (cost_source "cache"), tokens as
+    # served; the drain prices those tokens as the provider would have into `cost_saved_usd` (USD, a decimal string).
+    cache: str | None = None
+    cost_saved_usd: str | None = None
 
     @property
     def created_at(self) -> datetime:
@@ -126,6 +131,8 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         usage_source=source if source in USAGE_SOURCES else "reported",
         attempts=attempts if isinstance(attempts, list) else [],
         estimate=estimate if isinstance(estimate := raw.get("estimate"), dict) and source == "estimated" else None,
+        cache=raw.get("cache") if raw.get("cache") in CACHE_RESULTS else None,
+        cost_saved_usd=_decimal(raw.get("cost_saved_usd")),
     )
 
 

@@ -25,7 +25,7 @@ from ..prices.money import cost_string
 from . import estimate
 from . import events as usage_event
 from .events import StreamEvent
-from .rollups import aggregate
+from .rollups import aggregate, with_saving
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 1000
@@ -137,7 +137,7 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         priced: list[tuple[StreamEvent, Decimal | None]] = []  # the fresh events with their cost
         if fresh:
             prices = PriceBook.load()
-            priced = [(event, event_price(prices, event)[0]) for event in fresh]
+            priced = [(with_saving(prices, event), event_price(prices, event)[0]) for event in fresh]
 
     rows: dict[tuple, dict] = {}
 
@@ -146,30 +146,37 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         if row is None:
             row = rows[(day, provider, model, key_id)] = {
                 "date": day.isoformat(), "provider": provider, "model": model, "api_key": prefix,
-                **{field: 0 for field in FIELDS}, "_cost_e10": 0, "_priced": 0}
+                **{field: 0 for field in FIELDS}, "cache_hits": 0, "_cost_e10": 0, "_priced": 0, "_saved_e10": 0}
         for field in FIELDS:
             row[field] += values[field]
+        row["cache_hits"] += values["cache_hits"]
         row["_cost_e10"] += cost_e10
         row["_priced"] += priced
+        row["_saved_e10"] += values["cost_saved_e10"]
 
     for item in daily:
         add(item.day, item.provider, item.model, item.api_key_id, item.api_key_prefix,
-            {field: getattr(item, field) for field in FIELDS}, item.cost_e10, item.requests - item.unpriced_requests)
+            {field: getattr(item, field) for field in (*FIELDS, "cache_hits", "cost_saved_e10")}, item.cost_e10,
+            item.requests - item.unpriced_requests)
     for (day, _tenant, key_id, provider, model), values in aggregate(priced).items():
         add(day, provider, model, key_id, values["api_key_prefix"], values, values["cost_e10"],
             values["requests"] - values["unpriced_requests"])
 
     data = sorted(rows.values(), key=lambda r: (r["date"], r["provider"], r["model"], r["api_key"] or ""))
-    totals: dict[str, Any] = {field: 0 for field in FIELDS}  # the counts, then "cost_usd"
-    total_cost, total_priced = 0, 0
+    totals: dict[str, Any] = {field: 0 for field in FIELDS}  # the counts, then "cost_usd" and "cost_saved_usd"
+    totals["cache_hits"] = 0
+    total_cost, total_priced, total_saved = 0, 0, 0
     for row in data:
-        for field in FIELDS:
+        for field in (*FIELDS, "cache_hits"):
             totals[field] += row[field]
         total_cost += row["_cost_e10"]
         total_priced += row["_priced"]
+        total_saved += row["_saved_e10"]
         row["cost_usd"] = cost_string(row.pop("_cost_e10"), row.pop("_priced"))
+        row["cost_saved_usd"] = cost_string(row.pop("_saved_e10"), 1)
     # An empty period cost nothing: "0"; null stays for "requests, but no price known for them".
     totals["cost_usd"] = cost_string(total_cost, total_priced) if data else "0"
+    totals["cost_saved_usd"] = cost_string(total_saved, 1)
     return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
             "totals": totals, "data": data}
 

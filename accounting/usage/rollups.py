@@ -5,8 +5,16 @@ without importing the drain (and, through it, the budgets' Celery tasks)."""
 from decimal import Decimal
 
 from ..models import UsageSource
-from ..prices.book import to_e10
+from ..prices.book import PriceBook, to_e10
 from .events import TOKEN_FIELDS, StreamEvent
+
+
+def with_saving(prices: PriceBook, event: StreamEvent) -> StreamEvent:
+    """A cache hit (cost 0) with `cost_saved_usd`: its tokens as served, priced as its provider charges them."""
+    if not event.cache or event.cost_saved_usd is not None:
+        return event
+    saved = prices.price(event.replace(cost=None, cost_source=None), event.created_at).cost
+    return event.replace(cost_saved_usd=str(saved) if saved is not None else None)
 
 
 def rollup_key(event: StreamEvent) -> tuple:
@@ -23,12 +31,16 @@ def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, d
             row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
                                  "provider_type": event.provider_type, "requests": 0, "errors": 0,
                                  "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 **{field: 0 for field in TOKEN_FIELDS}}
+                                 "cache_hits": 0, "cost_saved_e10": 0, **{field: 0 for field in TOKEN_FIELDS}}
         row["requests"] += 1
         row["errors"] += event.status != 200
         row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
         row["unpriced_requests"] += cost is None
         row["cost_e10"] += to_e10(cost)
+        if event.cache:
+            row["cache_hits"] += 1
+            if event.cost_saved_usd is not None:
+                row["cost_saved_e10"] += to_e10(Decimal(event.cost_saved_usd))
         for field in TOKEN_FIELDS:
             row[field] += getattr(event, field)
     return totals

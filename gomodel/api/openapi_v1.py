@@ -524,7 +524,7 @@ SCHEMAS = {
     "core.UsageTotals": {
         "type": "object",
         "required": ["requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens",
-                     "reasoning_tokens", "cost_usd"],
+                     "reasoning_tokens", "cost_usd", "cache_hits", "cost_saved_usd"],
         "properties": {
             "requests": {"type": "integer"},
             "prompt_tokens": {"type": "integer"},
@@ -535,6 +535,9 @@ SCHEMAS = {
             "cost_usd": {"type": "string", "nullable": True,
                          "description": "USD as a decimal string; \"0\" for a period without requests; null "
                                         "when it has requests and none of them had a known price."},
+            "cache_hits": {"type": "integer", "description": "Requests answered from the response cache (cost 0)."},
+            "cost_saved_usd": {"type": "string", "description": "What the cache hits would have cost from their "
+                                                                "provider (USD, a decimal string)."},
         },
     },
     "core.UsageRow": {

@@ -89,6 +89,7 @@ class TenantUpdateSerializer(TenantSerializer):
 
 
 KEY_STATES = ["active", "revoked", "expired", "tenant_inactive"]
+CACHE_FIELDS = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled"]  # the response cache
 
 
 class ApiKeySerializer(BudgetMixin, serializers.ModelSerializer):
@@ -104,7 +105,7 @@ class ApiKeySerializer(BudgetMixin, serializers.ModelSerializer):
         model = ApiKey
         fields = ["id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
                   "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", *BudgetMixin.BUDGET_FIELDS,
-                  "created_at"]
+                  *CACHE_FIELDS, "created_at"]
         read_only_fields = ["id", "tenant", "prefix", "active", "last_used_at", "created_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=KEY_STATES))
@@ -250,6 +251,8 @@ class UsageTotalsSerializer(serializers.Serializer):
     reasoning_tokens = serializers.IntegerField()
     cost_usd = serializers.CharField(allow_null=True, help_text="USD as a decimal string; null when no request "
                                                                 "in it had a known price.")
+    cache_hits = serializers.IntegerField(help_text="Requests answered from the response cache (cost 0).")
+    cost_saved_usd = serializers.CharField(help_text="What the cache hits would have cost from their provider.")
 
 
 class UsageRowSerializer(UsageTotalsSerializer):

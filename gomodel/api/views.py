@@ -157,7 +157,8 @@ def issue_key(actor, tenant, data):
     if not tenant.active:
         return Response({"tenant": ["This tenant is deactivated; reactivate it before issuing keys."]},
                         status=status.HTTP_400_BAD_REQUEST)
-    budget = {field: data[field] for field in ("budget_usd", "budget_period", "budget_soft_percent") if field in data}
+    budget = {field: data[field] for field in ("budget_usd", "budget_period", "budget_soft_percent",
+                                               *s.CACHE_FIELDS) if field in data}
     key, plaintext = do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
                                               tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
                                               actor=actor, concurrency=data.get("concurrency_limit"),

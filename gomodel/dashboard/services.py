@@ -131,7 +131,15 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def _sums():
     return {"requests": Sum("requests"), "errors": Sum("errors"), "unpriced": Sum("unpriced_requests"),
-            "cost_e10": Sum("cost_e10"), **{field: Sum(field) for field in TOKEN_FIELDS}}
+            "cost_e10": Sum("cost_e10"), "cache_hits": Sum("cache_hits"), "saved_e10": Sum("cost_saved_e10"),
+            **{field: Sum(field) for field in TOKEN_FIELDS}}
+
+
+def _cache(row: dict, requests: int) -> dict:
+    """Response cache hits, their rate and what they saved (USD, exact), of a roll-up sum."""
+    hits = row["cache_hits"] or 0
+    return {"cache_hits": hits, "hit_rate": round(hits / requests, 4) if requests else None,
+            "cost_saved_usd": usd_string(row["saved_e10"] or 0, 1)}
 
 
 def _buckets(filters: Filters) -> list[datetime | date]:
@@ -182,7 +190,8 @@ def overview(filters: Filters) -> dict:
     totals = {"requests": requests, "errors": total["errors"] or 0,
               "error_rate": round((total["errors"] or 0) / requests, 4) if requests else None,
               **{field: total[field] or 0 for field in TOKEN_FIELDS},
-              "cost_usd": usd_string(total["cost_e10"] or 0, requests - (total["unpriced"] or 0))}
+              "cost_usd": usd_string(total["cost_e10"] or 0, requests - (total["unpriced"] or 0)),
+              **_cache(total, requests)}
     return {
         "filters": filters.as_dict(),
         "labels": [_label(bucket) for bucket in buckets],
@@ -238,7 +247,7 @@ def _row(row: dict) -> dict:
             "error_rate": round((row["errors"] or 0) / requests, 4) if requests else None,
             "prompt_tokens": row["prompt_tokens"] or 0, "completion_tokens": row["completion_tokens"] or 0,
             "total_tokens": row["total_tokens"] or 0,
-            "cost_usd": usd_string(row["cost_e10"] or 0, requests - (row["unpriced"] or 0))}
+            "cost_usd": usd_string(row["cost_e10"] or 0, requests - (row["unpriced"] or 0)), **_cache(row, requests)}
 
 
 def _breakdown(daily, field: str) -> list[dict]:
@@ -313,9 +322,12 @@ def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | N
         line = lines.get(key)
         if line is None:
             line = lines[key] = {"provider": row["provider"], "model": row["model"], "api_key": row["api_key"] or "",
-                                 **{field: 0 for field in FIELDS}, "_cost": Decimal(0), "_priced": False}
+                                 **{field: 0 for field in FIELDS}, "cache_hits": 0, "cost_saved_usd": Decimal(0),
+                                 "_cost": Decimal(0), "_priced": False}
         for field in FIELDS:
             line[field] += row[field]
+        line["cache_hits"] += row["cache_hits"]
+        line["cost_saved_usd"] += Decimal(row["cost_saved_usd"])
         if row["cost_usd"] is not None:
             line["_cost"] += Decimal(row["cost_usd"])
             line["_priced"] = True
@@ -323,6 +335,7 @@ def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | N
     for line in sorted(lines.values(), key=lambda item: (item["provider"], item["model"], item["api_key"])):
         cost, priced = line.pop("_cost"), line.pop("_priced")
         line["cost_usd"] = money.usd(cost) if priced else None
+        line["cost_saved_usd"] = money.usd(line["cost_saved_usd"])
         out.append(line)
     return {"tenant": tenant.slug, "tenant_name": tenant.name, "month": first.strftime("%Y-%m"),
             "start": first.isoformat(), "end": last.isoformat(), "lines": out, "totals": report["totals"],
@@ -330,7 +343,8 @@ def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | N
 
 
 CSV_COLUMNS = ["tenant", "period_start", "period_end", "provider", "model", "api_key", "requests", "prompt_tokens",
-               "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "cost_usd"]
+               "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "cost_usd", "cache_hits",
+               "cost_saved_usd"]
 
 
 def _cell(value) -> str:
@@ -350,10 +364,10 @@ def statement_csv(statement: dict) -> str:
                                                      _cell(line["api_key"])]
                         + [line[field] for field in ("requests", "prompt_tokens", "cached_tokens",
                                                      "completion_tokens", "reasoning_tokens", "total_tokens")]
-                        + [line["cost_usd"] or ""])
+                        + [line["cost_usd"] or "", line["cache_hits"], line["cost_saved_usd"]])
     totals = statement["totals"]
     writer.writerow([_cell(v) for v in head] + ["TOTAL", "", ""]
                     + [totals[field] for field in ("requests", "prompt_tokens", "cached_tokens", "completion_tokens",
                                                    "reasoning_tokens", "total_tokens")]
-                    + [totals["cost_usd"] or ""])
+                    + [totals["cost_usd"] or "", totals["cache_hits"], totals["cost_saved_usd"]])
     return out.getvalue()

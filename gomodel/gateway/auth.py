@@ -18,6 +18,7 @@ from accounting.limits.allowlists import EMPTY, AllowList
 from accounting.tenants.keys import hash_key
 
 from .errors import AUTHENTICATION, GatewayError
+from .response_cache import policy_of
 
 NEGATIVE_TTL = 5.0  # an unknown key is re-checked against the DB at most this often
 MAX_KNOWN = 100_000  # valid keys cached (least recently used go first)
@@ -41,6 +42,7 @@ class Principal:
     allowed_models: AllowList = EMPTY
     tenant_allowed_models: AllowList = EMPTY
     budgets: tuple = ()  # accounting.budgets.Budget of the tenant and of the key, those that are set
+    cache: object = None  # response_cache.CachePolicy of the key (its tenant's where it sets none); None: off
 
     @property
     def is_master(self) -> bool:
@@ -66,6 +68,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         allowed_models=AllowList(key.allowed_models) if key.allowed_models else EMPTY,
         tenant_allowed_models=AllowList(key.tenant.allowed_models) if key.tenant.allowed_models else EMPTY,
         budgets=budgets_of(key),
+        cache=policy_of(key),
     )
 
 

@@ -4,7 +4,7 @@
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .errors import GatewayError
 
@@ -51,7 +51,8 @@ class Request:
         self.request_id = new_request_id()
         self.started = time.perf_counter()
         self.response_started = False
-        self.extra_headers = ()  # sent with whatever answer this request gets (the rate-limit headers)
+        # Sent with whatever answer this request gets (the rate-limit headers, the response cache's).
+        self.extra_headers: Sequence[tuple[bytes, bytes]] = ()
         self.error_body = None  # (GatewayError, request id) -> bytes, for a protocol with its own error envelope
 
     def header(self, name: bytes) -> str | None:

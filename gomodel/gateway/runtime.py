@@ -15,6 +15,7 @@ from .auth import KeyCache
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
+from .response_cache import ResponseCache
 from .upstream_client import new_client
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Runtime:
         self.usage = writer.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
         self.limits = Limiter(self.redis)
+        self.cache = ResponseCache.for_runtime(self.redis)
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
         self._tasks: list[asyncio.Task] = []
 
@@ -96,6 +98,7 @@ class Runtime:
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         metrics.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
+        await self.cache.close()  # answers still being stored
         await self.http.aclose()
         await self.redis.aclose()
 

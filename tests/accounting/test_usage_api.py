@@ -47,6 +47,8 @@ def expected_from_events(tenant_slug):
     totals = {"requests": rows.count(), **{f: sum(getattr(r, f) for r in rows) for f in TOKEN_FIELDS}}
     costs = [r.cost for r in rows if r.cost is not None]
     totals["cost_usd"] = format(sum(costs, Decimal(0)).normalize(), "f") if costs else None
+    totals["cache_hits"] = sum(1 for r in rows if r.cache)
+    totals["cost_saved_usd"] = format(sum((r.cost_saved_usd or Decimal(0) for r in rows), Decimal(0)).normalize(), "f")
     return totals
 
 

@@ -104,6 +104,7 @@ class Streamed:
     text: str
     error: dict | None  # the terminal error event as {type, code, message}
     completed: bool  # the protocol's own "complete" end ([DONE], message_stop, response.completed)
+    headers: httpx.Headers | None = None
 
 
 def read_stream(row: Row, response: httpx.Response, stop_after: int | None = None) -> Streamed:
@@ -147,7 +148,8 @@ def read_stream(row: Row, response: httpx.Response, stop_after: int | None = Non
             pieces += 1
             if stop_after is not None and pieces >= stop_after:
                 break
-    return Streamed(response.status_code, response.headers["x-request-id"], "".join(text), error, completed)
+    return Streamed(response.status_code, response.headers["x-request-id"], "".join(text), error, completed,
+                    response.headers)
 
 
 def call(gateway: str, row: Row, key: str, body: dict, timeout: float = 20) -> httpx.Response | Streamed:
@@ -410,3 +412,62 @@ def test_a_served_call_is_exactly_one_usage_event(gateway, targets, make_key, us
     [event] = usage_events(request_id(answer))
     assert (event["endpoint"], event["stream"], event["status"]) == (row.endpoint, row.stream, 200)
     assert event["provider"] == row.provider and event["usage_source"] == "reported"
+
+
+# -- the response cache ----------------------------------------------------------------------------------
+
+def content(row: Row, answer) -> object:
+    """What a client was answered, without what differs per request (ids, times)."""
+    if isinstance(answer, Streamed):
+        return answer.text
+    data = answer.json()
+    if row.path == "/v1/embeddings":
+        return [item["embedding"] for item in data["data"]]
+    if row.path == "/v1/messages":
+        return data["content"]
+    if row.path == "/v1/responses":
+        return [[part.get("text") for part in item.get("content") or ()] for item in data["output"]]
+    return [choice["message"] for choice in data["choices"]]
+
+
+NATIVE = [Row("messages-native", "/v1/messages", False, "anthropic", anthropic_envelope=True), MESSAGES_NATIVE_STREAM,
+          Row("responses-native", "/v1/responses", False, "openai"), RESPONSES_NATIVE_STREAM]
+
+
+# The response cache is opt-in per protocol (Exchange.cacheable): passthrough and media are never cached.
+CACHED = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM]
+UNCACHED = [row for row in ROWS if row not in CACHED]
+
+
+@pytest.mark.parametrize("row", UNCACHED, ids=[row.name for row in UNCACHED])
+def test_a_protocol_that_is_not_cacheable_always_goes_upstream(gateway, targets, make_key, row):
+    key = make_key(cache_mode="exact")
+    body = row.body("gpt-4o-mini", "never cached")
+    before = upstream_calls(targets, row)
+    first = call(gateway, row, key, body)
+    second = call(gateway, row, key, body)
+    assert ok(first) and ok(second), (first, second)
+    assert upstream_calls(targets, row) == before + 2
+    assert "x-gomodel-cache" not in first.headers and "x-gomodel-cache" not in second.headers
+
+
+@pytest.mark.parametrize("row", CACHED + NATIVE, ids=[row.name for row in CACHED + NATIVE])
+def test_an_identical_call_is_answered_from_the_cache_at_no_cost(gateway, targets, make_key, usage_events, row):
+    key = make_key(cache_mode="exact")
+    body = row.body("gpt-4o-mini", "cache me")
+    before = upstream_calls(targets, row)
+    miss = call(gateway, row, key, body)
+    hit = call(gateway, row, key, body)
+    assert ok(miss) and ok(hit), (miss, hit)
+    assert upstream_calls(targets, row) == before + 1  # the hit never reached the upstream
+    assert (miss.headers["x-gomodel-cache"], hit.headers["x-gomodel-cache"]) == ("miss", "hit-exact")
+    assert content(row, hit) == content(row, miss) and content(row, miss)
+    assert request_id(hit) != request_id(miss)
+    [first] = usage_events(request_id(miss))
+    [second] = usage_events(request_id(hit))
+    assert first["cache"] is None and first["cost_source"] is None  # priced by the drain, as any call
+    assert (second["cache"], second["cost"], second["cost_source"], second["status"]) == ("exact", "0", "cache", 200)
+    assert (second["endpoint"], second["stream"], second["provider"]) == (row.path, row.stream, row.provider)
+    assert second["attempts"] == []
+    for field in ("prompt_tokens", "completion_tokens", "total_tokens", "usage_source"):
+        assert second[field] == first[field], field  # tokens as served

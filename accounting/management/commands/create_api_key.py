@@ -33,14 +33,21 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=limit, default=None, help="Requests in flight at once.")
         parser.add_argument("--models", type=allow_list, default=None,
                             help="Allow-list, comma-separated: provider/model, provider/* or a virtual model.")
+        parser.add_argument("--cache", choices=["off", "exact"], default=None,
+                            help="Response cache of this key (default: its tenant's, which is off unless set).")
+        parser.add_argument("--cache-ttl", type=limit, default=None,
+                            help="Seconds a cached answer is kept (default: its tenant's, or RESPONSE_CACHE_TTL).")
 
-    def handle(self, tenant, name, rpm, tpm, concurrency, models, **options):
+    def handle(self, tenant, name, rpm, tpm, concurrency, models, cache=None, cache_ttl=None, **options):
         try:
             tenant_row = Tenant.objects.get(slug=tenant)
         except Tenant.DoesNotExist:
             raise CommandError(f"No tenant '{tenant}'. Create it with: manage.py create_tenant {tenant}")
+        extra = {"cache_mode": cache} if cache else {}
+        if cache_ttl:
+            extra["cache_ttl_seconds"] = cache_ttl
         key, plaintext = do_create_api_key(tenant_row, name=name, rpm=rpm, tpm=tpm, concurrency=concurrency,
-                                           allowed_models=models)
+                                           allowed_models=models, **extra)
         self.stderr.write(f"Created key {key.prefix} (id {key.id}) for {tenant_row.slug}. "
                           "Store it now: it cannot be shown again.")
         self.stdout.write(plaintext)

@@ -1,28 +1,35 @@
 """One call's admission and settlement, for every endpoint.
 
-Entering a `Call` applies, in this order and once: the allow-lists (403, nothing counted), the budget
-reservation (429 budget_exceeded: spent, or the prompt alone costs more than is left; else the call's
-priced estimate is held as in flight), and the rate limits (429 with the x-ratelimit-* headers; TPM
-reserves the prompt plus the most the call may generate). Leaving it — by an answer, an upstream error,
-the deadline, a client hang-up, cancellation at shutdown — settles everything, first and before any await:
-the usage event (once, if an upstream was tried), priced into the budget counters in the MULTI that also
-clears the reservation, the TPM reconciled to what was used, the concurrency slot freed, the metrics.
+Entering a `Call` applies, in this order and once: the allow-lists (403, nothing counted), the response
+cache lookup (a key with a cache: a hit reserves no budget and no tokens, it costs nothing, but counts against
+the request and concurrency limits), the budget reservation (429 budget_exceeded: spent, or the prompt alone
+costs more than is left; else the call's priced estimate is held as in flight), and the rate limits (429 with
+the x-ratelimit-* headers; TPM reserves the prompt plus the most the call may generate). Leaving it — by an
+answer, an upstream error, the deadline, a client hang-up, cancellation at shutdown — settles everything, first
+and before any await: the usage event (once, if an upstream was tried or the cache answered), priced into the
+budget counters in the MULTI that also clears the reservation, the TPM reconciled to what was used, the
+concurrency slot freed, the metrics.
 """
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import cast
 
-from accounting.limits.allowlists import EMPTY
-from providers.base import Target
+from django.conf import settings
 
-from .. import metrics
+from accounting.limits.allowlists import EMPTY
+from providers.adapter_protocol import ChatAdapter
+from providers.base import Target, UpstreamRequest
+
+from .. import metrics, prompt_cache
 from ..auth import Principal
 from ..budgets import Reservation, StreamGuard, charge, release, reserve
 from ..errors import GatewayError
 from ..http import Request
 from ..limits import Admission, allowed_chain
+from ..response_cache import CallCache
 from ..runtime import Runtime
 from ..usage_record import UsageRecord
 from .protocol import Exchange
@@ -32,7 +39,7 @@ log = logging.getLogger(__name__)
 
 class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
-                 "started")
+                 "started", "cache")
 
     def __init__(self, req: Request, runtime: Runtime, principal: Principal, protocol: Exchange,
                  chain: list[tuple[Target, str]]) -> None:
@@ -46,6 +53,7 @@ class Call:
         self.record: UsageRecord | None = None  # set by __aenter__
         self.budget: Reservation | None = None
         self.admission: Admission | None = None
+        self.cache: CallCache | None = None  # when the key has a response cache
 
     async def __aenter__(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
@@ -56,14 +64,36 @@ class Call:
         # The record reads the prompt only when it needs an estimate (protocol.prompt is lazy).
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
                                   protocol.prompt)
+        if principal.cache is not None and protocol.cacheable:
+            self.cache = await runtime.cache.begin(self.req, principal, protocol, chain, self.upstream_request)
+            if self.cache.hit is not None:
+                self.record.cache = "exact"
+        if self.cache is None:
+            await self._admit(principal, runtime, protocol, target, model)
+            return self
+        try:
+            await self._admit(principal, runtime, protocol, target, model)
+        except BaseException:
+            self.cache.finish()  # refused: the identical calls waiting on this one go upstream themselves
+            raise
+        finally:  # on the answer, and on a refusal too
+            self.req.extra_headers = [*self.req.extra_headers, (b"x-gomodel-cache", self.cache.label)]
+        return self
+
+    async def _admit(self, principal: Principal, runtime: Runtime, protocol: Exchange, target: Target,
+                     model: str) -> None:
+        record = cast(UsageRecord, self.record)  # __aenter__ made it
         governed = principal.budgets or principal.rpm_limit is not None or principal.tpm_limit is not None \
             or principal.concurrency_limit is not None or principal.tenant_rpm_limit is not None \
             or principal.tenant_tpm_limit is not None or principal.tenant_concurrency_limit is not None
         if not governed:
-            return self
+            return
+        if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
+            self.admission = await runtime.limits.admit(self.req, principal, 0)
+            return
         output = protocol.output_tokens() if protocol.billed else 0
         prompt = protocol.prompt_tokens() if protocol.billed else 0
-        self.budget = self.record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
+        self.budget = record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
                                                          output, protocol.stream)
         try:
             self.admission = await runtime.limits.admit(self.req, principal, prompt + output)
@@ -71,7 +101,23 @@ class Call:
             if self.budget is not None:
                 release(runtime, self.budget)
             raise
-        return self
+
+    @property
+    def build(self) -> Callable[[ChatAdapter, Target, str], UpstreamRequest]:
+        """How the upstream request is built: `upstream_request`, memoised by the cache (its key was made from it)."""
+        return self.cache.build if self.cache is not None else self.upstream_request
+
+    def upstream_request(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
+        """The protocol's request for this target, with the provider's prompt-cache directives planned on it
+        (prompt_cache.py: per target, so they never reach a target of another format)."""
+        upstream = self.protocol.build(adapter, target, model)
+        body = upstream.body
+        # Only the protocols that take JSON prompts as the gateway reads them (cacheable: chat, embeddings,
+        # Messages, Responses); a passthrough or media body goes as the client sent it.
+        if body is not None and len(body) >= prompt_cache.MIN_BODY_BYTES and self.protocol.cacheable \
+                and settings.PROMPT_CACHE_PLANNING:
+            upstream = prompt_cache.plan(upstream, target, model, self.auth.tenant_id)
+        return upstream
 
     def guard(self) -> StreamGuard | None:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
@@ -100,9 +146,11 @@ class Call:
         count on the loop for long."""
         runtime, record, admission = self.runtime, cast(UsageRecord, self.record), self.admission  # entered
         room = None
+        if self.cache is not None:
+            self.cache.finish()
         # A call refused before any upstream attempt (input the provider cannot take) is bad input like
         # any other 400: it records nothing.
-        if record.attempts and self.protocol.billed:
+        if (record.attempts or record.cache) and self.protocol.billed:
             event = record.event()
             if self.budget is not None:
                 try:
@@ -118,7 +166,7 @@ class Call:
             except Exception:  # the access log must never cost an event
                 log.exception("could not write the access log line of %s", event.request_id)
             if admission is not None:
-                admission.used = event.total_tokens
+                admission.used = 0 if record.cache else event.total_tokens  # a hit is not counted against TPM
             room = runtime.usage.emit(event)
         if admission is not None:
             admission.finish()  # reconciles the TPM reservation and frees the slot (queued, not awaited)

@@ -49,6 +49,7 @@ class Exchange(Protocol):
 
     endpoint: str  # the usage event's endpoint (a class's; passthrough's is per provider, set by receive)
     billed: ClassVar[bool]  # False: the call never makes a usage event (count_tokens)
+    cacheable: ClassVar[bool]  # True: the response cache may store and replay its answers (JSON or SSE)
     body: dict[str, Any]
     model: str  # as requested
     provider_hint: str | None

@@ -2,20 +2,27 @@
 count_tokens, Responses) is `run(req, Protocol)`. Authenticate, read and validate the body, route, enter the
 Call (allow-lists, budget, rate limits), send upstream with failover, then either answer whole (read and
 mapped) or relay the stream through the protocol's writer with the disconnect watcher, the capped SSE
-decoder, the budget guard, cancellation, the 502/504 mapping and the scrubbed terminal error; settle."""
+decoder, the budget guard, cancellation, the 502/504 mapping and the scrubbed terminal error; settle.
+
+The response cache (response_cache.py) is looked up when the Call is entered; a hit is replayed here through
+the protocol's own `read` or stream writer (the stored upstream answer fed to it as if it had just come), and a
+miss's complete answer is stored here: the upstream body, or the stream's events as the relay decoded them."""
 
 import asyncio
+import logging
 from typing import Any, cast
 
 from django.conf import settings
 
 from providers.adapter_protocol import ChatAdapter
+from providers.adapters import adapter_for
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .. import metrics, upstream_errors
 from ..budgets import BudgetCut, bill_cut, cut_error
 from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
+from ..response_cache import Entry, Tape
 from ..routing import candidates
 from ..runtime import get_runtime
 from ..upstream import refused, send_upstream, unreadable
@@ -24,6 +31,8 @@ from ..upstream_errors import DeadlineExceeded
 from ..usage_record import UsageRecord
 from .call import Call
 from .protocol import Exchange, StreamWriter
+
+log = logging.getLogger(__name__)
 
 
 async def run(req: Request, kind: type[Exchange]) -> None:
@@ -49,12 +58,22 @@ async def _run(req: Request, kind: type[Exchange], runtime: Any, principal: Any)
             if local is not None:
                 await req.respond(200, await local)
                 return
-            response, adapter = await send_upstream(runtime, call.chain, exchange.build, exchange.stream,
-                                                    cast(UsageRecord, call.record))  # entered: set
+            record = cast(UsageRecord, call.record)  # entered: set
+            cache = call.cache
+            if cache is not None and cache.hit is not None:
+                try:
+                    answer = await replay(call, cache.hit)
+                    return
+                except (ValueError, TypeError, KeyError, AttributeError, UpstreamError) as exc:
+                    # An entry this code cannot replay (nothing was sent yet): the call goes upstream after all.
+                    log.warning("cached answer for request %s could not be replayed (%s)", call.request_id, exc)
+                    cache.hit = record.cache = record.usage = None
+            response, adapter = await send_upstream(runtime, call.chain, call.build, exchange.stream, record)
             if exchange.stream:
-                writer = exchange.writer(adapter, cast(UsageRecord, call.record))
-                await relay_stream(call, writer, response)
-                if cast(UsageRecord, call.record).status == 200:
+                writer = exchange.writer(adapter, record)
+                tape = cache.recorder() if cache is not None else None
+                await relay_stream(call, writer, response, tape)
+                if record.status == 200:
                     answer = writer.answer()
             else:
                 answer = await answer_whole(call, adapter, response)
@@ -72,13 +91,42 @@ async def answer_whole(call: Call, adapter: ChatAdapter, response: UpstreamRespo
         raise refused(record.target, err) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise unreadable(record.target, exc) from None
+    if call.cache is not None:
+        await call.cache.store_json(record.target, record.model, response.content, answer)
     await call.req.respond(200, body, content=call.protocol.answer_headers(response))
     return answer
 
 
-async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamResponse) -> None:
+async def replay(call: Call, entry: Entry) -> dict[str, Any] | None:
+    """A cache hit, answered as a miss would be: the stored upstream body through the protocol's `read`, or the
+    stored stream's events through its writer (the whole sequence made before anything is sent); the usage is
+    what the replayed answer reports."""
+    req, record, protocol = call.req, cast(UsageRecord, call.record), call.protocol  # entered: set
+    adapter = adapter_for(record.target.wire)
+    if entry.content is not None:
+        body, answer = protocol.read(adapter, record, entry.content)
+        record.first_byte()
+        await req.respond(200, body)
+        return answer
+    writer = protocol.writer(adapter, record)
+    out = [writer.start()]
+    for event, data in entry.events or ():  # an entry holds content or events
+        out.append(writer.feed(event, data))
+    out.append(writer.finish())
+    if not writer.complete:
+        raise ValueError("the stored stream is not complete")
+    record.usage = writer.usage
+    record.first_byte()
+    await req.start(200, SSE_HEADERS)
+    await req.finish(b"".join(out))
+    return writer.answer()
+
+
+async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamResponse,
+                       tape: Tape | None = None) -> None:
     """What one upstream read yields goes out in one write (one syscall, not one per event); what is
-    encoded but not written when a failure is raised goes out with the terminal event."""
+    encoded but not written when a failure is raised goes out with the terminal event. `tape` keeps the
+    upstream's events for the response cache."""
     req, record = call.req, cast(UsageRecord, call.record)  # entered: set
     guard = call.guard()
     task = cast("asyncio.Task[None]", asyncio.current_task())  # a request runs in a task
@@ -93,6 +141,8 @@ async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamRespo
             async for raw in response.aiter_bytes():
                 for event, data in decoder.feed(raw):
                     pending.append(writer.feed(event, data))
+                    if tape is not None:
+                        tape.add(event, data)
                 out = b"".join(pending)
                 pending.clear()
                 if out:
@@ -102,11 +152,15 @@ async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamRespo
                     raise BudgetCut()
             for event, data in decoder.close():
                 pending.append(writer.feed(event, data))
+                if tape is not None:
+                    tape.add(event, data)
             pending.append(writer.finish())  # what the upstream's end flushes; the closing events if complete
             if not writer.complete:
                 raise StreamError("the upstream stream ended before the response was complete",
                                   code="upstream_stream_incomplete")
             record.usage = writer.usage
+            if tape is not None and call.cache is not None:  # complete: stored before the client has its last event
+                await call.cache.store_stream(record.target, record.model)
         except BudgetCut:
             # The protocol's own terminal event; billed for what the client got (the upstream is closed below).
             cut = cut_error()

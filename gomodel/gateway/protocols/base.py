@@ -31,6 +31,7 @@ class BaseExchange:
 
     endpoint: str = ""  # a class variable but for passthrough's (per provider, in a slot)
     billed: ClassVar[bool] = True
+    cacheable: ClassVar[bool] = False  # a protocol whose answers the response cache may replay says so
     validate: ClassVar["staticmethod[..., None]"]  # each protocol's (pipeline.protocol.Exchange)
     __slots__ = ("body", "model", "provider_hint", "stream", "_prompt", "_prompt_tokens", "req")
 

@@ -17,6 +17,7 @@ DONE = b"data: [DONE]\n\n"
 
 class ChatExchange(BaseExchange):
     endpoint = "/v1/chat/completions"
+    cacheable = True
     __slots__ = ()
     validate = staticmethod(validate_chat)
 

@@ -16,6 +16,7 @@ from .base import BaseExchange
 
 class EmbeddingsExchange(BaseExchange):
     endpoint = "/v1/embeddings"
+    cacheable = True
     __slots__ = ()
     validate = staticmethod(validate_embeddings)
 

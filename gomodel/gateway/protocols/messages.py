@@ -45,6 +45,7 @@ def stream_error(message: str, code: str, kind: str) -> bytes:
 
 class MessagesExchange(BaseExchange):
     endpoint = "/v1/messages"
+    cacheable = True
     validate = staticmethod(validate_messages)
     __slots__ = ("headers", "translated")
 

@@ -21,6 +21,7 @@ from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 
 class ResponsesExchange(BaseExchange):
     endpoint = "/v1/responses"
+    cacheable = True
     validate = staticmethod(validate_responses)
     __slots__ = ("items", "id", "created_at", "chat_body", "pending")
 

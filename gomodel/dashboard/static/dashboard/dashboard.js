@@ -109,6 +109,7 @@
     set("total_tokens", fmtInt(t.total_tokens));
     set("cost_usd", t.requests ? fmtUsd(t.cost_usd) : "0");
     set("error_rate", fmtPct(t.error_rate));
+    set("cache", fmtPct(t.hit_rate) + " / " + fmtUsd(t.cost_saved_usd));
     set("latency", fmtMs(l.p50_ms) + " / " + fmtMs(l.p95_ms) + " ms");
     set("ttft", fmtMs(l.ttft_p50_ms) + " / " + fmtMs(l.ttft_p95_ms) + " ms");
     const note = document.getElementById("dashboard-note");
@@ -131,7 +132,8 @@
     if (!table) return;
     table.replaceChildren();
     const head = table.createTHead().insertRow();
-    for (const [label, num] of [[first, false], ["Requests", true], ["Tokens", true], ["Errors", true], ["Cost (USD)", true]]) {
+    for (const [label, num] of [[first, false], ["Requests", true], ["Tokens", true], ["Errors", true], ["Cost (USD)", true],
+                                ["Hit rate", true], ["Saved (USD)", true]]) {
       const th = document.createElement("th");
       th.textContent = label;
       if (num) th.className = "num";
@@ -141,7 +143,7 @@
     if (!rows.length) {
       const tr = body.insertRow();
       tr.className = "gm-empty";
-      cell(tr, "No usage in this range.").colSpan = 5;
+      cell(tr, "No usage in this range.").colSpan = 7;
       return;
     }
     for (const r of rows) {
@@ -151,6 +153,8 @@
       cell(tr, fmtInt(r.total_tokens), "num");
       cell(tr, fmtPct(r.error_rate), "num");
       cell(tr, fmtUsd(r.cost_usd), "num");
+      cell(tr, fmtPct(r.hit_rate), "num");
+      cell(tr, fmtUsd(r.cost_saved_usd), "num");
     }
   }
 
