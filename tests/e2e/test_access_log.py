@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture
-def access_lines(monkeypatch):
+def access_lines(monkeypatch, settings):
+    settings.ACCESS_LOG = True  # off for the rest of the suite (pytest.ini): its lines would fill the output
     batches: list[bytes] = []
     monkeypatch.setattr(metrics.ACCESS, "sink", batches.append)
     return batches
