@@ -48,7 +48,8 @@ def walk_of_one_call(key: str) -> list[str]:
     return sorted(walk)
 
 
-def test_a_warm_chat_call_runs_code_in_few_files(provider, tenant_key, transactional_db):
+def test_a_warm_chat_call_runs_code_in_few_files(provider, tenant_key, transactional_db, settings):
+    settings.UPSTREAM_CLIENT = "loop"  # the walk of the default client (CI runs the e2e suites on aiohttp too)
     walk = walk_of_one_call(tenant_key[2])
     print(f"\n{len(walk)} files:\n" + "\n".join(walk))
     assert "gomodel/gateway/pipeline/run.py" in walk
