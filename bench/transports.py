@@ -24,6 +24,7 @@ from pyreqwest.client import ClientBuilder
 from gomodel.gateway import upstream_errors as E
 from gomodel.gateway.upstream_client import ClientVerbs, Prepared
 from gomodel.gateway.upstream_client.aiohttp_client import AiohttpClient
+from gomodel.gateway.upstream_client.api import unless_streamed
 from gomodel.gateway.upstream_errors import DeadlineExceeded, ResponseTooLarge
 
 OWN = "httptools"
@@ -267,13 +268,7 @@ class ReqwestClient(ClientVerbs):
             raw = await pending.__aenter__()
         except rq.PyreqwestError as exc:
             raise _reqwest_error(exc, started, deadline) from exc
-        response = ReqwestResponse(pending, raw, started, deadline)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        return await unless_streamed(ReqwestResponse(pending, raw, started, deadline), stream)
 
     async def aclose(self):
         clients, self._retired = [*self._retired, self._client], []

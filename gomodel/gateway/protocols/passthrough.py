@@ -34,7 +34,6 @@ PREFIX = "/p/"
 # The client's headers that reach the provider (besides the body's content-type): its own protocol's.
 FORWARDED = (b"content-type", b"accept", b"anthropic-version", b"anthropic-beta", b"openai-beta")
 AUTH = {"openai_compat": openai_auth, "anthropic": anthropic_auth, "gemini": gemini_auth}
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 
 def enabled(provider: str) -> bool:
@@ -107,10 +106,8 @@ class PassthroughExchange(BaseExchange):
         url = base + "/" + quote(path, safe="/:@-._~!$&'()*+,;=")
         if self.query:
             url += "?" + self.query
+        # The provider's credential; the client's never goes on (FORWARDED names none of its headers).
         headers = {**AUTH[target.wire](target), **self.headers}
-        for name in CREDENTIAL_HEADERS:  # only the provider's credential: the client's never goes on
-            headers.pop(name, None)
-        headers.update({k: v for k, v in AUTH[target.wire](target).items() if k in CREDENTIAL_HEADERS})
         return UpstreamRequest(self.method, url, headers, self.raw or None)
 
     def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]]:

@@ -18,6 +18,7 @@ from yarl import URL
 
 from .. import upstream_errors as E
 from .answer import ENCODINGS, Headers, Inflater
+from .api import unless_streamed
 from .bounds import INFLATE_SLICE, MAX_HEAD_BYTES, MAX_HEADERS, STREAM_HIGH_WATER, STREAM_SLICE, YIELD_EVERY
 from .loop_client import ClientVerbs, Prepared
 from .proxy import ProxyRules
@@ -210,13 +211,7 @@ class AiohttpClient(ClientVerbs):
         if raw.status < 200:
             raw.close()
             raise E.RemoteProtocolError(f"the upstream answered HTTP {raw.status}, which an API call never asks for")
-        response = AiohttpResponse(raw)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        return await unless_streamed(AiohttpResponse(raw), stream)
 
     async def aclose(self):
         if self._session is not None:

@@ -402,13 +402,7 @@ class Exchange(TimeBounds):
         if self.backlog is not None:
             self.backlog += data
         elif len(data) <= PARSE_SLICE:
-            try:
-                self.conn.parser.feed(data)
-            except HTTPError as error:
-                self._refused(error)
-                return
-            if self.buffer.size and not self.complete and self.error is None:
-                self._arrived()
+            self._parse(data)
         else:
             self.backlog = bytearray(data)
             self.conn.pause_reading(BACKLOG)

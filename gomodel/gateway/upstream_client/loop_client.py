@@ -27,7 +27,7 @@ from ..upstream_errors import (
     UnsupportedProtocol,
 )
 from .answer import AnswerParser, Exchange
-from .api import UpstreamResponse
+from .api import UpstreamResponse, unless_streamed
 from .bounds import INFLATE_SLICE, KEEPALIVE_SECONDS, MAX_IDLE_PER_ORIGIN, STREAM_SLICE, YIELD_EVERY
 from .proxy import Proxy, ProxyRules, TunnelReply, connect_request
 from .tls import tls_context
@@ -523,13 +523,7 @@ class LoopClient(ClientVerbs):
                 exchange.abort()
             raise
         assert exchange is not None  # the loop ran: its last exchange has its head
-        response = Response(exchange)
-        if not stream:
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-        return response
+        return await unless_streamed(Response(exchange), stream)
 
     async def aclose(self):
         self._pool.close_all()
