@@ -24,7 +24,7 @@ from pyreqwest.client import ClientBuilder
 from gomodel.gateway import upstream_errors as E
 from gomodel.gateway.upstream_client import ClientVerbs, Prepared
 from gomodel.gateway.upstream_client.aiohttp_client import AiohttpClient
-from gomodel.gateway.upstream_client.api import unless_streamed
+from gomodel.gateway.upstream_client.loop_client import unless_streamed
 from gomodel.gateway.upstream_errors import DeadlineExceeded, ResponseTooLarge
 
 OWN = "httptools"

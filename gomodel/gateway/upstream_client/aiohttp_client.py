@@ -18,9 +18,8 @@ from yarl import URL
 
 from .. import upstream_errors as E
 from .answer import ENCODINGS, Headers, Inflater
-from .api import unless_streamed
 from .bounds import INFLATE_SLICE, MAX_HEAD_BYTES, MAX_HEADERS, STREAM_HIGH_WATER, STREAM_SLICE, YIELD_EVERY
-from .loop_client import ClientVerbs, Prepared
+from .loop_client import ClientVerbs, Prepared, unless_streamed
 from .proxy import ProxyRules
 from .tls import tls_context
 

@@ -4,7 +4,7 @@ gateway's own: the prepared request and the httpx-like verbs in loop_client.py, 
 bounded decompression in answer.py."""
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class UpstreamResponse(Protocol):
@@ -34,15 +34,3 @@ class UpstreamClient(Protocol):
 
     async def aclose(self) -> None: ...
 
-
-R = TypeVar("R", bound=UpstreamResponse)
-
-
-async def unless_streamed(response: R, stream: bool) -> R:
-    """What every client's `send` ends with: a non-streaming answer read whole (and its connection given back)."""
-    if not stream:
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-    return response

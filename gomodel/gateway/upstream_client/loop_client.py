@@ -11,7 +11,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from ..upstream_errors import (
     UnsupportedProtocol,
 )
 from .answer import AnswerParser, Exchange
-from .api import UpstreamResponse, unless_streamed
+from .api import UpstreamResponse
 from .bounds import INFLATE_SLICE, KEEPALIVE_SECONDS, MAX_IDLE_PER_ORIGIN, STREAM_SLICE, YIELD_EVERY
 from .proxy import Proxy, ProxyRules, TunnelReply, connect_request
 from .tls import tls_context
@@ -38,6 +38,19 @@ class Prepared:
 
     def __init__(self, method, url, headers, content):
         self.method, self.url, self.headers, self.content = method, url, headers, content
+
+
+R = TypeVar("R", bound=UpstreamResponse)
+
+
+async def unless_streamed(response: R, stream: bool) -> R:
+    """What every client's `send` ends with: a non-streaming answer read whole (and its connection given back)."""
+    if not stream:
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    return response
 
 
 class ClientVerbs:
