@@ -48,6 +48,15 @@ class Principal:
     def is_master(self) -> bool:
         return self.key_id is None
 
+    @property
+    def key_limited(self) -> bool:
+        return self.rpm_limit is not None or self.tpm_limit is not None or self.concurrency_limit is not None
+
+    @property
+    def tenant_limited(self) -> bool:
+        return (self.tenant_rpm_limit is not None or self.tenant_tpm_limit is not None
+                or self.tenant_concurrency_limit is not None)
+
 
 MASTER = Principal(tenant_id=None, tenant_slug=None, key_id=None, key_prefix="master")
 

@@ -65,11 +65,10 @@ def chat_tokens(body: dict) -> int:
 def scopes_of(principal) -> list[Scope]:
     prefix = settings.LIMITS_PREFIX
     found = []
-    if principal.rpm_limit is not None or principal.tpm_limit is not None or principal.concurrency_limit is not None:
+    if principal.key_limited:
         found.append(key_scope(prefix, principal.tenant_id, principal.key_id, principal.rpm_limit,
                                principal.tpm_limit, principal.concurrency_limit))
-    if (principal.tenant_rpm_limit is not None or principal.tenant_tpm_limit is not None
-            or principal.tenant_concurrency_limit is not None):
+    if principal.tenant_limited:
         found.append(tenant_scope(prefix, principal.tenant_id, principal.tenant_rpm_limit,
                                   principal.tenant_tpm_limit, principal.tenant_concurrency_limit))
     return found

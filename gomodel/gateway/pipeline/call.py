@@ -83,10 +83,7 @@ class Call:
     async def _admit(self, principal: Principal, runtime: Runtime, protocol: Exchange, target: Target,
                      model: str) -> None:
         record = cast(UsageRecord, self.record)  # __aenter__ made it
-        governed = principal.budgets or principal.rpm_limit is not None or principal.tpm_limit is not None \
-            or principal.concurrency_limit is not None or principal.tenant_rpm_limit is not None \
-            or principal.tenant_tpm_limit is not None or principal.tenant_concurrency_limit is not None
-        if not governed:
+        if not (principal.budgets or principal.key_limited or principal.tenant_limited):
             return
         if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
             self.admission = await runtime.limits.admit(self.req, principal, 0)
