@@ -51,6 +51,19 @@ def _clean_state(redis_sync, tmp_path, settings):
     invalidate_local("all")
     yield
     invalidate_local("all")
+    _leave_no_spool(settings.USAGE_SPOOL_PATH)
+
+
+def _leave_no_spool(path):
+    """The session's gateway replays the spool every 5 s into the stream named then: a spool a test leaves
+    behind (or a replay still running) would land in the next test's stream. Wait for any replay, remove it."""
+    import fcntl
+
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for leftover in path.parent.glob(path.name + "*"):
+            if not leftover.name.endswith(".lock"):
+                leftover.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
