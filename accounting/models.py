@@ -4,6 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from .labels import validate_key_labels
 from .limits.allowlists import AllowListError, validate_entries
 
 LIMIT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]  # empty (null) is "no limit"
@@ -113,6 +114,10 @@ class ApiKey(BudgetFields):
                                                         help_text=CACHE_SIZE_HELP.format("its tenant's"))
     cache_sampled = models.BooleanField(null=True, blank=True,
                                         help_text=CACHE_SAMPLED_HELP.format("; empty: its tenant's"))
+    labels = models.JSONField(
+        default=dict, blank=True, validators=[validate_key_labels],
+        help_text="Labels every request of this key carries, e.g. {\"team\": \"search\"} (at most 16, each name "
+                  "and value at most 64 characters); a request's own labels of the same name win.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -184,10 +189,15 @@ class UsageEvent(models.Model):
                              help_text="Answered from the response cache (cost 0).")
     cost_saved_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True,
                                          help_text="A cache hit: what the same answer from its provider costs.")
+    labels = models.JSONField(default=dict, blank=True,
+                              help_text="The key's labels merged with the request's (the request's win).")
+    user = models.CharField(max_length=64, blank=True, default="",
+                            help_text="The end user the request named (OpenAI's user, Anthropic's metadata.user_id, "
+                                      "or x-gomodel-user).")
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["tenant", "created_at"])]
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["tenant", "user"])]
 
     def __str__(self):
         return self.request_id

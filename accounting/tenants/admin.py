@@ -10,6 +10,7 @@ page is `no-store`). Reloading that page re-posts the form, which the browser as
 
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import BigIntegerField, Count, IntegerField, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -21,6 +22,7 @@ from django.utils.html import format_html
 
 from ..audit.admin import AuditedModelAdmin, actor
 from ..budgets import reports as budgets
+from ..labels import LabelError, format_labels, parse_labels
 from ..limits.admin import LimitsForm, key_limits_usage, tenant_limits_usage
 from ..models import ApiKey, Tenant, UsageDaily
 from ..prices.money import cost_string
@@ -179,6 +181,30 @@ class KeyStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LabelsField(forms.CharField):
+    """A key's labels edited as `team:search, env:prod` (accounting/labels.py's text form)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Labels every request of this key carries, comma-separated: "
+                                       "team:search, env:prod (at most 16; names and values at most 64 characters). "
+                                       "A request's own labels of the same name win.")
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return format_labels(value) if isinstance(value, dict) else value
+
+    def to_python(self, value):
+        try:
+            return parse_labels(value or "")
+        except LabelError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class ApiKeyForm(LimitsForm):
+    labels = LabelsField()
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     list_display = ["prefix", "tenant", "name", "state", "last_used_at", "limits", "budget_state", "expires_at",
@@ -189,15 +215,16 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     search_help_text = "Prefix (e.g. the last 4 characters), name or tenant; or paste a whole key to find it."
     readonly_fields = ["prefix", "state", "last_used_at", "created_at", "rate_limit_usage", "budget_state"]
     actions = ["revoke", "reactivate"]
-    form = LimitsForm
+    form = ApiKeyForm
     LIMIT_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models"]
     BUDGET = ["budget_usd", "budget_period", "budget_soft_percent"]
     CACHE = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            return ["tenant", "name", "expires_at", *self.LIMIT_FIELDS, *self.BUDGET, *self.CACHE]
-        return ["prefix", "tenant", "name", "state", "active", "expires_at", *self.LIMIT_FIELDS, "rate_limit_usage",
+            return ["tenant", "name", "expires_at", "labels", *self.LIMIT_FIELDS, *self.BUDGET, *self.CACHE]
+        return ["prefix", "tenant", "name", "state", "active", "expires_at", "labels", *self.LIMIT_FIELDS,
+                "rate_limit_usage",
                 *self.BUDGET, "budget_state", *self.CACHE, "last_used_at", "created_at"]
 
     @admin.display(description="budget (spent this period)")
@@ -231,7 +258,7 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
                                            expires_at=obj.expires_at, actor=actor(request),
                                            concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models,
-                                           **{field: getattr(obj, field) for field in (*self.BUDGET, *self.CACHE)})
+                                           labels=obj.labels, **{field: getattr(obj, field) for field in (*self.BUDGET, *self.CACHE)})
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 

@@ -3,6 +3,7 @@
 from django.db import transaction
 
 from ..audit.services import SYSTEM, record
+from ..labels import check_labels
 from ..models import ApiKey, Tenant
 from .keys import display_prefix, generate_key, hash_key
 
@@ -29,17 +30,19 @@ def do_set_tenant_active(actor: str, tenant: Tenant, active: bool) -> Tenant:
 @transaction.atomic
 def do_create_api_key(tenant: Tenant, name: str = "", rpm: int | None = None, tpm: int | None = None,
                       expires_at=None, *, actor: str = SYSTEM, concurrency: int | None = None,
-                      allowed_models: list[str] | None = None, **budget) -> tuple[ApiKey, str]:
+                      allowed_models: list[str] | None = None, labels: dict[str, str] | None = None,
+                      **budget) -> tuple[ApiKey, str]:
     """Returns the row and the plaintext, which is never stored and cannot be shown again."""
     plaintext = generate_key()
     key = ApiKey.objects.create(
         tenant=tenant, name=name, key_hash=hash_key(plaintext), prefix=display_prefix(plaintext),
         rpm_limit=rpm, tpm_limit=tpm, concurrency_limit=concurrency, allowed_models=allowed_models or [],
-        expires_at=expires_at, **budget,  # budget_usd, budget_period, …
+        expires_at=expires_at, labels=check_labels(labels or {}), **budget,  # budget_usd, budget_period, …
     )
     record(actor, "create", key, {"tenant": tenant.pk, "prefix": key.prefix, "name": key.name, "rpm_limit": rpm,
                                   "tpm_limit": tpm, "concurrency_limit": concurrency,
-                                  "allowed_models": key.allowed_models, "expires_at": expires_at, **budget})
+                                  "allowed_models": key.allowed_models, "expires_at": expires_at,
+                                  **({"labels": key.labels} if key.labels else {}), **budget})
     return key, plaintext
 
 

@@ -284,7 +284,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 total_tokens=event.total_tokens, cached_tokens=event.cached_tokens,
                 reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
                 cache_write_tokens=event.cache_write_tokens, cost_source=source, cache=event.cache or "",
-                cost_saved_usd=event.cost_saved_usd,
+                cost_saved_usd=event.cost_saved_usd, labels=event.labels, user=event.user,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(priced)

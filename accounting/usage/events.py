@@ -28,7 +28,8 @@ CACHE_RESULTS = ("exact",)  # accounting.models.CacheResult's values (but "")
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
 TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
-               "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
+               "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64, "user": 64}
+MAX_LABELS, MAX_LABEL_LENGTH = 16, 64  # accounting/labels.py's bounds (the gateway refuses more with a 400)
 
 
 @dataclass(slots=True)
@@ -72,6 +73,9 @@ class StreamEvent:
     # served; the drain prices those tokens as the provider would have into `cost_saved_usd` (USD, a decimal string).
     cache: str | None = None
     cost_saved_usd: str | None = None
+    # Attribution (accounting/labels.py): the key's labels merged with the request's, and the end user ("": none).
+    labels: dict[str, str] = field(default_factory=dict)
+    user: str = ""
 
     @property
     def created_at(self) -> datetime:
@@ -132,8 +136,21 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         attempts=attempts if isinstance(attempts, list) else [],
         estimate=estimate if isinstance(estimate := raw.get("estimate"), dict) and source == "estimated" else None,
         cache=raw.get("cache") if raw.get("cache") in CACHE_RESULTS else None,
-        cost_saved_usd=_decimal(raw.get("cost_saved_usd")),
+        cost_saved_usd=_decimal(raw.get("cost_saved_usd")), labels=_labels(raw.get("labels")),
     )
+
+
+def _labels(value) -> dict[str, str]:
+    """What the gateway wrote (it checked the bounds); anything else is dropped, never a reason to lose an event."""
+    if not isinstance(value, dict):
+        return {}
+    labels = {}
+    for name, text in value.items():
+        if isinstance(name, str) and name and isinstance(text, str):
+            labels[name[:MAX_LABEL_LENGTH]] = text[:MAX_LABEL_LENGTH]
+            if len(labels) == MAX_LABELS:
+                break
+    return labels
 
 
 def _decimal(value) -> str | None:

@@ -104,8 +104,8 @@ class ApiKeySerializer(BudgetMixin, serializers.ModelSerializer):
     class Meta:
         model = ApiKey
         fields = ["id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
-                  "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", *BudgetMixin.BUDGET_FIELDS,
-                  *CACHE_FIELDS, "created_at"]
+                  "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "labels",
+                  *BudgetMixin.BUDGET_FIELDS, *CACHE_FIELDS, "created_at"]
         read_only_fields = ["id", "tenant", "prefix", "active", "last_used_at", "created_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=KEY_STATES))

@@ -162,7 +162,8 @@ def issue_key(actor, tenant, data):
     key, plaintext = do_create_api_key(tenant, name=data.get("name", ""), rpm=data.get("rpm_limit"),
                                               tpm=data.get("tpm_limit"), expires_at=data.get("expires_at"),
                                               actor=actor, concurrency=data.get("concurrency_limit"),
-                                              allowed_models=data.get("allowed_models"), **budget)
+                                              allowed_models=data.get("allowed_models"),
+                                              labels=data.get("labels"), **budget)
     body = s.ApiKeySerializer(key).data
     body["key"] = plaintext
     return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})

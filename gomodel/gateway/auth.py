@@ -43,6 +43,7 @@ class Principal:
     tenant_allowed_models: AllowList = EMPTY
     budgets: tuple = ()  # accounting.budgets.Budget of the tenant and of the key, those that are set
     cache: object = None  # response_cache.CachePolicy of the key (its tenant's where it sets none); None: off
+    labels: tuple[tuple[str, str], ...] = ()  # the key's labels (name, value): every call of it carries them
 
     @property
     def is_master(self) -> bool:
@@ -78,6 +79,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         tenant_allowed_models=AllowList(key.tenant.allowed_models) if key.tenant.allowed_models else EMPTY,
         budgets=budgets_of(key),
         cache=policy_of(key),
+        labels=tuple(key.labels.items()) if isinstance(key.labels, dict) else (),
     )
 
 

@@ -11,7 +11,7 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget", "estimate_missing", "cache")
+                 "attempts", "budget", "estimate_missing", "cache", "labels", "user")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -36,6 +36,8 @@ class UsageRecord:
         self.budget = getattr(req, "budget", None)
         self.estimate_missing = True  # False: an answer without usage is billed as none (passthrough)
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
+        self.labels: dict[str, str] = {}  # the call's attribution (gomodel/gateway/attribution.py)
+        self.user = ""
 
     @property
     def messages(self) -> list:
@@ -128,4 +130,6 @@ class UsageRecord:
             cache=self.cache,
             cost="0" if self.cache else None,
             cost_source="cache" if self.cache else None,
+            labels=self.labels,
+            user=self.user,
         )

@@ -24,6 +24,7 @@ from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest
 
 from .. import metrics, prompt_cache
+from ..attribution import NONE, Attribution
 from ..auth import Principal
 from ..budgets import Reservation, StreamGuard, charge, release, reserve
 from ..errors import GatewayError
@@ -39,10 +40,10 @@ log = logging.getLogger(__name__)
 
 class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
-                 "started", "cache")
+                 "started", "cache", "attribution")
 
     def __init__(self, req: Request, runtime: Runtime, principal: Principal, protocol: Exchange,
-                 chain: list[tuple[Target, str]]) -> None:
+                 chain: list[tuple[Target, str]], attribution: Attribution = NONE) -> None:
         self.req = req
         self.runtime = runtime
         self.auth = principal
@@ -54,6 +55,7 @@ class Call:
         self.budget: Reservation | None = None
         self.admission: Admission | None = None
         self.cache: CallCache | None = None  # when the key has a response cache
+        self.attribution = attribution  # labels and end user, checked (attribution.py)
 
     async def __aenter__(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
@@ -64,6 +66,7 @@ class Call:
         # The record reads the prompt only when it needs an estimate (protocol.prompt is lazy).
         self.record = UsageRecord(self, target, protocol.model, model, protocol.endpoint, protocol.stream,
                                   protocol.prompt)
+        self.record.labels, self.record.user = self.attribution.labels, self.attribution.user
         if principal.cache is not None and protocol.cacheable:
             self.cache = await runtime.cache.begin(self.req, principal, protocol, chain, self.upstream_request)
             if self.cache.hit is not None:

@@ -69,6 +69,13 @@ class Exchange(Protocol):
     async def prepare(self, principal: Principal) -> None:
         """Reads the call needs before routing (Responses' stored context); most do nothing."""
 
+    # Where the body carries labels (an object of strings) and the end user (a path); "" / (): nowhere.
+    labels_field: ClassVar[str]
+    user_path: ClassVar[tuple[str, ...]]
+
+    def body_attribution(self) -> tuple[Any, Any]:
+        """The body's labels object and end user as sent (None where absent): attribution.py checks them."""
+
     def prompt(self) -> list[dict[str, Any]]:
         """The prompt as chat-like messages (for estimates when usage is not reported); computed once."""
 

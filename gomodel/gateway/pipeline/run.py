@@ -19,6 +19,7 @@ from providers.adapters import adapter_for
 from providers.base import SSEDecoder, StreamError, Target, UpstreamError, scrub_secrets
 
 from .. import metrics, upstream_errors
+from ..attribution import LABELS_HEADER, NONE, USER_HEADER, attribute
 from ..budgets import BudgetCut, bill_cut, cut_error
 from ..errors import PROVIDER, RATE_LIMIT, GatewayError
 from ..http import SSE_HEADERS, Request
@@ -48,12 +49,19 @@ async def run(req: Request, kind: type[Exchange]) -> None:
 
 async def _run(req: Request, kind: type[Exchange], runtime: Any, principal: Any) -> None:
     exchange = await kind.receive(req)  # the body read and validated (400), as the protocol takes it
+    attribution = NONE
+    body_labels, body_user = exchange.body_attribution()
+    # Inline, so that a call without any attribution runs no more code (the request walk's count).
+    if principal.labels or body_labels is not None or body_user is not None or LABELS_HEADER in req.headers \
+            or USER_HEADER in req.headers:  # labels or user out of bounds: 400, nothing counted or recorded
+        attribution = attribute(req, principal, body_labels, body_user, exchange.labels_field,
+                                ".".join(exchange.user_path))
     answer = None
     try:
         await exchange.prepare(principal)
         chain = exchange.candidates(await candidates(runtime.registry, runtime.breaker, exchange.model,
                                                      exchange.provider_hint))
-        async with Call(req, runtime, principal, exchange, chain) as call:
+        async with Call(req, runtime, principal, exchange, chain, attribution) as call:
             local = exchange.local_answer(*call.chain[0])
             if local is not None:
                 await req.respond(200, await local)

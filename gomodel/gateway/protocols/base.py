@@ -33,6 +33,10 @@ class BaseExchange:
     billed: ClassVar[bool] = True
     cacheable: ClassVar[bool] = False  # a protocol whose answers the response cache may replay says so
     validate: ClassVar["staticmethod[..., None]"]  # each protocol's (pipeline.protocol.Exchange)
+    # Where the body carries attribution (gomodel/gateway/attribution.py): its object of string labels, and the
+    # path to its end user's id. Empty: the body has none (only the x-gomodel-* headers count).
+    labels_field: ClassVar[str] = ""
+    user_path: ClassVar[tuple[str, ...]] = ()
     __slots__ = ("body", "model", "provider_hint", "stream", "_prompt", "_prompt_tokens", "req")
 
     def __init__(self, req: Request, body: dict[str, Any]) -> None:
@@ -53,6 +57,15 @@ class BaseExchange:
 
     async def prepare(self, principal: Principal) -> None:
         return None
+
+    def body_attribution(self) -> tuple[Any, Any]:
+        """The body's labels object and end user as sent (None where absent)."""
+        body = self.body
+        labels = body.get(self.labels_field) if self.labels_field else None
+        user: Any = body if self.user_path else None
+        for name in self.user_path:
+            user = user.get(name) if isinstance(user, dict) else None
+        return labels, user
 
     def answer_headers(self, response: Any) -> list[tuple[bytes, bytes]] | None:
         """The headers of a whole answer (None: JSON)."""

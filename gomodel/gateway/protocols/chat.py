@@ -18,6 +18,7 @@ DONE = b"data: [DONE]\n\n"
 class ChatExchange(BaseExchange):
     endpoint = "/v1/chat/completions"
     cacheable = True
+    labels_field, user_path = "metadata", ("user",)
     __slots__ = ()
     validate = staticmethod(validate_chat)
 

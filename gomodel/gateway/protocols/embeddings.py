@@ -17,6 +17,7 @@ from .base import BaseExchange
 class EmbeddingsExchange(BaseExchange):
     endpoint = "/v1/embeddings"
     cacheable = True
+    user_path = ("user",)
     __slots__ = ()
     validate = staticmethod(validate_embeddings)
 

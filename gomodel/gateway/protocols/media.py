@@ -84,6 +84,7 @@ class ImagesExchange(MediaExchange):
     text_field = "prompt"
     what = "image generation"
     generates = True
+    user_path = ("user",)
     __slots__ = ()
 
 

@@ -46,6 +46,7 @@ def stream_error(message: str, code: str, kind: str) -> bytes:
 class MessagesExchange(BaseExchange):
     endpoint = "/v1/messages"
     cacheable = True
+    user_path = ("metadata", "user_id")  # Anthropic's metadata holds only the end user
     validate = staticmethod(validate_messages)
     __slots__ = ("headers", "translated")
 

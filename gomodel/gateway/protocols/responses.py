@@ -22,6 +22,7 @@ from .base import BaseExchange, ChunkTranslator, StreamWriterBase
 class ResponsesExchange(BaseExchange):
     endpoint = "/v1/responses"
     cacheable = True
+    labels_field, user_path = "metadata", ("user",)
     validate = staticmethod(validate_responses)
     __slots__ = ("items", "id", "created_at", "chat_body", "pending")
 

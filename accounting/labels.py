@@ -1,0 +1,74 @@
+"""Labels (`team:search`) and end users (`user-42`): the attribution a request carries besides its key.
+
+One set of rules for every place that takes them — an API key's labels (admin, management API,
+`create_api_key --labels`) and a request's (`x-gomodel-labels`, the body's `metadata`, the end user) — so
+that what the gateway accepts is what the admin can store, and what the reports can group by. Bounded, since
+every label lands on every usage row: at most MAX_LABELS labels, each name and value at most MAX_LENGTH
+printable characters; a name is never empty and never holds ':' or ',' (the `name:value,…` text form).
+"""
+
+from django.core.exceptions import ValidationError
+
+MAX_LABELS = 16
+MAX_LENGTH = 64
+
+
+class LabelError(ValueError):
+    """Labels or an end user outside the rules; the message names the offending one."""
+
+
+def _text(value: object, what: str, *, name: bool = False) -> str:
+    if not isinstance(value, str):
+        raise LabelError(f"{what} must be a string.")
+    if len(value) > MAX_LENGTH:
+        raise LabelError(f"{what} is longer than {MAX_LENGTH} characters.")
+    if not value.isprintable():
+        raise LabelError(f"{what} holds a character that is not printable.")
+    if name and (not value or ":" in value or "," in value):
+        raise LabelError(f"{what} must be non-empty, without ':' or ','.")
+    return value
+
+
+def check_labels(labels: object, where: str = "labels") -> dict[str, str]:
+    """A labels object (name → string value) as it may be stored; LabelError otherwise."""
+    if not isinstance(labels, dict):
+        raise LabelError(f"{where} must be an object of string values.")
+    if len(labels) > MAX_LABELS:
+        raise LabelError(f"{where} has {len(labels)} labels; at most {MAX_LABELS} are allowed.")
+    for name, value in labels.items():
+        _text(name, f"The label name '{str(name)[:MAX_LENGTH]}' in {where}", name=True)
+        _text(value, f"The value of label '{name}' in {where}")
+    return labels
+
+
+def parse_labels(text: str, where: str = "labels") -> dict[str, str]:
+    """`team:search,env:prod` (spaces around items ignored; the last of a repeated name wins)."""
+    labels: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, colon, value = item.partition(":")
+        if not colon:
+            raise LabelError(f"The label '{item[:MAX_LENGTH]}' in {where} must be written as name:value.")
+        labels[name.strip()] = value.strip()
+        if len(labels) > MAX_LABELS:
+            raise LabelError(f"{where} has more than {MAX_LABELS} labels.")
+    return check_labels(labels, where)
+
+
+def check_user(user: object, where: str = "user") -> str:
+    """An end user's id as it may be stored ("" for none); LabelError otherwise."""
+    return _text(user, f"The end user in {where}")
+
+
+def format_labels(labels: dict[str, str]) -> str:
+    return ",".join(f"{name}:{value}" for name, value in labels.items())
+
+
+def validate_key_labels(value: object) -> None:
+    """The model field's validator (admin and management API)."""
+    try:
+        check_labels(value)
+    except LabelError as err:
+        raise ValidationError(str(err)) from None
