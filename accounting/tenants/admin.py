@@ -258,7 +258,8 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
         key, plaintext = do_create_api_key(obj.tenant, name=obj.name, rpm=obj.rpm_limit, tpm=obj.tpm_limit,
                                            expires_at=obj.expires_at, actor=actor(request),
                                            concurrency=obj.concurrency_limit, allowed_models=obj.allowed_models,
-                                           labels=obj.labels, **{field: getattr(obj, field) for field in (*self.BUDGET, *self.CACHE)})
+                                           labels=obj.labels,
+                                           **{field: getattr(obj, field) for field in (*self.BUDGET, *self.CACHE)})
         obj.pk, obj.key_hash, obj.prefix, obj.created_at = key.pk, key.key_hash, key.prefix, key.created_at
         request._gomodel_new_key = plaintext  # in memory only, for response_add's page
 

@@ -24,6 +24,7 @@ from ..prices.book import PriceBook, event_price
 from ..prices.money import cost_string
 from . import estimate
 from . import events as usage_event
+from .breakdown import PLAIN, Breakdown, breakdown_report
 from .events import StreamEvent
 from .rollups import aggregate, with_saving
 
@@ -105,11 +106,15 @@ def pending_events(raw_entries: list, tenant_id: int, first: date, last: date) -
     return events
 
 
-def tenant_report(tenant_id: int, tenant_slug: str, first: date, last: date, entries: list | None = None) -> dict:
+def tenant_report(tenant_id: int, tenant_slug: str, first: date, last: date, entries: list | None = None,
+                  view: Breakdown = PLAIN) -> dict:
     """`usage_report` over the roll-ups and the events not drained yet (`entries`: read from the stream
-    unless given)."""
+    unless given); by label or end user, or filtered by them, the stored events' sums instead (breakdown.py)."""
     entries = undrained_entries() if entries is None else entries
-    return usage_report(tenant_id, tenant_slug, first, last, pending_events(entries, tenant_id, first, last))
+    pending = pending_events(entries, tenant_id, first, last)
+    if view.plain:
+        return usage_report(tenant_id, tenant_slug, first, last, pending)
+    return breakdown_report(tenant_id, tenant_slug, first, last, pending, view)
 
 
 def resolve_tenant(slug: str) -> Tenant | None:

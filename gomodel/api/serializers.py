@@ -13,6 +13,7 @@ from accounting.budgets import counters as budgets
 from accounting.budgets.reports import current_spend
 from accounting.limits.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
 from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tenant
+from accounting.usage.breakdown import BreakdownError, parse_breakdown
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import ProviderConfig
 
@@ -235,10 +236,21 @@ class UsageQuery(serializers.Serializer):
                                                             "the first of end's month, or of this month.")
     end = serializers.DateField(required=False, help_text="Last day (inclusive). Default: the last of start's "
                                                           "month, or of this month.")
+    group_by = serializers.ChoiceField(choices=["label", "user"], required=False,
+                                       help_text="One row per label (name:value) or per end user instead of per "
+                                                 "day × provider × model × key (from the stored events).")
+    label = serializers.CharField(required=False, help_text="Only requests carrying this label, as name:value.")
+    user = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 help_text="Only this end user's requests ('' : requests without one).")
 
     def validate(self, attrs):
         if attrs.get("start") and attrs.get("end") and attrs["end"] < attrs["start"]:
             raise serializers.ValidationError({"end": "Must not be before start."})
+        try:
+            attrs["view"] = parse_breakdown({name: attrs[name] for name in ("group_by", "label", "user")
+                                             if name in attrs})
+        except BreakdownError as err:
+            raise serializers.ValidationError({err.param: str(err)}) from None
         return attrs
 
 
@@ -256,10 +268,17 @@ class UsageTotalsSerializer(serializers.Serializer):
 
 
 class UsageRowSerializer(UsageTotalsSerializer):
-    date = serializers.DateField()
-    provider = serializers.CharField()
-    model = serializers.CharField()
-    api_key = serializers.CharField(allow_null=True, allow_blank=True, help_text="The key's display prefix.")
+    """A row per day × provider × model × key; with group_by, a row per label or per end user instead."""
+
+    date = serializers.DateField(required=False)
+    provider = serializers.CharField(required=False)
+    model = serializers.CharField(required=False)
+    api_key = serializers.CharField(required=False, allow_null=True, allow_blank=True,
+                                    help_text="The key's display prefix.")
+    label = serializers.CharField(required=False, allow_null=True,
+                                  help_text="group_by=label: name:value; null for the requests without a label.")
+    user = serializers.CharField(required=False, allow_null=True,
+                                 help_text="group_by=user: the end user; null for the requests without one.")
 
 
 class BudgetStatusSerializer(serializers.Serializer):

@@ -133,12 +133,14 @@ class TenantViewSet(ManagementView, mixins.ListModelMixin, mixins.RetrieveModelM
                    parameters=[s.UsageQuery], responses=s.UsageReportSerializer,
                    description="Daily rows per provider × model × key plus totals, from the roll-ups and the "
                                "events not drained yet. Without `start`/`end`: this calendar month (UTC); "
-                               "with one of them: that day's month. Any span is allowed.")
+                               "with one of them: that day's month. Any span is allowed. `group_by=label|user`: "
+                               "one row per label or end user; `label=name:value`, `user=…`: only those requests "
+                               "(both from the stored events plus the undrained ones).")
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def usage(self, request, pk=None):
         tenant = self.get_object()
         query = self.query(s.UsageQuery)
-        return Response(services.tenant_usage(tenant, query.get("start"), query.get("end")))
+        return Response(services.tenant_usage(tenant, query.get("start"), query.get("end"), query["view"]))
 
 
 def tenant_by_ref(ref: str) -> Tenant:

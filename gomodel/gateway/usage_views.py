@@ -14,6 +14,7 @@ from django.conf import settings
 from accounting.budgets.counters import budget_of
 from accounting.usage import metrics as usage_metrics
 from accounting.usage import spool as usage_spool
+from accounting.usage.breakdown import BreakdownError, parse_breakdown
 from accounting.usage.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
 
 from . import metrics
@@ -40,6 +41,10 @@ async def usage(req: Request):
         first, last = parse_range(query.get("start"), query.get("end"), today_utc())
     except ReportError as err:
         raise GatewayError(400, INVALID_REQUEST, str(err), err.param, "invalid_date_range") from None
+    try:
+        view = parse_breakdown(query)  # ?group_by=label|user, ?label=name:value, ?user=…
+    except BreakdownError as err:
+        raise GatewayError(400, INVALID_REQUEST, str(err), err.param, "invalid_usage_query") from None
     if principal.is_master:
         slug = query.get("tenant")
         if not slug:
@@ -57,7 +62,8 @@ async def usage(req: Request):
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
         owned = principal.budgets
     # One hop for the stream scan and the database (not the chat hot path); Redis down only loses the last seconds.
-    report = await sync_to_async(tenant_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last)
+    report = await sync_to_async(tenant_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last,
+                                                                     view=view)
     report["rate_limits"] = await rate_limit_report(runtime, principal, tenant)
     try:
         report["budget"] = await budget_status(runtime, owned)
