@@ -239,7 +239,9 @@ class UsageQuery(serializers.Serializer):
     group_by = serializers.ChoiceField(choices=["label", "user"], required=False,
                                        help_text="One row per label (name:value) or per end user instead of per "
                                                  "day × provider × model × key (from the stored events).")
-    label = serializers.CharField(required=False, help_text="Only requests carrying this label, as name:value.")
+    # DRF's metaclass pops declared fields, so this does not shadow Field.label at run time (the stubs cannot say so).
+    label = serializers.CharField(  # type: ignore[assignment]
+        required=False, help_text="Only requests carrying this label, as name:value.")
     user = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
                                  help_text="Only this end user's requests ('' : requests without one).")
 
@@ -275,8 +277,8 @@ class UsageRowSerializer(UsageTotalsSerializer):
     model = serializers.CharField(required=False)
     api_key = serializers.CharField(required=False, allow_null=True, allow_blank=True,
                                     help_text="The key's display prefix.")
-    label = serializers.CharField(required=False, allow_null=True,
-                                  help_text="group_by=label: name:value; null for the requests without a label.")
+    label = serializers.CharField(  # type: ignore[assignment]  # as UsageQuery.label
+        required=False, allow_null=True, help_text="group_by=label: name:value; null for the requests without a label.")
     user = serializers.CharField(required=False, allow_null=True,
                                  help_text="group_by=user: the end user; null for the requests without one.")
 

@@ -70,8 +70,12 @@ class Exchange(Protocol):
         """Reads the call needs before routing (Responses' stored context); most do nothing."""
 
     # Where the body carries labels (an object of strings) and the end user (a path); "" / (): nowhere.
-    labels_field: ClassVar[str]
-    user_path: ClassVar[tuple[str, ...]]
+    # Read-only here, so that a plug-in's class variable of a narrower type satisfies it.
+    @property
+    def labels_field(self) -> str: ...
+
+    @property
+    def user_path(self) -> tuple[str, ...]: ...
 
     def body_attribution(self) -> tuple[Any, Any]:
         """The body's labels object and end user as sent (None where absent): attribution.py checks them."""
