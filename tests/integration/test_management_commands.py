@@ -143,3 +143,17 @@ def test_revoke_an_ambiguous_prefix_is_an_error():
     with pytest.raises(CommandError, match="several keys"):
         run("revoke_api_key", key.prefix)
     assert ApiKey.objects.filter(active=True).count() == 2
+
+
+def test_create_api_key_with_labels():
+    run("create_tenant", "acme")
+    run("create_api_key", "acme", "--labels", "team:search, env:prod")
+    assert ApiKey.objects.get().labels == {"team": "search", "env": "prod"}
+
+
+@pytest.mark.parametrize("labels", ["team", ",".join(f"l{i}:v" for i in range(17)), "team:" + "x" * 65])
+def test_create_api_key_rejects_bad_labels(labels):
+    run("create_tenant", "acme")
+    with pytest.raises(CommandError):
+        run("create_api_key", "acme", "--labels", labels)
+    assert not ApiKey.objects.exists()
