@@ -102,8 +102,8 @@ class UsageEventAdmin(ReadOnlyAdmin):
                     "stream", "tokens", "timings", "cost_cell"]
     list_filter = ["tenant", ProviderFilter, ModelFilter, StatusFilter, PricedFilter, "usage_source", "cost_source",
                    "stream"]
-    search_fields = ["=request_id"]
-    search_help_text = "Exact request id (the x-request-id response header)."
+    search_fields = ["=request_id", "=user"]
+    search_help_text = "Exact request id (the x-request-id response header) or end user."
     date_hierarchy = "created_at"
     show_full_result_count = False
     change_list_template = ReadOnlyAdmin.totals_template

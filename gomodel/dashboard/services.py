@@ -29,6 +29,7 @@ from django.db.models.functions import TruncHour
 
 from accounting.models import Tenant, UsageDaily, UsageEvent
 from accounting.prices import money
+from accounting.usage.breakdown import Breakdown
 from accounting.usage.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
 
 DEFAULT_DAYS = 14  # the range shown when none is asked for: the last two weeks
@@ -339,11 +340,24 @@ def monthly_statement(tenant: Tenant, first: date, last: date, entries: list | N
         out.append(line)
     return {"tenant": tenant.slug, "tenant_name": tenant.name, "month": first.strftime("%Y-%m"),
             "start": first.isoformat(), "end": last.isoformat(), "lines": out, "totals": report["totals"],
-            "days": report["data"]}
+            "days": report["data"], "group_by": ""}
 
 
-CSV_COLUMNS = ["tenant", "period_start", "period_end", "provider", "model", "api_key", "requests", "prompt_tokens",
-               "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "cost_usd", "cache_hits",
+def attribution_statement(tenant: Tenant, first: date, last: date, group_by: str, entries: list | None = None,
+                          ) -> dict:
+    """The month per label or per end user (`group_by`), as `/v1/usage?group_by=` answers it (from the stored
+    events: accounting/usage/breakdown.py); the unlabelled requests (no user) are the line named ""."""
+    report = tenant_report(tenant.id, tenant.slug, first, last, entries, view=Breakdown(group_by))
+    lines = [{**row, group_by: row[group_by] or ""} for row in report["data"]]
+    return {"tenant": tenant.slug, "tenant_name": tenant.name, "month": first.strftime("%Y-%m"),
+            "start": first.isoformat(), "end": last.isoformat(), "lines": lines, "totals": report["totals"],
+            "group_by": group_by}
+
+
+GROUP_COLUMNS = {"": ["provider", "model", "api_key"], "label": ["label"], "user": ["user"]}
+COUNT_COLUMNS = ["requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens",
+                 "total_tokens"]
+CSV_COLUMNS = ["tenant", "period_start", "period_end", *GROUP_COLUMNS[""], *COUNT_COLUMNS, "cost_usd", "cache_hits",
                "cost_saved_usd"]
 
 
@@ -354,20 +368,19 @@ def _cell(value) -> str:
 
 
 def statement_csv(statement: dict) -> str:
-    """One row per line, then a TOTAL row; costs in USD, empty where no price was known."""
+    """One row per line (provider × model × key, or a label, or an end user), then a TOTAL row; costs in USD,
+    empty where no price was known."""
+    group = GROUP_COLUMNS[statement.get("group_by", "")]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(["tenant", "period_start", "period_end", *group, *CSV_COLUMNS[6:]])
     head = [statement["tenant"], statement["start"], statement["end"]]
     for line in statement["lines"]:
-        writer.writerow([_cell(v) for v in head] + [_cell(line["provider"]), _cell(line["model"]),
-                                                     _cell(line["api_key"])]
-                        + [line[field] for field in ("requests", "prompt_tokens", "cached_tokens",
-                                                     "completion_tokens", "reasoning_tokens", "total_tokens")]
+        writer.writerow([_cell(v) for v in head] + [_cell(line[column]) for column in group]
+                        + [line[field] for field in COUNT_COLUMNS]
                         + [line["cost_usd"] or "", line["cache_hits"], line["cost_saved_usd"]])
     totals = statement["totals"]
-    writer.writerow([_cell(v) for v in head] + ["TOTAL", "", ""]
-                    + [totals[field] for field in ("requests", "prompt_tokens", "cached_tokens", "completion_tokens",
-                                                   "reasoning_tokens", "total_tokens")]
+    writer.writerow([_cell(v) for v in head] + ["TOTAL"] + [""] * (len(group) - 1)
+                    + [totals[field] for field in COUNT_COLUMNS]
                     + [totals["cost_usd"] or "", totals["cache_hits"], totals["cost_saved_usd"]])
     return out.getvalue()

@@ -69,18 +69,21 @@ def data(request):
 def statements(request):
     """Pick a tenant and a month; with both, the statement itself."""
     error = statement = None
+    by: dict[str, dict] = {}
     slug = request.GET.get("tenant") or ""
     month_value = request.GET.get("month") or today_utc().strftime("%Y-%m")
     try:
         first, last = services.parse_month(month_value)
         if slug:
-            statement = services.monthly_statement(_tenant_or_404(slug), first, last)
+            tenant = _tenant_or_404(slug)
+            statement = services.monthly_statement(tenant, first, last)
+            by = {group: services.attribution_statement(tenant, first, last, group) for group in ("label", "user")}
     except ReportError as exc:
         error = str(exc)
     return render(request, "dashboard/statement.html", {
         **admin.site.each_context(request), "title": "Monthly statements", "tenants": _tenants(), "tenant": slug,
         "month": month_value,
-        "statement": statement, "error": error,
+        "statement": statement, "by_label": by.get("label"), "by_user": by.get("user"), "error": error,
     }, status=400 if error else 200)
 
 
@@ -91,9 +94,15 @@ def statement_csv(request, slug: str, month: str):
         first, last = services.parse_month(month)
     except ReportError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    statement = services.monthly_statement(_tenant_or_404(slug), first, last)
+    group = request.GET.get("by") or ""  # "label" or "user": one line per label or end user
+    if group not in ("", "label", "user"):
+        return HttpResponse("'by' must be 'label' or 'user'.", status=400, content_type="text/plain; charset=utf-8")
+    tenant = _tenant_or_404(slug)
+    statement = services.attribution_statement(tenant, first, last, group) if group else \
+        services.monthly_statement(tenant, first, last)
     response = HttpResponse(services.statement_csv(statement), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="gomodel-statement-{slug}-{month}.csv"'
+    suffix = f"-by-{group}" if group else ""
+    response["Content-Disposition"] = f'attachment; filename="gomodel-statement-{slug}-{month}{suffix}.csv"'
     response["Cache-Control"] = "no-store"
     return response
 

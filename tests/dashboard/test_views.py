@@ -267,3 +267,28 @@ def test_staff_without_the_usage_view_permission_gets_403(client, django_user_mo
     user = django_user_model.objects.get(pk=user.pk)  # a fresh permission cache
     client.force_login(user)
     assert client.get(path).status_code == 200
+
+
+def test_statement_by_label_and_by_user(admin_client, acme, prices, transactional_db):
+    tenant, key, _ = acme
+    store_events(event(tenant, key, when=utc(2025, 3, 10, 9, 0)).replace(labels={"team": "search"}, user="alice"),
+                 event(tenant, key, when=utc(2025, 3, 11, 9, 0), prompt=40).replace(
+                     labels={"team": "search", "env": "=cmd"}, user="bob"),
+                 event(tenant, key, when=utc(2025, 3, 12, 9, 0)))
+    response = admin_client.get("/dashboard/statements/acme/2025-03.csv", {"by": "label"})
+    assert response["Content-Disposition"] == 'attachment; filename="gomodel-statement-acme-2025-03-by-label.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    lines = {r["label"]: r for r in rows}
+    assert set(lines) == {"team:search", "env:=cmd", "", "TOTAL"}  # "": the request without a label
+    assert (lines["team:search"]["requests"], lines["env:=cmd"]["requests"], lines["TOTAL"]["requests"]) == (
+        "2", "1", "3")
+    plain = list(csv.DictReader(io.StringIO(admin_client.get("/dashboard/statements/acme/2025-03.csv")
+                                            .content.decode())))
+    assert lines["TOTAL"]["cost_usd"] == plain[-1]["cost_usd"]
+    by_user = list(csv.DictReader(io.StringIO(admin_client.get(
+        "/dashboard/statements/acme/2025-03.csv", {"by": "user"}).content.decode())))
+    assert [(r["user"], r["requests"]) for r in by_user] == [("bob", "1"), ("alice", "1"), ("", "1"), ("TOTAL", "3")]
+    assert sum(Decimal(r["cost_usd"]) for r in by_user[:-1]) == Decimal(by_user[-1]["cost_usd"])
+    assert admin_client.get("/dashboard/statements/acme/2025-03.csv", {"by": "team"}).status_code == 400
+    page = admin_client.get("/dashboard/statements/", {"tenant": "acme", "month": "2025-03"}).content.decode()
+    assert 'id="statement-labels"' in page and "<code>team:search</code>" in page and "<code>alice</code>" in page
