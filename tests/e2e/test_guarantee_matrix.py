@@ -152,12 +152,14 @@ def read_stream(row: Row, response: httpx.Response, stop_after: int | None = Non
                     response.headers)
 
 
-def call(gateway: str, row: Row, key: str, body: dict, timeout: float = 20) -> httpx.Response | Streamed:
+def call(gateway: str, row: Row, key: str, body: dict, timeout: float = 20,
+         headers: dict | None = None) -> httpx.Response | Streamed:
     """One call; a stream that starts (200) is read to its end, anything else is returned as it came."""
     url = gateway + row.path
+    headers = {**row.headers(key), **(headers or {})}
     if not row.stream:
-        return httpx.post(url, headers=row.headers(key), json=body, timeout=timeout)
-    with httpx.stream("POST", url, headers=row.headers(key), json=body, timeout=timeout) as response:
+        return httpx.post(url, headers=headers, json=body, timeout=timeout)
+    with httpx.stream("POST", url, headers=headers, json=body, timeout=timeout) as response:
         if response.status_code != 200:
             response.read()
             return response
@@ -412,6 +414,30 @@ def test_a_served_call_is_exactly_one_usage_event(gateway, targets, make_key, us
     [event] = usage_events(request_id(answer))
     assert (event["endpoint"], event["stream"], event["status"]) == (row.endpoint, row.stream, 200)
     assert event["provider"] == row.provider and event["usage_source"] == "reported"
+
+
+# -- attribution -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row", ROWS, ids=ids)
+def test_labels_and_the_end_user_are_on_the_event(gateway, targets, make_key, usage_events, row):
+    key = make_key(labels={"team": "core", "env": "prod"})
+    answer = call(gateway, row, key, row.body("gpt-4o-mini"),
+                  headers={"x-gomodel-labels": "env:test,feature:matrix", "x-gomodel-user": "u-7"})
+    assert ok(answer)
+    [event] = usage_events(request_id(answer))
+    assert event["labels"] == {"team": "core", "env": "test", "feature": "matrix"} and event["user"] == "u-7"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=ids)
+def test_labels_out_of_bounds_are_a_400_never_forwarded_nor_recorded(gateway, targets, make_key, usage_events, row):
+    key = make_key()
+    refusals = [({"x-gomodel-labels": ",".join(f"l{i}:v" for i in range(17))}, "invalid_labels", "16"),
+                ({"x-gomodel-user": "u" * 65}, "invalid_user", "64")]
+    for headers, code, text in refusals:
+        response = call(gateway, row, key, row.body("gpt-4o-mini"), headers=headers)
+        assert_refused(row, response, 400, "invalid_request_error", code, text)
+    assert upstream_calls(targets, row) == 0
+    assert usage_events(None, expect=0, timeout=0.2) == []
 
 
 # -- the response cache ----------------------------------------------------------------------------------
