@@ -29,6 +29,7 @@ from django.db.models.functions import TruncHour
 
 from accounting.models import Tenant, UsageDaily, UsageEvent
 from accounting.prices import money
+from accounting.prices.book import to_e10
 from accounting.usage.breakdown import Breakdown
 from accounting.usage.reports import FIELDS, MAX_DAYS, ReportError, parse_day, tenant_report, today_utc
 
@@ -204,6 +205,7 @@ def overview(filters: Filters) -> dict:
         "by_provider": _breakdown(daily, "provider"),
         "by_model": _breakdown(daily, "model"),
         "top_keys": _top_keys(daily),
+        **_top_attribution(filters),
     }
 
 
@@ -261,6 +263,37 @@ def _top_keys(daily) -> list[dict]:
             .order_by("-requests", "api_key_prefix")[:TOP])
     return [{"api_key": row["api_key_prefix"] or "—", "api_key_id": row["api_key_id"], "tenant": row["tenant_slug"],
              **_row(row)} for row in rows]
+
+
+def _top_attribution(filters: Filters) -> dict:
+    """The top labels (name:value) and end users by spend, then requests. The roll-ups know neither, so this
+    sums the range's latest DASHBOARD_SCAN_LIMIT events (`attribution_truncated` when there were more; the
+    statements and /v1/usage?group_by= sum them all)."""
+    limit = settings.DASHBOARD_SCAN_LIMIT
+    rows = list(_events(filters).order_by("-created_at").values_list(
+        "labels", "user", "status", "total_tokens", "cost", "cache", "cost_saved_usd")[:limit])
+    groups: dict[str, dict[str, dict[str, Any]]] = {"labels": {}, "users": {}}
+    for labels, user, status, tokens, cost, cache, saved in rows:
+        names = [("labels", f"{name}:{value}") for name, value in (labels or {}).items()]
+        for group, name in names + ([("users", user)] if user else []):
+            row = groups[group].get(name)
+            if row is None:
+                row = groups[group][name] = {"name": name, "requests": 0, "errors": 0, "total_tokens": 0,
+                                             "prompt_tokens": 0, "completion_tokens": 0, "cost_e10": 0,
+                                             "unpriced": 0, "cache_hits": 0, "saved_e10": 0}
+            row["requests"] += 1
+            row["errors"] += status != 200
+            row["total_tokens"] += tokens
+            row["cost_e10"] += to_e10(cost)
+            row["unpriced"] += cost is None
+            row["cache_hits"] += bool(cache)
+            row["saved_e10"] += to_e10(saved)
+
+    def top(group: str) -> list[dict]:
+        ranked = sorted(groups[group].values(), key=lambda r: (-r["cost_e10"], -r["requests"], r["name"]))[:TOP]
+        return [{"name": row["name"], **_row(row)} for row in ranked]
+
+    return {"top_labels": top("labels"), "top_users": top("users"), "attribution_truncated": len(rows) >= limit}
 
 
 def _latency(filters: Filters, buckets: list, index: dict) -> dict:

@@ -292,3 +292,24 @@ def test_statement_by_label_and_by_user(admin_client, acme, prices, transactiona
     assert admin_client.get("/dashboard/statements/acme/2025-03.csv", {"by": "team"}).status_code == 400
     page = admin_client.get("/dashboard/statements/", {"tenant": "acme", "month": "2025-03"}).content.decode()
     assert 'id="statement-labels"' in page and "<code>team:search</code>" in page and "<code>alice</code>" in page
+
+
+def test_top_labels_and_end_users(admin_client, acme, prices, transactional_db):
+    tenant, key, _ = acme
+    store_events(event(tenant, key, when=utc(2025, 3, 10, 9, 0)).replace(labels={"team": "search"}, user="alice"),
+                 event(tenant, key, when=utc(2025, 3, 10, 10, 0), prompt=400).replace(
+                     labels={"team": "web"}, user="alice"),
+                 event(tenant, key, when=utc(2025, 3, 10, 11, 0), status=500).replace(labels={"team": "search"}),
+                 event(tenant, key, when=utc(2025, 3, 10, 12, 0)))
+    data = get_data(admin_client, start="2025-03-10", end="2025-03-10")
+    # largest spend first: team:web's one dear request before team:search's two
+    assert [(r["name"], r["requests"], r["errors"]) for r in data["top_labels"]] == [
+        ("team:web", 1, 0), ("team:search", 2, 1)]
+    assert [(r["name"], r["requests"]) for r in data["top_users"]] == [("alice", 2)]
+    from accounting.models import UsageEvent
+
+    alice = sum(e.cost for e in UsageEvent.objects.filter(user="alice"))
+    assert Decimal(data["top_users"][0]["cost_usd"]) == alice > 0
+    assert data["attribution_truncated"] is False
+    page = admin_client.get("/dashboard/", {"start": "2025-03-10", "end": "2025-03-10"}).content.decode()
+    assert 'id="table-top_labels"' in page and 'id="table-top_users"' in page

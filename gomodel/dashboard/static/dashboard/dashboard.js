@@ -166,6 +166,8 @@
     renderTable("table-by_provider", data.by_provider, "Provider");
     renderTable("table-by_model", data.by_model, "Model");
     renderTable("table-top_keys", data.top_keys, "Key");
+    renderTable("table-top_labels", data.top_labels || [], "Label");
+    renderTable("table-top_users", data.top_users || [], "End user");
     const updated = document.getElementById("dashboard-updated");
     if (updated) updated.textContent = "updated " + new Date().toISOString().slice(11, 19) + " UTC";
     document.body.dataset.dashboardRequests = String(data.totals.requests);
