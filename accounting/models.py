@@ -68,6 +68,13 @@ class Tenant(BudgetFields):
     concurrency_limit = models.PositiveIntegerField(
         null=True, blank=True, validators=LIMIT,
         help_text="Requests in flight at once, all the tenant's keys together; empty: none.")
+    user_rpm_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=LIMIT,
+        help_text="Requests per minute of each end user (the user a request names), all the tenant's keys "
+                  "together; empty: none. Requests that name no end user are not counted.")
+    user_tpm_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=LIMIT,
+        help_text="Tokens per minute of each end user, all the tenant's keys together; empty: none.")
     allowed_models = models.JSONField(
         default=list, blank=True, validators=[validate_allowed_models],
         help_text="Models the tenant's keys may call: 'provider/model', 'provider/*' or a virtual model name; "

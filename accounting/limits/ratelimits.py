@@ -26,6 +26,7 @@ BATCH  several SETTLEs and ADMITs in one call (see below): what the gateway send
 BEAT   ARGV: slot ttl ms, then one request id per KEY (a conc key): pushes live slots' expiry forward.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -220,9 +221,9 @@ DIMENSIONS = ("requests", "tokens", "concurrency")
 
 @dataclass(frozen=True)
 class Scope:
-    """One counted party: an API key or a tenant, with its limits (None: no limit)."""
+    """One counted party: an API key, a tenant or one of its end users, with its limits (None: no limit)."""
 
-    kind: str  # "key" or "tenant"
+    kind: str  # "key", "tenant" or "user"
     base: str  # the Redis key prefix of its four keys
     rpm: int | None
     tpm: int | None
@@ -230,7 +231,7 @@ class Scope:
 
     @property
     def label(self) -> str:
-        return "API key" if self.kind == "key" else "tenant"
+        return {"key": "API key", "user": "end user"}.get(self.kind, "tenant")
 
     @property
     def limited(self) -> bool:
@@ -257,6 +258,12 @@ def key_scope(prefix, tenant_id, key_id, rpm, tpm, concurrency) -> Scope:
 
 def tenant_scope(prefix, tenant_id, rpm, tpm, concurrency) -> Scope:
     return Scope("tenant", scope_base(prefix, tenant_id), rpm, tpm, concurrency)
+
+
+def user_scope(prefix, tenant_id, user: str, rpm, tpm) -> Scope:
+    """An end user of a tenant (across its keys): named by a digest, so any printable id makes a short, plain key."""
+    digest = hashlib.blake2b(user.encode(), digest_size=12).hexdigest()
+    return Scope("user", f"{prefix}:{{t{tenant_id}}}:u{digest}", rpm, tpm, None)
 
 
 @dataclass

@@ -74,6 +74,8 @@ class TenantSerializer(BudgetMixin, serializers.ModelSerializer):
     rpm_limit = limit_field("Requests per minute, all the tenant's keys together")
     tpm_limit = limit_field("Tokens per minute, all the tenant's keys together")
     concurrency_limit = limit_field("Requests in flight at once, all the tenant's keys together")
+    user_rpm_limit = limit_field("Requests per minute of each end user a request names, all the tenant's keys together")
+    user_tpm_limit = limit_field("Tokens per minute of each end user a request names, all the tenant's keys together")
     allowed_models = AllowedModelsField()
 
     class Meta:

@@ -44,6 +44,8 @@ class Principal:
     budgets: tuple = ()  # accounting.budgets.Budget of the tenant and of the key, those that are set
     cache: object = None  # response_cache.CachePolicy of the key (its tenant's where it sets none); None: off
     labels: tuple[tuple[str, str], ...] = ()  # the key's labels (name, value): every call of it carries them
+    user_rpm_limit: int | None = None  # each end user of the tenant (limits.py: a scope per user named)
+    user_tpm_limit: int | None = None
 
     @property
     def is_master(self) -> bool:
@@ -52,6 +54,10 @@ class Principal:
     @property
     def key_limited(self) -> bool:
         return self.rpm_limit is not None or self.tpm_limit is not None or self.concurrency_limit is not None
+
+    @property
+    def user_limited(self) -> bool:
+        return self.user_rpm_limit is not None or self.user_tpm_limit is not None
 
     @property
     def tenant_limited(self) -> bool:
@@ -80,6 +86,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         budgets=budgets_of(key),
         cache=policy_of(key),
         labels=tuple(key.labels.items()) if isinstance(key.labels, dict) else (),
+        user_rpm_limit=key.tenant.user_rpm_limit, user_tpm_limit=key.tenant.user_tpm_limit,
     )
 
 

@@ -36,6 +36,7 @@ from accounting.limits.ratelimits import (
     read_outcome,
     report,
     tenant_scope,
+    user_scope,
 )
 from accounting.usage.estimate import estimate_prompt_tokens
 
@@ -62,7 +63,8 @@ def chat_tokens(body: dict) -> int:
     return estimate_prompt_tokens(body.get("messages") or [], "") + limit
 
 
-def scopes_of(principal) -> list[Scope]:
+def scopes_of(principal, user: str = "") -> list[Scope]:
+    """The counted scopes of a call: its key's, its tenant's, and its end user's when it names one."""
     prefix = settings.LIMITS_PREFIX
     found = []
     if principal.key_limited:
@@ -71,6 +73,9 @@ def scopes_of(principal) -> list[Scope]:
     if principal.tenant_limited:
         found.append(tenant_scope(prefix, principal.tenant_id, principal.tenant_rpm_limit,
                                   principal.tenant_tpm_limit, principal.tenant_concurrency_limit))
+    if user and principal.user_limited:
+        found.append(user_scope(prefix, principal.tenant_id, user, principal.user_rpm_limit,
+                                principal.user_tpm_limit))
     return found
 
 
@@ -167,8 +172,8 @@ class Limiter:
                                headers=[(b"retry-after", b"1")])
         return None
 
-    async def admit(self, req, principal, tokens: int) -> Admission | None:
-        scopes = scopes_of(principal)
+    async def admit(self, req, principal, tokens: int, user: str = "") -> Admission | None:
+        scopes = scopes_of(principal, user)
         if not scopes:
             return None
         if time.monotonic() < self._down_until:

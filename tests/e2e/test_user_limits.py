@@ -1,0 +1,57 @@
+"""Rate limits of each end user (issue #23's stretch): a tenant's `user_rpm_limit` / `user_tpm_limit` count
+every end user a request names (x-gomodel-user, `user`, Anthropic's metadata.user_id) apart, across the
+tenant's keys; a request naming no user is not counted there."""
+
+import httpx
+import orjson
+import pytest
+
+from tests.e2e.test_errors import assert_envelope
+
+pytestmark = [pytest.mark.e2e]
+HELLO = [{"role": "user", "content": "Hello"}]
+
+
+@pytest.fixture
+def keys(transactional_db):
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
+
+    tenant = do_create_tenant("acme", user_rpm_limit=2)
+    return [do_create_api_key(tenant, name=f"k{i}")[1] for i in range(2)]
+
+
+def post(gateway, key, user=None, header=None):
+    body = {"model": "gpt-4o-mini", "messages": HELLO, **({"user": user} if user else {})}
+    headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+    if header:
+        headers["x-gomodel-user"] = header
+    return httpx.post(f"{gateway}/v1/chat/completions", content=orjson.dumps(body), headers=headers, timeout=10)
+
+
+def test_each_end_user_has_its_own_allowance_across_the_tenants_keys(gateway, provider, upstream, keys,
+                                                                       usage_events):
+    first, second = keys
+    assert post(gateway, first, user="alice").status_code == 200
+    answer = post(gateway, second, header="alice")  # the other key, the header: the same end user
+    assert answer.status_code == 200 and answer.headers["x-ratelimit-remaining-requests"] == "0"
+    usage_events(None, expect=2)
+    upstream.requests.clear()
+    refused = post(gateway, first, user="alice")
+    error = assert_envelope(refused, 429, "rate_limit_error", code="rate_limit_exceeded")
+    assert "end user's requests-per-minute limit (2)" in error["message"]
+    assert int(refused.headers["retry-after"]) >= 1
+    assert upstream.chat_requests() == [] and len(usage_events(None, expect=2)) == 2  # refused: nothing recorded
+    assert post(gateway, first, user="bob").status_code == 200  # another end user: its own allowance
+    for _ in range(3):  # no end user named: no end-user limit
+        assert post(gateway, second).status_code == 200
+
+
+def test_the_limits_are_set_through_the_management_api(gateway, keys):
+    from django.conf import settings
+
+    url = f"{gateway}/api/v1/tenants/acme/"
+    master = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
+    response = httpx.patch(url, json={"user_rpm_limit": 5, "user_tpm_limit": 1000}, headers=master, timeout=10)
+    assert response.status_code == 200, response.text
+    assert (response.json()["user_rpm_limit"], response.json()["user_tpm_limit"]) == (5, 1000)
+    assert httpx.patch(url, json={"user_rpm_limit": 0}, headers=master, timeout=10).status_code == 400
