@@ -3,6 +3,7 @@
 stored row; out of bounds → 400 with nothing forwarded or recorded; `/v1/usage?group_by=label|user` and its
 filters equal to the stored events to the digit; no label or user in /metrics."""
 
+import hashlib
 from decimal import Decimal
 
 import anthropic
@@ -117,9 +118,20 @@ def test_labels_on_messages_and_responses(gateway, client, usage_events, labelle
     assert one_event(usage_events, raw.headers["x-request-id"])["labels"] == {
         "team": "core", "env": "staging", "feature": "agent"}
     with pytest.raises(anthropic.BadRequestError) as refused:  # Anthropic's envelope on its route
-        messages.messages.create(model="gpt-4o-mini", max_tokens=50, messages=HI, metadata={"user_id": "u" * 65})
+        messages.messages.create(model="gpt-4o-mini", max_tokens=50, messages=HI,
+                                 extra_headers={"x-gomodel-user": "u" * 65})
     assert refused.value.body["error"]["type"] == "invalid_request_error"
     assert "longer than 64" in refused.value.body["error"]["message"]
+
+
+def test_a_long_anthropic_user_id_is_recorded_as_its_digest(gateway, usage_events, labelled, provider):
+    """Claude Code's metadata.user_id is a ~150-character JSON object (Anthropic takes up to 256): never a 400."""
+    claude_code = '{"device_id":"' + "a" * 64 + '","account_uuid":"","session_id":"' + "d542c0d6" * 4 + '"}'
+    messages = anthropic.Anthropic(base_url=gateway, api_key=labelled[1], max_retries=0)
+    raw = messages.messages.with_raw_response.create(model="gpt-4o-mini", max_tokens=50, messages=HI,
+                                                     metadata={"user_id": claude_code})
+    assert one_event(usage_events, raw.headers["x-request-id"])["user"] == hashlib.sha256(
+        claude_code.encode()).hexdigest()
 
 
 def usage(gateway, key, **params):

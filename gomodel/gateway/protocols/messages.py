@@ -15,6 +15,7 @@ from providers.adapter_protocol import ChatAdapter, StreamParser
 from providers.anthropic import StreamParser as AnthropicStreamParser
 from providers.anthropic.ingress import (
     EventWriter,
+    chat_user,
     error_event,
     estimate_messages,
     message_from_chat,
@@ -58,6 +59,13 @@ class MessagesExchange(BaseExchange):
 
     def messages(self) -> list[dict[str, Any]]:
         return estimate_messages(self.body)
+
+    def body_attribution(self) -> tuple[Any, Any]:
+        labels, user = super().body_attribution()
+        # Anthropic takes a user_id of up to 256 characters and Claude Code sends a ~150-character JSON object:
+        # a longer one than the gateway keeps is recorded as its SHA-256 (as the translation to chat sends it),
+        # not refused. The x-gomodel-user header, the gateway's own, is held to the bound.
+        return labels, chat_user(user) if isinstance(user, str) else user
 
     def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if target.wire == "anthropic":
