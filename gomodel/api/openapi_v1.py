@@ -256,6 +256,14 @@ PATHS = {
                  "description": "Last day, YYYY-MM-DD (inclusive)."},
                 {"in": "query", "name": "tenant", "schema": {"type": "string"},
                  "description": "A tenant's slug; only with the master key, which it is required with."},
+                {"in": "query", "name": "group_by", "schema": {"type": "string", "enum": ["label", "user"]},
+                 "description": "One row per request label (`label`: name:value) or per end user (`user`) instead "
+                                "of per day × provider × model × key; summed from the stored events plus the "
+                                "undrained ones."},
+                {"in": "query", "name": "label", "schema": {"type": "string"},
+                 "description": "Only the requests carrying this label, as name:value."},
+                {"in": "query", "name": "user", "schema": {"type": "string"},
+                 "description": "Only this end user's requests."},
             ],
             "responses": {
                 "200": {"description": "OK", "headers": REQUEST_ID, "content": {
@@ -465,6 +473,9 @@ SCHEMAS = {
             "end": {"type": "string", "format": "date"},
             "totals": {"$ref": "#/components/schemas/core.UsageTotals"},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/core.UsageRow"}},
+            "group_by": {"type": "string", "enum": ["label", "user"], "description": "As asked (absent: none)."},
+            "filters": {"type": "object", "additionalProperties": {"type": "string"},
+                        "description": "The label and user filters applied (absent: none)."},
             "rate_limits": {"$ref": "#/components/schemas/core.RateLimits"},
             "budget": {"type": "object", "nullable": True,
                        "description": "The tenant's and the calling key's budget now (null when Redis is "
@@ -543,11 +554,16 @@ SCHEMAS = {
     "core.UsageRow": {
         "allOf": [
             {"$ref": "#/components/schemas/core.UsageTotals"},
-            {"type": "object", "required": ["date", "provider", "model", "api_key"], "properties": {
+            {"type": "object", "description": "date, provider, model and api_key; with group_by, label or user "
+                                              "instead.", "properties": {
                 "date": {"type": "string", "format": "date"},
                 "provider": {"type": "string"},
                 "model": {"type": "string"},
                 "api_key": {"type": "string", "nullable": True, "description": "The key's display prefix."},
+                "label": {"type": "string", "nullable": True,
+                          "description": "group_by=label: name:value; null for the requests without a label."},
+                "user": {"type": "string", "nullable": True,
+                         "description": "group_by=user: the end user; null for the requests without one."},
             }},
         ],
     },
