@@ -66,6 +66,34 @@ def format_labels(labels: dict[str, str]) -> str:
     return ",".join(f"{name}:{value}" for name, value in labels.items())
 
 
+MAX_LABEL_LIMITS = 64
+LIMIT_MAX = 2**31 - 1
+
+
+def check_label_limits(value: object) -> dict[str, dict[str, int]]:
+    """A tenant's rate limits per label: {"team:search": {"rpm": 100, "tpm": 50000}} (either may be left out)."""
+    if not isinstance(value, dict):
+        raise LabelError("Label limits must be an object: {\"name:value\": {\"rpm\": N, \"tpm\": N}}.")
+    if len(value) > MAX_LABEL_LIMITS:
+        raise LabelError(f"At most {MAX_LABEL_LIMITS} labels may have limits.")
+    for label, limits in value.items():
+        if not isinstance(label, str) or len(parse_labels(label, "label limits")) != 1 or "," in label:
+            raise LabelError(f"'{str(label)[:MAX_LENGTH]}' is not one label written as name:value.")
+        if not isinstance(limits, dict) or not limits or set(limits) - {"rpm", "tpm"}:
+            raise LabelError(f"The limits of '{label}' must be an object with 'rpm' and/or 'tpm'.")
+        for name, number in limits.items():
+            if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= LIMIT_MAX:
+                raise LabelError(f"'{name}' of '{label}' must be a whole number from 1.")
+    return value
+
+
+def validate_label_limits(value: object) -> None:
+    try:
+        check_label_limits(value)
+    except LabelError as err:
+        raise ValidationError(str(err)) from None
+
+
 def validate_key_labels(value: object) -> None:
     """The model field's validator (admin and management API)."""
     try:

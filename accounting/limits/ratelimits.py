@@ -221,16 +221,20 @@ DIMENSIONS = ("requests", "tokens", "concurrency")
 
 @dataclass(frozen=True)
 class Scope:
-    """One counted party: an API key, a tenant or one of its end users, with its limits (None: no limit)."""
+    """One counted party: an API key, a tenant, one of its end users or one of its labels, with its limits
+    (None: no limit)."""
 
-    kind: str  # "key", "tenant" or "user"
+    kind: str  # "key", "tenant", "user" or "label"
     base: str  # the Redis key prefix of its four keys
     rpm: int | None
     tpm: int | None
     concurrency: int | None
+    name: str = ""  # a label's name:value (named in the 429; never a metric label)
 
     @property
     def label(self) -> str:
+        if self.kind == "label":
+            return f"label {self.name}"
         return {"key": "API key", "user": "end user"}.get(self.kind, "tenant")
 
     @property
@@ -264,6 +268,12 @@ def user_scope(prefix, tenant_id, user: str, rpm, tpm) -> Scope:
     """An end user of a tenant (across its keys): named by a digest, so any printable id makes a short, plain key."""
     digest = hashlib.blake2b(user.encode(), digest_size=12).hexdigest()
     return Scope("user", f"{prefix}:{{t{tenant_id}}}:u{digest}", rpm, tpm, None)
+
+
+def label_scope(prefix, tenant_id, label: str, rpm, tpm) -> Scope:
+    """Every request of a tenant carrying one label (`name:value`), across its keys."""
+    digest = hashlib.blake2b(label.encode(), digest_size=12).hexdigest()
+    return Scope("label", f"{prefix}:{{t{tenant_id}}}:l{digest}", rpm, tpm, None, label)
 
 
 @dataclass

@@ -111,7 +111,8 @@ class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     fieldsets = [(None, {"fields": ["slug", "name", "active"]}),
                  ("Limits", {"fields": ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models",
                                         "rate_limit_usage"]}),
-                 ("Limits of each end user", {"fields": ["user_rpm_limit", "user_tpm_limit"]}),
+                 ("Limits of each end user and per label", {"fields": ["user_rpm_limit", "user_tpm_limit",
+                                                                      "label_limits"]}),
                  ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]}),
                  ("Response cache", {"fields": ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
                                                 "cache_sampled"]})]

@@ -46,6 +46,8 @@ class Principal:
     labels: tuple[tuple[str, str], ...] = ()  # the key's labels (name, value): every call of it carries them
     user_rpm_limit: int | None = None  # each end user of the tenant (limits.py: a scope per user named)
     user_tpm_limit: int | None = None
+    # The tenant's limits per label: (name, value, rpm, tpm) each (limits.py: a scope per matching label)
+    label_limits: tuple[tuple[str, str, int | None, int | None], ...] = ()
 
     @property
     def is_master(self) -> bool:
@@ -87,7 +89,18 @@ def lookup_key(key_hash: str) -> Principal | None:
         cache=policy_of(key),
         labels=tuple(key.labels.items()) if isinstance(key.labels, dict) else (),
         user_rpm_limit=key.tenant.user_rpm_limit, user_tpm_limit=key.tenant.user_tpm_limit,
+        label_limits=label_limits_of(key.tenant.label_limits),
     )
+
+
+def label_limits_of(value) -> tuple[tuple[str, str, int | None, int | None], ...]:
+    """A tenant's `label_limits` (validated when saved) as the limiter reads them."""
+    found: list[tuple[str, str, int | None, int | None]] = []
+    for label, limits in (value.items() if isinstance(value, dict) else ()):
+        if isinstance(label, str) and ":" in label and isinstance(limits, dict):
+            name, _, text = label.partition(":")
+            found.append((name, text, limits.get("rpm"), limits.get("tpm")))
+    return tuple(found)
 
 
 def presented_key(headers: dict[bytes, bytes]) -> str | None:

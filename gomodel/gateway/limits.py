@@ -33,6 +33,7 @@ from accounting.limits.ratelimits import (
     Scope,
     admit_args,
     key_scope,
+    label_scope,
     read_outcome,
     report,
     tenant_scope,
@@ -63,8 +64,9 @@ def chat_tokens(body: dict) -> int:
     return estimate_prompt_tokens(body.get("messages") or [], "") + limit
 
 
-def scopes_of(principal, user: str = "") -> list[Scope]:
-    """The counted scopes of a call: its key's, its tenant's, and its end user's when it names one."""
+def scopes_of(principal, user: str = "", labels: dict[str, str] | None = None) -> list[Scope]:
+    """The counted scopes of a call: its key's, its tenant's, its end user's when it names one, and those of
+    its labels the tenant limits."""
     prefix = settings.LIMITS_PREFIX
     found = []
     if principal.key_limited:
@@ -76,6 +78,10 @@ def scopes_of(principal, user: str = "") -> list[Scope]:
     if user and principal.user_limited:
         found.append(user_scope(prefix, principal.tenant_id, user, principal.user_rpm_limit,
                                 principal.user_tpm_limit))
+    if labels:
+        for name, value, rpm, tpm in principal.label_limits:
+            if labels.get(name) == value:
+                found.append(label_scope(prefix, principal.tenant_id, f"{name}:{value}", rpm, tpm))
     return found
 
 
@@ -172,8 +178,9 @@ class Limiter:
                                headers=[(b"retry-after", b"1")])
         return None
 
-    async def admit(self, req, principal, tokens: int, user: str = "") -> Admission | None:
-        scopes = scopes_of(principal, user)
+    async def admit(self, req, principal, tokens: int, user: str = "",
+                    labels: dict[str, str] | None = None) -> Admission | None:
+        scopes = scopes_of(principal, user, labels)
         if not scopes:
             return None
         if time.monotonic() < self._down_until:

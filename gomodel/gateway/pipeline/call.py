@@ -87,17 +87,18 @@ class Call:
                      model: str) -> None:
         record = cast(UsageRecord, self.record)  # __aenter__ made it
         user = self.attribution.user if principal.user_limited else ""  # the end user's own limits
-        if not (principal.budgets or principal.key_limited or principal.tenant_limited or user):
+        labels = self.attribution.labels if principal.label_limits else None  # its labels' limits
+        if not (principal.budgets or principal.key_limited or principal.tenant_limited or user or labels):
             return
         if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
-            self.admission = await runtime.limits.admit(self.req, principal, 0, user)
+            self.admission = await runtime.limits.admit(self.req, principal, 0, user, labels)
             return
         output = protocol.output_tokens() if protocol.billed else 0
         prompt = protocol.prompt_tokens() if protocol.billed else 0
         self.budget = record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
                                                          output, protocol.stream)
         try:
-            self.admission = await runtime.limits.admit(self.req, principal, prompt + output, user)
+            self.admission = await runtime.limits.admit(self.req, principal, prompt + output, user, labels)
         except BaseException:
             if self.budget is not None:
                 release(runtime, self.budget)
