@@ -75,6 +75,14 @@ class Tenant(BudgetFields):
     user_tpm_limit = models.PositiveIntegerField(
         null=True, blank=True, validators=LIMIT,
         help_text="Tokens per minute of each end user, all the tenant's keys together; empty: none.")
+    user_budget_usd = models.DecimalField(
+        max_digits=20, decimal_places=10, null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="Spend limit in USD of each end user (the user a request names), all the tenant's keys together, "
+                  "per the period below; empty: none. Requests naming no end user are not counted there.")
+    user_budget_period = models.CharField(
+        max_length=8, default=BudgetPeriod.MONTHLY,
+        # not "total": an end user's spend is summed from the raw events, kept USAGE_RETENTION_DAYS
+        choices=[choice for choice in BudgetPeriod.choices if choice[0] != BudgetPeriod.TOTAL])
     label_limits = models.JSONField(
         default=dict, blank=True, validators=[validate_label_limits],
         help_text="Rate limits per request label, all the tenant's keys together: {\"team:search\": {\"rpm\": 100, "

@@ -31,7 +31,7 @@ reports.py the spend the admin and the management API show.
 """
 
 import calendar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
@@ -70,30 +70,48 @@ def prefix() -> str:
     return settings.USAGE_STREAM + ":budget"
 
 
-def counter(scope: str, owner_id: int, period: str, now: datetime) -> str:
+def counter(scope: str, owner_id: int | str, period: str, now: datetime) -> str:
     first = window(period, now)[0]
     return f"{prefix()}:{scope}:{owner_id}:{period}:{first.strftime('%Y%m%d') if first else '0'}"
 
 
-def parse_counter(name: str) -> tuple[str, int, str, date | None] | None:
-    """A counter name back into (scope, owner id, period, first day); None if it is not one."""
+def user_owner(tenant_id: int, user: str) -> str:
+    """An end user's budget owner: its tenant and its id in hex (any printable id, no ':' in the name)."""
+    return f"{tenant_id}.{user.encode().hex()}"
+
+
+def parse_user_owner(owner: str) -> tuple[int, str]:
+    tenant_id, _, user = owner.partition(".")
+    return int(tenant_id), bytes.fromhex(user).decode()
+
+
+def parse_counter(name: str) -> tuple[str, int | str, str, date | None] | None:
+    """A counter name back into (scope, owner id, period, first day); None if it is not one. An end user's
+    owner is `user_owner`'s text, a tenant's or key's its id."""
     head = prefix() + ":"
     if not name.startswith(head):
         return None
     parts = name[len(head):].split(":")
-    if len(parts) != 4 or parts[0] not in ("tenant", "key") or parts[2] not in PERIODS or not parts[1].isdigit():
+    if len(parts) != 4 or parts[0] not in ("tenant", "key", "user") or parts[2] not in PERIODS:
         return None
+    owner: int | str = parts[1]
     try:
+        if parts[0] == "user":
+            parse_user_owner(parts[1])
+        elif parts[1].isdigit():
+            owner = int(parts[1])
+        else:
+            return None
         first = None if parts[3] == "0" else datetime.strptime(parts[3], "%Y%m%d").date()
     except ValueError:
         return None
-    return parts[0], int(parts[1]), parts[2], first
+    return parts[0], owner, parts[2], first
 
 
 @dataclass(frozen=True)
 class Budget:
-    scope: str  # "tenant" | "key"
-    owner_id: int
+    scope: str  # "tenant" | "key" | "user" (an end user of a tenant: its owner is `user_owner`'s text)
+    owner_id: int | str
     limit_e10: int
     period: str
     soft_percent: int
@@ -105,6 +123,10 @@ class Budget:
     def counter(self, now: datetime) -> str:
         return counter(self.scope, self.owner_id, self.period, now)
 
+    def for_user(self, user: str) -> "Budget":
+        """A tenant's budget of each end user (owner: the tenant's id), as this end user's own."""
+        return replace(self, owner_id=user_owner(int(self.owner_id), user))
+
 
 def budget_of(scope: str, row) -> Budget | None:
     """The Budget a Tenant or ApiKey row sets, if any."""
@@ -112,6 +134,14 @@ def budget_of(scope: str, row) -> Budget | None:
         return None
     soft = row.budget_soft_percent or settings.BUDGET_SOFT_LIMIT_PERCENT
     return Budget(scope, row.pk, int(Decimal(row.budget_usd) * E10), row.budget_period, int(soft))
+
+
+def user_budget_of(tenant) -> Budget | None:
+    """The budget a Tenant row gives each of its end users (owner: the tenant; `for_user` names the user)."""
+    if tenant.user_budget_usd is None:
+        return None
+    soft = tenant.budget_soft_percent or settings.BUDGET_SOFT_LIMIT_PERCENT
+    return Budget("user", tenant.pk, int(Decimal(tenant.user_budget_usd) * E10), tenant.user_budget_period, int(soft))
 
 
 def budgets_of(key) -> tuple[Budget, ...]:

@@ -13,16 +13,25 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
-from ..models import ApiKey, Tenant, UsageDaily
+from ..models import ApiKey, Tenant, UsageDaily, UsageEvent
+from ..prices.book import to_e10
 from ..usage.stream import drain_lock, redis_client, release_drain_lock
 from . import counters
-from .counters import Budget, budget_of, parse_counter, window
+from .counters import Budget, budget_of, parse_counter, parse_user_owner, user_budget_of, window
 
 log = logging.getLogger(__name__)
 
 
-def db_spend_e10(scope: str, owner_id: int, first: date | None, end: date | None) -> int:
-    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD."""
+def db_spend_e10(scope: str, owner_id: int | str, first: date | None, end: date | None) -> int:
+    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD; of an end user
+    from its stored events (the roll-ups know no users), each event's cost in the roll-ups' unit."""
+    if scope == "user":
+        tenant_id, user = parse_user_owner(str(owner_id))
+        events = UsageEvent.objects.filter(tenant_id=tenant_id, user=user, cost__isnull=False)
+        if first is not None:
+            events = events.filter(created_at__gte=datetime.combine(first, time.min, tzinfo=timezone.utc),
+                                   created_at__lt=datetime.combine(end or first, time.min, tzinfo=timezone.utc))
+        return sum(to_e10(cost) for cost in events.values_list("cost", flat=True).iterator())
     rows = UsageDaily.objects.filter(**{"tenant_id" if scope == "tenant" else "api_key_id": owner_id})
     if first is not None:
         rows = rows.filter(day__gte=first, day__lt=end)
@@ -58,6 +67,16 @@ def counters_of(events) -> set[str]:
         if event.api_key_id:
             by_key[event.api_key_id].add(event.created_at)
     names: set[str] = set()
+    by_user: dict[int, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    for event in events:
+        if event.tenant_id and event.user:
+            by_user[event.tenant_id][event.user].add(event.created_at)
+    if by_user:
+        for tenant in Tenant.objects.filter(pk__in=list(by_user), user_budget_usd__isnull=False):
+            template = user_budget_of(tenant)
+            assert template is not None  # user_budget_usd is set: filtered above
+            for user, when in by_user[tenant.pk].items():
+                names.update(template.for_user(user).counter(at) for at in when)
     for scope, model, times in (("tenant", Tenant, by_tenant), ("key", ApiKey, by_key)):
         if times:
             for row in model.objects.filter(pk__in=list(times), budget_usd__isnull=False):
@@ -70,7 +89,22 @@ def counters_of(events) -> set[str]:
 def all_budgets() -> list[Budget]:
     found = [budget_of("tenant", t) for t in Tenant.objects.filter(budget_usd__isnull=False, active=True)]
     found += [budget_of("key", k) for k in ApiKey.objects.filter(budget_usd__isnull=False, active=True)]
+    for tenant in Tenant.objects.filter(user_budget_usd__isnull=False, active=True):
+        found += user_budgets(tenant)
     return [b for b in found if b is not None]
+
+
+def user_budgets(tenant: Tenant) -> list[Budget]:
+    """The budgets of a tenant's end users who spent in the current period (the others' spend is 0)."""
+    template = user_budget_of(tenant)
+    if template is None:
+        return []
+    first = window(template.period, counters.clock())[0]
+    assert first is not None  # an end user's budget period is never "total"
+    since = datetime.combine(first, time.min, tzinfo=timezone.utc)
+    users = (UsageEvent.objects.filter(tenant=tenant, created_at__gte=since).exclude(user="")
+             .order_by().values_list("user", flat=True).distinct())
+    return [template.for_user(user) for user in users]
 
 
 def reconcile_one(budget: Budget, client=None) -> bool:
@@ -101,6 +135,8 @@ def on_budget_saved(sender, instance, **kwargs):
     budget = budget_of("tenant" if sender is Tenant else "key", instance)
     if budget is not None:
         transaction.on_commit(lambda: reconcile_one(budget))
+    if sender is Tenant and instance.user_budget_usd is not None:  # its end users' counters get their base now
+        transaction.on_commit(lambda: [reconcile_one(each) for each in user_budgets(instance)])
 
 
 def set_bases(pipe, bases: Mapping[str, int | None]) -> None:

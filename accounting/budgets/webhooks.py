@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ..models import ApiKey, Tenant
-from .counters import budget_of, parse_counter, period_end, usd
+from .counters import budget_of, parse_counter, parse_user_owner, period_end, usd, user_budget_of
 from .services import spent_e10, ttl_seconds
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,16 @@ def check_soft_limits(client, names: list[str]) -> int:
     spent = spent_e10(client, list(parsed))
     fired = 0
     for name, (scope, owner_id, period, first) in parsed.items():
-        model = Tenant if scope == "tenant" else ApiKey
-        row: Any = model.objects.filter(pk=owner_id).first()  # a Tenant or an ApiKey, as the scope says
-        budget = budget_of(scope, row) if row is not None else None
+        user = None
+        if scope == "user":  # an end user of a tenant: the tenant's budget of each of its end users
+            tenant_id, user = parse_user_owner(str(owner_id))
+            row: Any = Tenant.objects.filter(pk=tenant_id).first()
+            template = user_budget_of(row) if row is not None else None
+            budget = template.for_user(user) if template is not None else None
+        else:
+            model = Tenant if scope == "tenant" else ApiKey
+            row = model.objects.filter(pk=owner_id).first()  # a Tenant or an ApiKey, as the scope says
+            budget = budget_of(scope, row) if row is not None else None
         if budget is None or budget.period != period or not budget.limit_e10:
             continue
         if spent[name] * 100 < budget.limit_e10 * budget.soft_percent:
@@ -64,7 +71,7 @@ def check_soft_limits(client, names: list[str]) -> int:
         payload = {
             "event": "budget.soft_limit",
             "scope": scope,
-            "tenant": row.slug if scope == "tenant" else row.tenant.slug,
+            "tenant": row.slug if scope in ("tenant", "user") else row.tenant.slug,
             "api_key_prefix": row.prefix if scope == "key" else None,
             "period": period,
             "period_start": first.isoformat() if first else None,
@@ -72,6 +79,7 @@ def check_soft_limits(client, names: list[str]) -> int:
             "limit_usd": usd(budget.limit_e10),
             "spent_usd": usd(spent[name]),
             "soft_limit_percent": budget.soft_percent,
+            **({"user": user} if user is not None else {}),
         }
         try:
             send_budget_webhook.delay(payload)

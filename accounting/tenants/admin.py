@@ -37,11 +37,12 @@ else:
 
 
 class BudgetPeriodOptional(_ModelAdmin):
-    """A form posted without `budget_period` or `cache_mode` (a script, an older form) keeps the model's default."""
+    """A form posted without `budget_period`, `user_budget_period` or `cache_mode` (a script, an older form) keeps
+    the model's default."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
-        for name in ("budget_period", "cache_mode"):
+        for name in ("budget_period", "cache_mode", "user_budget_period"):
             if name in form.base_fields:
                 form.base_fields[name].required = False
         return form
@@ -114,6 +115,7 @@ class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
                  ("Limits of each end user and per label", {"fields": ["user_rpm_limit", "user_tpm_limit",
                                                                       "label_limits"]}),
                  ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]}),
+                 ("Budget of each end user", {"fields": ["user_budget_usd", "user_budget_period"]}),
                  ("Response cache", {"fields": ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
                                                 "cache_sampled"]})]
     readonly_fields = ["rate_limit_usage", "budget_now"]

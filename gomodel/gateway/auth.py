@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounting.budgets.counters import budgets_of
+from accounting.budgets.counters import budgets_of, user_budget_of
 from accounting.limits.allowlists import EMPTY, AllowList
 from accounting.tenants.keys import hash_key
 
@@ -46,6 +46,7 @@ class Principal:
     labels: tuple[tuple[str, str], ...] = ()  # the key's labels (name, value): every call of it carries them
     user_rpm_limit: int | None = None  # each end user of the tenant (limits.py: a scope per user named)
     user_tpm_limit: int | None = None
+    user_budget: object = None  # accounting.budgets.Budget the tenant gives each end user (Budget.for_user)
     # The tenant's limits per label: (name, value, rpm, tpm) each (limits.py: a scope per matching label)
     label_limits: tuple[tuple[str, str, int | None, int | None], ...] = ()
 
@@ -90,6 +91,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         labels=tuple(key.labels.items()) if isinstance(key.labels, dict) else (),
         user_rpm_limit=key.tenant.user_rpm_limit, user_tpm_limit=key.tenant.user_tpm_limit,
         label_limits=label_limits_of(key.tenant.label_limits),
+        user_budget=user_budget_of(key.tenant),
     )
 
 

@@ -45,7 +45,7 @@ async def prices(runtime) -> PriceBook:
 
 def over_budget(budget, now, prompt: bool = False) -> GatewayError:
     end = budgets.period_end(budget.period, now)
-    who = "tenant" if budget.scope == "tenant" else "API key"
+    who = {"tenant": "tenant", "user": "end user"}.get(budget.scope, "API key")
     message = f"The {who}'s {budget.period} budget of ${budgets.usd(budget.limit_e10)} is spent."
     if prompt:
         message = (f"This request's prompt alone would cost more than what is left of the {who}'s "
@@ -74,7 +74,7 @@ class Reservation:
 
 
 async def reserve(runtime, principal, request_id: str, target, model: str, prompt_tokens: int,
-                  output_tokens: int, stream: bool) -> Reservation | None:
+                  output_tokens: int, stream: bool, extra: tuple = ()) -> Reservation | None:
     """Admit a call against its key's and tenant's budgets in one Redis round trip (the `_RESERVE` script):
     429 budget_exceeded when what is spent (in-flight reservations of other calls included) has reached a
     limit, or when the prompt alone would cost more than is left; otherwise register this call's priced
@@ -82,7 +82,7 @@ async def reserve(runtime, principal, request_id: str, target, model: str, promp
     guard later replaces it by the running cost of what it relayed, and cuts the stream past the budget). The usage
     writer replaces it by the real cost in the MULTI of the event (or `release` drops it). So parallel
     calls overspend by at most one call's own cost. Redis down → allowed (and logged)."""
-    owned = getattr(principal, "budgets", ())
+    owned = getattr(principal, "budgets", ()) + tuple(extra)  # extra: the call's end user's budget
     if not owned:
         return None
     book = await prices(runtime)  # cold path only: the next requests find them in memory

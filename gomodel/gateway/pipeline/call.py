@@ -19,6 +19,7 @@ from typing import cast
 
 from django.conf import settings
 
+from accounting.budgets.counters import Budget
 from accounting.limits.allowlists import EMPTY
 from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest
@@ -88,7 +89,10 @@ class Call:
         record = cast(UsageRecord, self.record)  # __aenter__ made it
         user = self.attribution.user if principal.user_limited else ""  # the end user's own limits
         labels = self.attribution.labels if principal.label_limits else None  # its labels' limits
-        if not (principal.budgets or principal.key_limited or principal.tenant_limited or user or labels):
+        # The end user's own budget (the tenant's budget of each end user), beside the key's and the tenant's.
+        own = (cast(Budget, principal.user_budget).for_user(self.attribution.user),) \
+            if principal.user_budget is not None and self.attribution.user else ()
+        if not (principal.budgets or principal.key_limited or principal.tenant_limited or user or labels or own):
             return
         if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
             self.admission = await runtime.limits.admit(self.req, principal, 0, user, labels)
@@ -96,7 +100,7 @@ class Call:
         output = protocol.output_tokens() if protocol.billed else 0
         prompt = protocol.prompt_tokens() if protocol.billed else 0
         self.budget = record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
-                                                         output, protocol.stream)
+                                                         output, protocol.stream, own)
         try:
             self.admission = await runtime.limits.admit(self.req, principal, prompt + output, user, labels)
         except BaseException:
