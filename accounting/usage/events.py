@@ -28,7 +28,7 @@ CACHE_RESULTS = ("exact",)  # accounting.models.CacheResult's values (but "")
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
 TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
-               "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
+               "provider_key": 64, "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64}
 
 
 @dataclass(slots=True)
@@ -72,6 +72,7 @@ class StreamEvent:
     # served; the drain prices those tokens as the provider would have into `cost_saved_usd` (USD, a decimal string).
     cache: str | None = None
     cost_saved_usd: str | None = None
+    provider_key: str = ""  # the label of the provider config's key that served it (its key pool); never the key
 
     @property
     def created_at(self) -> datetime:

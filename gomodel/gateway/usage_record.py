@@ -107,6 +107,7 @@ class UsageRecord:
             provider_id=self.target.id,
             provider=self.target.name,
             provider_type=self.target.provider_type,
+            provider_key=self.target.key_label,
             requested_model=self.requested_model,
             model=self.model,
             endpoint=self.endpoint,
