@@ -1,4 +1,5 @@
 import dataclasses
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -7,6 +8,8 @@ from django.db import models
 from . import crypto
 from .base import Target
 from .catalogue import CATALOGUE, PROVIDER_CHOICES, ProviderSpec
+
+log = logging.getLogger(__name__)
 
 
 PRIMARY_KEY_LABEL = "key-1"  # the label of a config's own key, the first of its key pool
@@ -69,8 +72,12 @@ class ProviderConfig(models.Model):
         for key in self.extra_keys.all():
             if key.rejected_at is not None:
                 rejected.append(key.label)
-            else:
+                continue
+            try:
                 usable.append(dataclasses.replace(primary, api_key=key.api_key, key_label=key.label))
+            except ValueError:
+                log.error("provider %s key %s cannot be decrypted with GOMODEL_ENCRYPTION_KEYS; left out of its "
+                          "pool", self.name, key.label)
         return usable, rejected
 
     def set_api_key(self, plaintext: str) -> None:

@@ -12,6 +12,7 @@ from accounting.usage import spool, writer
 
 from . import metrics
 from .auth import KeyCache
+from .key_pool import MESSAGE_PREFIX, KeyStates
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
@@ -36,6 +37,7 @@ class Runtime:
         self.registry = ModelRegistry(self.http)
         self.usage = writer.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
+        self.key_states = KeyStates(self.redis)  # provider pool keys cooling (429) or rejected (401/403)
         self.limits = Limiter(self.redis)
         self.cache = ResponseCache.for_runtime(self.redis)
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
@@ -50,6 +52,13 @@ class Runtime:
         ]
 
     def invalidate(self, what: str):
+        if what.startswith(MESSAGE_PREFIX):
+            self.key_states.heard(what)
+            return
+        if what == "all":
+            self.key_states.cooling.clear()  # what is still cooling is read back from Redis (the listener)
+        if what in ("providers", "all"):
+            self.key_states.reset()
         if what in ("keys", "all"):
             self.keys.clear()
         if what in ("providers", "all"):
@@ -64,6 +73,7 @@ class Runtime:
                 await pubsub.subscribe(settings.INVALIDATION_CHANNEL)
                 # Anything may have changed while we were not listening.
                 self.invalidate("all")
+                await self.key_states.load()
                 async for message in pubsub.listen():
                     if message and message.get("type") == "message":
                         self.invalidate(message["data"].decode())
@@ -95,6 +105,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.key_states.settled()
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         metrics.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
