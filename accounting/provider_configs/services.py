@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def check_provider_change(config: ProviderConfig, new_base_url: str, new_api_key: str | None,
-                          clears_key: bool = False, new_provider_type: str | None = None) -> None:
+                          clears_key: bool = False, new_provider_type: str | None = None,
+                          resends_extra_keys: bool = False) -> None:
     """The rules for changing a stored provider: env-defined rows are changed in the environment; a new base
     URL needs the key again (else whoever may edit the URL could send the stored key to a host of theirs)."""
     if config.pk is None:
@@ -36,27 +37,35 @@ def check_provider_change(config: ProviderConfig, new_base_url: str, new_api_key
     if new_url != old_url and config.api_key_encrypted and not new_api_key and not clears_key:
         raise DomainError({"api_key": "Changing the base URL sends the stored key to the new host: send the API "
                                       "key again in the same request."})
+    if new_url != old_url and not resends_extra_keys and config.extra_keys.exists():
+        raise DomainError({"extra_api_keys": "Changing the base URL sends the further keys to the new host: send "
+                                             "extra_api_keys again in the same request ([] removes them)."})
 
 
 @transaction.atomic
 def do_create_provider(actor: str, data: dict) -> ProviderConfig:
     data = dict(data)
     api_key = data.pop("api_key", "") or ""
+    extra_keys = data.pop("extra_api_keys", None)
     config = ProviderConfig(source=ProviderConfig.SOURCE_ADMIN, **data)
     if api_key:
         config.set_api_key(api_key)
     config.save()
     record(actor, "create", config, {**data, "api_key_set": bool(api_key)})
+    if extra_keys:
+        do_set_provider_keys(actor, config, extra_keys)
     return config
 
 
 @transaction.atomic
 def do_update_provider(actor: str, config: ProviderConfig, data: dict, clear_api_key: bool = False) -> ProviderConfig:
-    """`api_key`: write-only; empty or missing keeps the stored one (unless `clear_api_key`)."""
+    """`api_key`: write-only; empty or missing keeps the stored one (unless `clear_api_key`). `extra_api_keys`
+    (write-only too): when given, the admin-added further keys become exactly these (do_set_provider_keys)."""
     data = dict(data)
     api_key = data.pop("api_key", None) or None
+    extra_keys = data.pop("extra_api_keys", None)
     check_provider_change(config, data.get("base_url", config.base_url), api_key, clear_api_key,
-                          data.get("provider_type"))
+                          data.get("provider_type"), extra_keys is not None)
     changes = apply_changes(config, data)
     extra = []
     if api_key:
@@ -68,6 +77,8 @@ def do_update_provider(actor: str, config: ProviderConfig, data: dict, clear_api
     if changes or extra:
         save_changes(config, [*changes, *extra])
         record(actor, "update", config, {**changes, **({"api_key_changed": True} if extra else {})})
+    if extra_keys is not None:
+        do_set_provider_keys(actor, config, extra_keys)
     return config
 
 
