@@ -121,13 +121,18 @@ class ProviderKeyForm(forms.ModelForm):
 
     class Meta:
         model = ProviderKey
-        fields = ["config", "label", "api_key", "reinstate"]
+        # `label` is the form's own field, not the model's: empty is allowed here (the next free "key-N", chosen
+        # by the domain service, which checks labels).
+        fields = ["config", "api_key", "reinstate"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("label", self.instance.label)
         if "config" in self.fields:
-            self.fields["config"].queryset = ProviderConfig.objects.filter(source=ProviderConfig.SOURCE_ADMIN)
-            self.fields["config"].help_text = ("An admin-made provider config (the environment's get theirs from "
+            field = cast(forms.ModelChoiceField, self.fields["config"])
+            field.queryset = ProviderConfig.objects.filter(source=ProviderConfig.SOURCE_ADMIN)
+            field.help_text = ("An admin-made provider config (the environment's get theirs from "
                                                "<P>_API_KEY_2, _3, …).")
 
     def clean(self):
@@ -137,10 +142,6 @@ class ProviderKeyForm(forms.ModelForm):
         if cleaned.get("label") == PRIMARY_KEY_LABEL:
             self.add_error("label", f"'{PRIMARY_KEY_LABEL}' names the config's own key.")
         return cleaned
-
-    def _get_validation_exclusions(self):
-        # An empty label is the next free "key-N", chosen by the domain service (which checks labels).
-        return {*super()._get_validation_exclusions(), "label"}
 
 
 @admin.register(ProviderKey)

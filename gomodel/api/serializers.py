@@ -169,7 +169,8 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 class ExtraApiKeySerializer(serializers.Serializer):
     api_key = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096,
                                     style={"input_type": "password"})
-    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,
+    # A declared field (DRF's metaclass takes it off the class), not Field.label, whatever the stubs say.
+    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,  # type: ignore[assignment]
                                   help_text="Names the key in usage and health; empty: the next free 'key-N'.")
 
     def validate_api_key(self, value):

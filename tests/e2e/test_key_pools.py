@@ -46,8 +46,7 @@ def test_three_keys_share_three_hundred_calls(client, pooled, upstream, usage_ev
         assert ask(client).http_response.status_code == 200
     counts = collections.Counter(upstream.keys_used())
     assert set(counts) == set(KEYS)
-    for key, count in counts.items():
-        assert 90 <= count <= 110, counts
+    assert all(90 <= count <= 110 for count in counts.values()), counts
     labels = collections.Counter(e["provider_key"] for e in usage_events(expect=300))
     assert labels == collections.Counter({KEYS[k]: n for k, n in counts.items()})
 
@@ -134,7 +133,7 @@ def test_the_single_key_case_is_unchanged(client, provider, upstream, usage_even
 def test_cool_downs_are_shared_between_runtimes(pooled, settings, redis_sync):
     """What one process learns of a 429 reaches another: the message on the invalidation channel, and the Redis
     key for a process that (re)subscribes later."""
-    from gomodel.gateway.key_pool import KeyStates, MESSAGE_PREFIX
+    from gomodel.gateway.key_pool import MESSAGE_PREFIX, KeyStates
     from gomodel.gateway.runtime import Runtime
 
     target = pooled.as_target()

@@ -10,7 +10,7 @@ from gomodel.gateway.key_pool import KeyPool, KeyStates, affinity
 from gomodel.gateway.registry import load_config
 from providers.base import Target
 from providers.env_sync import extra_keys
-from providers.models import ProviderConfig, ProviderKey
+from providers.models import ProviderConfig
 
 pytestmark = [pytest.mark.django_db]
 
