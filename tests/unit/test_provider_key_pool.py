@@ -105,3 +105,18 @@ def test_affinity_and_order():
     assert all(pool.order({"user": "alice"}, states) == first for _ in range(5))
     states.out.add((1, first[0].key_label))
     assert pool.order({"user": "alice"}, states) == first[1:]
+
+
+def test_rotation_re_encrypts_the_further_keys_too(settings):
+    from cryptography.fernet import Fernet
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.GOMODEL_ENCRYPTION_KEYS = [first]
+    [config] = services.do_sync_env_providers({"OPENAI_API_KEY": "sk-a", "OPENAI_API_KEY_2": "sk-b"})
+    settings.GOMODEL_ENCRYPTION_KEYS = [second, first]
+    assert services.do_rotate_provider_keys() == (2, [])
+    assert AuditEntry.objects.filter(object_type="providerkey", action="rotate_key").count() == 1
+    settings.GOMODEL_ENCRYPTION_KEYS = [second]  # the old key dropped: both still open
+    assert labels(config) == {"key-2": "sk-b"}
+    settings.GOMODEL_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    assert services.do_rotate_provider_keys() == (0, ["openai", "openai/key-2"])
