@@ -163,3 +163,17 @@ def test_cool_downs_are_shared_between_runtimes(pooled, settings, redis_sync):
 
     sits_out, left = asyncio.run(steps())
     assert sits_out and 15 < left <= 20
+
+
+def test_a_pooled_answer_is_cached_and_replayed(gateway, pooled, upstream, transactional_db):
+    """The response cache keys on the request, not the key that sent it: whichever pool key answered, the same
+    request is a hit."""
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
+
+    tenant = do_create_tenant("cached", cache_mode="exact")
+    _, plaintext = do_create_api_key(tenant, name="ci")
+    cached = openai.OpenAI(base_url=f"{gateway}/v1", api_key=plaintext, max_retries=0)
+    ask(cached, user="zed")
+    raw = ask(cached, user="zed")
+    assert raw.headers["x-gomodel-cache"] == "hit-exact"
+    assert len(upstream.keys_used()) == 1
