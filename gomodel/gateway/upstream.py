@@ -110,7 +110,7 @@ async def _send(runtime, adapter, target: Target, model: str, build, stream: boo
             status = response.status_code
             if 200 <= status < 300:
                 runtime.breaker.success(target.id)
-                record.attempt(target, model, status, None)
+                record.attempt(target, model, status, None, pooled)
                 record.target, record.model = target, model
                 return response
             try:
@@ -126,7 +126,7 @@ async def _send(runtime, adapter, target: Target, model: str, build, stream: boo
             retryable = status in RETRY_STATUSES and not (pooled and status in KEY_STATUSES)
             failover = status == 429 or status >= 500
             retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        record.attempt(target, model, error.status, error.code)
+        record.attempt(target, model, error.status, error.code, pooled)
         record.target, record.model = target, model
         if not retryable or attempt + 1 >= tries or (
                 retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):

@@ -43,9 +43,13 @@ class UsageRecord:
             self._messages = self._messages()
         return self._messages
 
-    def attempt(self, target: Target, model: str, status: int | None, error: str | None):
-        """One upstream try (failover and retries make several); the event names the last one."""
-        self.attempts.append({"provider": target.name, "model": model, "status": status, "error": error})
+    def attempt(self, target: Target, model: str, status: int | None, error: str | None, pooled: bool = False):
+        """One upstream try (failover and retries make several); the event names the last one. A try with one key
+        of a pool names the key by its label (which key answered 429 or 401)."""
+        attempt = {"provider": target.name, "model": model, "status": status, "error": error}
+        if pooled:
+            attempt["key"] = target.key_label
+        self.attempts.append(attempt)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
