@@ -177,3 +177,18 @@ def test_a_pooled_answer_is_cached_and_replayed(gateway, pooled, upstream, trans
     raw = ask(cached, user="zed")
     assert raw.headers["x-gomodel-cache"] == "hit-exact"
     assert len(upstream.keys_used()) == 1
+
+
+def test_a_cooled_key_comes_back_and_streams_move_on_too(client, pooled, upstream, settings):
+    settings.KEY_COOLDOWN_DEFAULT = 1.0
+    upstream.key_answers["sk-pool-two"] = (429, None)  # no Retry-After: KEY_COOLDOWN_DEFAULT
+    for _ in range(3):
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello from the fake upstream!"
+    assert upstream.keys_used().count("sk-pool-two") == 1  # a stream's 429 moved on to the next key at once
+    del upstream.key_answers["sk-pool-two"]
+    time.sleep(1.2)
+    upstream.requests.clear()
+    for _ in range(6):
+        ask(client)
+    assert upstream.keys_used().count("sk-pool-two") == 2  # back in the round-robin
