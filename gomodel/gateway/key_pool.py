@@ -75,7 +75,8 @@ class KeyPool:
 
 class KeyStates:
     """Which pool keys sit out in this process: cooling after a 429 (shared through Redis), or rejected (401/403)
-    until the registry reloads without them. One per Runtime."""
+    until the registry reloads without them (the Runtime clears `out` on a providers invalidation). One per
+    Runtime."""
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
@@ -126,12 +127,9 @@ class KeyStates:
         except ValueError:
             log.warning("ignored a malformed key cool-down message")
 
-    async def load(self) -> None:
-        """The cool-downs under way, from Redis: what a process missed while it was not subscribed."""
+    async def load(self, names: list[bytes]) -> None:
+        """The cool-downs under way, from their Redis keys (`names`, found by the Runtime's listener)."""
         prefix = f"{settings.KEY_COOLDOWN_PREFIX}:"
-        names = [name async for name in self.redis.scan_iter(match=prefix + "*", count=500)]
-        if not names:
-            return
         values = await self.redis.mget(names)
         for name, value in zip(names, values):
             if value is not None:
@@ -146,10 +144,6 @@ class KeyStates:
         log.error("provider %s key %s was rejected by the upstream (HTTP %s): taken out of the pool", target.name,
                   target.key_label, status)
         self._spawn(_flag(target.id, target.key_label, status))
-
-    def reset(self) -> None:
-        """The registry reloaded: rejected keys are now left out of the pools themselves."""
-        self.out.clear()
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)

@@ -55,10 +55,12 @@ class Runtime:
         if what.startswith(MESSAGE_PREFIX):
             self.key_states.heard(what)
             return
+        # Plain dict/set clears, not KeyStates methods: a warm call's walk (tests/e2e/test_request_walk.py) stays
+        # out of key_pool.py when an invalidation lands during it.
         if what == "all":
             self.key_states.cooling.clear()  # what is still cooling is read back from Redis (the listener)
         if what in ("providers", "all"):
-            self.key_states.reset()
+            self.key_states.out.clear()  # the registry reloads its pools without the rejected keys
         if what in ("keys", "all"):
             self.keys.clear()
         if what in ("providers", "all"):
@@ -73,7 +75,7 @@ class Runtime:
                 await pubsub.subscribe(settings.INVALIDATION_CHANNEL)
                 # Anything may have changed while we were not listening.
                 self.invalidate("all")
-                await self.key_states.load()
+                await self._load_cooldowns()
                 async for message in pubsub.listen():
                     if message and message.get("type") == "message":
                         self.invalidate(message["data"].decode())
@@ -82,6 +84,13 @@ class Runtime:
             except Exception as exc:
                 log.warning("cache invalidation listener lost Redis (%s); retrying", exc)
                 await asyncio.sleep(1.0)
+
+    async def _load_cooldowns(self):
+        """The pool keys' cool-downs under way (what this process missed while it was not subscribed): one SCAN,
+        and key_pool.py only when there are some."""
+        names = [name async for name in self.redis.scan_iter(match=settings.KEY_COOLDOWN_PREFIX + ":*", count=500)]
+        if names:
+            await self.key_states.load(names)
 
     async def _refresh_models_periodically(self):
         while True:

@@ -133,7 +133,7 @@ def test_the_single_key_case_is_unchanged(client, provider, upstream, usage_even
 def test_cool_downs_are_shared_between_runtimes(pooled, settings, redis_sync):
     """What one process learns of a 429 reaches another: the message on the invalidation channel, and the Redis
     key for a process that (re)subscribes later."""
-    from gomodel.gateway.key_pool import MESSAGE_PREFIX, KeyStates
+    from gomodel.gateway.key_pool import MESSAGE_PREFIX
     from gomodel.gateway.runtime import Runtime
 
     target = pooled.as_target()
@@ -154,9 +154,12 @@ def test_cool_downs_are_shared_between_runtimes(pooled, settings, redis_sync):
             second.invalidate(message["data"].decode())  # what its listener does with it
             assert second.key_states.sits_out(target)
             await pubsub.aclose()
-            late = KeyStates(second.redis)
-            await late.load()
-            return late.sits_out(target), late.cool_until(target) - time.time()
+            late = Runtime()  # a process that subscribes after the 429
+            try:
+                await late._load_cooldowns()  # what its listener does once subscribed
+                return late.key_states.sits_out(target), late.key_states.cool_until(target) - time.time()
+            finally:
+                await late.close()
         finally:
             await first.close()
             await second.close()
