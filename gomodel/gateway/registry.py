@@ -162,6 +162,9 @@ class ModelRegistry:
             self.models[target.name] = merged
 
     async def _fetch(self, target: Target) -> list[str]:
+        pool = self.pools.by_id.get(target.id)
+        if pool is not None:  # the pool's first usable key: the config's own may have been rejected
+            target = pool.members[0]
         adapter = adapter_for(target.wire)
         request = adapter.build_models_request(target)
         response = await self.client.request(request.method, request.url, headers=request.headers, timeout=10.0)

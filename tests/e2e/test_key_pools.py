@@ -195,3 +195,17 @@ def test_a_cooled_key_comes_back_and_streams_move_on_too(client, pooled, upstrea
     for _ in range(6):
         ask(client)
     assert upstream.keys_used().count("sk-pool-two") == 2  # back in the round-robin
+
+
+def test_models_are_listed_with_a_usable_key_when_the_own_key_is_rejected(client, pooled, upstream):
+    from accounting.provider_configs.services import do_reject_provider_key
+
+    do_reject_provider_key(pooled.pk, "key-1", 401)
+    upstream.key_answers["sk-pool-one"] = (401, None)
+    assert "openai/gpt-4o-mini" in {m.id for m in client.models.list()}
+    listed = [r["headers"]["authorization"] for r in upstream.requests if r["path"].endswith("/models")]
+    assert listed and "Bearer sk-pool-one" not in listed
+    upstream.requests.clear()
+    for _ in range(4):
+        ask(client)
+    assert "sk-pool-one" not in upstream.keys_used()
