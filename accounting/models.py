@@ -186,6 +186,8 @@ class UsageEvent(models.Model):
     provider_config_id = models.BigIntegerField(null=True, blank=True)
     provider = models.CharField(max_length=64, help_text="Provider config name.")
     provider_type = models.CharField(max_length=32, blank=True)
+    provider_key = models.CharField(max_length=64, blank=True,
+                                    help_text="The label of the provider key that served it (never the key).")
     requested_model = models.CharField(max_length=255, blank=True)
     model = models.CharField(max_length=255, help_text="The model the upstream was asked for.")
     endpoint = models.CharField(max_length=64, blank=True)

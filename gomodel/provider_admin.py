@@ -9,6 +9,10 @@
   the adapter's own `build_models_request`/`parse_models`, or shows the upstream's error.
 - Configs and aliases from the environment are shown, marked, and read-only here: `make run` writes
   them again from the environment at every start.
+- A config's key pool: further keys are "Provider keys" rows (write-only, labelled, each encrypted like the
+  config's own, which is the pool's "key-1"); a key the upstream rejected (401/403) is marked there, in the
+  config list's "key pool" column and on the config's page, and is put back by "reinstate" (or by a new key).
+  Env configs' keys (<P>_API_KEY_2, …) are shown read-only (reinstating them is allowed).
 - A new base URL needs the key again in the same form: else whoever may edit the URL could send the
   stored key to a host of theirs. Every write goes through accounting.provider_configs.services (audited); every action
   needs the change permission.
@@ -32,7 +36,7 @@ from accounting.audit.services import DomainError
 from accounting.provider_configs import services
 from gomodel.gateway.provider_probe import test_connection
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
-from providers.models import ModelAlias, ProviderConfig
+from providers.models import PRIMARY_KEY_LABEL, ModelAlias, ProviderConfig, ProviderKey
 
 
 def env_badge(source: str):
@@ -105,19 +109,133 @@ class ProviderConfigForm(forms.ModelForm):
         return cleaned
 
 
-ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted", "model_list", "enabled", "origin",
-              "created_at", "updated_at"]
+class ProviderKeyForm(forms.ModelForm):
+    api_key = forms.CharField(
+        required=False, strip=True, label="API key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: stored encrypted, never shown again. Leave empty to keep the current key.")
+    label = forms.SlugField(required=False, max_length=64, help_text="Names the key in usage, health and the "
+                                                                     "audit trail. Empty: the next free 'key-N'.")
+    reinstate = forms.BooleanField(required=False, label="Reinstate",
+                                   help_text="Put a key the upstream rejected (401/403) back in the pool.")
+
+    class Meta:
+        model = ProviderKey
+        # `label` is the form's own field, not the model's: empty is allowed here (the next free "key-N", chosen
+        # by the domain service, which checks labels).
+        fields = ["config", "api_key", "reinstate"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("label", self.instance.label)
+        if "config" in self.fields:
+            field = cast(forms.ModelChoiceField, self.fields["config"])
+            field.queryset = ProviderConfig.objects.filter(source=ProviderConfig.SOURCE_ADMIN)
+            field.help_text = ("An admin-made provider config (the environment's get theirs from "
+                                               "<P>_API_KEY_2, _3, …).")
+
+    def clean(self):
+        cleaned = cast(dict[str, Any], super().clean())
+        if self.instance.pk is None and not cleaned.get("api_key"):
+            self.add_error("api_key", "A new key needs its value.")
+        if cleaned.get("label") == PRIMARY_KEY_LABEL:
+            self.add_error("label", f"'{PRIMARY_KEY_LABEL}' names the config's own key.")
+        return cleaned
+
+
+@admin.register(ProviderKey)
+class ProviderKeyAdmin(AuditedModelAdmin):
+    """A provider config's further keys (its own key is the pool's "key-1", on the config's page). Every write
+    goes through the audited domain services; the key is write-only and shown redacted."""
+
+    form = ProviderKeyForm
+    list_display = ["__str__", "label", "api_key_redacted", "status", "origin", "updated_at"]
+    list_filter = ["config", "source"]
+    search_fields = ["label", "config__name"]
+    actions = ["reinstate"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["config", "label", "api_key"]
+        if obj.source == ProviderConfig.SOURCE_ENV:
+            return ["config", "label", "api_key_redacted", "status", "origin", "reinstate"]
+        return ["config", "label", "api_key", "api_key_redacted", "status", "reinstate", "origin"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        if obj.source == ProviderConfig.SOURCE_ENV:
+            return ["config", "label", "api_key_redacted", "status", "origin"]
+        return ["config", "api_key_redacted", "status", "origin"]
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.source == ProviderConfig.SOURCE_ENV:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                saved = services.do_update_provider_key(actor(request), ProviderKey.objects.get(pk=obj.pk),
+                                                        label=data.get("label") or None,
+                                                        api_key=data.get("api_key") or "",
+                                                        reinstate=bool(data.get("reinstate")))
+            else:
+                saved = services.do_add_provider_key(actor(request), data["config"], data["api_key"],
+                                                     data.get("label") or "")
+        except DomainError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.do_remove_provider_key(actor(request), obj)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset.exclude(source=ProviderConfig.SOURCE_ENV):
+            services.do_remove_provider_key(actor(request), key)
+
+    @admin.display(description="key")
+    def api_key_redacted(self, obj):
+        return obj.api_key_redacted
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return key_status(obj.rejected_at)
+
+    @admin.display(description="source")
+    def origin(self, obj):
+        return env_badge(obj.source)
+
+    @admin.action(description="Put the selected keys back in their pools", permissions=["change"])
+    def reinstate(self, request, queryset):
+        for key in queryset.exclude(rejected_at=None):
+            services.do_update_provider_key(actor(request), key, reinstate=True)
+
+
+def key_status(rejected_at):
+    if rejected_at is None:
+        return mark_safe('<span class="gm-badge">in the pool</span>')
+    return format_html('<span class="gm-badge rejected" title="The upstream answered 401/403 to it">rejected {}'
+                       '</span>', rejected_at.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted", "api_key_status", "key_pool",
+              "model_list", "enabled", "origin", "created_at", "updated_at"]
 
 
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(AuditedModelAdmin):
     form = ProviderConfigForm
-    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "enabled", "origin",
+    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "key_pool", "enabled", "origin",
                     "updated_at"]
     list_filter = ["provider_type", "enabled", "source"]
     search_fields = ["name", "provider_type"]
-    readonly_fields = ["origin", "api_key_redacted", "created_at", "updated_at"]
-    actions = ["test_connection_action", "enable", "disable"]
+    readonly_fields = ["origin", "api_key_redacted", "api_key_status", "key_pool", "created_at", "updated_at"]
+    actions = ["test_connection_action", "enable", "disable", "reinstate_keys"]
+
     change_form_template = "admin/providers/providerconfig/change_form.html"
 
     class Media:
@@ -130,7 +248,7 @@ class ProviderConfigAdmin(AuditedModelAdmin):
         if obj is None or not obj.api_key_encrypted:
             fields.remove("clear_api_key")  # no stored key to remove (it was offered on the add form)
         if obj is not None:
-            fields[3:3] = ["api_key_redacted"]
+            fields[3:3] = ["api_key_redacted", "api_key_status", "key_pool"]
             fields += ["origin", "created_at", "updated_at"]
         return fields
 
@@ -180,6 +298,37 @@ class ProviderConfigAdmin(AuditedModelAdmin):
     @admin.display(description="base URL")
     def effective_base_url(self, obj):
         return obj.effective_base_url
+
+    @admin.display(description=f"API key ({PRIMARY_KEY_LABEL}) status")
+    def api_key_status(self, obj):
+        return key_status(obj.api_key_rejected_at)
+
+    @admin.display(description="key pool")
+    def key_pool(self, obj):
+        """How many keys, and which the upstream rejected (by label, never the key); links to the further keys."""
+        keys = list(obj.extra_keys.all())
+        rejected = ([PRIMARY_KEY_LABEL] if obj.api_key_rejected_at else []) + [k.label for k in keys if k.rejected_at]
+        count = len(keys) + bool(obj.api_key_encrypted)
+        link = reverse("admin:providers_providerkey_changelist") + f"?config__id__exact={obj.pk}"
+        text = format_html('<a href="{}">{} key{}</a>', link, count, "s" if count != 1 else "")
+        if not rejected:
+            return text
+        return format_html('{}, <span class="gm-badge rejected">rejected: {}</span>', text, ", ".join(rejected))
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("extra_keys")
+
+    @admin.action(description="Put rejected keys back in their pools", permissions=["change"])
+    def reinstate_keys(self, request, queryset):
+        count = 0
+        for config in queryset:  # env configs' keys too: reinstating changes nothing the environment says
+            if config.api_key_rejected_at is not None:
+                services.do_reinstate_provider_key(actor(request), config)
+                count += 1
+            for key in config.extra_keys.exclude(rejected_at=None):
+                services.do_update_provider_key(actor(request), key, reinstate=True)
+                count += 1
+        self.message_user(request, f"Put {count} key(s) back in their pools.", messages.SUCCESS)
 
     # -- test connection -------------------------------------------------------------------------
     def get_urls(self):

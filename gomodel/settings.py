@@ -240,6 +240,11 @@ PASSTHROUGH_PROVIDERS = "*" if _passthrough == "*" else frozenset(
     name.strip() for name in _passthrough.split(",") if name.strip())
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
+# Provider key pools (gomodel/gateway/key_pool.py): how long a key that answered 429 sits out when the answer has
+# no Retry-After, the longest any Retry-After is honoured, and the Redis prefix of the shared cool-downs.
+KEY_COOLDOWN_DEFAULT = env_float("KEY_COOLDOWN_DEFAULT", 5.0)
+KEY_COOLDOWN_MAX = env_float("KEY_COOLDOWN_MAX", 300.0)
+KEY_COOLDOWN_PREFIX = os.environ.get("KEY_COOLDOWN_PREFIX", "gomodel:keycool")
 # The response cache (gomodel/gateway/response_cache.py; on per tenant or key, off by default): its Redis (default
 # REDIS_URL; another URL can name another DB), key prefix, default TTL and largest entry (a tenant or key may set its
 # own), and how long a lookup may take before it counts as a miss.

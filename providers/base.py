@@ -21,6 +21,7 @@ class Target:
     base_url: str
     api_key: str
     extra_models: tuple[str, ...] = ()
+    key_label: str = ""  # which key of the config's pool `api_key` is (usage names it; never the key)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""What the environment configures: the providers (<P>_API_KEY / <P>_BASE_URL / <P>_MODELS) and the virtual
-models (VIRTUAL_MODELS). Reading only: the rows are written, audited, by
+"""What the environment configures: the providers (<P>_API_KEY, with <P>_API_KEY_2, _3, … for a key pool /
+<P>_BASE_URL / <P>_MODELS) and the virtual models (VIRTUAL_MODELS). Reading only: the rows are written, audited, by
 accounting.provider_configs.services.do_sync_env_providers / do_sync_env_aliases (`manage.py sync_providers`,
 run at every start)."""
 
@@ -30,8 +30,19 @@ def env_providers(environ: Mapping[str, str]) -> list[dict[str, Any]]:
                 )
             continue
         found.append({"name": spec.key, "provider_type": spec.key, "api_key": key, "base_url": base_url,
-                      "models": models})
+                      "models": models, "extra_keys": extra_keys(environ, spec.env_prefix)})
     return found
+
+
+def extra_keys(environ: Mapping[str, str], prefix: str) -> list[tuple[str, str]]:
+    """[(label, key)] of <prefix>_API_KEY_2, _3, … (gaps allowed), labelled "key-2", "key-3", … by their number."""
+    head = f"{prefix}_API_KEY_"
+    found = []
+    for name, value in environ.items():
+        number = name[len(head):] if name.startswith(head) else ""
+        if number.isdigit() and int(number) >= 2 and value.strip():
+            found.append((int(number), value.strip()))
+    return [(f"key-{n}", key) for n, key in sorted(found)]
 
 
 def parse_virtual_models(raw: str) -> dict[str, list[dict[str, Any]]]:

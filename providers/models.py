@@ -1,3 +1,5 @@
+import dataclasses
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -7,9 +9,15 @@ from . import crypto
 from .base import Target
 from .catalogue import CATALOGUE, PROVIDER_CHOICES, ProviderSpec
 
+log = logging.getLogger(__name__)
+
+
+PRIMARY_KEY_LABEL = "key-1"  # the label of a config's own key, the first of its key pool
+
 
 class ProviderConfig(models.Model):
-    """One upstream account. `name` is what clients route by (`name/model` or `provider: name`)."""
+    """One upstream account. `name` is what clients route by (`name/model` or `provider: name`). Its own key
+    (`api_key_encrypted`) is the first of its key pool; `extra_keys` (ProviderKey) are the others."""
 
     SOURCE_ENV = "env"
     SOURCE_ADMIN = "admin"
@@ -23,6 +31,8 @@ class ProviderConfig(models.Model):
     source = models.CharField(
         max_length=8, choices=[(SOURCE_ENV, "environment"), (SOURCE_ADMIN, "admin")], default=SOURCE_ADMIN
     )
+    # The upstream answered 401/403 to this key: out of the pool until the key is replaced or reinstated.
+    api_key_rejected_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,10 +57,32 @@ class ProviderConfig(models.Model):
     def as_target(self) -> Target:
         """The config as the gateway sends to it (key decrypted; ValueError if it cannot be)."""
         return Target(id=self.pk or 0, name=self.name, provider_type=self.provider_type, wire=self.spec.wire,
-                      base_url=self.effective_base_url, api_key=self.api_key, extra_models=tuple(self.extra_models))
+                      base_url=self.effective_base_url, api_key=self.api_key, extra_models=tuple(self.extra_models),
+                      key_label=PRIMARY_KEY_LABEL)
+
+    def key_pool(self) -> tuple[list[Target], list[str]]:
+        """(the pool's usable keys as targets, the labels of the rejected ones), the config's own key first;
+        each decrypted here, once per registry load (ValueError if one cannot be)."""
+        primary = self.as_target()
+        usable, rejected = [], []
+        if self.api_key_rejected_at is None:
+            usable.append(primary)
+        else:
+            rejected.append(PRIMARY_KEY_LABEL)
+        for key in self.extra_keys.all():
+            if key.rejected_at is not None:
+                rejected.append(key.label)
+                continue
+            try:
+                usable.append(dataclasses.replace(primary, api_key=key.api_key, key_label=key.label))
+            except ValueError:
+                log.error("provider %s key %s cannot be decrypted with GOMODEL_ENCRYPTION_KEYS; left out of its "
+                          "pool", self.name, key.label)
+        return usable, rejected
 
     def set_api_key(self, plaintext: str) -> None:
         self.api_key_encrypted = crypto.encrypt(plaintext)
+        self.api_key_rejected_at = None  # a new key is given its chance
 
     @property
     def api_key_redacted(self) -> str:
@@ -68,6 +100,49 @@ class ProviderConfig(models.Model):
             raise ValidationError({"provider_type": "Unknown provider type."})
         if not self.effective_base_url:
             raise ValidationError({"base_url": f"{self.spec.label} has no default base URL; set one."})
+
+
+class ProviderKey(models.Model):
+    """One more API key of a provider config's pool (`<P>_API_KEY_2`, `_3`, … or added in the admin), encrypted
+    like the config's own. Calls are spread over a pool's keys (gomodel/gateway/key_pool.py)."""
+
+    config = models.ForeignKey(ProviderConfig, on_delete=models.CASCADE, related_name="extra_keys")
+    label = models.SlugField(max_length=64, help_text="Names the key in usage, health and the audit trail "
+                                                      "(never the key itself), e.g. 'key-2'.")
+    api_key_encrypted = models.TextField(editable=False)
+    source = models.CharField(max_length=8, choices=[(ProviderConfig.SOURCE_ENV, "environment"),
+                                                     (ProviderConfig.SOURCE_ADMIN, "admin")],
+                              default=ProviderConfig.SOURCE_ADMIN)
+    # The upstream answered 401/403 to this key: out of the pool until the key is replaced or reinstated.
+    rejected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["config_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["config", "label"], name="provider_key_label_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.config.name}/{self.label}"
+
+    @property
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    def set_api_key(self, plaintext: str) -> None:
+        self.api_key_encrypted = crypto.encrypt(plaintext)
+        self.rejected_at = None
+
+    @property
+    def api_key_redacted(self) -> str:
+        try:
+            return crypto.redact(self.api_key)
+        except ValueError:
+            return "(undecryptable)"
+
+    def clean(self) -> None:
+        if self.label == PRIMARY_KEY_LABEL:
+            raise ValidationError({"label": f"'{PRIMARY_KEY_LABEL}' names the config's own key."})
 
 
 def parse_alias_targets(value: object) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ def _clean_state(redis_sync, tmp_path, settings):
     settings.LIMITS_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:rl"
     # A response cache of its own per test too (tenant ids restart, so an old entry would answer a new tenant).
     settings.RESPONSE_CACHE_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:cache"
+    # Provider key cool-downs too (provider ids restart as well).
+    settings.KEY_COOLDOWN_PREFIX = f"gomodel:test:{os.getpid()}:{time.monotonic_ns()}:keycool"
     invalidate_local("all")
     yield
     invalidate_local("all")
@@ -78,6 +80,7 @@ def upstream(upstream_server):
     upstream_server.requests.clear()
     upstream_server.flaky_failures = 0
     upstream_server.retry_after = b"0"
+    upstream_server.key_answers.clear()
     return upstream_server
 
 

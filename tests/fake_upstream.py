@@ -29,6 +29,13 @@ class FakeUpstream(FakeServer):
         self.models = list(MODELS)
         self.flaky_failures = 0  # how many more times model "flaky" answers 503 before it succeeds
         self.retry_after = b"0"
+        # Per key (the bearer token it was sent): (status, Retry-After or None) answered to any chat call with it.
+        self.key_answers: dict[str, tuple[int, bytes | None]] = {}
+
+    def keys_used(self) -> list[str]:
+        """The bearer token of every chat call received, in order."""
+        return [r["headers"].get("authorization", "").removeprefix("Bearer ") for r in self.requests
+                if r["path"].endswith("/chat/completions")]
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def handle(self, scope, headers, parsed, send):
@@ -47,6 +54,12 @@ class FakeUpstream(FakeServer):
 
     async def chat(self, body, send):
         model = body["model"]
+        answer = self.key_answers.get(self.requests[-1]["headers"].get("authorization", "").removeprefix("Bearer "))
+        if answer is not None:
+            status, retry_after = answer
+            return await self._json(send, status, {"error": {"message": f"key answered {status}",
+                                                             "type": "requests"}},
+                                    [(b"retry-after", retry_after)] if retry_after else [])
         if model.startswith("delay-"):  # "delay-<model>": half a second, then as <model> (coalescing tests)
             await asyncio.sleep(0.5)
             model = body["model"] = model[6:]

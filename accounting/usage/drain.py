@@ -276,7 +276,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 request_id=event.request_id, created_at=event.created_at, tenant_id=event.tenant_id,
                 # event.tenant is "" for the master key once decoded (None only before): the column is NOT NULL.
                 tenant_slug=event.tenant or "", api_key_id=event.api_key_id, api_key_prefix=event.api_key_prefix,
-                provider_config_id=event.provider_id, provider=event.provider,
+                provider_config_id=event.provider_id, provider=event.provider, provider_key=event.provider_key,
                 provider_type=event.provider_type, requested_model=event.requested_model, model=event.model,
                 endpoint=event.endpoint, status=event.status, error_type=event.error_type or "",
                 stream=event.stream, latency_ms=event.latency_ms, ttft_ms=event.ttft_ms,

@@ -28,7 +28,8 @@ CACHE_RESULTS = ("exact",)  # accounting.models.CacheResult's values (but "")
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
 TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
-               "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64, "user": 64}
+               "provider_key": 64, "requested_model": 255, "model": 255, "endpoint": 64, "error_type": 64,
+               "user": 64}
 MAX_LABELS, MAX_LABEL_LENGTH = 16, 64  # accounting/labels.py's bounds (the gateway refuses more with a 400)
 
 
@@ -76,6 +77,7 @@ class StreamEvent:
     # Attribution (accounting/labels.py): the key's labels merged with the request's, and the end user ("": none).
     labels: dict[str, str] = field(default_factory=dict)
     user: str = ""
+    provider_key: str = ""  # the label of the provider config's key that served it (its key pool); never the key
 
     @property
     def created_at(self) -> datetime:

@@ -15,7 +15,7 @@ from accounting.limits.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowLis
 from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tenant
 from accounting.usage.breakdown import BreakdownError, parse_breakdown
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
-from providers.models import ProviderConfig
+from providers.models import PRIMARY_KEY_LABEL, ProviderConfig
 
 LIMIT = 2**31 - 1
 
@@ -169,6 +169,19 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         fields = ApiKeySerializer.Meta.fields + ["key"]
 
 
+class ExtraApiKeySerializer(serializers.Serializer):
+    api_key = serializers.CharField(write_only=True, trim_whitespace=True, max_length=4096,
+                                    style={"input_type": "password"})
+    # A declared field (DRF's metaclass takes it off the class), not Field.label, whatever the stubs say.
+    label = serializers.SlugField(required=False, allow_blank=True, max_length=64,  # type: ignore[assignment]
+                                  help_text="Names the key in usage and health; empty: the next free 'key-N'.")
+
+    def validate_api_key(self, value):
+        if not all(33 <= ord(c) <= 126 for c in value):
+            raise serializers.ValidationError("Must be printable ASCII without spaces.")
+        return value
+
+
 class ProviderConfigSerializer(serializers.ModelSerializer):
     provider_type = serializers.ChoiceField(choices=PROVIDER_CHOICES)
     api_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=True,
@@ -176,13 +189,29 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
                                     help_text="Write-only: stored encrypted, returned redacted. Omit or send '' "
                                               "on update to keep the current key.")
     api_key_redacted = serializers.CharField(read_only=True)
+    extra_api_keys = serializers.ListField(
+        child=ExtraApiKeySerializer(), write_only=True, required=False, max_length=32,
+        help_text="Write-only: the config's further keys (its key pool; `api_key` is the first, 'key-1'), each "
+                  "stored encrypted and never returned. When sent, the admin-added further keys become exactly "
+                  "these (a label already there gets the new key; [] removes them all); omitted keeps them.")
+    api_keys = serializers.SerializerMethodField(
+        help_text="The key pool by label (never a key): whether the upstream rejected a key (401/403).")
     effective_base_url = serializers.CharField(read_only=True)
 
     class Meta:
         model = ProviderConfig
         fields = ["id", "name", "provider_type", "base_url", "effective_base_url", "api_key", "api_key_redacted",
-                  "model_list", "enabled", "source", "created_at", "updated_at"]
+                  "extra_api_keys", "api_keys", "model_list", "enabled", "source", "created_at", "updated_at"]
         read_only_fields = ["id", "source", "created_at", "updated_at"]
+
+    @extend_schema_field({"type": "array", "items": {"type": "object", "properties": {
+        "label": {"type": "string"}, "source": {"type": "string"},
+        "rejected_at": {"type": "string", "format": "date-time", "nullable": True}}}})
+    def get_api_keys(self, obj) -> list[dict]:
+        keys = [{"label": PRIMARY_KEY_LABEL, "source": obj.source, "rejected_at": obj.api_key_rejected_at}] \
+            if obj.api_key_encrypted else []
+        keys += [{"label": k.label, "source": k.source, "rejected_at": k.rejected_at} for k in obj.extra_keys.all()]
+        return keys
 
     def validate_api_key(self, value):
         # It travels in an HTTP header: printable ASCII without spaces, as every provider's keys are.

@@ -218,7 +218,7 @@ class ProviderConfigViewSet(ManagementView, mixins.ListModelMixin, mixins.Retrie
                             mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
     """Env-defined providers are read-only here (as in the admin): change them in the environment."""
 
-    queryset = ProviderConfig.objects.order_by("id")
+    queryset = ProviderConfig.objects.order_by("id").prefetch_related("extra_keys")
     serializer_class = s.ProviderConfigSerializer
     filterset_class = filters.ProviderFilter
     action_permissions = {"disable": "change", "test": "change"}

@@ -40,9 +40,10 @@ _prices_changed = _on_change("prices")
 
 def connect():
     from accounting.models import ApiKey, ModelPrice, Tenant
-    from providers.models import ModelAlias, ProviderConfig
+    from providers.models import ModelAlias, ProviderConfig, ProviderKey
 
     for model, handler in ((ApiKey, _keys_changed), (Tenant, _keys_changed), (ProviderConfig, _providers_changed),
-                           (ModelAlias, _providers_changed), (ModelPrice, _prices_changed)):
+                           (ProviderKey, _providers_changed), (ModelAlias, _providers_changed),
+                           (ModelPrice, _prices_changed)):
         post_save.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-save")
         post_delete.connect(handler, sender=model, dispatch_uid=f"invalidate-{model.__name__}-delete")

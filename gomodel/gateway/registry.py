@@ -12,6 +12,8 @@ from django.db import close_old_connections
 from providers.adapters import adapter_for
 from providers.base import Target
 
+from .key_pool import KeyPool
+
 log = logging.getLogger(__name__)
 MISS_REFRESH_INTERVAL = 10.0  # a miss refreshes the lists at most this often
 
@@ -46,20 +48,39 @@ def load_failover_rules() -> dict[str, list[str]]:
 
 
 def load_config():
-    """(targets, aliases, undecryptable): the last maps each enabled provider whose stored key this
-    process cannot decrypt to its extra model ids; those are not routed to, and said so loudly."""
+    """(targets, aliases, undecryptable, pools): `undecryptable` maps each enabled provider whose stored key
+    this process cannot decrypt to its extra model ids; those are not routed to, and said so loudly. `pools`:
+    Pools of the configs with more than their own key (key_pool.py)."""
     undecryptable: dict[str, tuple[str, ...]] = {}
-    return load_targets(undecryptable), load_aliases(), undecryptable
+    pools = Pools()
+    return load_targets(undecryptable, pools), load_aliases(), undecryptable, pools
 
 
-def load_targets(undecryptable: dict | None = None) -> list[Target]:
+class Pools:
+    """The key pools of the loaded configs: provider id -> KeyPool (only where a call has a choice, or where the
+    config's own key was rejected and another serves), and the rejected keys as (provider name, label)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, KeyPool] = {}
+        self.rejected: list[tuple[str, str]] = []
+
+    def add(self, target: Target, usable: list[Target], rejected: list[str]) -> None:
+        self.rejected += [(target.name, label) for label in rejected]
+        if len(usable) > 1 or (usable and usable[0] != target):
+            self.by_id[target.id] = KeyPool(usable)
+
+
+def load_targets(undecryptable: dict | None = None, pools: Pools | None = None) -> list[Target]:
     from providers.models import ProviderConfig
 
     close_old_connections()
     targets = []
-    for config in ProviderConfig.objects.filter(enabled=True).order_by("id"):
+    for config in ProviderConfig.objects.filter(enabled=True).order_by("id").prefetch_related("extra_keys"):
         try:
-            targets.append(config.as_target())
+            target = config.as_target()
+            if pools is not None:
+                pools.add(target, *config.key_pool())
+            targets.append(target)
         except ValueError:
             log.error("provider %s: its stored API key cannot be decrypted with GOMODEL_ENCRYPTION_KEYS "
                       "(written by a replica with other keys?); its requests fail with 503 and "
@@ -77,6 +98,7 @@ class ModelRegistry:
         self.aliases: dict[str, list[tuple[str, int]]] = {}
         self.undecryptable: dict[str, tuple[str, ...]] = {}  # provider name -> its extra model ids
         self.failover: dict[str, list[str]] = {}
+        self.pools = Pools()
         self.loaded = False
         self._generation = 0  # bumped by invalidate(): a reload that straddles it is not taken as current
         self._last_refresh = 0.0
@@ -94,8 +116,9 @@ class ModelRegistry:
     async def reload(self):
         """Re-read the configs (after a change in admin), then their model lists."""
         generation = self._generation
-        targets, aliases, undecryptable = await sync_to_async(load_config, thread_sensitive=True)()
+        targets, aliases, undecryptable, pools = await sync_to_async(load_config, thread_sensitive=True)()
         self.targets = {t.name: t for t in targets}
+        self.pools = pools
         self.undecryptable = undecryptable
         self.aliases = aliases
         self.failover = load_failover_rules()
@@ -139,6 +162,9 @@ class ModelRegistry:
             self.models[target.name] = merged
 
     async def _fetch(self, target: Target) -> list[str]:
+        pool = self.pools.by_id.get(target.id)
+        if pool is not None:  # the pool's first usable key: the config's own may have been rejected
+            target = pool.members[0]
         adapter = adapter_for(target.wire)
         request = adapter.build_models_request(target)
         response = await self.client.request(request.method, request.url, headers=request.headers, timeout=10.0)

@@ -252,7 +252,7 @@ class CallCache:
 
     def build(self, adapter, target, model):
         """The protocol's upstream request for this target, built once (the key is made from it)."""
-        memo = (target.id, target.name, model)
+        memo = (target.id, target.name, target.key_label, model)  # each key of a pool: its own headers
         upstream = self.built.get(memo)
         if upstream is None:
             upstream = self.built[memo] = self.builder(adapter, target, model)
@@ -261,7 +261,7 @@ class CallCache:
     def key_for(self, target, model) -> str | None:
         if self.first == (target, model):
             return self.key
-        upstream = self.built.get((target.id, target.name, model))
+        upstream = self.built.get((target.id, target.name, target.key_label, model))
         return cache_key(self.endpoint, self.tenant_id, target, model, upstream) if upstream is not None else None
 
     def recorder(self) -> Tape | None:

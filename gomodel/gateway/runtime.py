@@ -12,6 +12,7 @@ from accounting.usage import spool, writer
 
 from . import metrics
 from .auth import KeyCache
+from .key_pool import MESSAGE_PREFIX, KeyStates
 from .limits import Limiter
 from .registry import ModelRegistry
 from .resilience import CircuitBreaker
@@ -36,6 +37,7 @@ class Runtime:
         self.registry = ModelRegistry(self.http)
         self.usage = writer.UsageWriter(lambda: self.redis)
         self.breaker = CircuitBreaker()
+        self.key_states = KeyStates(self.redis)  # provider pool keys cooling (429) or rejected (401/403)
         self.limits = Limiter(self.redis)
         self.cache = ResponseCache.for_runtime(self.redis)
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
@@ -50,6 +52,15 @@ class Runtime:
         ]
 
     def invalidate(self, what: str):
+        if what.startswith(MESSAGE_PREFIX):
+            self.key_states.heard(what)
+            return
+        # Plain dict/set clears, not KeyStates methods: a warm call's walk (tests/e2e/test_request_walk.py) stays
+        # out of key_pool.py when an invalidation lands during it.
+        if what == "all":
+            self.key_states.cooling.clear()  # what is still cooling is read back from Redis (the listener)
+        if what in ("providers", "all"):
+            self.key_states.out.clear()  # the registry reloads its pools without the rejected keys
         if what in ("keys", "all"):
             self.keys.clear()
         if what in ("providers", "all"):
@@ -64,6 +75,7 @@ class Runtime:
                 await pubsub.subscribe(settings.INVALIDATION_CHANNEL)
                 # Anything may have changed while we were not listening.
                 self.invalidate("all")
+                await self._load_cooldowns()
                 async for message in pubsub.listen():
                     if message and message.get("type") == "message":
                         self.invalidate(message["data"].decode())
@@ -72,6 +84,13 @@ class Runtime:
             except Exception as exc:
                 log.warning("cache invalidation listener lost Redis (%s); retrying", exc)
                 await asyncio.sleep(1.0)
+
+    async def _load_cooldowns(self):
+        """The pool keys' cool-downs under way (what this process missed while it was not subscribed): one SCAN,
+        and key_pool.py only when there are some."""
+        names = [name async for name in self.redis.scan_iter(match=settings.KEY_COOLDOWN_PREFIX + ":*", count=500)]
+        if names:
+            await self.key_states.load(names)
 
     async def _refresh_models_periodically(self):
         while True:
@@ -95,6 +114,7 @@ class Runtime:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.key_states.settled()
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         metrics.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes

@@ -2,6 +2,7 @@
 calls, and a circuit breaker per provider config. Every attempt is noted on the usage record."""
 
 import asyncio
+from typing import NamedTuple
 
 import orjson
 from django.conf import settings
@@ -26,14 +27,21 @@ from .usage_record import UsageRecord
 RETRY_STATUSES = frozenset((429, 502, 503, 504))
 
 
-async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream: bool, record: UsageRecord):
+KEY_STATUSES = frozenset((429, 401, 403))  # what one key of a pool earns (cool-down, rejection), not its config
+
+
+async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream: bool, record: UsageRecord,
+                        body: dict | None = None):
     """Try each (target, model) in order until one answers 2xx; returns (response, adapter).
 
     `build(adapter, target, model)` makes the UpstreamRequest. Failover moves on after a 429, a 5xx, a
     timeout or a connection failure (always before the first byte reaches the client); other 4xx
-    answers are the client's to see. A streaming response comes back unread.
+    answers are the client's to see. A streaming response comes back unread. A config with a key pool
+    (key_pool.py) is tried key by key first: a 429 cools that key, a 401/403 rejects it, and the pool's next
+    key is tried at once; `body` (the client's) names the conversation a key sticks to.
     """
     last_error: GatewayError | None = None
+    pools = runtime.registry.pools.by_id
     for target, model in chain:
         if not runtime.breaker.allow(target.id):
             record.attempt(target, model, None, "circuit_open")
@@ -41,60 +49,90 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
                                       "and it is skipped for now.", code="circuit_open")
             continue
         adapter = adapter_for(target.wire)
-        try:
-            upstream = build(adapter, target, model)
-        except UpstreamError as err:  # the request cannot be expressed for this provider
-            raise GatewayError(err.status, INVALID_REQUEST, err.message, err.param, err.code) from None
-        tries = 1 if stream else 1 + max(0, settings.RETRY_MAX)
-        for attempt in range(tries):
-            retry_after = None
-            try:
-                if stream:
-                    response = await runtime.http.send(runtime.http.build_request(
-                        upstream.method, upstream.url, headers=upstream.headers, content=upstream.body), stream=True)
+        pool = pools.get(target.id) if pools else None
+        if pool is None:
+            sent = await _send(runtime, adapter, target, model, build, stream, record, False)
+        else:
+            for key in pool.order(body, runtime.key_states):
+                sent = await _send(runtime, adapter, key, model, build, stream, record, True)
+                if not isinstance(sent, Failed) or sent.status not in KEY_STATUSES:
+                    break
+                if sent.status == 429:
+                    runtime.key_states.cool(key, sent.retry_after)
                 else:
-                    response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
-                                                          content=upstream.body)
-            except HTTPError as exc:
-                error = transport_error(target, exc)
-                runtime.breaker.failure(target.id)
-                # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again; an
-                # oversized answer would be as big the next time.
-                retryable = not isinstance(exc, (ReadTimeout, WriteTimeout, PoolTimeout,
-                                                 DeadlineExceeded, ResponseTooLarge))
-                failover = True
-            else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    runtime.breaker.success(target.id)
-                    record.attempt(target, model, status, None)
-                    record.target, record.model = target, model
-                    return response, adapter
-                try:
-                    raw = await response.aread()
-                except HTTPError:  # too large, or cut: the status alone has to do
-                    raw = b""
-                await response.aclose()
-                error = upstream_error(target, status, raw, response.headers)
-                if status >= 500:
-                    runtime.breaker.failure(target.id)
-                else:
-                    runtime.breaker.success(target.id)
-                retryable = status in RETRY_STATUSES
-                failover = status == 429 or status >= 500
-                retry_after = retry_after_seconds(response.headers.get("retry-after"))
-            record.attempt(target, model, error.status, error.code)
-            record.target, record.model = target, model
-            last_error = error
-            if not retryable or attempt + 1 >= tries or (
-                    retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):
-                break
-            await asyncio.sleep(backoff_delay(attempt, settings.RETRY_BASE_DELAY, settings.RETRY_MAX_WAIT, retry_after))
-        if not failover:
-            assert last_error is not None  # the loop above ran at least once
+                    runtime.key_states.reject(key, sent.status)
+        if not isinstance(sent, Failed):
+            return sent, adapter
+        last_error = sent.error
+        if not sent.failover:
             raise last_error
     assert last_error is not None  # routing answers 404 before an empty chain gets here
     raise last_error
+
+
+class Failed(NamedTuple):
+    """One key's last try: the client's error, the upstream's status (None: no answer), whether to fail over."""
+
+    error: GatewayError
+    status: int | None
+    retry_after: float | None
+    failover: bool
+
+
+async def _send(runtime, adapter, target: Target, model: str, build, stream: bool, record: UsageRecord,
+                pooled: bool):
+    """One key of one target, with its retries (none for a pool key's 429 or 401/403: the next key is tried
+    instead): the response (2xx), or Failed."""
+    try:
+        upstream = build(adapter, target, model)
+    except UpstreamError as err:  # the request cannot be expressed for this provider
+        raise GatewayError(err.status, INVALID_REQUEST, err.message, err.param, err.code) from None
+    tries = 1 if stream else 1 + max(0, settings.RETRY_MAX)
+    for attempt in range(tries):
+        retry_after = None
+        status: int | None = None
+        try:
+            if stream:
+                response = await runtime.http.send(runtime.http.build_request(
+                    upstream.method, upstream.url, headers=upstream.headers, content=upstream.body), stream=True)
+            else:
+                response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
+                                                      content=upstream.body)
+        except HTTPError as exc:
+            error = transport_error(target, exc)
+            runtime.breaker.failure(target.id)
+            # A read timeout already waited UPSTREAM_TIMEOUT: not worth waiting that again; an
+            # oversized answer would be as big the next time.
+            retryable = not isinstance(exc, (ReadTimeout, WriteTimeout, PoolTimeout,
+                                             DeadlineExceeded, ResponseTooLarge))
+            failover = True
+        else:
+            status = response.status_code
+            if 200 <= status < 300:
+                runtime.breaker.success(target.id)
+                record.attempt(target, model, status, None, pooled)
+                record.target, record.model = target, model
+                return response
+            try:
+                raw = await response.aread()
+            except HTTPError:  # too large, or cut: the status alone has to do
+                raw = b""
+            await response.aclose()
+            error = upstream_error(target, status, raw, response.headers)
+            if status >= 500:
+                runtime.breaker.failure(target.id)
+            else:
+                runtime.breaker.success(target.id)
+            retryable = status in RETRY_STATUSES and not (pooled and status in KEY_STATUSES)
+            failover = status == 429 or status >= 500
+            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        record.attempt(target, model, error.status, error.code, pooled)
+        record.target, record.model = target, model
+        if not retryable or attempt + 1 >= tries or (
+                retry_after is not None and retry_after > settings.RETRY_MAX_WAIT):
+            break
+        await asyncio.sleep(backoff_delay(attempt, settings.RETRY_BASE_DELAY, settings.RETRY_MAX_WAIT, retry_after))
+    return Failed(error, status, retry_after, failover)
 
 
 def transport_error(target: Target, exc: HTTPError) -> GatewayError:

@@ -45,9 +45,13 @@ class UsageRecord:
             self._messages = self._messages()
         return self._messages
 
-    def attempt(self, target: Target, model: str, status: int | None, error: str | None):
-        """One upstream try (failover and retries make several); the event names the last one."""
-        self.attempts.append({"provider": target.name, "model": model, "status": status, "error": error})
+    def attempt(self, target: Target, model: str, status: int | None, error: str | None, pooled: bool = False):
+        """One upstream try (failover and retries make several); the event names the last one. A try with one key
+        of a pool names the key by its label (which key answered 429 or 401)."""
+        attempt = {"provider": target.name, "model": model, "status": status, "error": error}
+        if pooled:
+            attempt["key"] = target.key_label
+        self.attempts.append(attempt)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -109,6 +113,7 @@ class UsageRecord:
             provider_id=self.target.id,
             provider=self.target.name,
             provider_type=self.target.provider_type,
+            provider_key=self.target.key_label,
             requested_model=self.requested_model,
             model=self.model,
             endpoint=self.endpoint,

@@ -76,5 +76,10 @@ async def ready(req: Request):
     checks["provider_keys"] = broken == []
     if broken:  # names only, never a key: a replica with other GOMODEL_ENCRYPTION_KEYS must be loud
         body["undecryptable_providers"] = broken
+    # Pool keys an upstream answered 401/403 (provider and label, never the key): flagged, but not unready —
+    # the other keys serve, and no restart of this replica would fix it.
+    rejected = runtime.registry.pools.rejected if broken is not None else []
+    if rejected:
+        body["rejected_provider_keys"] = [{"provider": name, "key": label} for name, label in rejected]
     ok = all(checks.values())
     await req.respond(200 if ok else 503, orjson.dumps({"status": "ok" if ok else "unavailable", **body}))

@@ -253,3 +253,11 @@ def test_an_expired_drain_lock_is_neither_extended_nor_released_as_ours(redis_sy
     assert redis_sync.exists(key)
     stream.release_drain_lock(theirs)
     assert not redis_sync.exists(key)
+
+
+def test_the_provider_key_label_is_stored_on_the_row(acme, redis_sync, settings):
+    event = make_event(acme, provider_key="key-2")
+    add(redis_sync, settings, event, make_event(acme))  # the second as an older gateway wrote it: no label
+    drain()
+    assert UsageEvent.objects.get(request_id=event.request_id).provider_key == "key-2"
+    assert sorted(UsageEvent.objects.values_list("provider_key", flat=True)) == ["", "key-2"]

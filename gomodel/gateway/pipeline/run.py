@@ -76,7 +76,8 @@ async def _run(req: Request, kind: type[Exchange], runtime: Any, principal: Any)
                     # An entry this code cannot replay (nothing was sent yet): the call goes upstream after all.
                     log.warning("cached answer for request %s could not be replayed (%s)", call.request_id, exc)
                     cache.hit = record.cache = record.usage = None
-            response, adapter = await send_upstream(runtime, call.chain, call.build, exchange.stream, record)
+            response, adapter = await send_upstream(runtime, call.chain, call.build, exchange.stream, record,
+                                                    exchange.body)
             if exchange.stream:
                 writer = exchange.writer(adapter, record)
                 tape = cache.recorder() if cache is not None else None
