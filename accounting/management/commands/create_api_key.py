@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=limit, default=None, help="Requests in flight at once.")
         parser.add_argument("--models", type=allow_list, default=None,
                             help="Allow-list, comma-separated: provider/model, provider/* or a virtual model.")
-        parser.add_argument("--cache", choices=["off", "exact"], default=None,
+        parser.add_argument("--cache", choices=["off", "exact", "semantic"], default=None,
                             help="Response cache of this key (default: its tenant's, which is off unless set).")
         parser.add_argument("--cache-ttl", type=limit, default=None,
                             help="Seconds a cached answer is kept (default: its tenant's, or RESPONSE_CACHE_TTL).")

