@@ -118,3 +118,35 @@ def test_a_failed_answer_is_never_stored_semantically(gateway, targets, make_key
         with pytest.raises(openai.APIStatusError) as failed:
             oai.chat.completions.create(model="groq/fail-500", messages=[{"role": "user", "content": text}])
         assert failed.value.response.headers["x-gomodel-cache"] == "miss"
+
+
+def test_responses_and_messages_paraphrases_hit(gateway, targets, make_key):
+    import anthropic
+
+    key = make_key(cache_mode="semantic")
+    oai = client(gateway, key)
+    headers = [oai.responses.with_raw_response.create(model="groq/gpt-4o-mini", input=text, store=False)
+               .headers["x-gomodel-cache"] for text in (QUESTION, PARAPHRASE)]
+    assert headers == ["miss", "hit-semantic"]
+    claude = anthropic.Anthropic(base_url=gateway, api_key=key, max_retries=0)
+    headers = [claude.messages.with_raw_response.create(
+        model="anthropic/claude-sonnet-4-5", max_tokens=64, system="Answer briefly.",
+        messages=[{"role": "user", "content": text}]).headers["x-gomodel-cache"] for text in (QUESTION, PARAPHRASE)]
+    assert headers == ["miss", "hit-semantic"]
+
+
+def test_no_cache_skips_the_lookup_but_stores(gateway, targets, make_key):
+    import httpx
+
+    key = make_key(cache_mode="semantic")
+    body = {"model": "groq/gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
+    first = httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=20,
+                       headers={"Authorization": f"Bearer {key}", "Cache-Control": "no-cache"})
+    assert first.headers["x-gomodel-cache"] == "bypass"
+    assert ask(client(gateway, key), PARAPHRASE)[0] == "hit-semantic"
+
+
+def test_the_embedding_model_unset_leaves_the_exact_cache(gateway, targets, make_key, settings):
+    settings.SEMANTIC_CACHE_EMBED_MODEL = ""
+    oai = client(gateway, make_key(cache_mode="semantic"))
+    assert [ask(oai, text)[0] for text in (QUESTION, PARAPHRASE, PARAPHRASE)] == ["miss", "miss", "hit-exact"]

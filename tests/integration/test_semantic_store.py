@@ -91,3 +91,47 @@ def test_the_backend_follows_the_database(settings):
     settings.SEMANTIC_CACHE_STORE = "faiss"
     with pytest.raises(SemanticCacheUnavailable):
         backend_name()
+
+
+def test_the_gateway_does_not_start_when_semantic_caching_is_on_without_pgvector(pg_server, settings, monkeypatch):
+    import asyncio
+
+    from gomodel.gateway import app
+    from gomodel.gateway.semantic_cache import pg_store
+
+    pg_server.psql("DROP DATABASE IF EXISTS no_vector; CREATE DATABASE no_vector;")
+    settings.SEMANTIC_CACHE_EMBED_MODEL = "openai/text-embedding-3-small"
+    settings.SEMANTIC_CACHE_STORE = "pgvector"
+    monkeypatch.setattr(pg_store.PgVectorStore, "from_django",
+                        classmethod(lambda cls: cls(pg_server.get_uri("no_vector"))))
+    sent: list[dict] = []
+
+    async def main():
+        messages = iter([{"type": "lifespan.startup"}])
+
+        async def receive():
+            return next(messages)
+
+        async def send(message):
+            sent.append(message)
+
+        await app.lifespan({"type": "lifespan"}, receive, send)
+
+    asyncio.run(main())
+    assert sent[0]["type"] == "lifespan.startup.failed"
+    assert "`vector` extension (pgvector) is not installed" in sent[0]["message"]
+
+
+def test_the_migration_creates_the_extension_where_the_server_has_it(pg_server):
+    import importlib
+
+    import psycopg
+
+    migration = importlib.import_module("accounting.migrations.0010_semantic_cache_semcache")
+    pg_server.psql("DROP DATABASE IF EXISTS migrated; CREATE DATABASE migrated;")
+    with psycopg.connect(pg_server.get_uri("migrated")) as db:  # in a transaction, as Django migrates
+        editor = type("Editor", (), {"connection": type("Connection", (), {"vendor": "postgresql",
+                                                                           "cursor": db.cursor})()})()
+        migration.create_vector_extension(None, editor)
+        db.commit()
+        assert db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
