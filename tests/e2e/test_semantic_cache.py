@@ -150,3 +150,10 @@ def test_the_embedding_model_unset_leaves_the_exact_cache(gateway, targets, make
     settings.SEMANTIC_CACHE_EMBED_MODEL = ""
     oai = client(gateway, make_key(cache_mode="semantic"))
     assert [ask(oai, text)[0] for text in (QUESTION, PARAPHRASE, PARAPHRASE)] == ["miss", "miss", "hit-exact"]
+
+
+def test_the_embedding_counts_against_the_budget(gateway, targets, make_key, usage_events):
+    oai = client(gateway, make_key(cache_mode="semantic", budget_usd=Decimal("10"), budget_period="daily"))
+    _, request_id, _ = ask(oai, QUESTION)
+    [embed] = usage_events(request_id + ".e")
+    assert embed["endpoint"] == "cache.embed" and Decimal(embed["cost"]) > 0 and embed["budget_keys"]

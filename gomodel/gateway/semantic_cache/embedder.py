@@ -1,7 +1,8 @@
 """The embedding of a request's text: SEMANTIC_CACHE_EMBED_MODEL asked through the gateway's own embeddings
 route — routing, the embeddings plug-in and adapter, send_upstream (failover, retries, breaker) and the upstream
 client — never a second HTTP stack. It is billed to the calling tenant and key as one usage event of its own,
-endpoint `cache.embed`, request id `<the call's id>.e`, priced by the drain like any embeddings call."""
+endpoint `cache.embed`, request id `<the call's id>.e`, priced like any embeddings call (into the caller's budget
+counters with its event when it has a budget; nothing is reserved for it beforehand)."""
 
 import logging
 import time
@@ -10,9 +11,11 @@ from typing import Any
 
 import orjson
 
+from accounting.budgets import counters
 from accounting.usage.events import TEXT_LIMITS
 
 from .. import metrics
+from ..budgets import Reservation, charge, prices
 from ..errors import GatewayError
 from ..protocols.embeddings import EmbeddingsExchange
 from ..routing import candidates
@@ -44,6 +47,10 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
         chain = await candidates(runtime.registry, runtime.breaker, model, None)
         target, resolved = chain[0]
         record = UsageRecord(caller, target, model, resolved, ENDPOINT, False, exchange.prompt)
+        if principal.budgets:  # its cost goes into the caller's budget counters with its event, as a call's does
+            await prices(runtime)
+            names = [budget.counter(counters.clock()) for budget in principal.budgets]
+            record.budget = Reservation(principal.budgets, names, 0, None, 0, request_id)
         response, adapter = await send_upstream(runtime, chain, exchange.build, False, record)
         body, _ = exchange.read(adapter, record, response.content)
         vector = orjson.loads(body)["data"][0]["embedding"]
@@ -63,6 +70,11 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
     finally:
         if record is not None and record.attempts:
             event = record.event()
+            if record.budget is not None:
+                try:
+                    charge(runtime, record, event)
+                except Exception:  # pricing must never cost an event (the drain prices it then)
+                    log.exception("could not price usage event %s for its budget", request_id)
             try:
                 metrics.observe_event(event, runtime.registry.knows)
             except Exception:  # metrics must never cost an event
