@@ -19,6 +19,7 @@ from .store import VectorStore, open_store
 
 log = logging.getLogger(__name__)
 HIT = b"hit-semantic"
+PURGE_EVERY = 256
 LOOKUPS = Counter("gomodel_semantic_cache_lookups", "Semantic lookups after an exact miss, by result "
                   "(hit, miss, skipped: no text to embed, error: embedding or search failed or timed out).",
                   ["endpoint", "result"])
@@ -31,6 +32,7 @@ class SemanticCache:
         self.store: VectorStore | None = None
         self._opening: asyncio.Lock | None = None
         self._tasks: set[asyncio.Future] = set()
+        self._adds = 0
 
     async def open(self) -> VectorStore:
         if self.store is None:
@@ -84,7 +86,10 @@ class SemanticCache:
         """Kept in a thread, after the exact entry: the answer is not held up by it."""
         if ttl <= 0:
             return
-        task = asyncio.ensure_future(asyncio.to_thread(store.add, tenant_id, scope, vector, raw, time.time() + ttl))
+        self._adds += 1
+        purge = self._adds % PURGE_EVERY == 0  # expired rows (never found) go now and then, not on every store
+        task = asyncio.ensure_future(asyncio.to_thread(_add, store, purge, tenant_id, scope, vector, raw,
+                                                       time.time() + ttl))
         self._tasks.add(task)
         task.add_done_callback(self._stored)
 
@@ -99,6 +104,13 @@ class SemanticCache:
         if self.store is not None:
             await asyncio.to_thread(self.store.close)
             self.store = None
+
+
+def _add(store: VectorStore, purge: bool, tenant_id: int, scope: str, vector: list[float], raw: bytes,
+         expires_at: float) -> None:
+    store.add(tenant_id, scope, vector, raw, expires_at)
+    if purge:
+        store.purge(time.time())
 
 
 def semantic_of(runtime) -> SemanticCache:

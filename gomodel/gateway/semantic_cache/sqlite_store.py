@@ -42,18 +42,12 @@ class SqliteVecStore:
             self.db.execute(SCHEMA)
         except apsw.Error as exc:
             raise SemanticCacheUnavailable(f"the sqlite-vec store at {path} cannot be opened ({exc})") from None
-        self._adds = 0
 
     def add(self, tenant_id: int, scope: str, vector: Sequence[float], entry: bytes, expires_at: float) -> None:
         with self._lock:
             self.db.execute("INSERT INTO semantic_entries (tenant_id, scope, expires_at, embedding, entry) "
                             "VALUES (?, ?, ?, ?, ?)", (tenant_id, scope, expires_at, self._serialize(list(vector)),
                                                        entry))
-            self._adds += 1
-            if self._adds % 256 == 0:  # expired rows go now and then, not on every store
-                import time
-
-                self.db.execute("DELETE FROM semantic_entries WHERE expires_at <= ?", (time.time(),))
 
     def nearest(self, tenant_id: int, scope: str, vector: Sequence[float], min_similarity: float,
                 now: float) -> tuple[float, bytes] | None:
