@@ -122,3 +122,12 @@ def test_the_migration_creates_the_extension_where_the_server_has_it(pg_server):
         migration.create_vector_extension(None, editor)
         db.commit()
         assert db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
+
+
+def test_the_sqlite_vec_file_is_private(tmp_path):
+    from gomodel.gateway.semantic_cache.sqlite_store import SqliteVecStore
+
+    store = SqliteVecStore(tmp_path / "semantic.sqlite3")
+    store.add(1, SCOPE, [1.0, 0.0], b"answer", time.time() + 60)
+    store.close()
+    assert (tmp_path / "semantic.sqlite3").stat().st_mode & 0o077 == 0

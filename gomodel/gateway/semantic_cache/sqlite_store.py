@@ -8,6 +8,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from gomodel import secrets_files
+
 from .store import SemanticCacheUnavailable
 
 SCHEMA = """
@@ -32,6 +34,8 @@ class SqliteVecStore:
             raise SemanticCacheUnavailable(f"the sqlite-vec store needs apsw and sqlite-vec ({exc})") from None
         self._serialize = sqlite_vec.serialize_float32
         self._lock = threading.Lock()  # one connection, used by the default executor's threads in turn
+        # Tenants' answers: 0600 like the database (SQLite gives its -wal and -shm files the file's mode).
+        secrets_files.private_file(path)
         try:
             self.db = apsw.Connection(str(path))
             self.db.enable_load_extension(True)
