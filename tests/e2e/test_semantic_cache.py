@@ -5,6 +5,7 @@ to the tenant as `cache.embed`); other tools, another model or another tenant ne
 
 from decimal import Decimal
 
+import httpx
 import openai
 import pytest
 
@@ -45,7 +46,7 @@ def drained(*request_ids):
     return [UsageEvent.objects.get(request_id=request_id) for request_id in request_ids]
 
 
-def test_a_paraphrase_is_a_semantic_hit_billed_as_a_hit(gateway, targets, make_key):
+def test_a_paraphrase_is_a_semantic_hit_billed_as_a_hit(gateway, targets, make_key, settings):
     oai = client(gateway, make_key(cache_mode="semantic"))
     chats = upstream_calls(targets, CHAT_JSON)
     h1, miss_id, first = ask(oai, QUESTION)
@@ -64,6 +65,9 @@ def test_a_paraphrase_is_a_semantic_hit_billed_as_a_hit(gateway, targets, make_k
     embeddings = len([r for r in targets["groq"].requests if r["path"].endswith("/embeddings")])
     assert ask(oai, QUESTION)[0] == "hit-exact"  # the stored request again: the exact cache answers first…
     assert len([r for r in targets["groq"].requests if r["path"].endswith("/embeddings")]) == embeddings  # …alone
+    settings.METRICS_PUBLIC = True
+    metrics = httpx.get(f"{gateway}/metrics", timeout=20).text
+    assert 'gomodel_semantic_cache_lookups_total{endpoint="/v1/chat/completions",result="hit"}' in metrics
 
 
 def test_a_stream_paraphrase_is_a_semantic_hit(gateway, targets, make_key):
@@ -136,8 +140,6 @@ def test_responses_and_messages_paraphrases_hit(gateway, targets, make_key):
 
 
 def test_no_cache_skips_the_lookup_but_stores(gateway, targets, make_key):
-    import httpx
-
     key = make_key(cache_mode="semantic")
     body = {"model": "groq/gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]}
     first = httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=20,
