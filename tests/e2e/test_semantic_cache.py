@@ -197,3 +197,12 @@ def test_a_paraphrase_hits_through_pgvector(gateway, targets, make_key, pgvector
     while not pgvector_runtime.db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]:
         assert __import__("time").monotonic() < deadline
     assert ask(oai, PARAPHRASE)[0] == "hit-semantic"
+
+
+def test_a_spent_budget_pays_no_embedding(gateway, targets, make_key, usage_events):
+    key = make_key(cache_mode="semantic", budget_usd=Decimal("0"), budget_period="daily")
+    answer = httpx.post(f"{gateway}/v1/chat/completions", timeout=20, headers={"Authorization": f"Bearer {key}"},
+                        json={"model": "groq/gpt-4o-mini", "messages": [{"role": "user", "content": QUESTION}]})
+    assert answer.status_code == 429 and answer.json()["error"]["code"] == "budget_exceeded"
+    assert not [r for r in targets["groq"].requests if r["path"].endswith("/embeddings")]
+    assert usage_events(answer.headers["x-request-id"] + ".e", expect=0, timeout=0.3) == []

@@ -2,7 +2,7 @@
 route — routing, the embeddings plug-in and adapter, send_upstream (failover, retries, breaker) and the upstream
 client — never a second HTTP stack. It is billed to the calling tenant and key as one usage event of its own,
 endpoint `cache.embed`, request id `<the call's id>.e`, priced like any embeddings call (into the caller's budget
-counters with its event when it has a budget; nothing is reserved for it beforehand)."""
+counters with its event when it has a budget, admitted by those budgets first like a call)."""
 
 import asyncio
 import logging
@@ -12,11 +12,10 @@ from typing import Any
 
 import orjson
 
-from accounting.budgets import counters
 from accounting.usage.events import TEXT_LIMITS
 
 from .. import metrics
-from ..budgets import Reservation, charge, prices
+from ..budgets import charge, release, reserve
 from ..errors import GatewayError
 from ..protocols.embeddings import EmbeddingsExchange
 from ..routing import candidates
@@ -48,10 +47,11 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
         chain = await candidates(runtime.registry, runtime.breaker, model, None)
         target, resolved = chain[0]
         record = UsageRecord(caller, target, model, resolved, ENDPOINT, False, exchange.prompt)
-        if principal.budgets:  # its cost goes into the caller's budget counters with its event, as a call's does
-            await prices(runtime)
-            names = [budget.counter(counters.clock()) for budget in principal.budgets]
-            record.budget = Reservation(principal.budgets, names, 0, None, 0, request_id)
+        if principal.budgets:
+            # Admitted by the caller's budgets like a call (a spent budget pays no embedding: 429 → a miss, and the
+            # call's own admission refuses it); its cost goes into the counters with its event.
+            record.budget = await reserve(runtime, principal, request_id, target, resolved, exchange.prompt_tokens(),
+                                          0, False)
         response, adapter = await send_upstream(runtime, chain, exchange.build, False, record)
         body, _ = exchange.read(adapter, record, response.content)
         vector = orjson.loads(body)["data"][0]["embedding"]
@@ -85,3 +85,5 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", request_id)
             runtime.usage.emit(event)
+        if record is not None and record.budget is not None:
+            release(runtime, record.budget)  # unless the event's MULTI clears it (charge marked it settled)
