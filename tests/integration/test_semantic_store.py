@@ -131,3 +131,15 @@ def test_the_sqlite_vec_file_is_private(tmp_path):
     store.add(1, SCOPE, [1.0, 0.0], b"answer", time.time() + 60)
     store.close()
     assert (tmp_path / "semantic.sqlite3").stat().st_mode & 0o077 == 0
+
+
+def test_the_pgvector_store_reconnects_after_a_lost_connection(pg_server):
+    from gomodel.gateway.semantic_cache.pg_store import TABLE, PgVectorStore
+
+    store = PgVectorStore(pg_server.get_uri())
+    store.db.execute(f"TRUNCATE {TABLE}")
+    store.add(1, SCOPE, [1.0, 0.0], b"kept", time.time() + 60)
+    pid = store.db.info.backend_pid
+    pg_server.psql(f"SELECT pg_terminate_backend({pid});")  # as a server restart would
+    assert store.nearest(1, SCOPE, [1.0, 0.0], 0.9, time.time())[1] == b"kept"
+    store.close()

@@ -31,11 +31,15 @@ class PgVectorStore:
     def __init__(self, conninfo: str):
         import psycopg
 
+        self.conninfo = conninfo
+        self._lock = threading.Lock()
         try:
-            self.db = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            self.db = self._connect()
+            installed = self.db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+            if installed is not None:
+                self.db.execute(SCHEMA)
         except psycopg.Error as exc:
-            raise SemanticCacheUnavailable(f"the pgvector store cannot connect to PostgreSQL ({exc})") from None
-        installed = self.db.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone()
+            raise SemanticCacheUnavailable(f"the pgvector store cannot use PostgreSQL ({exc})") from None
         if installed is None:
             self.db.close()
             raise SemanticCacheUnavailable(
@@ -43,8 +47,23 @@ class PgVectorStore:
                 "`vector` extension (pgvector) is not installed: install pgvector on the server and run "
                 "`CREATE EXTENSION vector;` (or `manage.py migrate` as a role that may), or set "
                 "SEMANTIC_CACHE_STORE=sqlite-vec.")
-        self.db.execute(SCHEMA)
-        self._lock = threading.Lock()
+
+    def _connect(self):
+        import psycopg
+
+        return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+
+    def _execute(self, query: str, params: tuple):
+        """One statement (the lock held); a connection lost meanwhile (a restart, a failover) is made again once."""
+        import psycopg
+
+        try:
+            return self.db.execute(query, params)
+        except psycopg.OperationalError:
+            if not self.db.closed and not self.db.broken:
+                raise
+            self.db = self._connect()
+            return self.db.execute(query, params)
 
     @classmethod
     def from_django(cls) -> "PgVectorStore":
@@ -59,7 +78,7 @@ class PgVectorStore:
 
     def add(self, tenant_id: int, scope: str, vector: Sequence[float], entry: bytes, expires_at: float) -> None:
         with self._lock:
-            self.db.execute(f"INSERT INTO {TABLE} (tenant_id, scope, expires_at, embedding, entry) "
+            self._execute(f"INSERT INTO {TABLE} (tenant_id, scope, expires_at, embedding, entry) "
                             "VALUES (%s, %s, %s, %s::vector, %s)",
                             (tenant_id, scope, expires_at, _literal(vector), entry))
 
@@ -67,7 +86,7 @@ class PgVectorStore:
                 now: float) -> tuple[float, bytes] | None:
         literal = _literal(vector)
         with self._lock:
-            row = self.db.execute(
+            row = self._execute(
                 f"SELECT 1 - (embedding <=> %s::vector), entry FROM {TABLE} "
                 "WHERE tenant_id = %s AND scope = %s AND expires_at > %s "
                 "ORDER BY embedding <=> %s::vector LIMIT 1", (literal, tenant_id, scope, now, literal)).fetchone()
@@ -77,7 +96,7 @@ class PgVectorStore:
 
     def purge(self, now: float) -> int:
         with self._lock:
-            return self.db.execute(f"DELETE FROM {TABLE} WHERE expires_at <= %s", (now,)).rowcount
+            return self._execute(f"DELETE FROM {TABLE} WHERE expires_at <= %s", (now,)).rowcount
 
     def close(self) -> None:
         with self._lock:
