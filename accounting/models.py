@@ -43,15 +43,20 @@ class BudgetFields(models.Model):
 
 
 class CacheMode(models.TextChoices):
-    """The response cache (gomodel/gateway/cache/): off, or exact (a byte-identical request after JSON
-    canonicalisation, per tenant)."""
+    """The response cache (gomodel/gateway/response_cache.py): off, exact (a byte-identical request after JSON
+    canonicalisation, per tenant), or semantic (exact first, then a request whose text means nearly the same,
+    gomodel/gateway/semantic_cache/)."""
 
     OFF = "off", "off"
     EXACT = "exact", "exact"
+    SEMANTIC = "semantic", "semantic (exact, then similar text)"
 
 
 CACHE_TTL_HELP = "Seconds a cached answer is kept, and the most x-gomodel-cache-ttl may ask for; empty: {}."
 CACHE_SIZE_HELP = "Largest answer stored, in bytes; empty: {}."
+CACHE_SIMILARITY_HELP = ("Semantic cache: the least cosine similarity of a request's text to a stored one's for a "
+                         "hit (0.5–1); empty: {}.")
+SIMILARITY = [MinValueValidator(0.5), MaxValueValidator(1.0)]
 CACHE_SAMPLED_HELP = ("Also cache answers sampled with temperature > 0 and no seed (by default only temperature 0 "
                       "or absent, or a seed, are cached){}.")
 
@@ -98,6 +103,8 @@ class Tenant(BudgetFields):
     cache_max_entry_bytes = models.PositiveIntegerField(
         null=True, blank=True, validators=LIMIT, help_text=CACHE_SIZE_HELP.format("RESPONSE_CACHE_MAX_ENTRY_BYTES"))
     cache_sampled = models.BooleanField(default=False, help_text=CACHE_SAMPLED_HELP.format(""))
+    cache_similarity = models.FloatField(null=True, blank=True, validators=SIMILARITY,
+                                         help_text=CACHE_SIMILARITY_HELP.format("SEMANTIC_CACHE_THRESHOLD"))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -137,6 +144,8 @@ class ApiKey(BudgetFields):
         default=dict, blank=True, validators=[validate_key_labels],
         help_text="Labels every request of this key carries, e.g. {\"team\": \"search\"} (at most 16, each name "
                   "and value at most 64 characters); a request's own labels of the same name win.")
+    cache_similarity = models.FloatField(null=True, blank=True, validators=SIMILARITY,
+                                         help_text=CACHE_SIMILARITY_HELP.format("its tenant's"))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -168,6 +177,7 @@ class CostSource(models.TextChoices):
 class CacheResult(models.TextChoices):
     NONE = "", "not from the cache"
     EXACT = "exact", "exact cache hit"
+    SEMANTIC = "semantic", "semantic cache hit"
 
 
 class UsageEvent(models.Model):

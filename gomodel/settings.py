@@ -258,6 +258,19 @@ RESPONSE_CACHE_TIMEOUT = env_float("RESPONSE_CACHE_TIMEOUT", 0.5)
 PROMPT_CACHE_PLANNING = env_bool("PROMPT_CACHE_PLANNING", True)
 # Coalescing across replicas: the lease a leading call holds (renewed every third of it while it runs).
 RESPONSE_CACHE_LEASE_SECONDS = env_float("RESPONSE_CACHE_LEASE_SECONDS", 10.0)
+# The semantic cache (gomodel/gateway/semantic_cache/; a tenant or key with cache_mode "semantic"): the embedding
+# model (`provider/model`, called through the gateway's own embeddings route, billed to the tenant as
+# `cache.embed`; empty: semantic keys use the exact cache only), the default least cosine similarity of a hit, whether
+# the system prompt is embedded with the last user turn (else it must match exactly), the store (`sqlite-vec`: a file
+# under GOMODEL_VAR_DIR; `pgvector`: the PostgreSQL database; empty: pgvector on PostgreSQL, sqlite-vec otherwise),
+# and how long embedding plus search may take before the call goes on as a miss.
+SEMANTIC_CACHE_EMBED_MODEL = os.environ.get("SEMANTIC_CACHE_EMBED_MODEL", "").strip()
+SEMANTIC_CACHE_THRESHOLD = env_float("SEMANTIC_CACHE_THRESHOLD", 0.95)
+SEMANTIC_CACHE_EMBED_SYSTEM = env_bool("SEMANTIC_CACHE_EMBED_SYSTEM", True)
+SEMANTIC_CACHE_STORE = os.environ.get("SEMANTIC_CACHE_STORE", "").strip().lower()
+SEMANTIC_CACHE_PATH = Path(os.environ.get("SEMANTIC_CACHE_PATH") or VAR_DIR / "semantic-cache.sqlite3")
+SEMANTIC_CACHE_TIMEOUT = env_float("SEMANTIC_CACHE_TIMEOUT", 5.0)
+SEMANTIC_CACHE_MAX_CHARS = env_int("SEMANTIC_CACHE_MAX_CHARS", 8000)  # longer text: not looked up semantically
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()  # text | json (one JSON object a line)
 ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/metrics.py)

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from tests.fake_server import wait_for_port
 from tests.fake_upstream import FakeUpstream
+from tests.pgvector_server import pg_server  # noqa: F401  (a fixture: PostgreSQL with pgvector, started on demand)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,10 @@ What it answers depends on the model name (see `behaviour`); every request it re
 """
 
 import asyncio
+import math
+import re
 import time
+import zlib
 
 import orjson
 
@@ -15,12 +18,30 @@ MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail
           "think-model"]
 LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
 # Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
-# trickle, error-event-secrets (chat and Responses streams). Embeddings also answer fail-429, fail-text and slow.
+# trickle, error-event-secrets (chat and Responses streams). Embeddings also answer fail-429, fail-text and slow,
+# and bag-<anything> with bag_of_words vectors (the semantic cache's tests).
 TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
 SPEECH = b"ID3" + bytes(range(256)) * 40  # what /audio/speech answers: bytes, as audio is
+
+
+STOPWORDS = frozenset("a an the what whats s is are of me tell please could you can i to in do does which".split())
+
+
+def bag_of_words(text: str, size: int = 64) -> list[float]:
+    """A deterministic embedding: the text's words but stopwords, hashed into `size` buckets, unit length. "What is
+    the capital of France?" and "Tell me, what's the capital of France please" are the same vector; "… of Spain?"
+    is 0.5 away."""
+    vector = [0.0] * size
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        if word not in STOPWORDS:
+            vector[zlib.crc32(word.encode()) % size] += 1.0
+    if not any(vector):
+        vector[0] = 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
 
 
 class FakeUpstream(FakeServer):
@@ -124,7 +145,12 @@ class FakeUpstream(FakeServer):
         if body["model"] == "slow":
             await asyncio.sleep(10)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
+        if body["model"].startswith("bag-"):  # the semantic cache's embedder: a paraphrase maps near
+            data = [{"object": "embedding", "index": i, "embedding": bag_of_words(text)}
+                    for i, text in enumerate(inputs)]
+        else:
+            data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+                    for i in range(len(inputs))]
         tokens = 3 * len(inputs)
         await self._json(send, 200, {"object": "list", "data": data, "model": body["model"],
                                      "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})

@@ -117,7 +117,7 @@ class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
                  ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]}),
                  ("Budget of each end user", {"fields": ["user_budget_usd", "user_budget_period"]}),
                  ("Response cache", {"fields": ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
-                                                "cache_sampled"]})]
+                                                "cache_sampled", "cache_similarity"]})]
     readonly_fields = ["rate_limit_usage", "budget_now"]
 
     @admin.display(description="rate limits now")
@@ -222,7 +222,7 @@ class ApiKeyAdmin(BudgetPeriodOptional, AuditedModelAdmin):
     form = ApiKeyForm
     LIMIT_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models"]
     BUDGET = ["budget_usd", "budget_period", "budget_soft_percent"]
-    CACHE = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled"]
+    CACHE = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled", "cache_similarity"]
 
     def get_fields(self, request, obj=None):
         if obj is None:

@@ -24,7 +24,7 @@ MAX_INT = 2**31 - 1
 MAX_COST = Decimal(10) ** 9  # USD per event; the column holds 20 digits, 10 after the point
 COST_SOURCES = ("upstream", "price_db", "admin", "unknown", "cache")  # accounting.models.CostSource's values
 USAGE_SOURCES = ("reported", "estimated", "none")  # accounting.models.UsageSource's values
-CACHE_RESULTS = ("exact",)  # accounting.models.CacheResult's values (but "")
+CACHE_RESULTS = ("exact", "semantic")  # accounting.models.CacheResult's values (but "")
 TOKEN_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # Text fields and the length of the column each is stored in.
 TEXT_LIMITS = {"request_id": 64, "tenant": 64, "api_key_prefix": 32, "provider": 64, "provider_type": 32,
@@ -70,8 +70,9 @@ class StreamEvent:
     # counts are taken from off the event loop (accounting/usage/estimate.py, `settle`); the counts above
     # are characters/4 until then.
     estimate: dict | None = None
-    # Answered from the response cache ("exact"; None: it was not): cost "0" (cost_source "cache"), tokens as
-    # served; the drain prices those tokens as the provider would have into `cost_saved_usd` (USD, a decimal string).
+    # Answered from the response cache ("exact" or "semantic"; None: it was not): cost "0" (cost_source "cache"),
+    # tokens as served; the drain prices those tokens as the provider would have into `cost_saved_usd` (USD, a
+    # decimal string).
     cache: str | None = None
     cost_saved_usd: str | None = None
     # Attribution (accounting/labels.py): the key's labels merged with the request's, and the end user ("": none).

@@ -92,7 +92,8 @@ class TenantUpdateSerializer(TenantSerializer):
 
 
 KEY_STATES = ["active", "revoked", "expired", "tenant_inactive"]
-CACHE_FIELDS = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled"]  # the response cache
+# the response cache
+CACHE_FIELDS = ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes", "cache_sampled", "cache_similarity"]
 
 
 class ApiKeySerializer(BudgetMixin, serializers.ModelSerializer):

@@ -131,6 +131,16 @@ async def lifespan(scope, receive, send):
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if settings.SEMANTIC_CACHE_EMBED_MODEL:  # its store must open, or the gateway does not start
+                from .semantic_cache.lookup import semantic_of
+                from .semantic_cache.store import SemanticCacheUnavailable
+
+                try:
+                    await semantic_of(get_runtime()).open()
+                except SemanticCacheUnavailable as exc:
+                    log.error("semantic cache: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
             try:
                 runtime = get_runtime()
                 await runtime.registry.ensure_loaded()

@@ -27,6 +27,7 @@ import itertools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,23 +74,25 @@ def _warn(message: str, *args) -> None:
 class CachePolicy:
     """A key's response cache, its tenant's where the key sets nothing (accounting.models' cache_* fields)."""
 
-    mode: str  # "exact"
+    mode: str  # "exact", or "semantic" (exact first, then semantic_cache/)
     ttl: int  # seconds; also the most x-gomodel-cache-ttl may ask for
     max_bytes: int  # the largest answer stored
     sampled: bool  # cache answers sampled with temperature > 0 and no seed too
+    similarity: float = 1.0  # semantic: the least cosine similarity of a hit
 
 
 def policy_of(key) -> CachePolicy | None:
     """The policy of an ApiKey row (its tenant loaded); None: no cache."""
     tenant = key.tenant
     mode = key.cache_mode or tenant.cache_mode
-    if mode != "exact":
+    if mode not in ("exact", "semantic"):
         return None
     return CachePolicy(
         mode=mode,
         ttl=key.cache_ttl_seconds or tenant.cache_ttl_seconds or settings.RESPONSE_CACHE_TTL,
         max_bytes=key.cache_max_entry_bytes or tenant.cache_max_entry_bytes or settings.RESPONSE_CACHE_MAX_ENTRY_BYTES,
         sampled=key.cache_sampled if key.cache_sampled is not None else tenant.cache_sampled,
+        similarity=key.cache_similarity or tenant.cache_similarity or settings.SEMANTIC_CACHE_THRESHOLD,
     )
 
 
@@ -228,7 +231,7 @@ class CallCache:
     group (then `finish` hands its stored answer, or nothing, to the followers)."""
 
     __slots__ = ("cache", "builder", "tenant_id", "read", "write", "ttl", "max_bytes", "label", "key", "hit",
-                 "built", "tape", "stored", "endpoint", "first", "leader", "lease")
+                 "built", "tape", "stored", "endpoint", "first", "leader", "lease", "semantic")
 
     def __init__(self, cache, protocol, builder, tenant_id, policy: CachePolicy, read, write, ttl):
         self.cache = cache
@@ -249,6 +252,8 @@ class CallCache:
         # (name, token) of this call's Redis lease, while it leads across replicas.
         self.lease: tuple[str, str] | None = None
         self.first: tuple[Any, str] | None = None  # (target, model) the key was made for
+        # semantic_cache: keeps the answer this call stores under its key for similar requests too (entry, ttl).
+        self.semantic: Callable[[bytes, int], None] | None = None
 
     def build(self, adapter, target, model):
         """The protocol's upstream request for this target, built once (the key is made from it)."""
@@ -297,6 +302,8 @@ class CallCache:
             return
         self.stored = entry if key == self.key else None
         await self.cache.put(key, entry, self.ttl, self.endpoint, lease=self.lease if key == self.key else None)
+        if self.semantic is not None and key == self.key:  # the scope was made for the first target, as the key
+            self.semantic(entry, self.ttl)
 
     def finish(self) -> None:
         """The call ended (or was refused): followers get its stored answer, or None and go upstream themselves."""

@@ -40,6 +40,7 @@ class Runtime:
         self.key_states = KeyStates(self.redis)  # provider pool keys cooling (429) or rejected (401/403)
         self.limits = Limiter(self.redis)
         self.cache = ResponseCache.for_runtime(self.redis)
+        self.semantic = None  # semantic_cache.lookup.SemanticCache, made by the first semantic lookup or at start-up
         self.prices = None  # accounting.prices.PriceBook, loaded by the first budgeted request
         self._tasks: list[asyncio.Task] = []
 
@@ -119,6 +120,8 @@ class Runtime:
         metrics.ACCESS.close()
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.cache.close()  # answers still being stored
+        if self.semantic is not None:
+            await self.semantic.close()
         await self.http.aclose()
         await self.redis.aclose()
 

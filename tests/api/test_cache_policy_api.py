@@ -23,9 +23,13 @@ def test_tenant_and_key_cache_policy_are_set_validated_and_audited(api, make_ten
     assert (key.cache_mode, key.cache_max_entry_bytes, key.cache_sampled) == ("off", 4096, None)
     inherit = api.patch(f"/api/v1/keys/{key.pk}/", {"cache_mode": ""}, format="json")
     assert inherit.status_code == 200 and inherit.json()["cache_mode"] == ""
+    semantic = api.patch(f"/api/v1/keys/{key.pk}/", {"cache_mode": "semantic", "cache_similarity": 0.9}, format="json")
+    assert semantic.status_code == 200, semantic.content
+    assert (semantic.json()["cache_mode"], semantic.json()["cache_similarity"]) == ("semantic", 0.9)
 
 
-@pytest.mark.parametrize("payload", [{"cache_mode": "semantic"}, {"cache_mode": "on"}, {"cache_ttl_seconds": 0}])
+@pytest.mark.parametrize("payload", [{"cache_mode": "fuzzy"}, {"cache_mode": "on"}, {"cache_ttl_seconds": 0},
+                                     {"cache_similarity": 0.2}, {"cache_similarity": 1.5}])
 def test_cache_policy_validation(api, make_tenant, payload):
     tenant = make_tenant("acme")
     response = api.patch(f"/api/v1/tenants/{tenant.pk}/", payload, format="json")
@@ -39,6 +43,8 @@ def test_create_api_key_cache_flag(make_tenant):
                  stderr=io.StringIO())
     key = ApiKey.objects.get()
     assert (key.cache_mode, key.cache_ttl_seconds) == ("exact", 120)
+    call_command("create_api_key", "acme", "--cache", "semantic", stdout=io.StringIO(), stderr=io.StringIO())
+    assert ApiKey.objects.latest("id").cache_mode == "semantic"
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("create_api_key", "acme", "--cache", "sometimes", stdout=io.StringIO(), stderr=io.StringIO())
 
@@ -56,10 +62,18 @@ def test_the_policy_a_key_gets(make_tenant, settings):
     assert lookup_key(key.key_hash).cache is None  # default: off
     tenant.cache_mode, tenant.cache_ttl_seconds = "exact", 900
     tenant.save()
-    assert lookup_key(key.key_hash).cache == CachePolicy("exact", 900, settings.RESPONSE_CACHE_MAX_ENTRY_BYTES, False)
+    default = settings.SEMANTIC_CACHE_THRESHOLD
+    assert lookup_key(key.key_hash).cache == CachePolicy("exact", 900, settings.RESPONSE_CACHE_MAX_ENTRY_BYTES, False,
+                                                         default)
     key.cache_ttl_seconds, key.cache_sampled = 30, True
     key.save()
-    assert lookup_key(key.key_hash).cache == CachePolicy("exact", 30, settings.RESPONSE_CACHE_MAX_ENTRY_BYTES, True)
+    assert lookup_key(key.key_hash).cache == CachePolicy("exact", 30, settings.RESPONSE_CACHE_MAX_ENTRY_BYTES, True,
+                                                         default)
+    tenant.cache_similarity, key.cache_mode = 0.9, "semantic"  # a key's mode and its tenant's threshold
+    tenant.save()
+    key.save()
+    assert lookup_key(key.key_hash).cache == CachePolicy("semantic", 30, settings.RESPONSE_CACHE_MAX_ENTRY_BYTES,
+                                                         True, 0.9)
     key.cache_mode = "off"
     key.save()
     assert lookup_key(key.key_hash).cache is None

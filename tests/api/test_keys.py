@@ -12,7 +12,7 @@ from accounting.tenants.keys import hash_key
 KEY_FIELDS = {"id", "tenant", "tenant_slug", "name", "prefix", "state", "active", "expires_at", "last_used_at",
               "rpm_limit", "tpm_limit", "concurrency_limit", "allowed_models", "budget_usd", "budget_period",
               "budget_soft_percent", "budget_spent_usd", "cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
-              "cache_sampled", "labels", "created_at"}
+              "cache_sampled", "labels", "cache_similarity", "created_at"}
 
 
 def test_issue_list_update_revoke(api, make_tenant):

@@ -43,7 +43,7 @@ class Command(BaseCommand):
                             help="Allow-list, comma-separated: provider/model, provider/* or a virtual model.")
         parser.add_argument("--labels", type=labels, default=None,
                             help="Labels every request of the key carries, comma-separated: team:search,env:prod.")
-        parser.add_argument("--cache", choices=["off", "exact"], default=None,
+        parser.add_argument("--cache", choices=["off", "exact", "semantic"], default=None,
                             help="Response cache of this key (default: its tenant's, which is off unless set).")
         parser.add_argument("--cache-ttl", type=limit, default=None,
                             help="Seconds a cached answer is kept (default: its tenant's, or RESPONSE_CACHE_TTL).")

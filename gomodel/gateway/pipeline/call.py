@@ -31,7 +31,7 @@ from ..budgets import Reservation, StreamGuard, charge, release, reserve
 from ..errors import GatewayError
 from ..http import Request
 from ..limits import Admission, allowed_chain
-from ..response_cache import CallCache
+from ..response_cache import CachePolicy, CallCache
 from ..runtime import Runtime
 from ..usage_record import UsageRecord
 from .protocol import Exchange
@@ -72,6 +72,9 @@ class Call:
             self.cache = await runtime.cache.begin(self.req, principal, protocol, chain, self.upstream_request)
             if self.cache.hit is not None:
                 self.record.cache = "exact"
+            elif cast(CachePolicy, principal.cache).mode == "semantic" and self.cache.key is not None \
+                    and settings.SEMANTIC_CACHE_EMBED_MODEL:
+                await self._semantic(principal, protocol, target, model)
         if self.cache is None:
             await self._admit(principal, runtime, protocol, target, model)
             return self
@@ -83,6 +86,21 @@ class Call:
         finally:  # on the answer, and on a refusal too
             self.req.extra_headers = [*self.req.extra_headers, (b"x-gomodel-cache", self.cache.label)]
         return self
+
+    async def _semantic(self, principal: Principal, protocol: Exchange, target: Target, model: str) -> None:
+        """An exact miss of a semantic policy: a similar request's answer (imported here: a call without a
+        semantic policy walks none of it)."""
+        from ..semantic_cache.lookup import HIT, lookup
+
+        cache = cast(CallCache, self.cache)
+        try:
+            hit = await lookup(self, self.req, principal, protocol, target, model)
+        except BaseException:
+            cache.finish()  # cancelled while leading: the calls waiting on this one go upstream themselves
+            raise
+        if hit is not None:
+            cache.hit, cache.label = hit, HIT
+            cast(UsageRecord, self.record).cache = "semantic"
 
     async def _admit(self, principal: Principal, runtime: Runtime, protocol: Exchange, target: Target,
                      model: str) -> None:
