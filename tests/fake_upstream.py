@@ -20,6 +20,7 @@ TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY s
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
+TRANSCRIPT = "Hello from the fake upstream!"  # what /audio/transcriptions and /translations answer
 SPEECH = b"ID3" + bytes(range(256)) * 40  # what /audio/speech answers: bytes, as audio is
 
 
@@ -41,6 +42,8 @@ class FakeUpstream(FakeServer):
             return await self.embeddings(parsed, send)
         if scope["path"].endswith("/responses"):
             return await self.responses(parsed, send)
+        if scope["path"].endswith(("/audio/transcriptions", "/audio/translations", "/images/edits")):
+            return await self.upload(scope["path"].rsplit("/", 1)[-1], parsed, send)
         if scope["path"].endswith(("/images/generations", "/audio/speech", "/moderations")):
             return await self.media(scope["path"].rsplit("/", 1)[-1], parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
@@ -275,6 +278,27 @@ class FakeUpstream(FakeServer):
             return await send({"type": "http.response.body", "body": SPEECH})
         return await self._json(send, 200, {"id": "modr-fake", "model": model, "results": [
             {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.001}}]})
+
+    # -- uploads (multipart): transcriptions and translations (text, with gpt-4o-transcribe's token usage
+    # unless the model is whisper-1: seconds), image edits (gpt-image's token usage) ---------------------------
+    async def upload(self, kind, form, send):
+        model = form["model"]
+        if model in ("fail-429", "fail-500", "fail-text", "fail-400"):
+            return await self.chat({**form, "stream": False}, send)
+        if model == "slow":
+            await asyncio.sleep(10)
+        if kind == "edits":
+            return await self._json(send, 200, {"created": int(time.time()), "data": [{"b64_json": "ZWRpdGVk"}],
+                                                "usage": {"input_tokens": 20, "output_tokens": 100,
+                                                          "total_tokens": 120}})
+        if form.get("response_format") == "text":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            return await send({"type": "http.response.body", "body": TRANSCRIPT.encode()})
+        usage = {"type": "duration", "seconds": 3} if model == "whisper-1" else {
+            "type": "tokens", "input_tokens": 14, "output_tokens": 6, "total_tokens": 20,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
+        await self._json(send, 200, {"text": TRANSCRIPT, "usage": usage})
 
     def responses_requests(self):
         return [r for r in self.requests if r["path"].endswith("/responses")]

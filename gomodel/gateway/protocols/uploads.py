@@ -1,0 +1,127 @@
+"""OpenAI-format upload endpoints as plug-ins of the one pipeline: `POST /v1/audio/transcriptions`,
+`/v1/audio/translations` and `/v1/images/edits`, whose bodies are multipart/form-data (an audio file, an
+image). The gateway reads the form as it arrives (multipart_form.py: the upload kept once, never copied
+per part), routes by its `model` field, and forwards the client's body with that field's value replaced by
+the upstream's model name (and the `provider` hint removed). Governed like every call: the `prompt` field,
+when there is one, is what a budget and TPM reserve for. Billed from the answer's `usage` where it reports
+tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or srt answer) one usage
+event with `usage_source=none`: nothing per second is priced yet."""
+
+from typing import Any, NoReturn, Self
+
+import orjson
+from django.conf import settings
+
+from providers.adapter_protocol import ChatAdapter
+from providers.base import Target, UpstreamError, UpstreamRequest
+from providers.openai_compat.adapter import auth_headers
+
+from ..errors import invalid
+from ..http import Request
+from ..multipart_form import Form, read_form
+from ..upstream_client import UpstreamResponse
+from ..usage_record import UsageRecord
+from .base import BaseExchange
+from .passthrough import usage_in
+
+
+class UploadExchange(BaseExchange):
+    """One multipart endpoint: `upstream_path` under the provider's base URL; `file_fields` name where its file goes."""
+
+    upstream_path = ""
+    file_fields: tuple[str, ...] = ("file",)  # the form's file goes in one of these
+    what = ""
+    generates = False  # reserves LIMITS_DEFAULT_MAX_TOKENS of output (image edits); else only the prompt
+    __slots__ = ("form", "_bodies")
+
+    def __init__(self, req: Request, body: dict[str, Any], form: Form) -> None:
+        super().__init__(req, body)
+        self.form = form
+        self._bodies: dict[str, bytes] = {}  # the upstream body per model name (failover may change it)
+
+    @classmethod
+    def validate(cls, body: dict[str, Any]) -> None:
+        model = body.get("model")
+        if not isinstance(model, str) or not model.strip() or len(model) > 256:
+            raise invalid("The form field 'model' is required: the gateway routes by it.", param="model",
+                          code="missing_required")
+        if body.get("stream") not in (None, "false", "False"):
+            raise invalid(f"{cls.what} answers are not streamed through the gateway.", param="stream",
+                          code="unsupported_value")
+
+    @classmethod
+    async def receive(cls, req: Request) -> Self:
+        form = await read_form(req, settings.BODY_SIZE_LIMIT)
+        if all(form.file(name) is None for name in cls.file_fields):
+            raise invalid(f"The form needs a file in '{cls.file_fields[0]}'.", param=cls.file_fields[0],
+                          code="missing_required")
+        # The text fields the pipeline reads (the file is not among them).
+        body = {name: form.field(name) for name in ("model", "provider", "prompt", "stream")
+                if form.field(name) is not None}
+        cls.validate(body)
+        return cls(req, body, form)
+
+    def messages(self) -> list[dict[str, Any]]:
+        prompt = self.body.get("prompt")
+        return [{"role": "user", "content": prompt}] if prompt else []
+
+    def output_tokens(self) -> int:
+        return settings.LIMITS_DEFAULT_MAX_TOKENS if self.generates else 0
+
+    def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
+        if target.wire != "openai_compat":
+            raise UpstreamError(400, f"Provider '{target.name}' does not offer {self.what}.", param="model",
+                                code="unsupported_model")
+        headers = auth_headers(target)
+        headers["content-type"] = self.form.content_type  # its boundary is the body's
+        headers["accept"] = "*/*"
+        body = self._bodies.get(model)
+        if body is None:
+            body = self._bodies[model] = self.form.rewritten({"model": model}, drop=("provider",))
+        return UpstreamRequest("POST", target.base_url.rstrip("/") + self.upstream_path, headers, body)
+
+    def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
+        content_type = response.headers.get("content-type") or "application/octet-stream"
+        return [(b"content-type", content_type.encode("latin-1"))]
+
+    def read(self, adapter: ChatAdapter, record: UsageRecord, content: bytes) -> tuple[bytes, None]:
+        record.estimate_missing = False  # no token usage in the answer: billed as none, never guessed
+        if content[:1] == b"{":
+            data = orjson.loads(content)
+            if isinstance(data, dict):
+                usage = data.get("usage")
+                if not isinstance(usage, dict) or usage.get("type") != "duration":  # seconds: not tokens
+                    record.usage = usage_in("openai_compat", data, None)
+        return content, None
+
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
+        raise AssertionError(f"{self.what} answers are not streamed")
+
+
+class TranscriptionsExchange(UploadExchange):
+    endpoint = "/v1/audio/transcriptions"
+    upstream_path = "/audio/transcriptions"
+    what = "transcription"
+    __slots__ = ()
+
+
+class TranslationsExchange(UploadExchange):
+    endpoint = "/v1/audio/translations"
+    upstream_path = "/audio/translations"
+    what = "translation"
+    __slots__ = ()
+
+
+class ImageEditsExchange(UploadExchange):
+    endpoint = "/v1/images/edits"
+    upstream_path = "/images/edits"
+    file_fields = ("image", "image[]")  # the openai SDK names a list of images `image[]`
+    what = "image editing"
+    generates = True
+    __slots__ = ()
+
+    @classmethod
+    def validate(cls, body: dict[str, Any]) -> None:
+        super().validate(body)
+        if not body.get("prompt"):
+            raise invalid("The form field 'prompt' is required.", param="prompt", code="missing_required")
