@@ -31,13 +31,14 @@ class Row:
     provider: str = "groq"
     anthropic_envelope: bool = False
     passthrough: bool = False  # /p/{provider}/…: the body in the provider's own format, its own model name
+    upload: str | None = None  # a multipart endpoint: the form field its file goes in
 
     def body(self, model: str, text: str = "Hi", max_tokens: int | None = None) -> dict:
         if not self.passthrough:
             model = f"{self.provider}/{model}"
         if self.path == "/v1/embeddings":
             return {"model": model, "input": text}
-        if self.path == "/v1/images/generations":
+        if self.path == "/v1/images/generations" or self.upload:
             return {"model": model, "prompt": text}
         if self.path == "/v1/messages":
             return {"model": model, "max_tokens": max_tokens or 64, "stream": self.stream,
@@ -89,9 +90,13 @@ PASSTHROUGH_JSON = Row("passthrough", "/p/groq/v1/chat/completions", False, pass
 PASSTHROUGH_STREAM = Row("passthrough-stream", "/p/groq/v1/chat/completions", True, passthrough=True)
 
 IMAGES = Row("images", "/v1/images/generations", False)
+# Multipart uploads: the form's `prompt` is what a budget and TPM reserve for.
+TRANSCRIPTIONS = Row("transcriptions", "/v1/audio/transcriptions", False, upload="file")
+IMAGE_EDITS = Row("image-edits", "/v1/images/edits", False, upload="image")
+UPLOAD = b"RIFF" + bytes(range(256)) * 64
 
 ROWS = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM,
-        PASSTHROUGH_JSON, PASSTHROUGH_STREAM, IMAGES]
+        PASSTHROUGH_JSON, PASSTHROUGH_STREAM, IMAGES, TRANSCRIPTIONS, IMAGE_EDITS]
 STREAMS = [row for row in ROWS if row.stream]
 ids = [row.name for row in ROWS]
 stream_ids = [row.name for row in STREAMS]
@@ -155,6 +160,9 @@ def read_stream(row: Row, response: httpx.Response, stop_after: int | None = Non
 def call(gateway: str, row: Row, key: str, body: dict, timeout: float = 20) -> httpx.Response | Streamed:
     """One call; a stream that starts (200) is read to its end, anything else is returned as it came."""
     url = gateway + row.path
+    if row.upload:
+        return httpx.post(url, headers=row.headers(key), data=body, files={row.upload: ("in.bin", UPLOAD)},
+                          timeout=timeout)
     if not row.stream:
         return httpx.post(url, headers=row.headers(key), json=body, timeout=timeout)
     with httpx.stream("POST", url, headers=row.headers(key), json=body, timeout=timeout) as response:

@@ -3,9 +3,9 @@
 image). The gateway reads the form as it arrives (multipart_form.py: the upload kept once, never copied
 per part), routes by its `model` field, and forwards the client's body with that field's value replaced by
 the upstream's model name (and the `provider` hint removed). Governed like every call: the `prompt` field,
-when there is one, is what a budget and TPM reserve for. Billed from the answer's `usage` where it reports
-tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or srt answer) one usage
-event with `usage_source=none`: nothing per second is priced yet."""
+when there is one, and the default output are what a budget and TPM reserve for. Billed from the answer's
+`usage` where it reports tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or
+srt answer) one usage event with `usage_source=none`: nothing per second is priced yet."""
 
 from typing import Any, NoReturn, Self
 
@@ -31,7 +31,6 @@ class UploadExchange(BaseExchange):
     upstream_path = ""
     file_fields: tuple[str, ...] = ("file",)  # the form's file goes in one of these
     what = ""
-    generates = False  # reserves LIMITS_DEFAULT_MAX_TOKENS of output (image edits); else only the prompt
     __slots__ = ("form", "_bodies")
 
     def __init__(self, req: Request, body: dict[str, Any], form: Form) -> None:
@@ -66,7 +65,10 @@ class UploadExchange(BaseExchange):
         return [{"role": "user", "content": prompt}] if prompt else []
 
     def output_tokens(self) -> int:
-        return settings.LIMITS_DEFAULT_MAX_TOKENS if self.generates else 0
+        """What a budget and TPM hold until the answer: LIMITS_DEFAULT_MAX_TOKENS of output (the transcript's
+        text, the image's tokens; no form field bounds it). The audio's own input tokens are not known before
+        the answer: a budget may be overspent by one call's audio."""
+        return settings.LIMITS_DEFAULT_MAX_TOKENS
 
     def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if target.wire != "openai_compat":
@@ -117,7 +119,6 @@ class ImageEditsExchange(UploadExchange):
     upstream_path = "/images/edits"
     file_fields = ("image", "image[]")  # the openai SDK names a list of images `image[]`
     what = "image editing"
-    generates = True
     __slots__ = ()
 
     @classmethod
