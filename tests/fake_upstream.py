@@ -30,6 +30,7 @@ class FakeUpstream(FakeServer):
         self.models = list(MODELS)
         self.flaky_failures = 0  # how many more times model "flaky" answers 503 before it succeeds
         self.retry_after = b"0"
+        self.files: dict[str, dict] = {}  # /files: id → the file object, with its bytes in "_content"
 
     # -- the ASGI app ------------------------------------------------------------------------
     async def handle(self, scope, headers, parsed, send):
@@ -42,6 +43,8 @@ class FakeUpstream(FakeServer):
             return await self.embeddings(parsed, send)
         if scope["path"].endswith("/responses"):
             return await self.responses(parsed, send)
+        if "/files" in scope["path"]:
+            return await self.files_api(scope["method"], scope["path"].split("/files", 1)[1], parsed, send)
         if scope["path"].endswith(("/audio/transcriptions", "/audio/translations", "/images/edits")):
             return await self.upload(scope["path"].rsplit("/", 1)[-1], parsed, send)
         if scope["path"].endswith(("/images/generations", "/audio/speech", "/moderations")):
@@ -299,6 +302,37 @@ class FakeUpstream(FakeServer):
             "type": "tokens", "input_tokens": 14, "output_tokens": 6, "total_tokens": 20,
             "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
         await self._json(send, 200, {"text": TRANSCRIPT, "usage": usage})
+
+    # -- /files: upload (multipart), list, retrieve, content, delete ----------------------------------------
+    async def files_api(self, method, rest, form, send):
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if method == "POST" and not parts:
+            filename, content = form["file"]
+            file_id = f"file-fake{len(self.files) + 1:04d}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content),
+                                   "created_at": int(time.time()), "filename": filename, "purpose": form["purpose"],
+                                   "status": "processed", "_content": content}
+            return await self._json(send, 200, self.public(self.files[file_id]))
+        if method == "GET" and not parts:
+            return await self._json(send, 200, {"object": "list", "data": [self.public(f) for f in self.files.values()],
+                                                "has_more": False})
+        stored = self.files.get(parts[0]) if parts else None
+        if stored is None:
+            return await self._json(send, 404, {"error": {"message": f"No such File object: {parts[:1]}",
+                                                          "type": "invalid_request_error", "param": "id",
+                                                          "code": None}})
+        if method == "GET" and parts[1:] == ["content"]:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/octet-stream")]})
+            return await send({"type": "http.response.body", "body": stored["_content"]})
+        if method == "GET":
+            return await self._json(send, 200, self.public(stored))
+        del self.files[parts[0]]
+        return await self._json(send, 200, {"id": parts[0], "object": "file", "deleted": True})
+
+    @staticmethod
+    def public(stored):
+        return {name: value for name, value in stored.items() if not name.startswith("_")}
 
     def responses_requests(self):
         return [r for r in self.requests if r["path"].endswith("/responses")]
