@@ -30,6 +30,7 @@ class FakeUpstream(FakeServer):
         self.models = list(MODELS)
         self.flaky_failures = 0  # how many more times model "flaky" answers 503 before it succeeds
         self.retry_after = b"0"
+        self.batches: dict[str, dict] = {}
         self.files: dict[str, dict] = {}  # /files: id → the file object, with its bytes in "_content"
 
     # -- the ASGI app ------------------------------------------------------------------------
@@ -43,6 +44,8 @@ class FakeUpstream(FakeServer):
             return await self.embeddings(parsed, send)
         if scope["path"].endswith("/responses"):
             return await self.responses(parsed, send)
+        if "/batches" in scope["path"]:
+            return await self.batches_api(scope["method"], scope["path"].split("/batches", 1)[1], parsed, send)
         if "/files" in scope["path"]:
             return await self.files_api(scope["method"], scope["path"].split("/files", 1)[1], parsed, send)
         if scope["path"].endswith(("/audio/transcriptions", "/audio/translations", "/images/edits")):
@@ -329,6 +332,43 @@ class FakeUpstream(FakeServer):
             return await self._json(send, 200, self.public(stored))
         del self.files[parts[0]]
         return await self._json(send, 200, {"id": parts[0], "object": "file", "deleted": True})
+
+    # -- /batches: created from an uploaded file; the first GET finds it completed, with an output file of one
+    # chat completion per input line (11 prompt and 6 completion tokens each) ---------------------------------
+    async def batches_api(self, method, rest, body, send):
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if method == "POST" and not parts:
+            batch_id = f"batch_fake{len(self.batches) + 1:04d}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window"),
+                "status": "validating", "output_file_id": None, "error_file_id": None,
+                "created_at": int(time.time()), "metadata": body.get("metadata"),
+                "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+            return await self._json(send, 200, self.batches[batch_id])
+        batch = self.batches.get(parts[0]) if parts else None
+        if batch is None:
+            return await self._json(send, 404, {"error": {"message": "No such batch", "type": "invalid_request_error"}})
+        if method == "POST" and parts[1:] == ["cancel"]:
+            batch["status"] = "cancelled"
+        elif batch["status"] == "validating":
+            lines = [orjson.loads(line) for line in self.files[batch["input_file_id"]]["_content"].splitlines()
+                     if line.strip()]
+            output = b"".join(orjson.dumps({
+                "id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
+                "response": {"status_code": 200, "request_id": f"req_{n}", "body": {
+                    "id": f"chatcmpl-{n}", "object": "chat.completion", "model": line["body"]["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(REPLY)},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}}}}) + b"\n"
+                for n, line in enumerate(lines))
+            file_id = f"file-fake{len(self.files) + 1:04d}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(output),
+                                   "created_at": int(time.time()), "filename": "batch_output.jsonl",
+                                   "purpose": "batch_output", "status": "processed", "_content": output}
+            batch.update(status="completed", output_file_id=file_id,
+                         request_counts={"total": len(lines), "completed": len(lines), "failed": 0})
+        return await self._json(send, 200, batch)
 
     @staticmethod
     def public(stored):

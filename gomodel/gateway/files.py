@@ -35,7 +35,7 @@ def _not_found(file_id: str) -> GatewayError:
                         code="file_not_found")
 
 
-async def _target(runtime, principal: Principal, provider: str) -> Target:
+async def provider_target(runtime, principal: Principal, provider: str) -> Target:
     await runtime.registry.ensure_loaded()
     target = runtime.registry.targets.get(provider)
     if target is None:
@@ -48,7 +48,7 @@ async def _target(runtime, principal: Principal, provider: str) -> Target:
     return target
 
 
-async def _send(req: Request, runtime, principal: Principal, target: Target, method: str, path: str,
+async def send_to_provider(req: Request, runtime, principal: Principal, target: Target, method: str, path: str,
                 headers: dict[str, str] | None = None, body: bytes | None = None):
     """One upstream call under the key's request and concurrency limits; a non-2xx is the scrubbed error."""
     admission = await runtime.limits.admit(req, principal, 0)
@@ -69,7 +69,7 @@ async def _send(req: Request, runtime, principal: Principal, target: Target, met
             admission.finish()
 
 
-def _json(target: Target, response) -> dict:
+def answer_object(target: Target, response) -> dict:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
@@ -90,10 +90,10 @@ async def upload_file(req: Request) -> None:
     if not form.field("purpose"):
         raise invalid("The form field 'purpose' is required.", param="purpose", code="missing_required")
     provider = form.field("provider") or _query(req).get("provider") or settings.FILES_PROVIDER
-    target = await _target(runtime, principal, provider)
-    response = await _send(req, runtime, principal, target, "POST", "/files",
+    target = await provider_target(runtime, principal, provider)
+    response = await send_to_provider(req, runtime, principal, target, "POST", "/files",
                            {"content-type": form.content_type}, form.rewritten({}, drop=("provider",)))
-    listing = _json(target, response)
+    listing = answer_object(target, response)
     if not isinstance(listing.get("id"), str) or not FILE_ID.fullmatch(listing["id"]):
         raise unreadable(target, ValueError("the file object has no usable id"))
     await sync_to_async(files_store.do_record_file, thread_sensitive=True)(
@@ -130,18 +130,18 @@ async def _owned(req: Request, file_id: str):
     row = await sync_to_async(files_store.find_file, thread_sensitive=True)(principal.tenant_id, file_id)
     if row is None:
         raise _not_found(file_id)
-    return runtime, principal, row, await _target(runtime, principal, row.provider)
+    return runtime, principal, row, await provider_target(runtime, principal, row.provider)
 
 
 async def retrieve_file(req: Request, file_id: str) -> None:
     runtime, principal, row, target = await _owned(req, file_id)
-    response = await _send(req, runtime, principal, target, "GET", f"/files/{row.file_id}")
+    response = await send_to_provider(req, runtime, principal, target, "GET", f"/files/{row.file_id}")
     await req.respond(200, response.content)
 
 
 async def file_content(req: Request, file_id: str) -> None:
     runtime, principal, row, target = await _owned(req, file_id)
-    response = await _send(req, runtime, principal, target, "GET", f"/files/{row.file_id}/content")
+    response = await send_to_provider(req, runtime, principal, target, "GET", f"/files/{row.file_id}/content")
     content_type = response.headers.get("content-type") or "application/octet-stream"
     await req.respond(200, response.content, content=[(b"content-type", content_type.encode("latin-1"))])
 
@@ -149,7 +149,7 @@ async def file_content(req: Request, file_id: str) -> None:
 async def delete_file(req: Request, file_id: str) -> None:
     runtime, principal, row, target = await _owned(req, file_id)
     try:
-        response = await _send(req, runtime, principal, target, "DELETE", f"/files/{row.file_id}")
+        response = await send_to_provider(req, runtime, principal, target, "DELETE", f"/files/{row.file_id}")
     except GatewayError as error:
         if error.status == 404:  # gone at the provider already: the row goes too
             await sync_to_async(files_store.do_forget_file, thread_sensitive=True)(principal.tenant_id, row.file_id)
