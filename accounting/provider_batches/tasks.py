@@ -7,10 +7,13 @@ between the events and `billed_at`) writes nothing twice: the drain keeps one ro
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from decimal import Decimal
+from itertools import islice
 
 import httpx
 import orjson
+import redis as redis_errors
 from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
@@ -25,6 +28,7 @@ from .services import FINISHED, do_update_batch, unbilled
 
 log = logging.getLogger(__name__)
 ENDPOINT = "/v1/batches"
+EVENTS_PER_WRITE = 1000
 
 
 def _usage(body: dict) -> Usage | None:
@@ -41,13 +45,13 @@ def result_request_id(provider: str, batch_id: str, custom_id: object) -> str:
     return "batch-" + hashlib.sha256(f"{provider}/{batch_id}/{custom_id}".encode()).hexdigest()[:48]
 
 
-def result_events(batch: ProviderBatch, provider_type: str, provider_id: int, content: bytes,
+def result_events(batch: ProviderBatch, provider_type: str, provider_id: int, lines: Iterable[str | bytes],
                   prices: PriceBook) -> list[StreamEvent]:
     """One usage event per result line of a finished batch's output file (lines without an answer: none)."""
     events = []
     now = time.time()
     factor = Decimal(str(settings.BATCH_PRICE_FACTOR))
-    for line in content.splitlines():
+    for line in lines:
         if not line.strip():
             continue
         try:
@@ -94,23 +98,28 @@ def poll_batch(batch: ProviderBatch, client: httpx.Client, prices: PriceBook) ->
     answer = client.get(f"{base}/batches/{batch.batch_id}", headers=headers)
     answer.raise_for_status()
     listing = answer.json()
+    if not isinstance(listing, dict):
+        raise ValueError("the batch is not a JSON object")
     do_update_batch(batch, listing)
     if batch.status not in FINISHED:
         return 0
-    events: list[StreamEvent] = []
+    written = 0
     output = listing.get("output_file_id")
-    if output:
-        content = client.get(f"{base}/files/{output}/content", headers=headers)
-        content.raise_for_status()
-        events = result_events(batch, target.provider_type, target.id, content.content, prices)
-    if events:
+    if output:  # read and billed EVENTS_PER_WRITE lines at a time: an output file may hold 50,000 answers
         redis = redis_client()
-        pipe = redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(settings.USAGE_STREAM, {"e": encode(event)})
-        pipe.execute()
+        with client.stream("GET", f"{base}/files/{output}/content", headers=headers) as content:
+            content.raise_for_status()
+            lines = content.iter_lines()
+            while chunk := list(islice(lines, EVENTS_PER_WRITE)):
+                events = result_events(batch, target.provider_type, target.id, chunk, prices)
+                if events:
+                    pipe = redis.pipeline(transaction=False)
+                    for event in events:
+                        pipe.xadd(settings.USAGE_STREAM, {"e": encode(event)})
+                    pipe.execute()
+                    written += len(events)
     ProviderBatch.objects.filter(pk=batch.pk).update(billed_at=timezone.now())
-    return len(events)
+    return written
 
 
 @shared_task(name="accounting.poll_batches")
@@ -125,7 +134,7 @@ def poll_batches() -> int:
         for batch in batches:
             try:
                 written += poll_batch(batch, client, prices)
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError, redis_errors.RedisError) as exc:
                 log.warning("batch %s on %s could not be polled: %s", batch.batch_id, batch.provider,
                             type(exc).__name__)
     return written

@@ -81,6 +81,13 @@ def test_the_provider_hint_is_a_routing_field_the_provider_never_sees(gateway, p
      b"openai/whisper-1\r\n--xyz--\r\n", "missing_required"),  # no file
     ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; "
      b"filename=\"a.wav\"\r\n\r\nRIFF\r\n--xyz--\r\n", "missing_required"),  # no model
+    ("multipart/form-data; boundary=xyz", b"".join(b"--xyz\r\nContent-Disposition: form-data; name=\"f%d\"\r\n\r\n"
+                                                   b"v\r\n" % n for n in range(65)) + b"--xyz--\r\n",
+     "invalid_multipart"),  # more than 64 parts
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n"
+     + b"p" * (65 * 1024) + b"\r\n--xyz--\r\n", "invalid_multipart"),  # a text field past 64 KiB
+    ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Disposition: attachment\r\n\r\nv\r\n--xyz--\r\n",
+     "invalid_multipart"),  # a part without a form-data name
 ])
 def test_bad_multipart_is_a_400_before_any_upstream_call(gateway, provider, tenant_key, upstream, content_type,
                                                           body, code):
