@@ -71,3 +71,12 @@ def test_another_tenants_file_and_batch_are_404s(two_clients, upstream):
         assert raised.value.body["code"] == "batch_not_found"
     assert list(beta.batches.list()) == []
     assert len(upstream.requests) == before
+
+
+def test_the_poller_runs_on_the_beat(settings):
+    import accounting.tasks  # noqa: F401  (what autodiscover_tasks imports when a worker starts)
+    from gomodel.celery import app
+
+    entry = app.conf.beat_schedule["batch-poll"]
+    assert (entry["task"], entry["schedule"]) == ("accounting.poll_batches", settings.BATCH_POLL_INTERVAL)
+    assert "accounting.poll_batches" in app.tasks
