@@ -297,6 +297,8 @@ class FakeUpstream(FakeServer):
             return await self._json(send, 200, {"created": int(time.time()), "data": [{"b64_json": "ZWRpdGVk"}],
                                                 "usage": {"input_tokens": 20, "output_tokens": 100,
                                                           "total_tokens": 120}})
+        if form.get("stream") == "true":
+            return await self.transcript_stream(model, send)
         if form.get("response_format") == "text":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
@@ -305,6 +307,38 @@ class FakeUpstream(FakeServer):
             "type": "tokens", "input_tokens": 14, "output_tokens": 6, "total_tokens": 20,
             "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
         await self._json(send, 200, {"text": TRANSCRIPT, "usage": usage})
+
+    async def transcript_stream(self, model, send):
+        """gpt-4o-transcribe's stream: `transcript.text.delta` events, then `.done` with the usage (the models
+        of chat's streams behave alike: long-stream, trickle, long-line, error-event-secrets)."""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+
+        async def event(payload):
+            await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                        "more_body": True})
+
+        if model == "long-line":
+            for _ in range(4):
+                await send({"type": "http.response.body", "body": b"data: " + b"x" * (1024 * 1024), "more_body": True})
+            return await send({"type": "http.response.body", "body": b"\n\n"})
+        if model == "error-event-secrets":
+            headers = self.requests[-1]["headers"]
+            await event({"type": "error", "error": {"message": f"denied for {headers.get('authorization')} at "
+                                                               f"{headers['host']}", "type": "server_error"}})
+            return await send({"type": "http.response.body", "body": b""})
+        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
+            model == "trickle") else REPLY
+        for piece in pieces:
+            if model in LONG_STREAMS:
+                await asyncio.sleep(0.01)
+            if model == "trickle":
+                await asyncio.sleep(TRICKLE_EVERY)
+            await event({"type": "transcript.text.delta", "delta": piece, "logprobs": []})
+        await event({"type": "transcript.text.done", "text": "".join(pieces), "logprobs": [],
+                     "usage": {"type": "tokens", "input_tokens": 14, "output_tokens": len(pieces),
+                               "total_tokens": 14 + len(pieces)}})
+        await send({"type": "http.response.body", "body": b""})
 
     # -- /files: upload (multipart), list, retrieve, content, delete ----------------------------------------
     async def files_api(self, method, rest, form, send):

@@ -103,3 +103,23 @@ def test_an_upload_past_the_body_limit_is_a_413(gateway, provider, tenant_key, u
                         data={"model": "openai/whisper-1"}, files={"file": ("a.wav", b"x" * (11 * 1024 * 1024))})
     assert answer.status_code == 413
     assert upstream.requests == []
+
+
+def test_a_streamed_transcription_relays_the_providers_events(client, upstream, usage_events):
+    with client.audio.transcriptions.with_streaming_response.create(
+            model="openai/gpt-4o-transcribe", file=("talk.wav", AUDIO, "audio/wav"), stream=True) as raw:
+        events = list(raw.parse())
+        request_id = raw.headers["x-request-id"]
+    assert "".join(e.delta for e in events if e.type == "transcript.text.delta") == TRANSCRIPT
+    assert events[-1].type == "transcript.text.done"
+    assert last_upload(upstream, "/audio/transcriptions")["body"]["file"] == ("talk.wav", AUDIO)
+    [event] = usage_events(request_id)
+    assert (event["endpoint"], event["stream"], event["prompt_tokens"], event["usage_source"]) == (
+        "/v1/audio/transcriptions", True, 14, "reported")
+
+
+def test_translations_and_image_edits_are_not_streamed(gateway, provider, tenant_key, upstream):
+    answer = httpx.post(f"{gateway}/v1/audio/translations", headers={"Authorization": f"Bearer {tenant_key[2]}"},
+                        data={"model": "openai/whisper-1", "stream": "true"}, files={"file": ("a.wav", AUDIO)})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "unsupported_value"
+    assert upstream.requests == []

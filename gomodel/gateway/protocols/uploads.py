@@ -7,7 +7,7 @@ when there is one, and the default output are what a budget and TPM reserve for.
 `usage` where it reports tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or
 srt answer) one usage event with `usage_source=none`: nothing per second is priced yet."""
 
-from typing import Any, NoReturn, Self
+from typing import Any, Self
 
 import orjson
 from django.conf import settings
@@ -22,7 +22,7 @@ from ..multipart_form import Form, read_form
 from ..upstream_client import UpstreamResponse
 from ..usage_record import UsageRecord
 from .base import BaseExchange
-from .passthrough import usage_in
+from .passthrough import RawEvents, UsageSniffer, usage_in
 
 
 class UploadExchange(BaseExchange):
@@ -31,10 +31,12 @@ class UploadExchange(BaseExchange):
     upstream_path = ""
     file_fields: tuple[str, ...] = ("file",)  # the form's file goes in one of these
     what = ""
+    streams = False  # the provider can stream this answer (`stream=true` in the form): transcriptions
     __slots__ = ("form", "_bodies")
 
     def __init__(self, req: Request, body: dict[str, Any], form: Form) -> None:
         super().__init__(req, body)
+        self.stream = body.get("stream") in ("true", "True")  # a form field is text
         self.form = form
         self._bodies: dict[str, bytes] = {}  # the upstream body per model name (failover may change it)
 
@@ -44,7 +46,8 @@ class UploadExchange(BaseExchange):
         if not isinstance(model, str) or not model.strip() or len(model) > 256:
             raise invalid("The form field 'model' is required: the gateway routes by it.", param="model",
                           code="missing_required")
-        if body.get("stream") not in (None, "false", "False"):
+        stream = body.get("stream")
+        if stream not in (None, "false", "False") and not (cls.streams and stream in ("true", "True")):
             raise invalid(f"{cls.what} answers are not streamed through the gateway.", param="stream",
                           code="unsupported_value")
 
@@ -96,14 +99,37 @@ class UploadExchange(BaseExchange):
                     record.usage = usage_in("openai_compat", data, None)
         return content, None
 
-    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
-        raise AssertionError(f"{self.what} answers are not streamed")
+    def writer(self, adapter: ChatAdapter, record: UsageRecord) -> RawEvents:
+        """The provider's events as they came (a transcription's `transcript.text.delta` / `.done`); billed
+        from the usage of its `done` event, or, cut or hung up before it, on an estimate of the text relayed."""
+        if not self.streams:
+            raise AssertionError(f"{self.what} answers are not streamed")
+        record.estimate_missing = False
+        return RawEvents(TranscriptSniffer(record.target.wire), record)
+
+
+class TranscriptSniffer(UsageSniffer):
+    """A transcription stream's usage and text (UsageSniffer's), complete only at its `transcript.text.done`."""
+
+    __slots__ = ()
+
+    def __init__(self, wire: str) -> None:
+        super().__init__(wire)
+        self.complete = False
+
+    def feed(self, record: UsageRecord, data: bytes) -> None:
+        super().feed(record, data)
+        if b"transcript.text.done" in data:  # a cheap look first: most events are deltas
+            event = orjson.loads(data)
+            if isinstance(event, dict) and event.get("type") == "transcript.text.done":
+                self.complete = True
 
 
 class TranscriptionsExchange(UploadExchange):
     endpoint = "/v1/audio/transcriptions"
     upstream_path = "/audio/transcriptions"
     what = "transcription"
+    streams = True
     __slots__ = ()
 
 
