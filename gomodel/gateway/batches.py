@@ -1,7 +1,8 @@
 """/v1/batches proxied to an OpenAI-format provider, owned like files (accounting.models.ProviderBatch): a batch
 is made from one of the caller's own files (another tenant's `input_file_id` is a 404) on the provider that
 file lives on; retrieve and cancel of another tenant's batch are a 404 without asking the provider, and the
-list shows the tenant's own batches only (as the provider last described them). The poller
+list shows the tenant's own batches only (as the provider last described them). A key or tenant whose budget
+is spent cannot create one. The poller
 (accounting/provider_batches/tasks.py) bills a finished batch: one usage event per result line."""
 
 import re
@@ -13,6 +14,7 @@ from django.conf import settings
 from accounting.provider_batches import services as batches_store
 from accounting.provider_files import services as files_store
 
+from .budgets import release, reserve
 from .errors import NOT_FOUND, GatewayError, invalid
 from .files import answer_object, provider_target, send_to_provider
 from .http import Request
@@ -43,6 +45,11 @@ async def create_batch(req: Request) -> None:
         raise GatewayError(404, NOT_FOUND, f"No file with id '{file_id[:64]}' was found.", param="input_file_id",
                            code="file_not_found")
     target = await provider_target(runtime, principal, owned.provider)
+    # A spent budget refuses a new batch (429 budget_exceeded); its cost is known only when it finishes, so
+    # nothing is held for it.
+    held = await reserve(runtime, principal, req.request_id, target, "", 0, 0, False)
+    if held is not None:
+        release(runtime, held)
     body.pop("provider", None)
     response = await send_to_provider(req, runtime, principal, target, "POST", "/batches", body=orjson.dumps(body))
     listing = answer_object(target, response)

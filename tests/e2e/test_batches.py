@@ -80,3 +80,22 @@ def test_the_poller_runs_on_the_beat(settings):
     entry = app.conf.beat_schedule["batch-poll"]
     assert (entry["task"], entry["schedule"]) == ("accounting.poll_batches", settings.BATCH_POLL_INTERVAL)
     assert "accounting.poll_batches" in app.tasks
+
+
+def test_a_spent_budget_refuses_a_new_batch(two_clients, upstream, usage_events, redis_sync):
+    from accounting.models import ApiKey
+    from accounting.provider_batches.tasks import poll_batches
+
+    alpha, _ = two_clients
+    key = ApiKey.objects.get(tenant__slug="alpha")
+    key.budget_usd, key.budget_period = Decimal("0.0001"), "daily"  # one batch of 3 lines costs $0.0001065
+    key.save()
+    upload = alpha.files.create(file=("in.jsonl", LINES), purpose="batch")
+    alpha.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert poll_batches() == 3
+    from accounting.usage.drain import drain
+
+    drain()  # the events priced into the budget's counters
+    with pytest.raises(openai.RateLimitError) as raised:
+        alpha.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert raised.value.body["code"] == "budget_exceeded"
