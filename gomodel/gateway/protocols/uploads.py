@@ -32,13 +32,14 @@ class UploadExchange(BaseExchange):
     file_fields: tuple[str, ...] = ("file",)  # the form's file goes in one of these
     what = ""
     streams = False  # the provider can stream this answer (`stream=true` in the form): transcriptions
-    __slots__ = ("form", "_bodies")
+    __slots__ = ("form", "_bodies", "_targets")
 
     def __init__(self, req: Request, body: dict[str, Any], form: Form) -> None:
         super().__init__(req, body)
         self.stream = body.get("stream") in ("true", "True")  # a form field is text
         self.form = form
         self._bodies: dict[str, bytes] = {}  # the upstream body per model name (failover may change it)
+        self._targets = 0
 
     @classmethod
     def validate(cls, body: dict[str, Any]) -> None:
@@ -73,6 +74,10 @@ class UploadExchange(BaseExchange):
         the answer: a budget may be overspent by one call's audio."""
         return settings.LIMITS_DEFAULT_MAX_TOKENS
 
+    def candidates(self, chain: list[tuple[Target, str]]) -> list[tuple[Target, str]]:
+        self._targets = len(chain)
+        return chain
+
     def build(self, adapter: ChatAdapter, target: Target, model: str) -> UpstreamRequest:
         if target.wire != "openai_compat":
             raise UpstreamError(400, f"Provider '{target.name}' does not offer {self.what}.", param="model",
@@ -83,6 +88,8 @@ class UploadExchange(BaseExchange):
         body = self._bodies.get(model)
         if body is None:
             body = self._bodies[model] = self.form.rewritten({"model": model}, drop=("provider",))
+            if self._targets == 1:  # no failover target needs the client's body: the upload is held once again
+                self.form.body = b""
         return UpstreamRequest("POST", target.base_url.rstrip("/") + self.upstream_path, headers, body)
 
     def answer_headers(self, response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
