@@ -5,7 +5,8 @@ per part), routes by its `model` field, and forwards the client's body with that
 the upstream's model name (and the `provider` hint removed). Governed like every call: the `prompt` field,
 when there is one, and the default output are what a budget and TPM reserve for. Billed from the answer's
 `usage` where it reports tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or
-srt answer) one usage event with `usage_source=none`: nothing per second is priced yet."""
+srt answer) one usage event with `usage_source=none`: nothing per second is priced yet. A transcription with
+`stream=true` relays the provider's `transcript.text.*` events (passthrough's RawEvents), like any stream."""
 
 from typing import Any, Self
 
