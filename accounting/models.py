@@ -371,3 +371,52 @@ class StoredResponse(models.Model):
 
     def __str__(self):
         return self.id
+
+
+class ProviderFile(models.Model):
+    """A file uploaded through /v1/files: which tenant owns which provider file id. Every read, list and
+    delete of a file goes through this row, scoped to the caller's tenant: another tenant's file id is a 404,
+    exactly like an id that never existed, and never shows up in its list."""
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               help_text="Empty: uploaded with the master key.")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    provider = models.CharField(max_length=64, help_text="The provider config's name the file lives on.")
+    file_id = models.CharField(max_length=255, help_text="The provider's id of the file.")
+    created_at = models.DateTimeField(default=timezone.now)
+    purpose = models.CharField(max_length=64, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    listing = models.JSONField(default=dict, help_text="The file object as the provider answered the upload.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["provider", "file_id"], name="provider_file_unique")]
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["file_id"])]
+
+    def __str__(self):
+        return f"{self.provider}:{self.file_id}"
+
+
+class ProviderBatch(models.Model):
+    """A batch created through /v1/batches: which tenant owns which provider batch id (scoped like
+    ProviderFile). `billed_at` is set once its result lines are on the usage stream (one event each)."""
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                               help_text="Empty: created with the master key.")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    provider = models.CharField(max_length=64)
+    batch_id = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    listing = models.JSONField(default=dict, help_text="The batch object as the provider last answered.")
+    billed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["provider", "batch_id"], name="provider_batch_unique")]
+        indexes = [models.Index(fields=["tenant", "created_at"]), models.Index(fields=["batch_id"])]
+
+    def __str__(self):
+        return f"{self.provider}:{self.batch_id}"

@@ -29,6 +29,8 @@ def schedule_usage_tasks(sender, **kwargs):
                             "options": {"expires": 1800.0}},
         "responses-retention": {"task": "accounting.purge_expired_responses", "schedule": 3600.0,
                                 "options": {"expires": 1800.0}},
+        "batch-poll": {"task": "accounting.poll_batches", "schedule": settings.BATCH_POLL_INTERVAL,
+                       "options": {"expires": max(settings.BATCH_POLL_INTERVAL, 1.0)}},
     }
 
 

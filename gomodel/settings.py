@@ -169,6 +169,12 @@ for _key in GOMODEL_ENCRYPTION_KEYS:
         raise ImproperlyConfigured("GOMODEL_ENCRYPTION_KEYS holds a value that is not a Fernet key "
                                    "(32 url-safe base64-encoded bytes).") from None
 BODY_SIZE_LIMIT = env_int("BODY_SIZE_LIMIT", 10 * 1024 * 1024)
+# The provider config /v1/files uploads go to when the form names none (its `provider` field).
+FILES_PROVIDER = os.environ.get("FILES_PROVIDER", "openai").strip() or "openai"
+# /v1/batches: how often the poller asks providers about unfinished batches, and the batch price as a share of
+# the standard one (OpenAI and Anthropic charge half).
+BATCH_POLL_INTERVAL = env_float("BATCH_POLL_INTERVAL", 60.0)
+BATCH_PRICE_FACTOR = env_float("BATCH_PRICE_FACTOR", 0.5)
 # The same for everything Django serves (admin, dashboard, management API): 413 as the body streams in.
 DJANGO_BODY_SIZE_LIMIT = env_int("DJANGO_BODY_SIZE_LIMIT", 2_621_440)  # 2.5 MiB, Django's own form-data default
 # A /v1 JSON body nested deeper, or holding more values and containers, is a 400 before it is parsed.

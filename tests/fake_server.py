@@ -36,10 +36,11 @@ class FakeServer:
             more = message.get("more_body", False)
         body = b"".join(chunks)  # not `+=`: a large body would be copied once per chunk
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        parsed = orjson.loads(body) if body else None
+        form = headers.get("content-type", "").startswith("multipart/form-data")
+        parsed = parse_form(headers["content-type"], body) if form else orjson.loads(body) if body else None
         query = scope["query_string"].decode() if self.query_as_text else scope["query_string"]
         self.requests.append({"method": scope["method"], "path": scope["path"], "query": query,
-                              "headers": headers, "body": parsed})
+                              "headers": headers, "body": parsed, **({"raw": body} if form else {})})
         await self.handle(scope, headers, parsed, send)
 
     async def handle(self, scope, headers, body, send):
@@ -65,6 +66,42 @@ class FakeServer:
     @property
     def base_url(self):
         return f"http://127.0.0.1:{self.port}{self.base_path}"
+
+
+def parse_form(content_type: str, body: bytes) -> dict:
+    """A multipart body as {name: text} for fields and {name: (filename, bytes)} for files."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    boundary = parse_options_header(content_type)[1][b"boundary"]
+    fields: dict = {}
+    state: dict = {}
+
+    def header_field(data, start, end):
+        state["header"] = state.get("header", b"") + data[start:end]
+
+    def header_value(data, start, end):
+        state["value"] = state.get("value", b"") + data[start:end]
+
+    def header_end():
+        if state.pop("header", b"").lower() == b"content-disposition":
+            state["disposition"] = parse_options_header(state.get("value", b""))[1]
+        state.pop("value", None)
+
+    def part_data(data, start, end):
+        state["data"] = state.get("data", b"") + data[start:end]
+
+    def part_end():
+        options = state.pop("disposition")
+        data = state.pop("data", b"")
+        name = options[b"name"].decode()
+        fields[name] = (options[b"filename"].decode(), data) if b"filename" in options else data.decode()
+
+    parser = MultipartParser(boundary, {"on_header_field": header_field, "on_header_value": header_value,
+                                        "on_header_end": header_end, "on_part_data": part_data,
+                                        "on_part_end": part_end})
+    parser.write(body)
+    parser.finalize()
+    return fields
 
 
 def wait_for_port(server, timeout=10.0) -> int:

@@ -24,6 +24,7 @@ TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY s
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
 REASONING = ["The user", " says hello."]  # "think-model" reasons first, in `reasoning_content` (DeepSeek's field)
+TRANSCRIPT = "Hello from the fake upstream!"  # what /audio/transcriptions and /translations answer
 SPEECH = b"ID3" + bytes(range(256)) * 40  # what /audio/speech answers: bytes, as audio is
 
 
@@ -52,6 +53,8 @@ class FakeUpstream(FakeServer):
         self.retry_after = b"0"
         # Per key (the bearer token it was sent): (status, Retry-After or None) answered to any chat call with it.
         self.key_answers: dict[str, tuple[int, bytes | None]] = {}
+        self.batches: dict[str, dict] = {}
+        self.files: dict[str, dict] = {}  # /files: id → the file object, with its bytes in "_content"
 
     def keys_used(self) -> list[str]:
         """The bearer token of every chat call received, in order."""
@@ -69,6 +72,12 @@ class FakeUpstream(FakeServer):
             return await self.embeddings(parsed, send)
         if scope["path"].endswith("/responses"):
             return await self.responses(parsed, send)
+        if "/batches" in scope["path"]:
+            return await self.batches_api(scope["method"], scope["path"].split("/batches", 1)[1], parsed, send)
+        if "/files" in scope["path"]:
+            return await self.files_api(scope["method"], scope["path"].split("/files", 1)[1], parsed, send)
+        if scope["path"].endswith(("/audio/transcriptions", "/audio/translations", "/images/edits")):
+            return await self.upload(scope["path"].rsplit("/", 1)[-1], parsed, send)
         if scope["path"].endswith(("/images/generations", "/audio/speech", "/moderations")):
             return await self.media(scope["path"].rsplit("/", 1)[-1], parsed, send)
         return await self._json(send, 404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
@@ -314,6 +323,129 @@ class FakeUpstream(FakeServer):
             return await send({"type": "http.response.body", "body": SPEECH})
         return await self._json(send, 200, {"id": "modr-fake", "model": model, "results": [
             {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.001}}]})
+
+    # -- uploads (multipart): transcriptions and translations (text, with gpt-4o-transcribe's token usage
+    # unless the model is whisper-1: seconds), image edits (gpt-image's token usage) ---------------------------
+    async def upload(self, kind, form, send):
+        model = form["model"]
+        if model in ("fail-429", "fail-500", "fail-text", "fail-400"):
+            return await self.chat({**form, "stream": False}, send)
+        if model == "slow":
+            await asyncio.sleep(10)
+        if kind == "edits":
+            return await self._json(send, 200, {"created": int(time.time()), "data": [{"b64_json": "ZWRpdGVk"}],
+                                                "usage": {"input_tokens": 20, "output_tokens": 100,
+                                                          "total_tokens": 120}})
+        if form.get("stream") == "true":
+            return await self.transcript_stream(model, send)
+        if form.get("response_format") == "text":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+            return await send({"type": "http.response.body", "body": TRANSCRIPT.encode()})
+        usage = {"type": "duration", "seconds": 3} if model == "whisper-1" else {
+            "type": "tokens", "input_tokens": 14, "output_tokens": 6, "total_tokens": 20,
+            "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
+        await self._json(send, 200, {"text": TRANSCRIPT, "usage": usage})
+
+    async def transcript_stream(self, model, send):
+        """gpt-4o-transcribe's stream: `transcript.text.delta` events, then `.done` with the usage (the models
+        of chat's streams behave alike: long-stream, trickle, long-line, error-event-secrets)."""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+
+        async def event(payload):
+            await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n",
+                        "more_body": True})
+
+        if model == "long-line":
+            for _ in range(4):
+                await send({"type": "http.response.body", "body": b"data: " + b"x" * (1024 * 1024), "more_body": True})
+            return await send({"type": "http.response.body", "body": b"\n\n"})
+        if model == "error-event-secrets":
+            headers = self.requests[-1]["headers"]
+            await event({"type": "error", "error": {"message": f"denied for {headers.get('authorization')} at "
+                                                               f"{headers['host']}", "type": "server_error"}})
+            return await send({"type": "http.response.body", "body": b""})
+        pieces = REPLY * 50 if model in LONG_STREAMS else REPLY * (TRICKLE_CHUNKS // len(REPLY)) if (
+            model == "trickle") else REPLY
+        for piece in pieces:
+            if model in LONG_STREAMS:
+                await asyncio.sleep(0.01)
+            if model == "trickle":
+                await asyncio.sleep(TRICKLE_EVERY)
+            await event({"type": "transcript.text.delta", "delta": piece, "logprobs": []})
+        await event({"type": "transcript.text.done", "text": "".join(pieces), "logprobs": [],
+                     "usage": {"type": "tokens", "input_tokens": 14, "output_tokens": len(pieces),
+                               "total_tokens": 14 + len(pieces)}})
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- /files: upload (multipart), list, retrieve, content, delete ----------------------------------------
+    async def files_api(self, method, rest, form, send):
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if method == "POST" and not parts:
+            filename, content = form["file"]
+            file_id = f"file-fake{len(self.files) + 1:04d}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(content),
+                                   "created_at": int(time.time()), "filename": filename, "purpose": form["purpose"],
+                                   "status": "processed", "_content": content}
+            return await self._json(send, 200, self.public(self.files[file_id]))
+        if method == "GET" and not parts:
+            return await self._json(send, 200, {"object": "list", "data": [self.public(f) for f in self.files.values()],
+                                                "has_more": False})
+        stored = self.files.get(parts[0]) if parts else None
+        if stored is None:
+            return await self._json(send, 404, {"error": {"message": f"No such File object: {parts[:1]}",
+                                                          "type": "invalid_request_error", "param": "id",
+                                                          "code": None}})
+        if method == "GET" and parts[1:] == ["content"]:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/octet-stream")]})
+            return await send({"type": "http.response.body", "body": stored["_content"]})
+        if method == "GET":
+            return await self._json(send, 200, self.public(stored))
+        del self.files[parts[0]]
+        return await self._json(send, 200, {"id": parts[0], "object": "file", "deleted": True})
+
+    # -- /batches: created from an uploaded file; the first GET finds it completed, with an output file of one
+    # chat completion per input line (11 prompt and 6 completion tokens each) ---------------------------------
+    async def batches_api(self, method, rest, body, send):
+        parts = rest.strip("/").split("/") if rest.strip("/") else []
+        if method == "POST" and not parts:
+            batch_id = f"batch_fake{len(self.batches) + 1:04d}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window"),
+                "status": "validating", "output_file_id": None, "error_file_id": None,
+                "created_at": int(time.time()), "metadata": body.get("metadata"),
+                "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+            return await self._json(send, 200, self.batches[batch_id])
+        batch = self.batches.get(parts[0]) if parts else None
+        if batch is None:
+            return await self._json(send, 404, {"error": {"message": "No such batch", "type": "invalid_request_error"}})
+        if method == "POST" and parts[1:] == ["cancel"]:
+            batch["status"] = "cancelled"
+        elif batch["status"] == "validating":
+            lines = [orjson.loads(line) for line in self.files[batch["input_file_id"]]["_content"].splitlines()
+                     if line.strip()]
+            output = b"".join(orjson.dumps({
+                "id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
+                "response": {"status_code": 200, "request_id": f"req_{n}", "body": {
+                    "id": f"chatcmpl-{n}", "object": "chat.completion", "model": line["body"]["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(REPLY)},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": 6, "total_tokens": 17}}}}) + b"\n"
+                for n, line in enumerate(lines))
+            file_id = f"file-fake{len(self.files) + 1:04d}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(output),
+                                   "created_at": int(time.time()), "filename": "batch_output.jsonl",
+                                   "purpose": "batch_output", "status": "processed", "_content": output}
+            batch.update(status="completed", output_file_id=file_id,
+                         request_counts={"total": len(lines), "completed": len(lines), "failed": 0})
+        return await self._json(send, 200, batch)
+
+    @staticmethod
+    def public(stored):
+        return {name: value for name, value in stored.items() if not name.startswith("_")}
 
     def responses_requests(self):
         return [r for r in self.requests if r["path"].endswith("/responses")]

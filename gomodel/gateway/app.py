@@ -8,7 +8,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from . import views
+from . import batches, files, views
 from .errors import INVALID_REQUEST, NOT_FOUND, PROVIDER, GatewayError
 from .http import ClientDisconnected, Request
 from .ingress import anthropic_errors
@@ -38,6 +38,11 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/v1/images/generations": {"POST": views.images_generations},
     "/v1/audio/speech": {"POST": views.audio_speech},
     "/v1/moderations": {"POST": views.moderations},
+    "/v1/audio/transcriptions": {"POST": views.audio_transcriptions},
+    "/v1/audio/translations": {"POST": views.audio_translations},
+    "/v1/images/edits": {"POST": views.images_edits},
+    "/v1/files": {"GET": files.list_files, "POST": files.upload_file},
+    "/v1/batches": {"GET": batches.list_batches, "POST": batches.create_batch},
     "/v1/models": {"GET": list_models},
     "/v1/usage": {"GET": usage},
     "/metrics": {"GET": prometheus_metrics},
@@ -52,7 +57,8 @@ ANTHROPIC_ROUTES = frozenset(("/v1/messages", "/v1/messages/count_tokens"))
 
 
 # Paths with an id in them: a prefix and the function that gives the methods for the rest of the path.
-PREFIX_ROUTES = (("/v1/responses/", stored_response_routes), (passthrough.PREFIX, passthrough.methods))
+PREFIX_ROUTES = (("/v1/responses/", stored_response_routes), ("/v1/files/", files.routes),
+                 ("/v1/batches/", batches.routes), (passthrough.PREFIX, passthrough.methods))
 
 
 def route(path: str) -> dict[str, Handler] | None:

@@ -4,7 +4,7 @@
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 from .errors import GatewayError
 
@@ -77,6 +77,25 @@ class Request:
             chunks.append(chunk)
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def iter_body(self, limit: int) -> AsyncIterator[bytes]:
+        """The body as it arrives, chunk by chunk (a 413 past `limit`): for a parser that reads as it goes."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large(limit)
+        size = 0
+        more = True
+        while more:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            if chunk:
+                yield chunk
+            more = message.get("more_body", False)
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]):
         self.response_started = True

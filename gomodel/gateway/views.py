@@ -15,6 +15,7 @@ from .protocols.embeddings import EmbeddingsExchange
 from .protocols.media import ImagesExchange, ModerationsExchange, SpeechExchange
 from .protocols.messages import CountTokensExchange, MessagesExchange
 from .protocols.responses import ResponsesExchange
+from .protocols.uploads import ImageEditsExchange, TranscriptionsExchange, TranslationsExchange
 from .runtime import get_runtime
 
 STARTED = int(time.time())
@@ -29,6 +30,9 @@ responses = functools.partial(run, kind=ResponsesExchange)
 images_generations = functools.partial(run, kind=ImagesExchange)
 audio_speech = functools.partial(run, kind=SpeechExchange)
 moderations = functools.partial(run, kind=ModerationsExchange)
+audio_transcriptions = functools.partial(run, kind=TranscriptionsExchange)
+audio_translations = functools.partial(run, kind=TranslationsExchange)
+images_edits = functools.partial(run, kind=ImageEditsExchange)
 
 
 async def list_models(req: Request):

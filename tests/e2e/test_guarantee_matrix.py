@@ -31,14 +31,15 @@ class Row:
     provider: str = "groq"
     anthropic_envelope: bool = False
     passthrough: bool = False  # /p/{provider}/…: the body in the provider's own format, its own model name
+    upload: str | None = None  # a multipart endpoint: the form field its file goes in
 
     def body(self, model: str, text: str = "Hi", max_tokens: int | None = None) -> dict:
         if not self.passthrough:
             model = f"{self.provider}/{model}"
         if self.path == "/v1/embeddings":
             return {"model": model, "input": text}
-        if self.path == "/v1/images/generations":
-            return {"model": model, "prompt": text}
+        if self.path == "/v1/images/generations" or self.upload:
+            return {"model": model, "prompt": text, **({"stream": "true"} if self.stream else {})}
         if self.path == "/v1/messages":
             return {"model": model, "max_tokens": max_tokens or 64, "stream": self.stream,
                     "messages": [{"role": "user", "content": text}]}
@@ -53,6 +54,10 @@ class Row:
         if self.passthrough and self.stream:
             body["stream_options"] = {"include_usage": True}  # a passthrough client asks for its usage itself
         return body
+
+    def content(self, body: dict) -> dict:
+        """httpx's arguments for the body: a form with a file for an upload, else JSON."""
+        return {"data": body, "files": {self.upload: ("in.bin", UPLOAD)}} if self.upload else {"json": body}
 
     @property
     def endpoint(self) -> str:
@@ -89,9 +94,14 @@ PASSTHROUGH_JSON = Row("passthrough", "/p/groq/v1/chat/completions", False, pass
 PASSTHROUGH_STREAM = Row("passthrough-stream", "/p/groq/v1/chat/completions", True, passthrough=True)
 
 IMAGES = Row("images", "/v1/images/generations", False)
+# Multipart uploads: the form's `prompt` is what a budget and TPM reserve for.
+TRANSCRIPTIONS = Row("transcriptions", "/v1/audio/transcriptions", False, upload="file")
+IMAGE_EDITS = Row("image-edits", "/v1/images/edits", False, upload="image")
+TRANSCRIPTIONS_STREAM = Row("transcriptions-stream", "/v1/audio/transcriptions", True, upload="file")
+UPLOAD = b"RIFF" + bytes(range(256)) * 64
 
 ROWS = [CHAT_JSON, CHAT_STREAM, EMBEDDINGS, MESSAGES_JSON, MESSAGES_STREAM, RESPONSES_JSON, RESPONSES_STREAM,
-        PASSTHROUGH_JSON, PASSTHROUGH_STREAM, IMAGES]
+        PASSTHROUGH_JSON, PASSTHROUGH_STREAM, IMAGES, TRANSCRIPTIONS, TRANSCRIPTIONS_STREAM, IMAGE_EDITS]
 STREAMS = [row for row in ROWS if row.stream]
 ids = [row.name for row in ROWS]
 stream_ids = [row.name for row in STREAMS]
@@ -134,6 +144,13 @@ def read_stream(row: Row, response: httpx.Response, stop_after: int | None = Non
                 piece = payload["delta"]["text"]
             elif event == "message_stop":
                 completed = True
+        elif row.upload:  # a transcription's events, or the gateway's `error` event
+            if "error" in payload:
+                error = payload["error"]
+            elif payload["type"] == "transcript.text.delta":
+                piece = payload["delta"]
+            elif payload["type"] == "transcript.text.done":
+                completed = True
         else:
             kind = payload["type"]
             if kind == "response.output_text.delta":
@@ -157,9 +174,10 @@ def call(gateway: str, row: Row, key: str, body: dict, timeout: float = 20,
     """One call; a stream that starts (200) is read to its end, anything else is returned as it came."""
     url = gateway + row.path
     headers = {**row.headers(key), **(headers or {})}
+    content = row.content(body)
     if not row.stream:
-        return httpx.post(url, headers=headers, json=body, timeout=timeout)
-    with httpx.stream("POST", url, headers=headers, json=body, timeout=timeout) as response:
+        return httpx.post(url, headers=headers, timeout=timeout, **content)
+    with httpx.stream("POST", url, headers=headers, timeout=timeout, **content) as response:
         if response.status_code != 200:
             response.read()
             return response
@@ -397,7 +415,7 @@ def test_upstream_429_and_5xx_are_mapped(gateway, targets, make_key, usage_event
 @pytest.mark.parametrize("row", STREAMS, ids=stream_ids)
 def test_a_client_hang_up_is_billed_on_an_estimate_of_what_was_sent(gateway, targets, make_key, usage_events, row):
     key = make_key()
-    with httpx.stream("POST", gateway + row.path, headers=row.headers(key), json=row.body("long-stream"),
+    with httpx.stream("POST", gateway + row.path, headers=row.headers(key), **row.content(row.body("long-stream")),
                       timeout=20) as response:
         assert response.status_code == 200
         streamed = read_stream(row, response, stop_after=5)
