@@ -68,7 +68,7 @@ def test_a_database_without_pgvector_is_a_clear_start_up_error(pg_server):
 
 
 def test_the_backend_follows_the_database(settings):
-    from gomodel.gateway.semantic_cache.store import backend_name
+    from gomodel.gateway.semantic_cache.backends import backend_name
 
     settings.SEMANTIC_CACHE_STORE = ""
     settings.DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql"}}

@@ -14,8 +14,9 @@ from prometheus_client import Counter
 
 from ..response_cache import CachePolicy, Entry, _entry
 from . import text
+from .backends import open_store
 from .embedder import embed
-from .store import VectorStore, open_store
+from .store import VectorStore
 
 log = logging.getLogger(__name__)
 HIT = b"hit-semantic"
