@@ -48,12 +48,15 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
         tries = 1 if stream else 1 + max(0, settings.RETRY_MAX)
         for attempt in range(tries):
             retry_after = None
+            headers = upstream.headers
+            if record.trace is not None:  # the attempt's span; its traceparent goes upstream (record.attempt ends it)
+                headers = record.trace.attempt_start(target, model, headers)
             try:
                 if stream:
                     response = await runtime.http.send(runtime.http.build_request(
-                        upstream.method, upstream.url, headers=upstream.headers, content=upstream.body), stream=True)
+                        upstream.method, upstream.url, headers=headers, content=upstream.body), stream=True)
                 else:
-                    response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
+                    response = await runtime.http.request(upstream.method, upstream.url, headers=headers,
                                                           content=upstream.body)
             except HTTPError as exc:
                 error = transport_error(target, exc)

@@ -11,7 +11,7 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget", "estimate_missing", "cache")
+                 "attempts", "budget", "estimate_missing", "cache", "trace")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -34,6 +34,7 @@ class UsageRecord:
         self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
+        self.trace = getattr(req, "trace", None)  # the call's tracing.CallTrace when tracing is on
         self.estimate_missing = True  # False: an answer without usage is billed as none (passthrough)
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
 
@@ -46,6 +47,8 @@ class UsageRecord:
     def attempt(self, target: Target, model: str, status: int | None, error: str | None):
         """One upstream try (failover and retries make several); the event names the last one."""
         self.attempts.append({"provider": target.name, "model": model, "status": status, "error": error})
+        if self.trace is not None:
+            self.trace.attempt_end(target, model, status, error)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -60,6 +63,8 @@ class UsageRecord:
     def relay(self, chunk: dict):
         """Keep the text a client was sent, to estimate usage should the stream end without it: the
         first estimate.MAX_CHARS characters and the length of all of it."""
+        if self.trace is not None:
+            self.trace.chunk(chunk)
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):

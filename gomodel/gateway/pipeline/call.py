@@ -23,7 +23,7 @@ from accounting.limits.allowlists import EMPTY
 from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest
 
-from .. import metrics, prompt_cache
+from .. import metrics, prompt_cache, tracing
 from ..auth import Principal
 from ..budgets import Reservation, StreamGuard, charge, release, reserve
 from ..errors import GatewayError
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
-                 "started", "cache")
+                 "started", "cache", "trace")
 
     def __init__(self, req: Request, runtime: Runtime, principal: Principal, protocol: Exchange,
                  chain: list[tuple[Target, str]]) -> None:
@@ -54,8 +54,20 @@ class Call:
         self.budget: Reservation | None = None
         self.admission: Admission | None = None
         self.cache: CallCache | None = None  # when the key has a response cache
+        # The call's span (tracing.py); None, and nothing else is asked of tracing, when it is off.
+        self.trace = tracing.begin(req, principal, protocol) if settings.OTEL_TRACING else None
 
     async def __aenter__(self) -> "Call":
+        try:
+            return await self._enter()
+        except BaseException as error:
+            if self.trace is not None:  # refused (403, 429): its span ends here, as __aexit__ is not called
+                refusal = error if isinstance(error, GatewayError) else None
+                self.trace.end(None, refusal.status if refusal else 500,
+                               refusal.type if refusal else "internal_error")
+            raise
+
+    async def _enter(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
         if principal.allowed_models is not EMPTY or principal.tenant_allowed_models is not EMPTY:
             self.chain = allowed_chain(principal, protocol.model, protocol.provider_hint, self.chain)
@@ -130,6 +142,8 @@ class Call:
         elif isinstance(error, Exception):  # a bug: the app answers 500; the event says so too
             record.status, record.error_type = 500, "internal_error"
         room = self._settle()
+        if self.trace is not None:
+            self.trace.end(record)
         if handled and not record.attempts:
             metrics.refused_line(req, self.auth, error)
         if handled and not req.response_started:
@@ -149,6 +163,8 @@ class Call:
         # any other 400: it records nothing.
         if (record.attempts or record.cache) and self.protocol.billed:
             event = record.event()
+            if self.trace is not None:
+                self.trace.settled(event)
             if self.budget is not None:
                 try:
                     charge(runtime, record, event)

@@ -1,0 +1,179 @@
+"""Traces (gomodel/gateway/tracing.py): the gateway exports OTLP/HTTP to a receiver this test runs, for calls made
+through the openai SDK against the fake upstream. The session's gateway is in-process: the tests switch tracing on
+through the setting and the environment, and the tracer provider is made on the first traced call and shut down
+after each test."""
+
+import time
+
+import openai
+import pytest
+
+from tests.otlp_receiver import OTLPReceiver
+
+pytestmark = [pytest.mark.e2e]
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+CLIENT_HEADERS = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01", "tracestate": "congo=t61rcWkgMzE"}
+SERVER, CLIENT = 2, 3  # the protobuf's SpanKind values
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    server = OTLPReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def traced(receiver, monkeypatch, settings):
+    from gomodel.gateway import tracing
+
+    tracing.shutdown()  # the next traced call makes a provider that reads the environment below
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    settings.OTEL_TRACING = True
+    settings.OTEL_GENAI_CAPTURE_CONTENT = False
+    receiver.clear()
+    yield receiver
+    tracing.shutdown()
+
+
+@pytest.fixture
+def client(gateway, provider, tenant_key):
+    return openai.OpenAI(base_url=f"{gateway}/v1", api_key=tenant_key[2], max_retries=0)
+
+
+def call_spans(receiver, request_id, attempts=1, timeout=10.0):
+    """The call's span and its attempts' spans, once the exporter has sent them."""
+    from gomodel.gateway import tracing
+
+    deadline = time.monotonic() + timeout
+    while True:
+        tracing.flush()
+        with receiver.lock:
+            spans = list(receiver.spans)
+        calls = [s for s in spans if s["attributes"].get("gomodel.request_id") == request_id]
+        if calls:
+            children = sorted((s for s in spans if s["parent_span_id"] == calls[0]["span_id"]),
+                              key=lambda s: s["attributes"]["gomodel.attempt"])
+            if len(children) >= attempts:
+                return calls[0], children
+        assert time.monotonic() < deadline, spans
+        time.sleep(0.02)
+
+
+def assert_no_secret(receiver, tenant_key):
+    exported = b"".join(receiver.raw)
+    for secret in (tenant_key[2], "sk-upstream-secret", "Bearer"):
+        assert secret.encode() not in exported
+
+
+def test_a_chat_call_is_one_span_with_the_genai_attributes_continuing_the_clients_trace(
+        traced, client, upstream, tenant_key):
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}], max_tokens=50, temperature=0.2,
+        extra_headers=CLIENT_HEADERS)
+    assert raw.parse().choices[0].message.content == "Hello from the fake upstream!"
+    call, [attempt] = call_spans(traced, raw.headers["x-request-id"])
+
+    assert call["name"] == "chat gpt-4o-mini" and call["kind"] == SERVER
+    assert (call["trace_id"], call["parent_span_id"]) == (TRACE_ID, PARENT_ID)
+    attributes = call["attributes"]
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == attributes["gen_ai.response.model"] == "gpt-4o-mini"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (11, 6)
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert (attributes["gen_ai.request.max_tokens"], attributes["gen_ai.request.temperature"]) == (50, 0.2)
+    assert attributes["http.response.status_code"] == 200
+    assert attributes["gomodel.tenant"] == "acme"
+    assert "error.type" not in attributes
+    assert "gen_ai.input.messages" not in attributes and "gen_ai.output.messages" not in attributes
+    assert call["resource"]["service.name"] == "gomodel"
+
+    assert attempt["kind"] == CLIENT and attempt["trace_id"] == TRACE_ID
+    assert attempt["attributes"]["http.response.status_code"] == 200
+    assert attempt["attributes"]["gen_ai.provider.name"] == "openai"
+    assert attempt["trace_state"] == "congo=t61rcWkgMzE"
+    [sent] = upstream.chat_requests()
+    assert sent["headers"]["traceparent"] == f"00-{TRACE_ID}-{attempt['span_id']}-01"
+    assert sent["headers"]["tracestate"] == "congo=t61rcWkgMzE"
+    assert_no_secret(traced, tenant_key)
+
+
+def test_a_stream_has_its_time_to_first_token(traced, client, upstream, tenant_key):
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}], stream=True,
+        extra_headers=CLIENT_HEADERS)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream.parse() if chunk.choices)
+    assert text == "Hello from the fake upstream!"
+    call, [attempt] = call_spans(traced, stream.headers["x-request-id"])
+    attributes = call["attributes"]
+    assert call["trace_id"] == TRACE_ID and attributes["gomodel.stream"] is True
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert 0 < attributes["gen_ai.server.time_to_first_token"] < 10
+    [first] = [e for e in call["events"] if e["name"] == "gen_ai.first_token"]
+    assert call["start"] < first["time"] <= call["end"]
+    assert upstream.chat_requests()[0]["headers"]["traceparent"].split("-")[1:3] == [TRACE_ID, attempt["span_id"]]
+    assert "gen_ai.output.messages" not in attributes
+    assert_no_secret(traced, tenant_key)
+
+
+def test_each_upstream_attempt_is_a_child_span(traced, client, upstream, tenant_key):
+    upstream.flaky_failures = 1  # 503 once, then the retry answers
+    raw = client.chat.completions.with_raw_response.create(model="flaky", messages=[{"role": "user", "content": "x"}])
+    raw.parse()
+    call, [first, second] = call_spans(traced, raw.headers["x-request-id"], attempts=2)
+    assert first["attributes"]["http.response.status_code"] == 502  # the 503, as the gateway maps it
+    assert first["attributes"]["error.type"] and first["status"] == 2  # STATUS_CODE_ERROR
+    assert second["attributes"]["http.response.status_code"] == 200 and "error.type" not in second["attributes"]
+    assert first["trace_id"] == second["trace_id"] == call["trace_id"]  # a trace of the gateway's own
+    sent = [r["headers"]["traceparent"] for r in upstream.chat_requests()]
+    assert [s.split("-")[2] for s in sent] == [first["span_id"], second["span_id"]]
+    assert call["attributes"]["http.response.status_code"] == 200
+
+
+def test_a_failed_call_names_its_error(traced, client, upstream):
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="fail-400", messages=[{"role": "user", "content": "x"}])
+    call, [attempt] = call_spans(traced, caught.value.response.headers["x-request-id"])
+    assert call["attributes"]["error.type"] == "invalid_request_error"
+    assert call["attributes"]["http.response.status_code"] == 400
+    assert attempt["attributes"]["http.response.status_code"] == 400
+
+
+def test_content_is_captured_only_when_asked(traced, client, upstream, settings, tenant_key):
+    settings.OTEL_GENAI_CAPTURE_CONTENT = True
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "system", "content": "Be brief."},
+                                       {"role": "user", "content": "Hello"}])
+    raw.parse()
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi there"}], stream=True)
+    list(stream.parse())
+    import orjson
+
+    for request_id, prompt in ((raw.headers["x-request-id"], [{"role": "system", "parts": [
+            {"type": "text", "content": "Be brief."}]}, {"role": "user", "parts": [{"type": "text", "content": "Hello"}]}]),
+                               (stream.headers["x-request-id"], [{"role": "user", "parts": [
+                                   {"type": "text", "content": "Hi there"}]}])):
+        call, _ = call_spans(traced, request_id)
+        assert orjson.loads(call["attributes"]["gen_ai.input.messages"]) == prompt
+        assert orjson.loads(call["attributes"]["gen_ai.output.messages"]) == [
+            {"role": "assistant", "parts": [{"type": "text", "content": "Hello from the fake upstream!"}],
+             "finish_reason": "stop"}]
+    assert_no_secret(traced, tenant_key)
+
+
+def test_off_nothing_is_made_and_nothing_forwarded(client, upstream, settings):
+    from gomodel.gateway import tracing
+
+    tracing.shutdown()
+    settings.OTEL_TRACING = False
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                   extra_headers=CLIENT_HEADERS)
+    assert tracing._provider is None
+    assert "traceparent" not in upstream.chat_requests()[0]["headers"]
