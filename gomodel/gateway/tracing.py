@@ -48,17 +48,30 @@ CONTENT_MAX_CHARS = 64 * 1024  # a streamed completion kept for gen_ai.output.me
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
 _lock = threading.Lock()
+# What a traced call uses of the API, bound once by tracer() (an import statement per call costs ~1 µs each).
+_otel: Any = None
 
 
 def tracer() -> Tracer:
     """The process's tracer, made on first use (the SDK reads OTEL_* from the environment then)."""
-    global _provider, _tracer
+    global _provider, _tracer, _otel
     if _tracer is None:
         with _lock:
             if _tracer is None:
+                _otel = _api()
                 _provider = _new_provider()
                 _tracer = _provider.get_tracer("gomodel.gateway")
     return _tracer
+
+
+def _api() -> Any:
+    from types import SimpleNamespace
+
+    from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return SimpleNamespace(SERVER=SpanKind.SERVER, CLIENT=SpanKind.CLIENT, ERROR=Status(StatusCode.ERROR),
+                           in_context=set_span_in_context, propagator=TraceContextTextMapPropagator())
 
 
 def _new_provider() -> TracerProvider:
@@ -96,13 +109,12 @@ class CallTrace:
     """One call's span and its attempts' spans. Made by pipeline.Call when tracing is on; fed by the call
     (settle/end), send_upstream (attempt_start) and the usage record (attempt outcomes, streamed chunks)."""
 
-    __slots__ = ("span", "operation", "model", "capture", "prompt", "attempt_span", "attempts", "finish_reasons",
-                 "output", "output_chars", "ended")
+    __slots__ = ("span", "recording", "operation", "model", "capture", "prompt", "attempt_span", "attempts",
+                 "finish_reasons", "output", "output_chars", "ended")
 
     def __init__(self, req: Request, principal: Principal, protocol: Exchange) -> None:
-        from opentelemetry.trace import SpanKind
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
+        tracer_ = tracer()
+        otel = _otel
         self.operation = OPERATIONS.get(protocol.endpoint, "passthrough")
         self.model = protocol.model
         carrier = {}
@@ -110,7 +122,7 @@ class CallTrace:
             value = req.header(name.encode())
             if value is not None:
                 carrier[name] = value
-        parent = TraceContextTextMapPropagator().extract(carrier) if carrier else None
+        parent = otel.propagator.extract(carrier) if carrier else None
         # The span starts when the request came in (its body read, its key checked), not when the Call is made.
         started = time.time_ns() - int((time.perf_counter() - req.started) * 1e9)
         body = protocol.body if isinstance(getattr(protocol, "body", None), dict) else {}
@@ -132,8 +144,10 @@ class CallTrace:
             value = body.get(field)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 attributes[name] = value
-        self.span: Span = tracer().start_span(f"{self.operation} {self.model}", context=parent,
-                                              kind=SpanKind.SERVER, attributes=attributes, start_time=started)
+        self.span: Span = tracer_.start_span(f"{self.operation} {self.model}", context=parent, kind=otel.SERVER,
+                                             attributes=attributes, start_time=started)
+        # Not sampled (OTEL_TRACES_SAMPLER): the context still goes upstream; nothing else is worked out.
+        self.recording = self.span.is_recording()
         self.capture = settings.OTEL_GENAI_CAPTURE_CONTENT
         self.prompt = protocol.prompt if self.capture else None  # read at the end (lazy, as the record's)
         self.attempt_span: Span | None = None
@@ -147,44 +161,42 @@ class CallTrace:
 
     def attempt_start(self, target: Target, model: str, headers: dict[str, str]) -> dict[str, str]:
         """A span for the attempt about to be sent; returns the headers to send, with its traceparent."""
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
         span = self._attempt_span(target, model)
-        from opentelemetry.trace import set_span_in_context
-
         carrier = dict(headers)  # the built request may be memoised (response cache): never changed in place
-        TraceContextTextMapPropagator().inject(carrier, context=set_span_in_context(span))
+        _otel.propagator.inject(carrier, context=_otel.in_context(span))
         self.attempt_span = span
         return carrier
 
     def _attempt_span(self, target: Target, model: str) -> Span:
-        from opentelemetry.trace import SpanKind, set_span_in_context
-
         self.attempts += 1
-        return tracer().start_span(f"{self.operation} {model}", context=set_span_in_context(self.span),
-                                   kind=SpanKind.CLIENT, attributes={
-                                       "gen_ai.operation.name": self.operation,
-                                       "gen_ai.request.model": model,
-                                       "gen_ai.provider.name": provider_name(target),
-                                       "gomodel.provider": target.name,
-                                       "gomodel.attempt": self.attempts,
-                                   })
+        attributes = {
+            "gen_ai.operation.name": self.operation,
+            "gen_ai.request.model": model,
+            "gen_ai.provider.name": provider_name(target),
+            "gomodel.provider": target.name,
+            "gomodel.attempt": self.attempts,
+        } if self.recording else None
+        return tracer().start_span(f"{self.operation} {model}", context=_otel.in_context(self.span),
+                                   kind=_otel.CLIENT, attributes=attributes)
 
     def attempt_end(self, target: Target, model: str, status: int | None, error: str | None) -> None:
         """An attempt's outcome (UsageRecord.attempt); one without a span (circuit open) gets an empty one."""
         span, self.attempt_span = self.attempt_span, None
         if span is None:
             span = self._attempt_span(target, model)
-        if status is not None:
-            span.set_attribute("http.response.status_code", status)
-        if error is not None or (status is not None and status >= 400):
-            _failed(span, error or str(status))
+        if self.recording:
+            if status is not None:
+                span.set_attribute("http.response.status_code", status)
+            if error is not None or (status is not None and status >= 400):
+                _failed(span, error or str(status))
         span.end()
 
     # -- the answer ------------------------------------------------------------------------------------------
 
     def chunk(self, chunk: dict[str, Any]) -> None:
         """A streamed chat chunk (every protocol's stream passes the adapters' chat chunks)."""
+        if not self.recording:
+            return
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -198,6 +210,8 @@ class CallTrace:
 
     def answer(self, body: bytes) -> None:
         """A whole answer as the client got it (chat, Messages or Responses JSON)."""
+        if not self.recording:
+            return
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -236,14 +250,16 @@ class CallTrace:
 
     def settled(self, event: Any) -> None:
         """The call's usage event (accounting.usage.events.StreamEvent): what the answer used and who answered."""
-        span = self.span
-        span.set_attribute("gen_ai.usage.input_tokens", event.prompt_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", event.completion_tokens)
+        if not self.recording:
+            return
+        attributes = {"gen_ai.usage.input_tokens": event.prompt_tokens,
+                      "gen_ai.usage.output_tokens": event.completion_tokens,
+                      "gomodel.usage_source": event.usage_source}
         if event.cached_tokens:
-            span.set_attribute("gen_ai.usage.cache_read.input_tokens", event.cached_tokens)
-        span.set_attribute("gomodel.usage_source", event.usage_source)
+            attributes["gen_ai.usage.cache_read.input_tokens"] = event.cached_tokens
         if event.cache:
-            span.set_attribute("gomodel.cache", event.cache)
+            attributes["gomodel.cache"] = event.cache
+        self.span.set_attributes(attributes)
 
     def end(self, record: Any, status: int | None = None, error_type: str | None = None) -> None:
         """The call ended (its response sent, or refused): the outcome, then the span goes to the exporter.
@@ -253,31 +269,34 @@ class CallTrace:
         self.ended = True
         span = self.span
         if self.attempt_span is not None:  # cancelled mid-attempt (shutdown, hang-up)
-            _failed(self.attempt_span, "cancelled")
+            if self.recording:
+                _failed(self.attempt_span, "cancelled")
             self.attempt_span.end()
             self.attempt_span = None
+        if not self.recording:
+            span.end()
+            return
+        attributes: dict[str, Any] = {}
         if record is not None:
             status, error_type = record.status, record.error_type
             target = record.target
-            span.set_attribute("gen_ai.provider.name", provider_name(target))
-            span.set_attribute("gomodel.provider", target.name)
-            span.set_attribute("gen_ai.response.model", record.model)
+            attributes["gen_ai.provider.name"] = provider_name(target)
+            attributes["gomodel.provider"] = target.name
+            attributes["gen_ai.response.model"] = record.model
             if record.ttft_ms is not None:
                 # The conventions name it as a metric (gen_ai.server.time_to_first_token, seconds); here it is
-                # an attribute of the call and an event at the moment the first byte went out.
-                span.set_attribute("gen_ai.server.time_to_first_token", record.ttft_ms / 1000)
+                # an attribute of the call and, for a stream, an event at the moment the first bytes went out.
+                attributes["gen_ai.server.time_to_first_token"] = record.ttft_ms / 1000
                 if record.stream:
                     start = getattr(span, "start_time", None) or time.time_ns()
                     span.add_event("gen_ai.first_token", timestamp=start + int(record.ttft_ms * 1e6))
         if status is not None:
-            span.set_attribute("http.response.status_code", status)
+            attributes["http.response.status_code"] = status
         if self.finish_reasons:
-            span.set_attribute("gen_ai.response.finish_reasons", self.finish_reasons)
-        if error_type is not None:
-            _failed(span, error_type)
+            attributes["gen_ai.response.finish_reasons"] = self.finish_reasons
         if self.capture and self.prompt is not None:
             try:
-                span.set_attribute("gen_ai.input.messages", orjson.dumps(input_messages(self.prompt())).decode())
+                attributes["gen_ai.input.messages"] = orjson.dumps(input_messages(self.prompt())).decode()
             except Exception:  # a prompt the gateway cannot show must not cost the span
                 pass
             if self.output or self.finish_reasons:
@@ -285,15 +304,16 @@ class CallTrace:
                                            "parts": [{"type": "text", "content": "".join(self.output)}]}
                 if self.finish_reasons:
                     message["finish_reason"] = self.finish_reasons[0]
-                span.set_attribute("gen_ai.output.messages", orjson.dumps([message]).decode())
+                attributes["gen_ai.output.messages"] = orjson.dumps([message]).decode()
+        span.set_attributes(attributes)
+        if error_type is not None:
+            _failed(span, error_type)
         span.end()
 
 
 def _failed(span: Span, error_type: str) -> None:
-    from opentelemetry.trace import Status, StatusCode
-
     span.set_attribute("error.type", error_type)
-    span.set_status(Status(StatusCode.ERROR))
+    span.set_status(_otel.ERROR)
 
 
 def provider_name(target: Target) -> str:

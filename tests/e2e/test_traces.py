@@ -156,10 +156,11 @@ def test_content_is_captured_only_when_asked(traced, client, upstream, settings,
     list(stream.parse())
     import orjson
 
-    for request_id, prompt in ((raw.headers["x-request-id"], [{"role": "system", "parts": [
-            {"type": "text", "content": "Be brief."}]}, {"role": "user", "parts": [{"type": "text", "content": "Hello"}]}]),
-                               (stream.headers["x-request-id"], [{"role": "user", "parts": [
-                                   {"type": "text", "content": "Hi there"}]}])):
+    def text(role, content):
+        return {"role": role, "parts": [{"type": "text", "content": content}]}
+
+    for request_id, prompt in ((raw.headers["x-request-id"], [text("system", "Be brief."), text("user", "Hello")]),
+                               (stream.headers["x-request-id"], [text("user", "Hi there")])):
         call, _ = call_spans(traced, request_id)
         assert orjson.loads(call["attributes"]["gen_ai.input.messages"]) == prompt
         assert orjson.loads(call["attributes"]["gen_ai.output.messages"]) == [
