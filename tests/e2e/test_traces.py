@@ -178,3 +178,61 @@ def test_off_nothing_is_made_and_nothing_forwarded(client, upstream, settings):
                                    extra_headers=CLIENT_HEADERS)
     assert tracing._provider is None
     assert "traceparent" not in upstream.chat_requests()[0]["headers"]
+
+
+def test_failover_to_another_provider_is_a_second_attempt(traced, client, make_provider, upstream, settings):
+    from providers.models import ModelAlias
+
+    settings.RETRY_MAX = 0
+    make_provider(name="primary", provider_type="openai", base_url=f"http://127.0.0.1:{upstream.port}/a/v1")
+    make_provider(name="backup", provider_type="groq", base_url=f"http://127.0.0.1:{upstream.port}/b/v1",
+                  api_key="gsk-backup")
+    ModelAlias.objects.create(name="resilient", targets=[{"target": "primary/fail-500", "weight": 5},
+                                                         {"target": "backup/gpt-4o-mini", "weight": 1}])
+    raw = client.chat.completions.with_raw_response.create(model="resilient",
+                                                           messages=[{"role": "user", "content": "x"}])
+    assert raw.parse().provider == "backup"
+    call, [first, second] = call_spans(traced, raw.headers["x-request-id"], attempts=2)
+    assert (first["attributes"]["gomodel.provider"], first["attributes"]["gen_ai.request.model"]) == (
+        "primary", "fail-500")
+    assert first["attributes"]["http.response.status_code"] == 502 and first["attributes"]["error.type"]
+    assert (second["attributes"]["gomodel.provider"], second["attributes"]["gen_ai.provider.name"]) == (
+        "backup", "groq")
+    assert call["name"] == "chat resilient"
+    assert (call["attributes"]["gomodel.provider"], call["attributes"]["gen_ai.response.model"]) == (
+        "backup", "gpt-4o-mini")
+    assert b"gsk-backup" not in b"".join(traced.raw)
+
+
+def test_embeddings_and_messages_are_traced_by_the_same_pipeline(traced, gateway, client, upstream, tenant_key):
+    import httpx
+
+    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hello")
+    call, [_] = call_spans(traced, raw.headers["x-request-id"])
+    assert call["name"] == "embeddings text-embedding-3-small"
+    assert call["attributes"]["gen_ai.operation.name"] == "embeddings"
+    assert call["attributes"]["gen_ai.usage.input_tokens"] > 0
+
+    response = httpx.post(f"{gateway}/v1/messages", headers={"x-api-key": tenant_key[2], **CLIENT_HEADERS},
+                          json={"model": "gpt-4o-mini", "max_tokens": 64,
+                                "messages": [{"role": "user", "content": "Hello"}]})
+    assert response.status_code == 200, response.text
+    call, [attempt] = call_spans(traced, response.headers["x-request-id"])
+    assert call["name"] == "chat gpt-4o-mini" and call["trace_id"] == TRACE_ID
+    assert call["attributes"]["http.route"] == "/v1/messages"
+    assert call["attributes"]["gen_ai.request.max_tokens"] == 64
+    assert call["attributes"]["gen_ai.response.finish_reasons"] == ["end_turn"]
+    assert upstream.requests[-1]["headers"]["traceparent"].split("-")[2] == attempt["span_id"]
+
+
+def test_an_unsampled_trace_is_continued_but_not_exported(traced, client, upstream):
+    """The default sampler follows the client's decision (parentbased_always_on): flags 00 → no span, yet the
+    upstream still gets the trace's context."""
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                   extra_headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"})
+    from gomodel.gateway import tracing
+
+    tracing.flush()
+    sent = upstream.chat_requests()[0]["headers"]["traceparent"]
+    assert sent.startswith(f"00-{TRACE_ID}-") and sent.endswith("-00")
+    assert traced.spans == []
