@@ -10,7 +10,7 @@ from django.conf import settings
 
 from accounting.usage import spool, writer
 
-from . import metrics
+from . import metrics, tracing
 from .auth import KeyCache
 from .limits import Limiter
 from .registry import ModelRegistry
@@ -97,6 +97,8 @@ class Runtime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         metrics.ACCESS.close()
+        if tracing.started():  # the spans still queued go to the collector (a thread: the exporter blocks)
+            await asyncio.to_thread(tracing.shutdown)
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.cache.close()  # answers still being stored
         await self.http.aclose()

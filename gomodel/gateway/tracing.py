@@ -87,6 +87,10 @@ def _new_provider() -> TracerProvider:
     return provider
 
 
+def started() -> bool:
+    return _provider is not None
+
+
 def flush(timeout_ms: int = 5000) -> bool:
     """Send what is queued now (tests; shutdown)."""
     return _provider.force_flush(timeout_ms) if _provider is not None else True
@@ -169,7 +173,7 @@ class CallTrace:
 
     def _attempt_span(self, target: Target, model: str) -> Span:
         self.attempts += 1
-        attributes = {
+        attributes: dict[str, Any] | None = {
             "gen_ai.operation.name": self.operation,
             "gen_ai.request.model": model,
             "gen_ai.provider.name": provider_name(target),
