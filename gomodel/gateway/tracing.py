@@ -129,29 +129,15 @@ class CallTrace:
         parent = otel.propagator.extract(carrier) if carrier else None
         # The span starts when the request came in (its body read, its key checked), not when the Call is made.
         started = time.time_ns() - int((time.perf_counter() - req.started) * 1e9)
-        body = protocol.body if isinstance(getattr(protocol, "body", None), dict) else {}
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": self.operation,
-            "gen_ai.request.model": self.model,
-            "http.request.method": req.method,
-            "http.route": protocol.endpoint,
-            "gomodel.request_id": req.request_id,
-            "gomodel.stream": protocol.stream,
-        }
-        if principal.tenant_slug is not None:
-            attributes["gomodel.tenant"] = principal.tenant_slug
-        for field, name in (("max_tokens", "gen_ai.request.max_tokens"),
-                            ("max_completion_tokens", "gen_ai.request.max_tokens"),
-                            ("max_output_tokens", "gen_ai.request.max_tokens"),
-                            ("temperature", "gen_ai.request.temperature"),
-                            ("top_p", "gen_ai.request.top_p")):
-            value = body.get(field)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                attributes[name] = value
+        # What a sampler may read goes in at the start (as the conventions ask); the rest only for a recorded span.
         self.span: Span = tracer_.start_span(f"{self.operation} {self.model}", context=parent, kind=otel.SERVER,
-                                             attributes=attributes, start_time=started)
+                                             start_time=started, attributes={
+                                                 "gen_ai.operation.name": self.operation,
+                                                 "gen_ai.request.model": self.model})
         # Not sampled (OTEL_TRACES_SAMPLER): the context still goes upstream; nothing else is worked out.
         self.recording = self.span.is_recording()
+        if self.recording:
+            self.span.set_attributes(request_attributes(req, principal, protocol))
         self.capture = settings.OTEL_GENAI_CAPTURE_CONTENT
         self.prompt = protocol.prompt if self.capture else None  # read at the end (lazy, as the record's)
         self.attempt_span: Span | None = None
@@ -313,6 +299,28 @@ class CallTrace:
         if error_type is not None:
             _failed(span, error_type)
         span.end()
+
+
+def request_attributes(req: Request, principal: Principal, protocol: Exchange) -> dict[str, Any]:
+    """What the call asked for (never a header, a key or, here, the prompt)."""
+    body = protocol.body if isinstance(getattr(protocol, "body", None), dict) else {}
+    attributes: dict[str, Any] = {
+        "http.request.method": req.method,
+        "http.route": protocol.endpoint,
+        "gomodel.request_id": req.request_id,
+        "gomodel.stream": protocol.stream,
+    }
+    if principal.tenant_slug is not None:
+        attributes["gomodel.tenant"] = principal.tenant_slug
+    for field, name in (("max_tokens", "gen_ai.request.max_tokens"),
+                        ("max_completion_tokens", "gen_ai.request.max_tokens"),
+                        ("max_output_tokens", "gen_ai.request.max_tokens"),
+                        ("temperature", "gen_ai.request.temperature"),
+                        ("top_p", "gen_ai.request.top_p")):
+        value = body.get(field)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[name] = value
+    return attributes
 
 
 def _failed(span: Span, error_type: str) -> None:
