@@ -236,3 +236,17 @@ def test_an_unsampled_trace_is_continued_but_not_exported(traced, client, upstre
     sent = upstream.chat_requests()[0]["headers"]["traceparent"]
     assert sent.startswith(f"00-{TRACE_ID}-") and sent.endswith("-00")
     assert traced.spans == []
+
+
+def test_a_call_refused_by_its_allow_list_is_a_span_with_its_403(traced, client, upstream, tenant_key):
+    key = tenant_key[1]
+    key.allowed_models = ["openai/tool-model"]
+    key.save()
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                       extra_headers=CLIENT_HEADERS)
+    call, attempts = call_spans(traced, caught.value.response.headers["x-request-id"], attempts=0)
+    assert attempts == [] and upstream.chat_requests() == []
+    assert call["trace_id"] == TRACE_ID and call["status"] == 2
+    assert call["attributes"]["http.response.status_code"] == 403
+    assert call["attributes"]["error.type"] == caught.value.body["type"]
