@@ -12,18 +12,18 @@ gen_ai.output.messages, JSON as the conventions give it)."""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from django.conf import settings
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Span, Tracer
-
     from providers.base import Target
 
     from .auth import Principal
@@ -44,47 +44,67 @@ OPERATIONS = {
 # gen_ai.provider.name's well-known values, by the catalogue's provider type (others go as they are).
 PROVIDER_NAMES = {"gemini": "gcp.gemini", "xai": "x_ai", "bailian": "alibaba.bailian"}
 CONTENT_MAX_CHARS = 64 * 1024  # a streamed completion kept for gen_ai.output.messages, at most
+SAMPLED, RANDOM_TRACE_ID = 0x01, 0x02  # W3C trace flags
 
-_provider: TracerProvider | None = None
-_tracer: Tracer | None = None
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def never_fails(fallback: Callable[..., Any] = lambda *args: None) -> Callable[[F], F]:
+    """A trace must never cost a call its answer: a failure here is logged and the call goes on
+    (`fallback(*args)` is returned instead)."""
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def safe(*args: Any) -> Any:
+            try:
+                return method(*args)
+            except Exception:
+                log.exception("tracing failed in %s; the call goes on", method.__name__)
+                return fallback(*args)
+        return safe  # type: ignore[return-value]
+    return wrap
+
+
+# The SDK's parts a traced call uses, made on the first one (they read OTEL_* from the environment then).
+_provider: Any = None
 _lock = threading.Lock()
-# What a traced call uses of the API, bound once by tracer() (an import statement per call costs ~1 µs each).
-_otel: Any = None
 
 
-def tracer() -> Tracer:
-    """The process's tracer, made on first use (the SDK reads OTEL_* from the environment then)."""
-    global _provider, _tracer, _otel
-    if _tracer is None:
+def sdk() -> Any:
+    global _provider
+    if _provider is None:
         with _lock:
-            if _tracer is None:
-                _otel = _api()
-                _provider = _new_provider()
-                _tracer = _provider.get_tracer("gomodel.gateway")
-    return _tracer
+            if _provider is None:
+                _provider = _new_sdk()
+    return _provider
 
 
-def _api() -> Any:
+def _new_sdk() -> Any:
+    """The SDK's sampler, id generator, resource and batch processor with the OTLP/HTTP exporter. Its span
+    objects are not used: they check every attribute as it is set (~100 µs a call for two spans, measured);
+    a call's spans are plain data here until they end, then one ReadableSpan each for the processor."""
     from types import SimpleNamespace
 
-    from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    return SimpleNamespace(SERVER=SpanKind.SERVER, CLIENT=SpanKind.CLIENT, ERROR=Status(StatusCode.ERROR),
-                           in_context=set_span_in_context, propagator=TraceContextTextMapPropagator())
-
-
-def _new_provider() -> TracerProvider:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, get_current_span
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     named = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    # OTEL_TRACES_SAMPLER(_ARG) and the resource's OTEL_* are read by the provider.
     provider = TracerProvider(resource=Resource.create({} if named else {SERVICE_NAME: "gomodel"}))
-    # Endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*; queue and batch from OTEL_BSP_*.
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return provider
+    return SimpleNamespace(
+        sampler=provider.sampler, ids=provider.id_generator, resource=provider.resource,
+        random_ids=provider.id_generator.is_trace_id_random(),
+        # Endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*; queue and batch from OTEL_BSP_*.
+        processor=BatchSpanProcessor(OTLPSpanExporter()),
+        scope=InstrumentationScope("gomodel.gateway"), propagator=TraceContextTextMapPropagator(),
+        parent_of=lambda context: get_current_span(context).get_span_context(),
+        SpanContext=SpanContext, TraceFlags=TraceFlags, ReadableSpan=ReadableSpan, Event=Event,
+        SERVER=SpanKind.SERVER, CLIENT=SpanKind.CLIENT, OK=Status(), ERROR=Status(StatusCode.ERROR))
 
 
 def started() -> bool:
@@ -93,20 +113,62 @@ def started() -> bool:
 
 def flush(timeout_ms: int = 5000) -> bool:
     """Send what is queued now (tests; shutdown)."""
-    return _provider.force_flush(timeout_ms) if _provider is not None else True
+    return bool(_provider.processor.force_flush(timeout_ms)) if _provider is not None else True
 
 
 def shutdown() -> None:
-    """Flush and stop the exporter; the next traced call makes a new provider (the OTEL_* read again)."""
-    global _provider, _tracer
+    """Flush and stop the exporter; the next traced call makes new ones (the OTEL_* read again)."""
+    global _provider
     with _lock:
-        provider, _provider, _tracer = _provider, None, None
+        provider, _provider = _provider, None
     if provider is not None:
-        provider.shutdown()
+        provider.processor.shutdown()
 
 
-def begin(req: Request, principal: Principal, protocol: Exchange) -> CallTrace:
-    return CallTrace(req, principal, protocol)
+def begin(req: Request, principal: Principal, protocol: Exchange) -> CallTrace | None:
+    """The call's trace (None, and the call untraced, should the SDK fail: a trace never costs an answer)."""
+    try:
+        return CallTrace(req, principal, protocol)
+    except Exception:
+        log.exception("tracing failed to start a span; the call goes on untraced")
+        return None
+
+
+class Span:
+    """One span as plain data until it ends (then the SDK's ReadableSpan, for a sampled one)."""
+
+    __slots__ = ("context", "parent", "name", "kind", "start", "attributes", "events", "failed")
+
+    def __init__(self, context: Any, parent: Any, name: str, kind: Any, start: int,
+                 attributes: dict[str, Any]) -> None:
+        self.context, self.parent, self.name, self.kind, self.start = context, parent, name, kind, start
+        self.attributes = attributes
+        self.events: list[Any] = []
+        self.failed = False
+
+    def traceparent(self) -> dict[str, str]:
+        context = self.context
+        headers = {"traceparent": f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"}
+        state = context.trace_state.to_header() if context.trace_state else ""
+        if state:
+            headers["tracestate"] = state
+        return headers
+
+    def fail(self, error_type: str) -> None:
+        self.attributes["error.type"] = error_type
+        self.failed = True
+
+    def end(self) -> None:
+        context = self.context
+        if not context.trace_flags & SAMPLED:
+            return
+        otel = _provider
+        if otel is None:  # shut down meanwhile
+            return
+        otel.processor.on_end(otel.ReadableSpan(
+            name=self.name, context=context, parent=self.parent, resource=otel.resource, attributes=self.attributes,
+            events=self.events, kind=self.kind, status=otel.ERROR if self.failed else otel.OK, start_time=self.start,
+            end_time=time.time_ns(), instrumentation_scope=otel.scope))
 
 
 class CallTrace:
@@ -117,8 +179,7 @@ class CallTrace:
                  "finish_reasons", "output", "output_chars", "ended")
 
     def __init__(self, req: Request, principal: Principal, protocol: Exchange) -> None:
-        tracer_ = tracer()
-        otel = _otel
+        otel = sdk()
         self.operation = OPERATIONS.get(protocol.endpoint, "passthrough")
         self.model = protocol.model
         carrier = {}
@@ -126,18 +187,32 @@ class CallTrace:
             value = req.header(name.encode())
             if value is not None:
                 carrier[name] = value
-        parent = otel.propagator.extract(carrier) if carrier else None
+        parent_context = otel.propagator.extract(carrier) if carrier else None
+        parent = otel.parent_of(parent_context) if parent_context is not None else None
+        if parent is not None and not parent.is_valid:
+            parent = None
+        flags = 0
+        if parent is None:
+            trace_id = otel.ids.generate_trace_id()
+            flags = RANDOM_TRACE_ID if otel.random_ids else 0
+        else:
+            trace_id = parent.trace_id
+            flags = parent.trace_flags & RANDOM_TRACE_ID
+        name = f"{self.operation} {self.model}"
+        # What a sampler may read (the conventions' ask at a span's start); the default follows the client's flag.
+        attributes: dict[str, Any] = {"gen_ai.operation.name": self.operation, "gen_ai.request.model": self.model}
+        sampling = otel.sampler.should_sample(parent_context, trace_id, name, otel.SERVER, attributes)
+        self.recording = sampling.decision.is_sampled()
+        if self.recording:
+            flags |= SAMPLED
+            if sampling.attributes:
+                attributes.update(sampling.attributes)
+            attributes.update(request_attributes(req, principal, protocol))
+        context = otel.SpanContext(trace_id, otel.ids.generate_span_id(), is_remote=False,
+                                   trace_flags=otel.TraceFlags(flags), trace_state=sampling.trace_state)
         # The span starts when the request came in (its body read, its key checked), not when the Call is made.
         started = time.time_ns() - int((time.perf_counter() - req.started) * 1e9)
-        # What a sampler may read goes in at the start (as the conventions ask); the rest only for a recorded span.
-        self.span: Span = tracer_.start_span(f"{self.operation} {self.model}", context=parent, kind=otel.SERVER,
-                                             start_time=started, attributes={
-                                                 "gen_ai.operation.name": self.operation,
-                                                 "gen_ai.request.model": self.model})
-        # Not sampled (OTEL_TRACES_SAMPLER): the context still goes upstream; nothing else is worked out.
-        self.recording = self.span.is_recording()
-        if self.recording:
-            self.span.set_attributes(request_attributes(req, principal, protocol))
+        self.span = Span(context, parent, name, otel.SERVER, started, attributes)
         self.capture = settings.OTEL_GENAI_CAPTURE_CONTENT
         self.prompt = protocol.prompt if self.capture else None  # read at the end (lazy, as the record's)
         self.attempt_span: Span | None = None
@@ -149,26 +224,30 @@ class CallTrace:
 
     # -- upstream attempts -----------------------------------------------------------------------------------
 
+    @never_fails(lambda self, target, model, headers: headers)
     def attempt_start(self, target: Target, model: str, headers: dict[str, str]) -> dict[str, str]:
         """A span for the attempt about to be sent; returns the headers to send, with its traceparent."""
-        span = self._attempt_span(target, model)
-        carrier = dict(headers)  # the built request may be memoised (response cache): never changed in place
-        _otel.propagator.inject(carrier, context=_otel.in_context(span))
-        self.attempt_span = span
-        return carrier
+        span = self.attempt_span = self._attempt_span(target, model)
+        # A copy: the built request may be memoised (response cache), never changed in place.
+        return {**headers, **span.traceparent()}
 
     def _attempt_span(self, target: Target, model: str) -> Span:
+        """A child of the call's span, sampled as it is (the default sampler's rule for a local parent)."""
+        otel = sdk()
         self.attempts += 1
-        attributes: dict[str, Any] | None = {
+        parent = self.span.context
+        attributes = {
             "gen_ai.operation.name": self.operation,
             "gen_ai.request.model": model,
             "gen_ai.provider.name": provider_name(target),
             "gomodel.provider": target.name,
             "gomodel.attempt": self.attempts,
-        } if self.recording else None
-        return tracer().start_span(f"{self.operation} {model}", context=_otel.in_context(self.span),
-                                   kind=_otel.CLIENT, attributes=attributes)
+        } if self.recording else {}
+        context = otel.SpanContext(parent.trace_id, otel.ids.generate_span_id(), is_remote=False,
+                                   trace_flags=parent.trace_flags, trace_state=parent.trace_state)
+        return Span(context, parent, f"{self.operation} {model}", otel.CLIENT, time.time_ns(), attributes)
 
+    @never_fails()
     def attempt_end(self, target: Target, model: str, status: int | None, error: str | None) -> None:
         """An attempt's outcome (UsageRecord.attempt); one without a span (circuit open) gets an empty one."""
         span, self.attempt_span = self.attempt_span, None
@@ -176,13 +255,14 @@ class CallTrace:
             span = self._attempt_span(target, model)
         if self.recording:
             if status is not None:
-                span.set_attribute("http.response.status_code", status)
+                span.attributes["http.response.status_code"] = status
             if error is not None or (status is not None and status >= 400):
-                _failed(span, error or str(status))
+                span.fail(error or str(status))
         span.end()
 
     # -- the answer ------------------------------------------------------------------------------------------
 
+    @never_fails()
     def chunk(self, chunk: dict[str, Any]) -> None:
         """A streamed chat chunk (every protocol's stream passes the adapters' chat chunks)."""
         if not self.recording:
@@ -198,6 +278,7 @@ class CallTrace:
                 if isinstance(delta, dict) and isinstance(delta.get("content"), str):
                     self._keep(delta["content"])
 
+    @never_fails()
     def answer(self, body: bytes) -> None:
         """A whole answer as the client got it (chat, Messages or Responses JSON)."""
         if not self.recording:
@@ -209,7 +290,7 @@ class CallTrace:
         if not isinstance(data, dict):
             return
         if isinstance(data.get("id"), str):
-            self.span.set_attribute("gen_ai.response.id", data["id"])
+            self.span.attributes["gen_ai.response.id"] = data["id"]
         for choice in data.get("choices") or ():  # chat
             if isinstance(choice, dict):
                 if isinstance(choice.get("finish_reason"), str):
@@ -238,6 +319,7 @@ class CallTrace:
 
     # -- the end ---------------------------------------------------------------------------------------------
 
+    @never_fails()
     def settled(self, event: Any) -> None:
         """The call's usage event (accounting.usage.events.StreamEvent): what the answer used and who answered."""
         if not self.recording:
@@ -249,8 +331,9 @@ class CallTrace:
             attributes["gen_ai.usage.cache_read.input_tokens"] = event.cached_tokens
         if event.cache:
             attributes["gomodel.cache"] = event.cache
-        self.span.set_attributes(attributes)
+        self.span.attributes.update(attributes)
 
+    @never_fails()
     def end(self, record: Any, status: int | None = None, error_type: str | None = None) -> None:
         """The call ended (its response sent, or refused): the outcome, then the span goes to the exporter.
         `record`: the call's UsageRecord (None when refused before it was made)."""
@@ -260,13 +343,13 @@ class CallTrace:
         span = self.span
         if self.attempt_span is not None:  # cancelled mid-attempt (shutdown, hang-up)
             if self.recording:
-                _failed(self.attempt_span, "cancelled")
+                self.attempt_span.fail("cancelled")
             self.attempt_span.end()
             self.attempt_span = None
         if not self.recording:
             span.end()
             return
-        attributes: dict[str, Any] = {}
+        attributes = span.attributes
         if record is not None:
             status, error_type = record.status, record.error_type
             target = record.target
@@ -278,8 +361,8 @@ class CallTrace:
                 # an attribute of the call and, for a stream, an event at the moment the first bytes went out.
                 attributes["gen_ai.server.time_to_first_token"] = record.ttft_ms / 1000
                 if record.stream:
-                    start = getattr(span, "start_time", None) or time.time_ns()
-                    span.add_event("gen_ai.first_token", timestamp=start + int(record.ttft_ms * 1e6))
+                    span.events.append(sdk().Event("gen_ai.first_token",
+                                                   timestamp=span.start + int(record.ttft_ms * 1e6)))
         if status is not None:
             attributes["http.response.status_code"] = status
         if self.finish_reasons:
@@ -295,9 +378,8 @@ class CallTrace:
                 if self.finish_reasons:
                     message["finish_reason"] = self.finish_reasons[0]
                 attributes["gen_ai.output.messages"] = orjson.dumps([message]).decode()
-        span.set_attributes(attributes)
         if error_type is not None:
-            _failed(span, error_type)
+            span.fail(error_type)
         span.end()
 
 
@@ -321,11 +403,6 @@ def request_attributes(req: Request, principal: Principal, protocol: Exchange) -
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[name] = value
     return attributes
-
-
-def _failed(span: Span, error_type: str) -> None:
-    span.set_attribute("error.type", error_type)
-    span.set_status(_otel.ERROR)
 
 
 def provider_name(target: Target) -> str:
