@@ -250,3 +250,17 @@ def test_a_call_refused_by_its_allow_list_is_a_span_with_its_403(traced, client,
     assert call["trace_id"] == TRACE_ID and call["status"] == 2
     assert call["attributes"]["http.response.status_code"] == 403
     assert call["attributes"]["error.type"] == caught.value.body["type"]
+
+
+def test_a_failing_trace_never_costs_the_call_its_answer(traced, client, upstream, monkeypatch):
+    from gomodel.gateway import tracing
+
+    def broken(target):
+        raise RuntimeError("a bug in tracing")
+
+    monkeypatch.setattr(tracing, "provider_name", broken)  # the attempt's span and the call's end both use it
+    completion = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert completion.choices[0].message.content == "Hello from the fake upstream!"
+    stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
+                                            stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello from the fake upstream!"
