@@ -88,7 +88,7 @@ def _new_sdk() -> Any:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, get_current_span
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -100,11 +100,27 @@ def _new_sdk() -> Any:
         sampler=provider.sampler, ids=provider.id_generator, resource=provider.resource,
         random_ids=provider.id_generator.is_trace_id_random(),
         # Endpoint, headers, timeout and compression from OTEL_EXPORTER_OTLP_*; queue and batch from OTEL_BSP_*.
-        processor=BatchSpanProcessor(OTLPSpanExporter()),
+        processor=BatchSpanProcessor(_exporter(OTLPSpanExporter, SpanExportResult)()),
         scope=InstrumentationScope("gomodel.gateway"), propagator=TraceContextTextMapPropagator(),
         parent_of=lambda context: get_current_span(context).get_span_context(),
         SpanContext=SpanContext, TraceFlags=TraceFlags, ReadableSpan=ReadableSpan, Event=Event,
         SERVER=SpanKind.SERVER, CLIENT=SpanKind.CLIENT, OK=Status(), ERROR=Status(StatusCode.ERROR))
+
+
+def _exporter(base: Any, result: Any) -> Any:
+    """The OTLP/HTTP exporter with the gateway's own protobuf encoder (otlp_encoder.py: ~3x cheaper a span than
+    the SDK's). What it cannot write, and anything after shutdown, goes the SDK's way. Its HTTP client (retries,
+    compression, headers) is the exporter's `_client`: a private name, hence the pinned version."""
+    from .otlp_encoder import encode
+
+    class Exporter(base):
+        def export(self, spans: Any) -> Any:
+            data = None if self._shutdown else encode(spans)
+            if data is None:
+                return super().export(spans)
+            return result.SUCCESS if self._client.export(data).success else result.FAILURE
+
+    return Exporter
 
 
 def started() -> bool:

@@ -35,6 +35,11 @@ def traced(receiver, monkeypatch, settings):
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     settings.OTEL_TRACING = True
     settings.OTEL_GENAI_CAPTURE_CONTENT = False
+
+    def sdk_encoder(spans):
+        raise AssertionError("the gateway's spans go through gomodel/gateway/otlp_encoder.py")
+
+    monkeypatch.setattr("opentelemetry.exporter.otlp.proto.http.trace_exporter.encode_spans", sdk_encoder)
     receiver.clear()
     yield receiver
     tracing.shutdown()
