@@ -12,7 +12,12 @@ _pack_i = struct.Struct("<I").pack
 _keys: dict[str, bytes] = {}  # a KeyValue's encoded key, by name (the gateway uses a few dozen)
 
 
+_SMALL = [bytes((n,)) for n in range(128)]  # a varint below 128 is its one byte: most lengths and every tag here
+
+
 def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL[n]
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)
@@ -22,8 +27,9 @@ def _varint(n: int) -> bytes:
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (strings, bytes, messages)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    """A length-delimited field (strings, bytes, messages) numbered 1–15 (its tag is one byte)."""
+    size = len(payload)
+    return _SMALL[number << 3 | 2] + (_SMALL[size] if size < 128 else _varint(size)) + payload
 
 
 def _any(value: Any) -> bytes:
