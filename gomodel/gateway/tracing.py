@@ -2,9 +2,10 @@
 (`{gen_ai.operation.name} {gen_ai.request.model}`) and one CLIENT span per upstream attempt (retries,
 failover), whose context goes upstream as W3C `traceparent`/`tracestate`. A client's `traceparent` is continued.
 
-Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or …_TRACES_ENDPOINT) is set (settings.OTEL_TRACING): the pipeline
-asks that one setting and touches nothing here otherwise; the SDK is imported, and its provider made, on the
-first traced call. Spans leave through a BatchSpanProcessor (its own thread), never on the event loop.
+Off unless OTEL_EXPORTER_OTLP_ENDPOINT (or …_TRACES_ENDPOINT) is set (settings.OTEL_TRACING): the Call asks
+that one setting, its hooks then find `trace is None`, and nothing here runs; the SDK is imported, and its parts
+made, on the first traced call. Spans are encoded (otlp_encoder.py) and sent by a BatchSpanProcessor's thread,
+never on the event loop.
 
 Never in a span: an API key (the gateway's or a provider's), a header, an upstream URL (some carry keys), a
 body; prompt and completion text only when OTEL_GENAI_CAPTURE_CONTENT=1 (gen_ai.input.messages /

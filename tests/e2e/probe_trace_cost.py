@@ -50,5 +50,5 @@ def test_probe(provider, tenant_key, transactional_db, settings, monkeypatch):
         os.environ.pop("OTEL_TRACES_SAMPLER", None)
         receiver.stop()
     for mode, runs in results.items():
-        print(f"\n{mode:>11}: median {sorted(runs)[4]:6.0f}, least {min(runs):6.0f} µs CPU a call (process, upstream and client included); "
-              f"runs {[round(r) for r in runs]}")
+        print(f"\n{mode:>11}: median {sorted(runs)[4]:6.0f}, least {min(runs):6.0f} µs CPU a call "
+              f"(process, upstream and client included); runs {[round(r) for r in runs]}")
