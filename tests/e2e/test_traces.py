@@ -269,3 +269,33 @@ def test_a_failing_trace_never_costs_the_call_its_answer(traced, client, upstrea
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}],
                                             stream=True)
     assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello from the fake upstream!"
+
+
+def test_a_rate_limited_call_and_a_circuit_open_skip(traced, client, upstream, make_provider, tenant_key, settings):
+    key = tenant_key[1]
+    key.rpm_limit = 1
+    key.save()
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    call, attempts = call_spans(traced, caught.value.response.headers["x-request-id"], attempts=0)
+    assert attempts == [] and call["attributes"]["http.response.status_code"] == 429
+    assert call["attributes"]["error.type"] == "rate_limit_error"
+
+    key.rpm_limit = None
+    key.save()
+    from gomodel.gateway.runtime import invalidate_local
+
+    invalidate_local("keys")
+    settings.RETRY_MAX = 0
+    make_provider(name="primary", provider_type="openai", base_url=f"http://127.0.0.1:{upstream.port}/a/v1")
+    for _ in range(5):  # five consecutive failures open primary's circuit
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="primary/fail-500", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="primary/gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.body["code"] == "circuit_open"
+    call, [skipped] = call_spans(traced, caught.value.response.headers["x-request-id"])
+    assert skipped["attributes"]["error.type"] == "circuit_open" and skipped["status"] == 2
+    assert "http.response.status_code" not in skipped["attributes"]
+    assert call["attributes"]["http.response.status_code"] == 502
