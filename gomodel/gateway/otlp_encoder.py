@@ -10,6 +10,9 @@ _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
 _pack_i = struct.Struct("<I").pack
 _keys: dict[str, bytes] = {}  # a KeyValue's encoded key, by name (the gateway uses a few dozen)
+_pairs: dict[tuple[int, str, Any], bytes] = {}  # whole KeyValues of text and flags, which mostly repeat
+PAIRS_MAX = 4096  # past it (many tenants and models) a pair is encoded each time
+UNIQUE = frozenset(("gomodel.request_id", "gen_ai.response.id", "gen_ai.input.messages", "gen_ai.output.messages"))
 
 
 _SMALL = [bytes((n,)) for n in range(128)]  # a varint below 128 is its one byte: most lengths and every tag here
@@ -50,11 +53,23 @@ def _any(value: Any) -> bytes:
 def _attributes(number: int, attributes: Any) -> bytes:
     out = []
     for key, value in attributes.items():
-        encoded = _keys.get(key)
-        if encoded is None:
-            encoded = _keys[key] = _field(1, key.encode())
-        out.append(_field(number, encoded + _field(2, _any(value))))
+        if (value.__class__ is str or value.__class__ is bool) and key not in UNIQUE:  # most repeat
+            pair = _pairs.get((number, key, value))
+            if pair is None:
+                pair = _pair(number, key, value)
+                if len(_pairs) < PAIRS_MAX:
+                    _pairs[(number, key, value)] = pair
+            out.append(pair)
+        else:
+            out.append(_pair(number, key, value))
     return b"".join(out)
+
+
+def _pair(number: int, key: str, value: Any) -> bytes:
+    encoded = _keys.get(key)
+    if encoded is None:
+        encoded = _keys[key] = _field(1, key.encode())
+    return _field(number, encoded + _field(2, _any(value)))
 
 
 def _span(span: Any) -> bytes:
