@@ -42,6 +42,7 @@ COMPLETION = _response(b"200 OK", b"application/json", orjson.dumps({
 }))
 MODELS = _response(b"200 OK", b"application/json", orjson.dumps(
     {"object": "list", "data": [{"id": MODEL, "object": "model", "created": CREATED, "owned_by": "bench"}]}))
+TRACES_TAKEN = _response(b"200 OK", b"application/x-protobuf", b"")  # an empty ExportTraceServiceResponse
 NOT_FOUND = _response(b"404 Not Found", b"application/json",
                       b'{"error":{"message":"no such route","type":"invalid_request_error"}}')
 
@@ -118,6 +119,8 @@ class MockProtocol(asyncio.Protocol):
                 write(COMPLETION)
         elif method == b"GET" and path.endswith(b"/models"):
             write(MODELS)
+        elif method == b"POST" and path == b"/v1/traces":  # the +traces row's OTLP collector: taken, dropped
+            write(TRACES_TAKEN)
         else:
             write(NOT_FOUND)
         if not self.parser.should_keep_alive():

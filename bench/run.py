@@ -56,6 +56,8 @@ USAGE_STREAM = "gomodel:bench:usage"
 INVALIDATION_CHANNEL = "gomodel:bench:invalidate"
 LIMITS_PREFIX = "gomodel:bench:rl"
 LIMITED_SUFFIX = "+limits"
+TRACED_SUFFIX = "+traces"  # OTEL_EXPORTER_OTLP_ENDPOINT set (the mock takes the spans): every call traced
+TARGET_TRACES_SHARE = 0.9  # throughput with every call traced, vs the same server without
 CACHE_PREFIX = "gomodel:bench:cache"
 HIT_SUFFIX, MISS_SUFFIX = "+cache-hit", "+cache-miss"  # a key with the response cache: the same prompt, or new ones
 TARGET_HIT_ADDED_P50_MS_C1 = 0.3  # a hit's p50 over the mock's own, c=1
@@ -358,7 +360,8 @@ def scrubbed_env() -> dict:
                      for suffix in ("API_KEY", "BASE_URL", "MODELS")}
     env = {name: value for name, value in os.environ.items() if name not in provider_vars}
     for name in ("GOMODEL_MASTER_KEY", "DATABASE_URL", "USAGE_SPOOL_PATH", "GOMODEL_HTTP_TRANSPORT",
-                 "PYTHONASYNCIODEBUG", "PYTHONDEVMODE"):
+                 "PYTHONASYNCIODEBUG", "PYTHONDEVMODE", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):  # tracing only on the +traces row
         env.pop(name, None)
     return env
 
@@ -491,10 +494,12 @@ class Bench:
             client.close()
 
     # -- one server ------------------------------------------------------------------------------
-    def start_gateway(self, kind: str, transport: str, key: str | None = None):
+    def start_gateway(self, kind: str, transport: str, key: str | None = None, traced: bool = False):
         key = key or self.key
         port = free_port()
         env = dict(self.env, GOMODEL_HTTP_TRANSPORT=transport)
+        if traced:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{self.mock_port}"
         logfile = self.tmp / f"{kind}-{transport}.log"
         workers = 1 if kind == "daphne" else self.args.workers
         own = transport == self.args.transports[0]
@@ -614,12 +619,13 @@ class Bench:
                 pass
         result.rss_mb = sorted(rss, reverse=True)
 
-    def bench_server(self, kind: str, transport: str, limited: bool = False, cache: str | None = None):
+    def bench_server(self, kind: str, transport: str, limited: bool = False, cache: str | None = None,
+                     traced: bool = False):
         label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "") + (
-            {"hit": HIT_SUFFIX, "miss": MISS_SUFFIX}[cache] if cache else "")
+            {"hit": HIT_SUFFIX, "miss": MISS_SUFFIX}[cache] if cache else "") + (TRACED_SUFFIX if traced else "")
         key = self.limited_key if limited else self.cached_key if cache else self.key
         log(f"starting {label} ({1 if kind == 'daphne' else self.args.workers} process(es))")
-        proc, base, logfile = self.start_gateway(kind, transport, key)
+        proc, base, logfile = self.start_gateway(kind, transport, key, traced)
         try:
             self.measure(label, base + "/v1/chat/completions", key, proc.pid, vary=cache == "miss")
         finally:
@@ -646,6 +652,8 @@ class Bench:
                    default=None)
         if best and self.args.limits != "none":
             self.bench_server(best, own, limited=True)
+        if best and self.args.traces:
+            self.bench_server(best, own, traced=True)
         if best and self.args.cache:
             self.bench_server(best, own, cache="hit")
             self.bench_server(best, own, cache="miss")
@@ -687,7 +695,7 @@ class Bench:
     def targets(self) -> tuple[list[str], bool]:
         lines, ok_all = [], True
         fast = [r for r in self.results if r.mode == "json" and r.label.split("/")[0] in ("uvicorn", "granian")
-                and not r.label.endswith((LIMITED_SUFFIX, HIT_SUFFIX, MISS_SUFFIX))]
+                and not r.label.endswith((LIMITED_SUFFIX, HIT_SUFFIX, MISS_SUFFIX, TRACED_SUFFIX))]
         clean = [r for r in fast if r.errors <= 0.001 * max(r.requests, 1)]
         best_rps = max((r for r in clean if r.conc == 64), key=lambda r: r.rps, default=None)
         if best_rps is not None:
@@ -725,6 +733,19 @@ class Bench:
                 lines.append(f"{'PASS' if ok else 'FAIL'}  rate limits on every request, JSON, c={r.conc}: "
                              f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
                              f"target >= {TARGET_LIMITS_SHARE:.0%}{noisy(r)}")
+        for r in self.results:  # every call traced keeps >= 90 % of the same server's throughput
+            if r.label.endswith(TRACED_SUFFIX) and r.conc == max(self.args.concurrency):
+                plain_label = r.label[:-len(TRACED_SUFFIX)]
+                plain = self.rps(plain_label, r.mode, r.conc)
+                share = r.rps / plain if plain else 0.0
+                ok = share >= TARGET_TRACES_SHARE and r.errors <= 0.001 * max(r.requests, 1)
+                ok_all &= ok
+                cpu = [x.gw_cpu_us for x in self.results if x.label == plain_label and x.mode == r.mode
+                       and x.conc == r.conc and x.gw_cpu_us]
+                cpu_text = f"; gateway CPU {r.gw_cpu_us:.0f} vs {cpu[0]:.0f} µs/req" if cpu and r.gw_cpu_us else ""
+                lines.append(f"{'PASS' if ok else 'FAIL'}  traces on every call, {r.mode.upper()}, c={r.conc}: "
+                             f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
+                             f"target >= {TARGET_TRACES_SHARE:.0%}{noisy(r)}")
         for line in self.cache_targets():
             ok_all &= line.startswith("PASS")
             lines.append(line)
@@ -872,6 +893,8 @@ def parse_args(argv=None):
     p.add_argument("--limits", choices=["all", "rpm", "none"], default="all",
                    help="the +limits row: every limit of the key and its tenant plus allow-lists (all, default), "
                         "one RPM limit on the key (rpm), or no such row (none)")
+    p.add_argument("--traces", action=argparse.BooleanOptionalAction, default=True,
+                   help="the +traces row: OTLP tracing on (spans to the mock, which drops them; default on)")
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="the +cache-hit and +cache-miss rows: a key with the response cache, the same prompt every "
                         "time, or a new one every time (default on)")

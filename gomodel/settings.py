@@ -280,6 +280,12 @@ SEMANTIC_CACHE_MAX_CHARS = env_int("SEMANTIC_CACHE_MAX_CHARS", 8000)  # longer t
 
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()  # text | json (one JSON object a line)
 ACCESS_LOG = env_bool("ACCESS_LOG", True)  # one line per /v1 call on stderr (gomodel/gateway/metrics.py)
+# Traces (gomodel/gateway/tracing.py): on when an OTLP endpoint is set; the SDK reads the other OTEL_* variables
+# (service name, headers, batch sizes) itself. Prompt and completion text go in spans only when asked for.
+OTEL_TRACING = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+                    or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()) \
+    and not env_bool("OTEL_SDK_DISABLED") and os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip() != "none"
+OTEL_GENAI_CAPTURE_CONTENT = env_bool("OTEL_GENAI_CAPTURE_CONTENT")
 _log_formatter = "json" if LOG_FORMAT == "json" else "plain"
 LOGGING = {
     "version": 1,

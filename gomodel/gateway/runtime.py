@@ -10,7 +10,7 @@ from django.conf import settings
 
 from accounting.usage import spool, writer
 
-from . import metrics
+from . import metrics, tracing
 from .auth import KeyCache
 from .key_pool import MESSAGE_PREFIX, KeyStates
 from .limits import Limiter
@@ -118,6 +118,8 @@ class Runtime:
         await self.key_states.settled()
         await self.limits.drain()  # free the slots of requests that just ended before Redis goes
         metrics.ACCESS.close()
+        if tracing.started():  # the spans still queued go to the collector (a thread: the exporter blocks)
+            await asyncio.to_thread(tracing.shutdown)
         await self.usage.close()  # every queued usage event into Redis (or the spool) before it goes
         await self.cache.close()  # answers still being stored
         if self.semantic is not None:

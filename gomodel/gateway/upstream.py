@@ -91,12 +91,15 @@ async def _send(runtime, adapter, target: Target, model: str, build, stream: boo
     for attempt in range(tries):
         retry_after = None
         status: int | None = None
+        headers = upstream.headers
+        if record.trace is not None:  # the attempt's span; its traceparent goes upstream (record.attempt ends it)
+            headers = record.trace.attempt_start(target, model, headers)
         try:
             if stream:
                 response = await runtime.http.send(runtime.http.build_request(
-                    upstream.method, upstream.url, headers=upstream.headers, content=upstream.body), stream=True)
+                    upstream.method, upstream.url, headers=headers, content=upstream.body), stream=True)
             else:
-                response = await runtime.http.request(upstream.method, upstream.url, headers=upstream.headers,
+                response = await runtime.http.request(upstream.method, upstream.url, headers=headers,
                                                       content=upstream.body)
         except HTTPError as exc:
             error = transport_error(target, exc)

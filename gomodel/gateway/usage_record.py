@@ -11,7 +11,7 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget", "estimate_missing", "cache", "labels", "user")
+                 "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -34,6 +34,7 @@ class UsageRecord:
         self.relayed_chars = 0
         self.attempts: list[dict] = []
         self.budget = getattr(req, "budget", None)
+        self.trace = getattr(req, "trace", None)  # the call's tracing.CallTrace when tracing is on
         self.estimate_missing = True  # False: an answer without usage is billed as none (passthrough)
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
         self.labels: dict[str, str] = {}  # the call's attribution (gomodel/gateway/attribution.py)
@@ -52,6 +53,8 @@ class UsageRecord:
         if pooled:
             attempt["key"] = target.key_label
         self.attempts.append(attempt)
+        if self.trace is not None:
+            self.trace.attempt_end(target, model, status, error)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:
@@ -66,6 +69,8 @@ class UsageRecord:
     def relay(self, chunk: dict):
         """Keep the text a client was sent, to estimate usage should the stream end without it: the
         first estimate.MAX_CHARS characters and the length of all of it."""
+        if self.trace is not None:
+            self.trace.chunk(chunk)
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") if isinstance(choice, dict) else None
             if not isinstance(delta, dict):

@@ -24,7 +24,7 @@ from accounting.limits.allowlists import EMPTY
 from providers.adapter_protocol import ChatAdapter
 from providers.base import Target, UpstreamRequest
 
-from .. import metrics, prompt_cache
+from .. import metrics, prompt_cache, tracing
 from ..attribution import NONE, Attribution
 from ..auth import Principal
 from ..budgets import Reservation, StreamGuard, charge, release, reserve
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 class Call:
     __slots__ = ("req", "runtime", "auth", "protocol", "chain", "record", "budget", "admission", "request_id",
-                 "started", "cache", "attribution")
+                 "started", "cache", "attribution", "trace")
 
     def __init__(self, req: Request, runtime: Runtime, principal: Principal, protocol: Exchange,
                  chain: list[tuple[Target, str]], attribution: Attribution = NONE) -> None:
@@ -57,8 +57,20 @@ class Call:
         self.admission: Admission | None = None
         self.cache: CallCache | None = None  # when the key has a response cache
         self.attribution = attribution  # labels and end user, checked (attribution.py)
+        # The call's span (tracing.py); None, and nothing else is asked of tracing, when it is off.
+        self.trace = tracing.begin(req, principal, protocol) if settings.OTEL_TRACING else None
 
     async def __aenter__(self) -> "Call":
+        try:
+            return await self._enter()
+        except BaseException as error:
+            if self.trace is not None:  # refused (403, 429): its span ends here, as __aexit__ is not called
+                refusal = error if isinstance(error, GatewayError) else None
+                self.trace.end(None, refusal.status if refusal else 500,
+                               refusal.type if refusal else "internal_error")
+            raise
+
+    async def _enter(self) -> "Call":
         protocol, principal, runtime = self.protocol, self.auth, self.runtime
         if principal.allowed_models is not EMPTY or principal.tenant_allowed_models is not EMPTY:
             self.chain = allowed_chain(principal, protocol.model, protocol.provider_hint, self.chain)
@@ -157,6 +169,8 @@ class Call:
         elif isinstance(error, Exception):  # a bug: the app answers 500; the event says so too
             record.status, record.error_type = 500, "internal_error"
         room = self._settle()
+        if self.trace is not None:
+            self.trace.end(record)
         if handled and not record.attempts:
             metrics.refused_line(req, self.auth, error)
         if handled and not req.response_started:
@@ -176,6 +190,8 @@ class Call:
         # any other 400: it records nothing.
         if (record.attempts or record.cache) and self.protocol.billed:
             event = record.event()
+            if self.trace is not None:
+                self.trace.settled(event)
             if self.budget is not None:
                 try:
                     charge(runtime, record, event)

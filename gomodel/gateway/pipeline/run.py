@@ -102,6 +102,8 @@ async def answer_whole(call: Call, adapter: ChatAdapter, response: UpstreamRespo
         raise unreadable(record.target, exc) from None
     if call.cache is not None:
         await call.cache.store_json(record.target, record.model, response.content, answer)
+    if call.trace is not None:
+        call.trace.answer(body)
     await call.req.respond(200, body, content=call.protocol.answer_headers(response))
     return answer
 
@@ -115,6 +117,8 @@ async def replay(call: Call, entry: Entry) -> dict[str, Any] | None:
     if entry.content is not None:
         body, answer = protocol.read(adapter, record, entry.content)
         record.first_byte()
+        if call.trace is not None:
+            call.trace.answer(body)
         await req.respond(200, body)
         return answer
     writer = protocol.writer(adapter, record)
