@@ -225,6 +225,10 @@ class UsageEvent(models.Model):
     user = models.CharField(max_length=64, blank=True, default="",
                             help_text="The end user the request named (OpenAI's user, Anthropic's metadata.user_id, "
                                       "or x-gomodel-user).")
+    images = models.PositiveIntegerField(default=0, help_text="Images generated or edited (media calls).")
+    audio_seconds = models.DecimalField(max_digits=12, decimal_places=3, default=0,
+                                        help_text="Seconds of audio transcribed or translated, as the answer said.")
+    characters = models.PositiveIntegerField(default=0, help_text="Characters of speech input.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -307,6 +311,15 @@ class ModelPrice(models.Model):
                                                 help_text="Empty: the output price.")
     cache_write_per_million = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
                                                   help_text="Prompt tokens written to a cache; empty: the input price.")
+    # Media calls' units (accounting/prices/units.py); empty: this row does not price that unit.
+    per_image = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                    help_text="USD per image generated or edited (dall-e-3); empty: no price.")
+    per_audio_minute = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                           help_text="USD per minute of audio transcribed or translated "
+                                                     "(whisper-1: 0.006), billed by the second; empty: no price.")
+    per_million_characters = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True,
+                                                 help_text="USD per million characters of speech input (tts-1: 15); "
+                                                           "empty: no price.")
     valid_from = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=255, blank=True, help_text="Where the price comes from.")
 

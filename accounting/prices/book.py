@@ -41,6 +41,7 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from ..usage.events import StreamEvent
+from .units import UnitPrices, admin_units_cost, has_units, price_db_prices_units, price_db_units, tokens_reported
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Price:
     output: Decimal
     reasoning: Decimal | None
     cache_write: Decimal | None = None
+    units: UnitPrices = UnitPrices()  # per image / audio minute / 1M characters (media calls)
 
     @property
     def specificity(self) -> tuple[int, int]:
@@ -120,7 +122,8 @@ class PriceBook:
         return cls([
             Price(row.provider, row.model_pattern, row.valid_from, row.input_per_million,
                   row.cached_input_per_million, row.output_per_million, row.reasoning_per_million,
-                  row.cache_write_per_million)
+                  row.cache_write_per_million,
+                  UnitPrices(row.per_image, row.per_audio_minute, row.per_million_characters))
             for row in ModelPrice.objects.all()
         ])
 
@@ -154,7 +157,9 @@ class PriceBook:
                 pass
         provider_type, model = event.provider_type, event.model
         admin = self.lookup(provider_type, event.provider, model, when)
-        if admin is not None:
+        # A row that prices tokens only does not price a call measured only in units (it would say 0):
+        # genai-prices is asked next, then the cost is unknown.
+        if admin is not None and (not units_only(event) or admin_units_cost(admin.units, event) is not None):
             return Priced(event_cost(admin, event), ADMIN)
         cost = price_db_cost(provider_type, model, event, when)
         if cost is not None:
@@ -163,6 +168,16 @@ class PriceBook:
 
     def cost(self, event: StreamEvent, when: datetime) -> Decimal | None:
         return self.price(event, when).cost
+
+    def units_cost(self, provider_type: str, provider_name: str, model: str, images: int = 0,
+                   characters: int = 0) -> Decimal | None:
+        """Today's price of a media call's units known before the answer (a budget's reservation); None: unknown."""
+        if not images and not characters:
+            return None
+        event = StreamEvent("units", ts=datetime.now(timezone.utc).timestamp(), provider_type=provider_type,
+                            provider=provider_name, model=model, usage_source="none", images=images,
+                            characters=characters)
+        return self.price(event, event.created_at).cost
 
     def rates(self, provider_type: str, provider_name: str, model: str) -> Rates | None:
         """Today's input and output price per token (admin first, then genai-prices); None: unknown."""
@@ -209,13 +224,19 @@ def _tokens(event: StreamEvent) -> tuple[int, int, int, int, int]:
     return prompt, cached, written, visible, reasoning
 
 
+def units_only(event: StreamEvent) -> bool:
+    """A media call measured only in units (no token usage in its answer): unpriced units make it unknown."""
+    return has_units(event) and not tokens_reported(event)
+
+
 def event_cost(price: Price, event: StreamEvent) -> Decimal:
     prompt, cached, written, visible, reasoning = _tokens(event)
+    units = admin_units_cost(price.units, event) or Decimal(0)
     cached_price = price.cached_input if price.cached_input is not None else price.input
     write_price = price.cache_write if price.cache_write is not None else price.input
     reasoning_price = price.reasoning if price.reasoning is not None else price.output
     amount = ((prompt - cached - written) * price.input + cached * cached_price + written * write_price
-              + visible * price.output + reasoning * reasoning_price) / MILLION
+              + visible * price.output + reasoning * reasoning_price) / MILLION + units
     return amount.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
@@ -229,8 +250,9 @@ def price_db_cost(provider_type: str, model: str, event: StreamEvent, when: date
     import genai_prices
 
     prompt, cached, written, visible, reasoning = _tokens(event)
+    units = price_db_units(event)
     usage = genai_prices.Usage(input_tokens=prompt, cache_read_tokens=cached, cache_write_tokens=written,
-                               output_tokens=visible + reasoning)
+                               output_tokens=visible + reasoning, **units)
     try:
         result = genai_prices.calc_price(usage, model, provider_id=provider_id, genai_request_timestamp=when)
     except LookupError:
@@ -238,6 +260,8 @@ def price_db_cost(provider_type: str, model: str, event: StreamEvent, when: date
     except Exception:  # a price database quirk must never cost an event
         log.exception("genai-prices could not price %s/%s", provider_type, model)
         return None
+    if units_only(event) and not price_db_prices_units(result.model_price, units):
+        return None  # it knows the model, not what its units cost (dall-e-3's images): unknown, not 0
     return Decimal(result.total_price).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 

@@ -36,6 +36,7 @@ from ..budgets import services as budgets
 from ..budgets.webhooks import check_soft_limits
 from ..models import ApiKey, Tenant, UsageDaily, UsageEvent
 from ..prices.book import PriceBook, event_price
+from ..prices.units import audio_seconds
 from . import estimate, spool
 from . import events as usage_event
 from . import metrics as usage_metrics
@@ -285,6 +286,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
                 reasoning_tokens=event.reasoning_tokens, usage_source=event.usage_source, cost=cost,
                 cache_write_tokens=event.cache_write_tokens, cost_source=source, cache=event.cache or "",
                 cost_saved_usd=event.cost_saved_usd, labels=event.labels, user=event.user,
+                images=event.images, audio_seconds=audio_seconds(event.audio_seconds), characters=event.characters,
             ))
         UsageEvent.objects.bulk_create(rows, batch_size=CHUNK)
         add_to_rollups(priced)

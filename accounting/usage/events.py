@@ -79,6 +79,11 @@ class StreamEvent:
     labels: dict[str, str] = field(default_factory=dict)
     user: str = ""
     provider_key: str = ""  # the label of the provider config's key that served it (its key pool); never the key
+    # What a media call consumed besides tokens (priced per unit: accounting/prices/units.py): images generated or
+    # edited, seconds of audio transcribed or translated (as the answer said), characters of speech input.
+    images: int = 0
+    audio_seconds: float = 0.0
+    characters: int = 0
 
     @property
     def created_at(self) -> datetime:
@@ -140,6 +145,8 @@ def decode(raw: bytes | str | dict) -> StreamEvent:
         estimate=estimate if isinstance(estimate := raw.get("estimate"), dict) and source == "estimated" else None,
         cache=raw.get("cache") if raw.get("cache") in CACHE_RESULTS else None,
         cost_saved_usd=_decimal(raw.get("cost_saved_usd")), labels=_labels(raw.get("labels")),
+        images=_count(raw.get("images")), characters=_count(raw.get("characters")),
+        audio_seconds=_seconds(raw.get("audio_seconds")),
     )
 
 
@@ -175,6 +182,12 @@ def _count(value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return max(0, min(int(value), MAX_INT))
+
+
+def _seconds(value) -> float:
+    """A duration in seconds: finite, 0…10⁹ (else 0)."""
+    seconds = _optional_float(value)
+    return seconds if seconds is not None and 0 < seconds < 1e9 else 0.0
 
 
 def _optional_id(value) -> int | None:

@@ -256,11 +256,12 @@ class ModelPriceSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelPrice
         fields = ["id", "provider", "model_pattern", "input_per_million", "cached_input_per_million",
-                  "cache_write_per_million", "output_per_million", "reasoning_per_million", "valid_from", "note"]
+                  "cache_write_per_million", "output_per_million", "reasoning_per_million", "per_image",
+                  "per_audio_minute", "per_million_characters", "valid_from", "note"]
         read_only_fields = ["id"]
         extra_kwargs = {field: {"min_value": Decimal(0)} for field in (
             "input_per_million", "cached_input_per_million", "cache_write_per_million", "output_per_million",
-            "reasoning_per_million")}
+            "reasoning_per_million", "per_image", "per_audio_minute", "per_million_characters")}
 
 
 class UsageQuery(serializers.Serializer):

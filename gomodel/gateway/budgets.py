@@ -74,14 +74,17 @@ class Reservation:
 
 
 async def reserve(runtime, principal, request_id: str, target, model: str, prompt_tokens: int,
-                  output_tokens: int, stream: bool, extra: tuple = ()) -> Reservation | None:
+                  output_tokens: int, stream: bool, extra: tuple = (),
+                  units: tuple[int, int] = (0, 0)) -> Reservation | None:
     """Admit a call against its key's and tenant's budgets in one Redis round trip (the `_RESERVE` script):
     429 budget_exceeded when what is spent (in-flight reservations of other calls included) has reached a
     limit, or when the prompt alone would cost more than is left; otherwise register this call's priced
     estimate (prompt + `output_tokens` at today's rates) as in flight, so parallel calls see it (a stream's
     guard later replaces it by the running cost of what it relayed, and cuts the stream past the budget). The usage
     writer replaces it by the real cost in the MULTI of the event (or `release` drops it). So parallel
-    calls overspend by at most one call's own cost. Redis down → allowed (and logged)."""
+    calls overspend by at most one call's own cost. Redis down → allowed (and logged). `units` (images, characters)
+    are a media call's known units: their price is certain, so it counts with the prompt (a budget refuses the call
+    when they alone cost more than is left); audio seconds are not known before the answer."""
     owned = getattr(principal, "budgets", ()) + tuple(extra)  # extra: the call's end user's budget
     if not owned:
         return None
@@ -93,6 +96,11 @@ async def reserve(runtime, principal, request_id: str, target, model: str, promp
     if rates is not None:
         prompt_e10 = to_e10((rates.input * prompt_tokens).quantize(Decimal("1e-10")))
         reserved_e10 = prompt_e10 + to_e10((rates.output * output_tokens).quantize(Decimal("1e-10")))
+    if any(units):
+        units_cost = book.units_cost(target.provider_type, target.name, model, *units)
+        if units_cost is not None:
+            prompt_e10 += to_e10(units_cost)
+            reserved_e10 += to_e10(units_cost)
     # A non-stream call keeps its reservation until it ends (UPSTREAM_DEADLINE at most); a stream's guard
     # replaces it by its running estimate and keeps that alive.
     ttl = INFLIGHT_TTL if stream else int(settings.UPSTREAM_DEADLINE) + INFLIGHT_TTL

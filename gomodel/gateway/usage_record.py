@@ -11,7 +11,8 @@ from providers.base import Target, Usage
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace")
+                 "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace",
+                 "images", "audio_seconds", "characters")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -39,6 +40,10 @@ class UsageRecord:
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
         self.labels: dict[str, str] = {}  # the call's attribution (gomodel/gateway/attribution.py)
         self.user = ""
+        # A media call's units (priced per image / second / character where a price exists): set by its protocol.
+        self.images = 0
+        self.audio_seconds = 0.0
+        self.characters = 0
 
     @property
     def messages(self) -> list:
@@ -142,4 +147,7 @@ class UsageRecord:
             cost_source="cache" if self.cache else None,
             labels=self.labels,
             user=self.user,
+            images=self.images,
+            audio_seconds=self.audio_seconds,
+            characters=self.characters,
         )

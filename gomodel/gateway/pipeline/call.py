@@ -130,7 +130,8 @@ class Call:
         output = protocol.output_tokens() if protocol.billed else 0
         prompt = protocol.prompt_tokens() if protocol.billed else 0
         self.budget = record.budget = await reserve(runtime, principal, self.request_id, target, model, prompt,
-                                                         output, protocol.stream, own)
+                                                         output, protocol.stream, own,
+                                                         protocol.units() if protocol.billed else (0, 0))
         try:
             self.admission = await runtime.limits.admit(self.req, principal, prompt + output, user, labels)
         except BaseException:

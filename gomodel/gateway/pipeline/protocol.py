@@ -90,6 +90,10 @@ class Exchange(Protocol):
         """The most this call may generate (max_tokens or LIMITS_DEFAULT_MAX_TOKENS; 0 for embeddings):
         reserved against TPM and priced into the budget reservation until the call ends."""
 
+    def units(self) -> tuple[int, int]:
+        """(images, characters) the call will be billed for whatever it answers (n images, a speech input's
+        length): priced into the budget reservation like the prompt; (0, 0) for a call billed by tokens."""
+
     def candidates(self, chain: list[tuple[Target, str]]) -> list[tuple[Target, str]]:
         """The targets this protocol can use among those routing found (count_tokens: native ones)."""
 

@@ -90,6 +90,9 @@ class BaseExchange:
             limit = settings.LIMITS_DEFAULT_MAX_TOKENS
         return limit
 
+    def units(self) -> tuple[int, int]:
+        return 0, 0
+
     def max_output(self) -> Any:
         return self.body.get("max_completion_tokens") or self.body.get("max_tokens")
 

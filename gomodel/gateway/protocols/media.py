@@ -2,8 +2,9 @@
 `POST /v1/audio/speech` and `POST /v1/moderations`, relayed to an OpenAI-format provider's own endpoint
 (the body as sent, the model resolved as for chat). Governed like every call; billed from the answer's
 `usage` where it has one (gpt-image's tokens), else one usage event with `usage_source=none` (speech,
-moderations: nothing in the answer says what it cost). The answer goes back with its own content type
-(speech is audio bytes)."""
+moderations: nothing in the answer says what it cost). Images and speech also record their units — the images
+the answer holds, the speech input's characters — priced per unit where a price exists (accounting/prices/units.py).
+The answer goes back with its own content type (speech is audio bytes)."""
 
 from typing import Any, NoReturn
 
@@ -72,7 +73,13 @@ class MediaExchange(BaseExchange):
             data = orjson.loads(content)
             if isinstance(data, dict):
                 record.usage = usage_in("openai_compat", data, None)
+                self.count_units(record, data)
+        else:
+            self.count_units(record, None)
         return content, None
+
+    def count_units(self, record: UsageRecord, answer: dict[str, Any] | None) -> None:
+        """Record the units this call is billed for besides tokens (none here; images and speech have some)."""
 
     def writer(self, adapter: ChatAdapter, record: UsageRecord) -> NoReturn:
         raise AssertionError(f"{self.what} answers are not streamed")
@@ -87,12 +94,41 @@ class ImagesExchange(MediaExchange):
     user_path = ("user",)
     __slots__ = ()
 
+    def units(self) -> tuple[int, int]:
+        return requested_images(self.body.get("n")), 0
+
+    def count_units(self, record: UsageRecord, answer: dict[str, Any] | None) -> None:
+        record.images = answered_images(answer, self.body.get("n"))
+
 
 class SpeechExchange(MediaExchange):
     endpoint = "/v1/audio/speech"
     upstream_path = "/audio/speech"
     what = "speech"
     __slots__ = ()
+
+    def units(self) -> tuple[int, int]:
+        return 0, self.characters()
+
+    def characters(self) -> int:
+        text = self.body.get("input")
+        return len(text) if isinstance(text, str) else 0
+
+    def count_units(self, record: UsageRecord, answer: dict[str, Any] | None) -> None:
+        record.characters = self.characters()  # the audio came back: its input's length is what is billed
+
+
+def requested_images(n: Any) -> int:
+    """The images a call asks for (`n`, 1 by default; a form field is text)."""
+    if isinstance(n, str) and n.strip().isdigit():
+        n = int(n)
+    return n if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= 128 else 1
+
+
+def answered_images(answer: dict[str, Any] | None, n: Any) -> int:
+    """The images an answer holds (its `data` list), else the number asked for."""
+    data = answer.get("data") if answer is not None else None
+    return len(data) if isinstance(data, list) else requested_images(n)
 
 
 class ModerationsExchange(MediaExchange):

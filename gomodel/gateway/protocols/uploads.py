@@ -5,7 +5,9 @@ per part), routes by its `model` field, and forwards the client's body with that
 the upstream's model name (and the `provider` hint removed). Governed like every call: the `prompt` field,
 when there is one, and the default output are what a budget and TPM reserve for. Billed from the answer's
 `usage` where it reports tokens (gpt-4o-transcribe, gpt-image-1); otherwise (whisper's `seconds`, a text or
-srt answer) one usage event with `usage_source=none`: nothing per second is priced yet. A transcription with
+srt answer) one usage event with `usage_source=none`. Units are recorded besides: the audio's seconds (whisper's
+`usage.seconds`, or a verbose answer's `duration`; a text or srt answer says none, and is then unpriced) and the
+images an edit made, priced per unit where a price exists (accounting/prices/units.py). A transcription with
 `stream=true` relays the provider's `transcript.text.*` events (passthrough's RawEvents), like any stream."""
 
 from typing import Any, Self
@@ -23,6 +25,7 @@ from ..multipart_form import Form, read_form
 from ..upstream_client import UpstreamResponse
 from ..usage_record import UsageRecord
 from .base import BaseExchange
+from .media import answered_images, requested_images
 from .passthrough import RawEvents, UsageSniffer, usage_in
 
 
@@ -33,6 +36,7 @@ class UploadExchange(BaseExchange):
     file_fields: tuple[str, ...] = ("file",)  # the form's file goes in one of these
     what = ""
     streams = False  # the provider can stream this answer (`stream=true` in the form): transcriptions
+    bills_seconds = False  # the answer says the audio's length (transcriptions, translations)
     __slots__ = ("form", "_bodies", "_targets")
 
     def __init__(self, req: Request, body: dict[str, Any], form: Form) -> None:
@@ -60,7 +64,7 @@ class UploadExchange(BaseExchange):
             raise invalid(f"The form needs a file in '{cls.file_fields[0]}'.", param=cls.file_fields[0],
                           code="missing_required")
         # The text fields the pipeline reads (the file is not among them).
-        body = {name: form.field(name) for name in ("model", "provider", "prompt", "stream")
+        body = {name: form.field(name) for name in ("model", "provider", "prompt", "stream", "n")
                 if form.field(name) is not None}
         cls.validate(body)
         return cls(req, body, form)
@@ -105,7 +109,17 @@ class UploadExchange(BaseExchange):
                 usage = data.get("usage")
                 if not isinstance(usage, dict) or usage.get("type") != "duration":  # seconds: not tokens
                     record.usage = usage_in("openai_compat", data, None)
+                self.count_units(record, data)
         return content, None
+
+    def count_units(self, record: UsageRecord, answer: dict[str, Any]) -> None:
+        """Record the units this call is billed for besides tokens (a JSON answer's)."""
+        if self.bills_seconds:
+            usage = answer.get("usage")
+            seconds = usage.get("seconds") if isinstance(usage, dict) and usage.get("type") == "duration" \
+                else answer.get("duration")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 < seconds < 1e9:
+                record.audio_seconds = float(seconds)
 
     def writer(self, adapter: ChatAdapter, record: UsageRecord) -> RawEvents:
         """The provider's events as they came (a transcription's `transcript.text.delta` / `.done`); billed
@@ -138,6 +152,7 @@ class TranscriptionsExchange(UploadExchange):
     upstream_path = "/audio/transcriptions"
     what = "transcription"
     streams = True
+    bills_seconds = True
     __slots__ = ()
 
 
@@ -145,6 +160,7 @@ class TranslationsExchange(UploadExchange):
     endpoint = "/v1/audio/translations"
     upstream_path = "/audio/translations"
     what = "translation"
+    bills_seconds = True
     __slots__ = ()
 
 
@@ -154,6 +170,12 @@ class ImageEditsExchange(UploadExchange):
     file_fields = ("image", "image[]")  # the openai SDK names a list of images `image[]`
     what = "image editing"
     __slots__ = ()
+
+    def units(self) -> tuple[int, int]:
+        return requested_images(self.body.get("n")), 0
+
+    def count_units(self, record: UsageRecord, answer: dict[str, Any]) -> None:
+        record.images = answered_images(answer, self.body.get("n"))
 
     @classmethod
     def validate(cls, body: dict[str, Any]) -> None:
