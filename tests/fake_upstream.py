@@ -313,6 +313,10 @@ class FakeUpstream(FakeServer):
             return await self.chat(body, send)
         if model == "slow":
             await asyncio.sleep(10)
+        if kind == "generations" and model.startswith("dall-e"):  # dall-e answers no usage: billed per image
+            return await self._json(send, 200, {"created": int(time.time()),
+                                                "data": [{"url": f"https://img.example/{i}.png"}
+                                                         for i in range(body.get("n") or 1)]})
         if kind == "generations":
             return await self._json(send, 200, {"created": int(time.time()), "data": [{"b64_json": "aGVsbG8="}],
                                                 "usage": {"input_tokens": 10, "output_tokens": 100,
