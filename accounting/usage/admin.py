@@ -108,11 +108,15 @@ class UsageEventAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     change_list_template = ReadOnlyAdmin.totals_template
 
-    @admin.display(description="tokens in / out (reasoning)", ordering="prompt_tokens")
+    @admin.display(description="tokens in / out (reasoning) · units", ordering="prompt_tokens")
     def tokens(self, obj):
         text = f"{obj.prompt_tokens:,} / {obj.completion_tokens:,}"
         text += f" ({obj.reasoning_tokens:,})" if obj.reasoning_tokens else ""
-        return text + (" est." if obj.usage_source == "estimated" else "")
+        text += " est." if obj.usage_source == "estimated" else ""
+        # A media call's units, in the same cell (what a per-unit price billed)
+        units = [f"{obj.images:,} img" if obj.images else "", f"{obj.audio_seconds.normalize():f} s audio"
+                 if obj.audio_seconds else "", f"{obj.characters:,} chars" if obj.characters else ""]
+        return " · ".join([text, *filter(None, units)])
 
     @admin.display(description="latency / TTFT (ms)", ordering="latency_ms")
     def timings(self, obj):
