@@ -41,7 +41,15 @@ from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from ..usage.events import StreamEvent
-from .units import UnitPrices, admin_units_cost, has_units, price_db_prices_units, price_db_units, tokens_reported
+from .units import (
+    UnitPrices,
+    admin_units_cost,
+    has_units,
+    price_db_prices_units,
+    price_db_units,
+    tokens_reported,
+    unmeasured,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +163,8 @@ class PriceBook:
                     return Priced(value.quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN), UPSTREAM)
             except InvalidOperation:
                 pass
+        if unmeasured(event):
+            return Priced(None, UNKNOWN)
         provider_type, model = event.provider_type, event.model
         admin = self.lookup(provider_type, event.provider, model, when)
         # A row that prices tokens only does not price a call measured only in units (it would say 0):

@@ -14,6 +14,10 @@ tokens, plus any unit price the source has.
 from dataclasses import dataclass
 from decimal import Decimal
 
+# The endpoints whose calls are measured by units when their answer reports no tokens. A 200 from one of them with
+# neither (a transcription answered as text or srt says nothing of the audio's length) is unpriced, not free.
+UNIT_ENDPOINTS = frozenset({"/v1/images/generations", "/v1/images/edits", "/v1/audio/speech",
+                            "/v1/audio/transcriptions", "/v1/audio/translations"})
 SECONDS_QUANTUM = Decimal("0.001")  # audio seconds are kept to the millisecond (UsageEvent.audio_seconds)
 MINUTE, MILLION = Decimal(60), Decimal(1_000_000)
 
@@ -41,6 +45,12 @@ def audio_seconds(value: object) -> Decimal:
 
 def has_units(event) -> bool:
     return bool(event.images or event.characters or audio_seconds(event.audio_seconds))
+
+
+def unmeasured(event) -> bool:
+    """A media call that succeeded without tokens or units to bill: what it cost is unknown (never 0)."""
+    return (event.endpoint in UNIT_ENDPOINTS and event.status == 200 and not tokens_reported(event)
+            and not has_units(event))
 
 
 def tokens_reported(event) -> bool:

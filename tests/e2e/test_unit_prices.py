@@ -58,6 +58,14 @@ def test_whisper_is_billed_by_the_second(client, usage_events):
     assert (row.audio_seconds, row.cost, row.cost_source) == (Decimal("3.000"), Decimal("0.0003"), "price_db")
 
 
+def test_a_transcript_answered_as_text_says_no_seconds_and_is_unpriced(client, usage_events):
+    raw = client.audio.transcriptions.with_raw_response.create(
+        model="openai/whisper-1", file=("talk.wav", AUDIO, "audio/wav"), response_format="text")
+    event, row = stored(usage_events, raw)
+    assert (event["audio_seconds"], event["usage_source"]) == (0.0, "none")
+    assert (row.cost, row.cost_source) == (None, "unknown")
+
+
 def test_an_admin_unit_price_overrides_genai_prices(client, usage_events):
     admin_price("whisper-1", per_audio_minute=Decimal("0.012"))
     raw = client.audio.translations.with_raw_response.create(model="openai/whisper-1",
