@@ -299,6 +299,8 @@ class ModelPrice(models.Model):
     match wins (exact, then the longest pattern), and among those the latest `valid_from` not after
     the request. Empty cached / reasoning prices fall back to the input / output price. How reasoning
     tokens are billed per provider is explained in accounting/prices/book.py.
+    The optional per-unit prices bill media calls' images, audio minutes (by the second) and characters
+    (accounting/prices/units.py); empty: this row does not price that unit.
     """
 
     provider = models.CharField(max_length=64, help_text="Provider type (e.g. 'openai') or a provider config name.")

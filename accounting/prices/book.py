@@ -7,6 +7,10 @@
    cache reads and writes) knows the model.
 4. `unknown`: cost is null (never 0), so unknown prices stay visible; a budget lets such a request through.
 
+A media call's units (images, audio seconds, speech characters) are billed beside its tokens by the same
+source, per unit where it has a price; a call measured only in units that no source prices is `unknown`
+(accounting/prices/units.py).
+
 It runs in the gateway when the request's key or tenant has a budget (the spend counters need it at
 once), otherwise in the usage worker (and for not-yet-drained events in `/v1/usage`).
 

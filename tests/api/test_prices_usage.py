@@ -40,6 +40,18 @@ def test_price_crud(api):
     assert entries[1].changes["cached_input_per_million"] == [None, "0.075000"]
 
 
+def test_per_unit_prices_through_the_api(api):
+    payload = {"provider": "openai", "model_pattern": "dall-e-3", "input_per_million": "0", "output_per_million": "0",
+               "per_image": "0.04", "per_audio_minute": "0.006", "per_million_characters": "15"}
+    response = api.post("/api/v1/prices/", payload, format="json")
+    assert response.status_code == 201, response.content
+    price = response.json()
+    assert (price["per_image"], price["per_audio_minute"], price["per_million_characters"]) == (
+        "0.040000", "0.006000", "15.000000")
+    assert api.post("/api/v1/prices/", {**PRICE, "per_image": "-0.01"}, format="json").status_code == 400
+    assert api.post("/api/v1/prices/", PRICE, format="json").json()["per_image"] is None  # empty: no unit price
+
+
 @pytest.mark.parametrize("payload, field", [
     ({**PRICE, "input_per_million": "-1"}, "input_per_million"),
     ({**PRICE, "output_per_million": "abc"}, "output_per_million"),
