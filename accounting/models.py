@@ -267,6 +267,10 @@ class UsageDaily(models.Model):
     cost_e10 = models.BigIntegerField(default=0, help_text="Cost of the priced requests, in 1e-10 USD.")
     cache_hits = models.BigIntegerField(default=0, help_text="Requests answered from the response cache.")
     cost_saved_e10 = models.BigIntegerField(default=0, help_text="What the cache hits would have cost, in 1e-10 USD.")
+    # Media calls' units (accounting/prices/units.py); audio in whole milliseconds, so the additive upsert is exact.
+    images = models.BigIntegerField(default=0, help_text="Images generated or edited.")
+    audio_ms = models.BigIntegerField(default=0, help_text="Milliseconds of audio transcribed or translated.")
+    characters = models.BigIntegerField(default=0, help_text="Characters of speech input.")
 
     class Meta:
         ordering = ["-day", "tenant_slug", "provider", "model"]

@@ -24,14 +24,15 @@ from ..labels import LabelError, check_user, parse_labels
 from ..models import UsageEvent
 from ..prices.book import PriceBook, event_price, to_e10
 from ..prices.money import cost_string
+from ..prices.units import audio_seconds
 from .events import StreamEvent
-from .rollups import with_saving
+from .rollups import UNIT_FIELDS, with_saving
 
 GROUPS = ("", "label", "user")  # "": the plain report's rows (day × provider × model × key)
 FIELDS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 STORED = ("request_id", "created_at", "provider", "model", "api_key_id", "api_key_prefix", "prompt_tokens",
           "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens", "cost", "cache",
-          "cost_saved_usd", "labels", "user")
+          "cost_saved_usd", "labels", "user", "images", "audio_seconds", "characters")
 
 
 class BreakdownError(ValueError):
@@ -94,6 +95,7 @@ class _Fact:
     saved_e10: int
     labels: dict[str, str]
     user: str
+    units: tuple[int, int, int] = (0, 0, 0)  # UNIT_FIELDS: images, audio milliseconds, characters
 
 
 def _stored(tenant_id: int, first: date, last: date) -> Iterator[tuple[str, _Fact]]:
@@ -101,17 +103,19 @@ def _stored(tenant_id: int, first: date, last: date) -> Iterator[tuple[str, _Fac
     end = datetime.combine(last + timedelta(days=1), time.min, dt_timezone.utc)
     rows = UsageEvent.objects.filter(tenant_id=tenant_id, created_at__gte=start, created_at__lt=end)
     for row in rows.order_by().values_list(*STORED).iterator(chunk_size=2000):
-        (request_id, created_at, provider, model, key_id, prefix, *counts, cost, cache, saved, labels, user) = row
+        (request_id, created_at, provider, model, key_id, prefix, *counts, cost, cache, saved, labels, user,
+         images, seconds, characters) = row
         yield request_id, _Fact(created_at.astimezone(dt_timezone.utc).date(), provider, model, key_id, prefix,
                                 tuple(counts), to_e10(cost), cost is not None, bool(cache), to_e10(saved),
-                                labels if isinstance(labels, dict) else {}, user)
+                                labels if isinstance(labels, dict) else {}, user,
+                                (images, int(seconds * 1000), characters))
 
 
 def _fresh(event: StreamEvent, cost: Decimal | None) -> _Fact:
     return _Fact(event.day, event.provider, event.model, event.api_key_id, event.api_key_prefix,
                  tuple(getattr(event, f) for f in FIELDS[1:]), to_e10(cost), cost is not None, bool(event.cache),
                  to_e10(Decimal(event.cost_saved_usd)) if event.cost_saved_usd is not None else 0, event.labels,
-                 event.user)
+                 event.user, (event.images, int(audio_seconds(event.audio_seconds) * 1000), event.characters))
 
 
 def _facts(tenant_id: int, first: date, last: date, pending: list[StreamEvent]) -> list[_Fact]:
@@ -152,7 +156,8 @@ def _keys(view: Breakdown, fact: _Fact) -> list[tuple]:
 
 
 def _sums() -> dict[str, Any]:
-    return {**{field: 0 for field in FIELDS}, "cache_hits": 0, "_cost_e10": 0, "_priced": 0, "_saved_e10": 0}
+    return {**{field: 0 for field in FIELDS}, "cache_hits": 0, "_cost_e10": 0, "_priced": 0, "_saved_e10": 0,
+            **{field: 0 for field in UNIT_FIELDS}}
 
 
 def _new_row(view: Breakdown, key: tuple, fact: _Fact) -> dict[str, Any]:
@@ -165,6 +170,8 @@ def _add(row: dict[str, Any], fact: _Fact) -> None:
     row["requests"] += 1
     for field, count in zip(FIELDS[1:], fact.counts):
         row[field] += count
+    for field, count in zip(UNIT_FIELDS, fact.units):
+        row[field] += count
     row["cache_hits"] += fact.cache
     row["_cost_e10"] += fact.cost_e10
     row["_priced"] += fact.priced
@@ -174,6 +181,7 @@ def _add(row: dict[str, Any], fact: _Fact) -> None:
 def _money(row: dict[str, Any], empty_cost: str | None) -> dict[str, Any]:
     row["cost_usd"] = cost_string(row.pop("_cost_e10"), row.pop("_priced")) if row["requests"] else empty_cost
     row["cost_saved_usd"] = cost_string(row.pop("_saved_e10"), 1)
+    row["audio_seconds"] = row.pop("audio_ms") / 1000
     return row
 
 

@@ -41,7 +41,7 @@ from . import estimate, spool
 from . import events as usage_event
 from . import metrics as usage_metrics
 from .events import TOKEN_FIELDS, StreamEvent
-from .rollups import aggregate, with_saving
+from .rollups import UNIT_FIELDS, aggregate, with_saving
 from .stream import consumer_name, drain_lock, ensure_group, redis_client, release_drain_lock, still_held
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,7 @@ def store(events: list[StreamEvent], prices: PriceBook) -> tuple[int, int]:
 
 
 ADDITIVE = ("requests", "errors", "estimated_requests", "unpriced_requests", "cost_e10", "cache_hits",
-            "cost_saved_e10", *TOKEN_FIELDS)
+            "cost_saved_e10", *TOKEN_FIELDS, *UNIT_FIELDS)
 
 
 def add_to_rollups(priced: list[tuple[StreamEvent, Decimal | None]]) -> None:

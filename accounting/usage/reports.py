@@ -26,7 +26,7 @@ from . import estimate
 from . import events as usage_event
 from .breakdown import PLAIN, Breakdown, breakdown_report
 from .events import StreamEvent
-from .rollups import aggregate, with_saving
+from .rollups import UNIT_FIELDS, aggregate, with_saving
 
 log = logging.getLogger(__name__)
 SCAN_PAGE = 1000
@@ -151,8 +151,9 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
         if row is None:
             row = rows[(day, provider, model, key_id)] = {
                 "date": day.isoformat(), "provider": provider, "model": model, "api_key": prefix,
-                **{field: 0 for field in FIELDS}, "cache_hits": 0, "_cost_e10": 0, "_priced": 0, "_saved_e10": 0}
-        for field in FIELDS:
+                **{field: 0 for field in FIELDS}, "cache_hits": 0, "_cost_e10": 0, "_priced": 0, "_saved_e10": 0,
+                **{field: 0 for field in UNIT_FIELDS}}
+        for field in (*FIELDS, *UNIT_FIELDS):
             row[field] += values[field]
         row["cache_hits"] += values["cache_hits"]
         row["_cost_e10"] += cost_e10
@@ -161,8 +162,8 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
 
     for item in daily:
         add(item.day, item.provider, item.model, item.api_key_id, item.api_key_prefix,
-            {field: getattr(item, field) for field in (*FIELDS, "cache_hits", "cost_saved_e10")}, item.cost_e10,
-            item.requests - item.unpriced_requests)
+            {field: getattr(item, field) for field in (*FIELDS, *UNIT_FIELDS, "cache_hits", "cost_saved_e10")},
+            item.cost_e10, item.requests - item.unpriced_requests)
     for (day, _tenant, key_id, provider, model), values in aggregate(priced).items():
         add(day, provider, model, key_id, values["api_key_prefix"], values, values["cost_e10"],
             values["requests"] - values["unpriced_requests"])
@@ -170,10 +171,12 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
     data = sorted(rows.values(), key=lambda r: (r["date"], r["provider"], r["model"], r["api_key"] or ""))
     totals: dict[str, Any] = {field: 0 for field in FIELDS}  # the counts, then "cost_usd" and "cost_saved_usd"
     totals["cache_hits"] = 0
+    totals.update({field: 0 for field in UNIT_FIELDS})
     total_cost, total_priced, total_saved = 0, 0, 0
     for row in data:
-        for field in (*FIELDS, "cache_hits"):
+        for field in (*FIELDS, *UNIT_FIELDS, "cache_hits"):
             totals[field] += row[field]
+        row["audio_seconds"] = row.pop("audio_ms") / 1000  # media units: images, seconds of audio, characters
         total_cost += row["_cost_e10"]
         total_priced += row["_priced"]
         total_saved += row["_saved_e10"]
@@ -182,6 +185,7 @@ def usage_report(tenant_id: int, tenant_slug: str, first: date, last: date, pend
     # An empty period cost nothing: "0"; null stays for "requests, but no price known for them".
     totals["cost_usd"] = cost_string(total_cost, total_priced) if data else "0"
     totals["cost_saved_usd"] = cost_string(total_saved, 1)
+    totals["audio_seconds"] = totals.pop("audio_ms") / 1000
     return {"object": "usage", "tenant": tenant_slug, "start": first.isoformat(), "end": last.isoformat(),
             "totals": totals, "data": data}
 

@@ -6,7 +6,10 @@ from decimal import Decimal
 
 from ..models import UsageSource
 from ..prices.book import PriceBook, to_e10
+from ..prices.units import audio_seconds
 from .events import TOKEN_FIELDS, StreamEvent
+
+UNIT_FIELDS = ("images", "audio_ms", "characters")  # UsageDaily's sums of media units
 
 
 def with_saving(prices: PriceBook, event: StreamEvent) -> StreamEvent:
@@ -31,7 +34,8 @@ def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, d
             row = totals[key] = {"tenant_slug": event.tenant, "api_key_prefix": event.api_key_prefix,
                                  "provider_type": event.provider_type, "requests": 0, "errors": 0,
                                  "estimated_requests": 0, "unpriced_requests": 0, "cost_e10": 0,
-                                 "cache_hits": 0, "cost_saved_e10": 0, **{field: 0 for field in TOKEN_FIELDS}}
+                                 "cache_hits": 0, "cost_saved_e10": 0, **{field: 0 for field in TOKEN_FIELDS},
+                                 **{field: 0 for field in UNIT_FIELDS}}
         row["requests"] += 1
         row["errors"] += event.status != 200
         row["estimated_requests"] += event.usage_source == UsageSource.ESTIMATED
@@ -43,4 +47,7 @@ def aggregate(priced: list[tuple[StreamEvent, Decimal | None]]) -> dict[tuple, d
                 row["cost_saved_e10"] += to_e10(Decimal(event.cost_saved_usd))
         for field in TOKEN_FIELDS:
             row[field] += getattr(event, field)
+        row["images"] += event.images
+        row["characters"] += event.characters
+        row["audio_ms"] += int(audio_seconds(event.audio_seconds) * 1000)
     return totals

@@ -48,6 +48,7 @@ def expected_from_events(tenant_slug):
     costs = [r.cost for r in rows if r.cost is not None]
     totals["cost_usd"] = format(sum(costs, Decimal(0)).normalize(), "f") if costs else None
     totals["cache_hits"] = sum(1 for r in rows if r.cache)
+    totals.update(images=0, audio_seconds=0.0, characters=0)  # no media calls here
     totals["cost_saved_usd"] = format(sum((r.cost_saved_usd or Decimal(0) for r in rows), Decimal(0)).normalize(), "f")
     return totals
 

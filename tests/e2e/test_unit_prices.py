@@ -112,8 +112,26 @@ def test_units_without_a_price_are_unpriced_not_free(gateway, client, tenant_key
     assert (row.cost, row.cost_source) == (None, "unknown")
     report = httpx.get(f"{gateway}/v1/usage", headers={"Authorization": f"Bearer {tenant_key[2]}"}, timeout=10).json()
     [line] = [r for r in report["data"] if r["model"] == "dall-e-3"]
-    assert (line["requests"], line["cost_usd"]) == (1, None)
+    assert (line["requests"], line["images"], line["cost_usd"]) == (1, 1, None)
     assert report["totals"]["cost_usd"] is None
+
+
+def test_v1_usage_sums_the_units_stored_and_not_yet_drained(gateway, client, tenant_key, usage_events):
+    whisper = client.audio.transcriptions.with_raw_response.create(model="openai/whisper-1",
+                                                                   file=("talk.wav", AUDIO, "audio/wav"))
+    stored(usage_events, whisper)  # drained: from the roll-up
+    speech = client.audio.speech.with_raw_response.create(model="openai/tts-1", voice="alloy", input="Hello there")
+    usage_events(speech.headers["x-request-id"])  # not drained: from the stream
+    report = httpx.get(f"{gateway}/v1/usage", headers={"Authorization": f"Bearer {tenant_key[2]}"}, timeout=10).json()
+    rows = {r["model"]: r for r in report["data"]}
+    assert (rows["whisper-1"]["audio_seconds"], rows["whisper-1"]["cost_usd"]) == (3.0, "0.0003")
+    assert (rows["tts-1"]["characters"], rows["tts-1"]["cost_usd"]) == (11, "0.000165")
+    totals = report["totals"]
+    assert (totals["audio_seconds"], totals["characters"], totals["images"], totals["cost_usd"]) == (
+        3.0, 11, 0, "0.000465")
+    by_user = httpx.get(f"{gateway}/v1/usage", headers={"Authorization": f"Bearer {tenant_key[2]}"},
+                        params={"group_by": "user"}, timeout=10).json()
+    assert by_user["totals"] == totals  # the breakdown, summed from the events, agrees
 
 
 def test_a_budget_refuses_and_is_charged_by_images(client, upstream, tenant_key, usage_events, monkeypatch):
