@@ -154,3 +154,18 @@ def test_a_budget_refuses_and_is_charged_by_images(client, upstream, tenant_key,
     with pytest.raises(openai.RateLimitError):  # $0.5 left: one more image does not fit
         client.images.generate(model="openai/dall-e-3", prompt="a red square")
     assert images_sent(upstream) == 1
+
+
+def test_a_budget_refuses_speech_whose_characters_alone_cost_more_than_is_left(client, tenant_key, usage_events,
+                                                                                 monkeypatch):
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    monkeypatch.setattr(budgets, "clock", lambda: now)
+    _, key, _ = tenant_key
+    key.budget_usd, key.budget_period = Decimal("0.0001"), "daily"
+    key.save()
+    with pytest.raises(openai.RateLimitError) as refused:  # 10 characters × $15/M = $0.00015 > $0.0001
+        client.audio.speech.create(model="openai/tts-1", voice="alloy", input="x" * 10)
+    assert "alone" in refused.value.body["message"]
+    raw = client.audio.speech.with_raw_response.create(model="openai/tts-1", voice="alloy", input="x" * 6)
+    [event] = usage_events(raw.headers["x-request-id"])
+    assert (event["cost"], event["cost_source"], event["cost_e10"]) == ("0.00009", "price_db", 900_000)
