@@ -8,10 +8,15 @@ from accounting.usage.events import StreamEvent
 from providers.base import Target, Usage
 
 
+def _no_tokens() -> int:
+    return 0
+
+
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
-                 "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace")
+                 "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace", "quota",
+                 "quota_tokens")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -39,6 +44,9 @@ class UsageRecord:
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
         self.labels: dict[str, str] = {}  # the call's attribution (gomodel/gateway/attribution.py)
         self.user = ""
+        self.quota = None  # the answering target's provider-quota claim (gateway/quotas.py), settled by the Call
+        # The tokens a provider's TPM quota reserves (the Call's own estimate); 0 for a call that has none.
+        self.quota_tokens = getattr(req, "quota_tokens", None) or _no_tokens
 
     @property
     def messages(self) -> list:
