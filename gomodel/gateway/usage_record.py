@@ -1,11 +1,15 @@
 """What one /v1 request turns into on the usage stream."""
 
 import time
+from typing import TYPE_CHECKING
 
 from accounting.budgets import counters as budgets
 from accounting.usage import estimate
 from accounting.usage.events import StreamEvent
 from providers.base import Target, Usage
+
+if TYPE_CHECKING:
+    from .limits import Admission
 
 
 def _no_tokens() -> int:
@@ -44,7 +48,8 @@ class UsageRecord:
         self.cache: str | None = None  # "exact": answered from the response cache (no upstream call, cost 0)
         self.labels: dict[str, str] = {}  # the call's attribution (gomodel/gateway/attribution.py)
         self.user = ""
-        self.quota = None  # the answering target's provider-quota claim (gateway/quotas.py), settled by the Call
+        # The answering target's provider-quota claim (gateway/quotas.py); the Call settles it.
+        self.quota: Admission | None = None
         # The tokens a provider's TPM quota reserves (the Call's own estimate); 0 for a call that has none.
         self.quota_tokens = getattr(req, "quota_tokens", None) or _no_tokens
 
