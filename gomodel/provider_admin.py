@@ -278,6 +278,8 @@ class ProviderConfigAdmin(AuditedModelAdmin):
         data = {name: form.cleaned_data[name] for name in ("name", "provider_type", "base_url", "model_list",
                                                             "enabled", *QUOTA_FIELDS) if name in form.cleaned_data}
         data["api_key"] = form.cleaned_data.get("api_key") or ""
+        if "model_quotas" in data:
+            data["model_quotas"] = data["model_quotas"] or {}  # an empty field: no model quota
         if change:
             stored = ProviderConfig.objects.get(pk=obj.pk)
             saved = services.do_update_provider(actor(request), stored, data,
