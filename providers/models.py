@@ -3,6 +3,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
@@ -34,12 +35,15 @@ class ProviderConfig(models.Model):
     # The upstream answered 401/403 to this key: out of the pool until the key is replaced or reinstated.
     api_key_rejected_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The provider account's own quota, shared by every tenant (gomodel/gateway/quotas.py); empty: none.
-    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests per minute to this "
-                                            "provider, all tenants together; empty: no quota.")
-    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Tokens per minute to this "
-                                            "provider, all tenants together; empty: no quota.")
-    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Requests in flight to "
-                                                    "this provider, all tenants together; empty: no quota.")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                            help_text="Requests per minute to this provider, all tenants together; "
+                                                      "empty: no quota.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                            help_text="Tokens per minute to this provider, all tenants together; "
+                                                      "empty: no quota.")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                                    help_text="Requests in flight to this provider, all tenants "
+                                                              "together; empty: no quota.")
     model_quotas = models.JSONField(default=dict, blank=True, help_text='Per model of this provider, e.g. '
                                     '{"gpt-4o": {"rpm": 500, "tpm": 30000, "concurrency": 20}}; {}: none.')
     created_at = models.DateTimeField(auto_now_add=True)

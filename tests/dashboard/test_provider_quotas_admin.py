@@ -46,3 +46,10 @@ def test_a_bad_model_quota_is_a_form_error(admin_client, config):
 
 def test_no_quota_no_redis(admin_client, config):
     assert "no quota" in admin_client.get(f"{PROVIDERS}{config.pk}/change/").content.decode()
+
+
+def test_a_zero_quota_is_a_form_error(admin_client, config):
+    response = admin_client.post(f"{PROVIDERS}{config.pk}/change/", form(rpm_limit="0"))
+    assert response.status_code == 200
+    config.refresh_from_db()
+    assert config.rpm_limit is None
