@@ -234,8 +234,8 @@ ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted",
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(AuditedModelAdmin):
     form = ProviderConfigForm
-    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "key_pool", "enabled", "origin",
-                    "updated_at"]
+    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "key_pool", "quotas", "enabled",
+                    "origin", "updated_at"]
     list_filter = ["provider_type", "enabled", "source"]
     search_fields = ["name", "provider_type"]
     readonly_fields = ["origin", "api_key_redacted", "api_key_status", "key_pool", "quota_use", "created_at",
@@ -311,6 +311,18 @@ class ProviderConfigAdmin(AuditedModelAdmin):
     @admin.display(description=f"API key ({PRIMARY_KEY_LABEL}) status")
     def api_key_status(self, obj):
         return key_status(obj.api_key_rejected_at)
+
+    @admin.display(description="quotas")
+    def quotas(self, obj):
+        """The quotas as configured (the list reads no counters; the config's page shows their use)."""
+        quota = obj.quota
+        if quota is None:
+            return "—"
+        parts = [f"{short} {value}" for short, value in (("RPM", quota.rpm), ("TPM", quota.tpm),
+                                                          ("in flight", quota.concurrency)) if value is not None]
+        if quota.models:
+            parts.append(f"{len(quota.models)} model{'s' if len(quota.models) != 1 else ''}")
+        return ", ".join(parts)
 
     @admin.display(description="quota use now")
     def quota_use(self, obj):

@@ -35,6 +35,7 @@ def test_quotas_are_saved_audited_and_shown_with_their_use(admin_client, config,
     page = admin_client.get(f"{PROVIDERS}{config.pk}/change/").content.decode()
     assert "Quota use now" in page
     assert "provider: RPM 0/100, in flight 0/4" in page and "gpt-4o: TPM 0/30000" in page
+    assert "RPM 100, in flight 4, 1 model" in admin_client.get(PROVIDERS).content.decode()
 
 
 def test_a_bad_model_quota_is_a_form_error(admin_client, config):
