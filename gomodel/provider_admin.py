@@ -35,6 +35,7 @@ from accounting.audit.admin import AuditedModelAdmin, actor
 from accounting.audit.services import DomainError
 from accounting.provider_configs import services
 from gomodel.gateway.provider_probe import test_connection
+from gomodel.gateway.quotas import current_use
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import PRIMARY_KEY_LABEL, ModelAlias, ProviderConfig, ProviderKey
 
@@ -58,6 +59,9 @@ class ProviderTypeSelect(forms.Select):
         self.attrs["class"] = "gm-provider-type"
 
 
+QUOTA_FIELDS = ["rpm_limit", "tpm_limit", "concurrency_limit", "model_quotas"]  # the provider account's quotas
+
+
 class ProviderConfigForm(forms.ModelForm):
     provider_type = forms.ChoiceField(choices=[("", "---------"), *PROVIDER_CHOICES], widget=ProviderTypeSelect,
                                       help_text="One of the seed providers; picks the wire format and defaults.")
@@ -74,7 +78,8 @@ class ProviderConfigForm(forms.ModelForm):
 
     class Meta:
         model = ProviderConfig
-        fields = ["name", "provider_type", "base_url", "api_key", "clear_api_key", "model_list", "enabled"]
+        fields = ["name", "provider_type", "base_url", "api_key", "clear_api_key", "model_list", "enabled",
+                  *QUOTA_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -223,17 +228,18 @@ def key_status(rejected_at):
 
 
 ENV_FIELDS = ["name", "provider_type", "effective_base_url", "api_key_redacted", "api_key_status", "key_pool",
-              "model_list", "enabled", "origin", "created_at", "updated_at"]
+              "model_list", "enabled", *QUOTA_FIELDS, "quota_use", "origin", "created_at", "updated_at"]
 
 
 @admin.register(ProviderConfig)
 class ProviderConfigAdmin(AuditedModelAdmin):
     form = ProviderConfigForm
-    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "key_pool", "enabled", "origin",
-                    "updated_at"]
+    list_display = ["name", "provider_type", "effective_base_url", "api_key_redacted", "key_pool", "quotas", "enabled",
+                    "origin", "updated_at"]
     list_filter = ["provider_type", "enabled", "source"]
     search_fields = ["name", "provider_type"]
-    readonly_fields = ["origin", "api_key_redacted", "api_key_status", "key_pool", "created_at", "updated_at"]
+    readonly_fields = ["origin", "api_key_redacted", "api_key_status", "key_pool", "quota_use", "created_at",
+                       "updated_at"]
     actions = ["test_connection_action", "enable", "disable", "reinstate_keys"]
 
     change_form_template = "admin/providers/providerconfig/change_form.html"
@@ -244,12 +250,13 @@ class ProviderConfigAdmin(AuditedModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is not None and obj.source == ProviderConfig.SOURCE_ENV:
             return ENV_FIELDS
-        fields = ["name", "provider_type", "base_url", "api_key", "clear_api_key", "model_list", "enabled"]
+        fields = ["name", "provider_type", "base_url", "api_key", "clear_api_key", "model_list", "enabled",
+                  *QUOTA_FIELDS]
         if obj is None or not obj.api_key_encrypted:
             fields.remove("clear_api_key")  # no stored key to remove (it was offered on the add form)
         if obj is not None:
             fields[3:3] = ["api_key_redacted", "api_key_status", "key_pool"]
-            fields += ["origin", "created_at", "updated_at"]
+            fields += ["quota_use", "origin", "created_at", "updated_at"]
         return fields
 
     def get_readonly_fields(self, request, obj=None):
@@ -269,8 +276,10 @@ class ProviderConfigAdmin(AuditedModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in ("name", "provider_type", "base_url", "model_list",
-                                                            "enabled") if name in form.cleaned_data}
+                                                            "enabled", *QUOTA_FIELDS) if name in form.cleaned_data}
         data["api_key"] = form.cleaned_data.get("api_key") or ""
+        if "model_quotas" in data:
+            data["model_quotas"] = data["model_quotas"] or {}  # an empty field: no model quota
         if change:
             stored = ProviderConfig.objects.get(pk=obj.pk)
             saved = services.do_update_provider(actor(request), stored, data,
@@ -302,6 +311,36 @@ class ProviderConfigAdmin(AuditedModelAdmin):
     @admin.display(description=f"API key ({PRIMARY_KEY_LABEL}) status")
     def api_key_status(self, obj):
         return key_status(obj.api_key_rejected_at)
+
+    @admin.display(description="quotas")
+    def quotas(self, obj):
+        """The quotas as configured (the list reads no counters; the config's page shows their use)."""
+        quota = obj.quota
+        if quota is None:
+            return "—"
+        parts = [f"{short} {value}" for short, value in (("RPM", quota.rpm), ("TPM", quota.tpm),
+                                                          ("in flight", quota.concurrency)) if value is not None]
+        if quota.models:
+            parts.append(f"{len(quota.models)} model{'s' if len(quota.models) != 1 else ''}")
+        return ", ".join(parts)
+
+    @admin.display(description="quota use now")
+    def quota_use(self, obj):
+        """Each quota with what is left of it now, read from the shared Redis counters (consuming nothing)."""
+        use = current_use(obj)
+        rows = ([("provider", use["provider"])] if use["provider"] else []) + list(use["models"].items())
+        if not rows:
+            return "no quota"
+        lines = []
+        for name, report in rows:
+            parts = []
+            for dimension, short in (("requests", "RPM"), ("tokens", "TPM"), ("concurrency", "in flight")):
+                entry = report[dimension]
+                if entry["limit"] is not None:
+                    left = "?" if entry["remaining"] is None else entry["limit"] - entry["remaining"]
+                    parts.append(f"{short} {left}/{entry['limit']}")
+            lines.append(format_html("{}: {}", name, ", ".join(parts)))
+        return format_html("<br>".join(["{}"] * len(lines)), *lines)
 
     @admin.display(description="key pool")
     def key_pool(self, obj):

@@ -246,6 +246,10 @@ PASSTHROUGH_PROVIDERS = "*" if _passthrough == "*" else frozenset(
     name.strip() for name in _passthrough.split(",") if name.strip())
 LIMITS_SLOT_TTL = env_float("LIMITS_SLOT_TTL", 60.0)
 LIMITS_PREFIX = os.environ.get("LIMITS_PREFIX", "gomodel:rl")
+# Provider and model quotas (gomodel/gateway/quotas.py; set on the provider config): how long a call over one waits
+# for room before failing over (or 429), and how many calls of a process may wait per target (beyond: no waiting).
+QUOTA_QUEUE_MAX_WAIT = env_float("QUOTA_QUEUE_MAX_WAIT", 2.0)
+QUOTA_QUEUE_MAX = env_int("QUOTA_QUEUE_MAX", 100)
 # Provider key pools (gomodel/gateway/key_pool.py): how long a key that answered 429 sits out when the answer has
 # no Retry-After, the longest any Retry-After is honoured, and the Redis prefix of the shared cool-downs.
 KEY_COOLDOWN_DEFAULT = env_float("KEY_COOLDOWN_DEFAULT", 5.0)

@@ -22,6 +22,56 @@ class Target:
     api_key: str
     extra_models: tuple[str, ...] = ()
     key_label: str = ""  # which key of the config's pool `api_key` is (usage names it; never the key)
+    quota: "Quota | None" = None  # the provider account's quotas (None: none, and no Redis call for them)
+
+
+QUOTA_KEYS = ("rpm", "tpm", "concurrency")
+QUOTA_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A provider config's quotas, shared by every tenant: the config's own, and per model (model, rpm, tpm,
+    concurrency). None: no quota of that kind."""
+
+    rpm: int | None
+    tpm: int | None
+    concurrency: int | None
+    models: tuple[tuple[str, int | None, int | None, int | None], ...] = ()
+
+    @property
+    def own(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.concurrency is not None
+
+    def of_model(self, model: str) -> tuple[str, int | None, int | None, int | None] | None:
+        for entry in self.models:
+            if entry[0] == model:
+                return entry
+        return None
+
+
+def parse_model_quotas(value: object) -> tuple[tuple[str, int | None, int | None, int | None], ...]:
+    """`{"gpt-4o": {"rpm": 500, "tpm": 30000, "concurrency": 20}}` as sorted tuples; ValueError names what is wrong."""
+    if value in (None, ""):
+        return ()
+    if not isinstance(value, dict):
+        raise ValueError('must be an object: {"model": {"rpm": N, "tpm": N, "concurrency": N}}')
+    out = []
+    for model, limits in value.items():
+        if not isinstance(model, str) or not model.strip() or len(model) > 200 or any(c.isspace() for c in model):
+            raise ValueError(f"{model!r} is not a model id")
+        if not isinstance(limits, dict) or not limits or set(limits) - set(QUOTA_KEYS):
+            raise ValueError(f"the quotas of {model!r} must be an object with some of rpm, tpm, concurrency")
+        numbers = []
+        for name in QUOTA_KEYS:
+            number = limits.get(name)
+            if number is not None and (not isinstance(number, int) or isinstance(number, bool)
+                                       or not 1 <= number <= QUOTA_MAX):
+                raise ValueError(f"{model!r} {name} must be a whole number >= 1 or null")
+            numbers.append(number)
+        if any(n is not None for n in numbers):
+            out.append((model, numbers[0], numbers[1], numbers[2]))
+    return tuple(sorted(out))
 
 
 @dataclass

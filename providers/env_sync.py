@@ -1,5 +1,6 @@
 """What the environment configures: the providers (<P>_API_KEY, with <P>_API_KEY_2, _3, … for a key pool /
-<P>_BASE_URL / <P>_MODELS) and the virtual models (VIRTUAL_MODELS). Reading only: the rows are written, audited, by
+<P>_BASE_URL / <P>_MODELS / the quotas <P>_RPM, <P>_TPM, <P>_CONCURRENCY, <P>_MODEL_QUOTAS) and the virtual
+models (VIRTUAL_MODELS). Reading only: the rows are written, audited, by
 accounting.provider_configs.services.do_sync_env_providers / do_sync_env_aliases (`manage.py sync_providers`,
 run at every start)."""
 
@@ -9,7 +10,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from .catalogue import CATALOGUE
+from .base import QUOTA_MAX, parse_model_quotas
+from .catalogue import CATALOGUE, ProviderSpec
 from .models import parse_alias_targets
 
 
@@ -30,7 +32,29 @@ def env_providers(environ: Mapping[str, str]) -> list[dict[str, Any]]:
                 )
             continue
         found.append({"name": spec.key, "provider_type": spec.key, "api_key": key, "base_url": base_url,
-                      "models": models, "extra_keys": extra_keys(environ, spec.env_prefix)})
+                      "models": models, "extra_keys": extra_keys(environ, spec.env_prefix),
+                      **quotas(environ, spec)})
+    return found
+
+
+def quotas(environ: Mapping[str, str], spec: ProviderSpec) -> dict[str, Any]:
+    """<P>_RPM, <P>_TPM, <P>_CONCURRENCY (whole numbers >= 1; empty: none) and <P>_MODEL_QUOTAS (JSON, as the
+    config's model_quotas): the provider account's quotas, shared by every tenant."""
+    found: dict[str, Any] = {}
+    for name, field, raw in ((f"{spec.env_prefix}_RPM", "rpm_limit", environ.get(f"{spec.env_prefix}_RPM", "")),
+                             (f"{spec.env_prefix}_TPM", "tpm_limit", environ.get(f"{spec.env_prefix}_TPM", "")),
+                             (f"{spec.env_prefix}_CONCURRENCY", "concurrency_limit",
+                              environ.get(f"{spec.env_prefix}_CONCURRENCY", ""))):
+        raw = raw.strip()
+        if raw and not (raw.isdigit() and 1 <= int(raw) <= QUOTA_MAX):
+            raise ImproperlyConfigured(f"{name} must be a whole number >= 1 (or empty: no quota), not {raw!r}.")
+        found[field] = int(raw) if raw else None
+    raw = environ.get(f"{spec.env_prefix}_MODEL_QUOTAS", "").strip()
+    try:
+        found["model_quotas"] = json.loads(raw) if raw else {}
+        parse_model_quotas(found["model_quotas"])
+    except ValueError as exc:  # JSONDecodeError is one
+        raise ImproperlyConfigured(f"{spec.env_prefix}_MODEL_QUOTAS: {exc}") from None
     return found
 
 

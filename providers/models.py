@@ -3,10 +3,11 @@ import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
-from .base import Target
+from .base import Quota, Target, parse_model_quotas
 from .catalogue import CATALOGUE, PROVIDER_CHOICES, ProviderSpec
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,18 @@ class ProviderConfig(models.Model):
     )
     # The upstream answered 401/403 to this key: out of the pool until the key is replaced or reinstated.
     api_key_rejected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The provider account's own quota, shared by every tenant (gomodel/gateway/quotas.py); empty: none.
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                            help_text="Requests per minute to this provider, all tenants together; "
+                                                      "empty: no quota.")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                            help_text="Tokens per minute to this provider, all tenants together; "
+                                                      "empty: no quota.")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                                    help_text="Requests in flight to this provider, all tenants "
+                                                              "together; empty: no quota.")
+    model_quotas = models.JSONField(default=dict, blank=True, help_text='Per model of this provider, e.g. '
+                                    '{"gpt-4o": {"rpm": 500, "tpm": 30000, "concurrency": 20}}; {}: none.')
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,7 +71,19 @@ class ProviderConfig(models.Model):
         """The config as the gateway sends to it (key decrypted; ValueError if it cannot be)."""
         return Target(id=self.pk or 0, name=self.name, provider_type=self.provider_type, wire=self.spec.wire,
                       base_url=self.effective_base_url, api_key=self.api_key, extra_models=tuple(self.extra_models),
-                      key_label=PRIMARY_KEY_LABEL)
+                      key_label=PRIMARY_KEY_LABEL, quota=self.quota)
+
+    @property
+    def quota(self) -> Quota | None:
+        """The config's quotas as the hot path reads them; None when it has none (no Redis call at all)."""
+        try:
+            models_ = parse_model_quotas(self.model_quotas)
+        except ValueError:  # validated on every write; a hand-edited row must not take the provider down
+            log.error("provider %s: model_quotas is invalid; ignored", self.name)
+            models_ = ()
+        if self.rpm_limit is None and self.tpm_limit is None and self.concurrency_limit is None and not models_:
+            return None
+        return Quota(self.rpm_limit, self.tpm_limit, self.concurrency_limit, models_)
 
     def key_pool(self) -> tuple[list[Target], list[str]]:
         """(the pool's usable keys as targets, the labels of the rejected ones), the config's own key first;
@@ -100,6 +125,10 @@ class ProviderConfig(models.Model):
             raise ValidationError({"provider_type": "Unknown provider type."})
         if not self.effective_base_url:
             raise ValidationError({"base_url": f"{self.spec.label} has no default base URL; set one."})
+        try:
+            parse_model_quotas(self.model_quotas)
+        except ValueError as exc:
+            raise ValidationError({"model_quotas": str(exc)})
 
 
 class ProviderKey(models.Model):

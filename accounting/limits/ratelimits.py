@@ -233,8 +233,8 @@ class Scope:
 
     @property
     def label(self) -> str:
-        if self.kind == "label":
-            return f"label {self.name}"
+        if self.kind in ("label", "provider", "model"):
+            return f"{self.kind} {self.name}"
         return {"key": "API key", "user": "end user"}.get(self.kind, "tenant")
 
     @property
@@ -274,6 +274,17 @@ def label_scope(prefix, tenant_id, label: str, rpm, tpm) -> Scope:
     """Every request of a tenant carrying one label (`name:value`), across its keys."""
     digest = hashlib.blake2b(label.encode(), digest_size=12).hexdigest()
     return Scope("label", f"{prefix}:{{t{tenant_id}}}:l{digest}", rpm, tpm, None, label)
+
+
+def provider_scope(prefix, config_id: int, name: str, rpm, tpm, concurrency) -> Scope:
+    """A provider config's own quota, shared by every tenant (its account's limit at the provider)."""
+    return Scope("provider", f"{prefix}:{{p{config_id}}}:p", rpm, tpm, concurrency, name)
+
+
+def model_scope(prefix, config_id: int, name: str, model: str, rpm, tpm, concurrency) -> Scope:
+    """One model's quota at a provider config (`name/model`), shared by every tenant; named by a digest."""
+    digest = hashlib.blake2b(model.encode(), digest_size=12).hexdigest()
+    return Scope("model", f"{prefix}:{{p{config_id}}}:m{digest}", rpm, tpm, concurrency, f"{name}/{model}")
 
 
 @dataclass

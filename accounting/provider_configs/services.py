@@ -109,7 +109,9 @@ def do_sync_env_providers(environ: Mapping[str, str] | None = None, replace_unde
         config = ProviderConfig.objects.filter(name=item["name"]).first() or ProviderConfig(name=item["name"])
         adding = config.pk is None
         fields = {"provider_type": item["provider_type"], "base_url": item["base_url"],
-                  "model_list": item["models"], "enabled": True, "source": ProviderConfig.SOURCE_ENV}
+                  "model_list": item["models"], "enabled": True, "source": ProviderConfig.SOURCE_ENV,
+                  **{name: item[name] for name in ("rpm_limit", "tpm_limit", "concurrency_limit", "model_quotas")
+                     if name in item}}
         changes = apply_changes(config, fields)
         try:
             stale = config.api_key != item["api_key"]

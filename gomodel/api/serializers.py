@@ -14,6 +14,8 @@ from accounting.budgets.reports import current_spend
 from accounting.limits.allowlists import MAX_ENTRIES, MAX_ENTRY_LENGTH, AllowListError, validate_entries
 from accounting.models import ApiKey, AuditEntry, BudgetPeriod, ModelPrice, Tenant
 from accounting.usage.breakdown import BreakdownError, parse_breakdown
+from gomodel.gateway.quotas import current_use
+from providers.base import parse_model_quotas
 from providers.catalogue import CATALOGUE, PROVIDER_CHOICES
 from providers.models import PRIMARY_KEY_LABEL, ProviderConfig
 
@@ -198,11 +200,19 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
     api_keys = serializers.SerializerMethodField(
         help_text="The key pool by label (never a key): whether the upstream rejected a key (401/403).")
     effective_base_url = serializers.CharField(read_only=True)
+    rpm_limit = limit_field("Requests per minute to this provider, every tenant together (its account's quota)")
+    tpm_limit = limit_field("Tokens per minute to this provider, every tenant together")
+    concurrency_limit = limit_field("Requests in flight to this provider, every tenant together")
+    model_quotas = serializers.JSONField(required=False, help_text='Per model of this provider: {"gpt-4o": {"rpm": '
+                                         '500, "tpm": 30000, "concurrency": 20}}; {}: none.')
+    quota_use = serializers.SerializerMethodField(
+        help_text="Each quota's limit, remaining and reset now (from Redis; remaining null: Redis did not answer).")
 
     class Meta:
         model = ProviderConfig
         fields = ["id", "name", "provider_type", "base_url", "effective_base_url", "api_key", "api_key_redacted",
-                  "extra_api_keys", "api_keys", "model_list", "enabled", "source", "created_at", "updated_at"]
+                  "extra_api_keys", "api_keys", "model_list", "enabled", "rpm_limit", "tpm_limit",
+                  "concurrency_limit", "model_quotas", "quota_use", "source", "created_at", "updated_at"]
         read_only_fields = ["id", "source", "created_at", "updated_at"]
 
     @extend_schema_field({"type": "array", "items": {"type": "object", "properties": {
@@ -213,6 +223,17 @@ class ProviderConfigSerializer(serializers.ModelSerializer):
             if obj.api_key_encrypted else []
         keys += [{"label": k.label, "source": k.source, "rejected_at": k.rejected_at} for k in obj.extra_keys.all()]
         return keys
+
+    @extend_schema_field({"type": "object"})
+    def get_quota_use(self, obj) -> dict:
+        return current_use(obj)
+
+    def validate_model_quotas(self, value):
+        try:
+            parse_model_quotas(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value or {}
 
     def validate_api_key(self, value):
         # It travels in an HTTP header: printable ASCII without spaces, as every provider's keys are.

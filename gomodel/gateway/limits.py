@@ -203,6 +203,23 @@ class Limiter:
             self.in_flight[req.request_id] = admission
         return admission
 
+    async def admit_scopes(self, request_id: str, scopes: list[Scope], tokens: int) -> Outcome | None:
+        """One admission of these scopes in the tick's BATCH (the provider quotas: gateway/quotas.py); None when
+        Redis does not answer and LIMITS_FAIL_MODE is open. An admitted outcome's slots are in `in_flight`'s
+        care only once the caller makes its Admission."""
+        if time.monotonic() < self._down_until:
+            return self._unavailable()  # type: ignore[return-value]  # None, or the 503
+        answer = asyncio.get_running_loop().create_future()
+        self._enqueue(("A", request_id, scopes, max(0, int(tokens)), answer))
+        try:
+            raw = await answer
+        except asyncio.CancelledError:
+            answer.add_done_callback(lambda done: self._release_orphan(done, request_id, scopes))
+            raise
+        except Exception:
+            return self._unavailable()  # type: ignore[return-value]
+        return read_outcome(scopes, raw)
+
     def settle(self, admission: Admission):
         """Reconcile the tokens and free the slot, in the next BATCH; nothing waits for it. If Redis does not
         take it, the slot expires after LIMITS_SLOT_TTL and the reservation with its minute."""

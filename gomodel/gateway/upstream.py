@@ -10,6 +10,7 @@ from django.conf import settings
 from providers.adapters import adapter_for
 from providers.base import Target, UpstreamError, error_message
 
+from . import quotas
 from .errors import INVALID_REQUEST, PROVIDER, RATE_LIMIT, GatewayError
 from .resilience import backoff_delay, retry_after_seconds
 from .upstream_errors import (
@@ -41,26 +42,30 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
     key is tried at once; `body` (the client's) names the conversation a key sticks to.
     """
     last_error: GatewayError | None = None
-    pools = runtime.registry.pools.by_id
-    for target, model in chain:
+    for index, (target, model) in enumerate(chain):
         if not runtime.breaker.allow(target.id):
             record.attempt(target, model, None, "circuit_open")
             last_error = GatewayError(502, PROVIDER, f"Provider '{target.name}' is failing; its circuit is open "
                                       "and it is skipped for now.", code="circuit_open")
             continue
-        adapter = adapter_for(target.wire)
-        pool = pools.get(target.id) if pools else None
-        if pool is None:
-            sent = await _send(runtime, adapter, target, model, build, stream, record, False)
+        if target.quota is not None:  # the provider account's quota (quotas.py); a config without one: no Redis
+            held = await quotas.acquire(runtime, target, model, f"{record.request_id}~{index}", record.quota_tokens())
+            if isinstance(held, GatewayError):  # waited QUOTA_QUEUE_MAX_WAIT: the next target, or this 429
+                record.attempt(target, model, None, "provider_quota_exceeded")
+                last_error = held
+                continue
+            try:
+                sent, adapter = await _target(runtime, target, model, build, stream, record, body)
+            except BaseException:
+                if held is not None:
+                    held.finish()
+                raise
+            if not isinstance(sent, Failed):
+                record.quota = held  # the Call settles it: TPM to the reported usage, the slot freed
+            elif held is not None:
+                held.finish()  # this target failed: its tokens go back, its slot is freed
         else:
-            for key in pool.order(body, runtime.key_states):
-                sent = await _send(runtime, adapter, key, model, build, stream, record, True)
-                if not isinstance(sent, Failed) or sent.status not in KEY_STATUSES:
-                    break
-                if sent.status == 429:
-                    runtime.key_states.cool(key, sent.retry_after)
-                else:
-                    runtime.key_states.reject(key, sent.status)
+            sent, adapter = await _target(runtime, target, model, build, stream, record, body)
         if not isinstance(sent, Failed):
             return sent, adapter
         last_error = sent.error
@@ -68,6 +73,24 @@ async def send_upstream(runtime, chain: list[tuple[Target, str]], build, stream:
             raise last_error
     assert last_error is not None  # routing answers 404 before an empty chain gets here
     raise last_error
+
+
+async def _target(runtime, target: Target, model: str, build, stream: bool, record: UsageRecord, body: dict | None):
+    """One target of the chain: its own key, or its pool's keys in turn; (the response or Failed, the adapter)."""
+    adapter = adapter_for(target.wire)
+    pools = runtime.registry.pools.by_id
+    pool = pools.get(target.id) if pools else None
+    if pool is None:
+        return await _send(runtime, adapter, target, model, build, stream, record, False), adapter
+    for key in pool.order(body, runtime.key_states):
+        sent = await _send(runtime, adapter, key, model, build, stream, record, True)
+        if not isinstance(sent, Failed) or sent.status not in KEY_STATUSES:
+            break
+        if sent.status == 429:
+            runtime.key_states.cool(key, sent.retry_after)
+        else:
+            runtime.key_states.reject(key, sent.status)
+    return sent, adapter
 
 
 class Failed(NamedTuple):

@@ -1,18 +1,26 @@
 """What one /v1 request turns into on the usage stream."""
 
 import time
+from typing import TYPE_CHECKING
 
 from accounting.budgets import counters as budgets
 from accounting.usage import estimate
 from accounting.usage.events import StreamEvent
 from providers.base import Target, Usage
 
+if TYPE_CHECKING:
+    from .limits import Admission
+
+
+def _no_tokens() -> int:
+    return 0
+
 
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
                  "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace",
-                 "images", "audio_seconds", "characters")
+                 "images", "audio_seconds", "characters", "quota", "quota_tokens")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -44,6 +52,10 @@ class UsageRecord:
         self.images = 0
         self.audio_seconds = 0.0
         self.characters = 0
+        # The answering target's provider-quota claim (gateway/quotas.py); the Call settles it.
+        self.quota: Admission | None = None
+        # The tokens a provider's TPM quota reserves (the Call's own estimate); 0 for a call that has none.
+        self.quota_tokens = getattr(req, "quota_tokens", None) or _no_tokens
 
     @property
     def messages(self) -> list:

@@ -319,6 +319,23 @@ def test_rpm_and_tpm_limits_answer_429_with_their_headers(gateway, targets, make
 
 
 @pytest.mark.parametrize("row", ROWS, ids=ids)
+def test_a_provider_quota_answers_429_naming_it_and_never_forwards(gateway, targets, make_key, row):
+    from accounting.provider_configs.services import do_update_provider
+    from gomodel.gateway.runtime import invalidate_local
+    from providers.models import ProviderConfig
+
+    do_update_provider("test", ProviderConfig.objects.get(name=row.provider), {"rpm_limit": 1})
+    invalidate_local("providers")
+    key = make_key()  # no limit of its own: the provider account's quota is everyone's
+    assert ok(call(gateway, row, key, row.body("gpt-4o-mini")))
+    before = upstream_calls(targets, row)
+    refused = call(gateway, row, key, row.body("gpt-4o-mini"))
+    assert_refused(row, refused, 429, "rate_limit_error", "provider_quota_exceeded", f"provider {row.provider}")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert upstream_calls(targets, row) == before
+
+
+@pytest.mark.parametrize("row", ROWS, ids=ids)
 def test_a_concurrency_limit_answers_429_while_a_call_is_in_flight(gateway, targets, make_key, row):
     key = make_key(concurrency_limit=1)
     server = targets[row.provider]

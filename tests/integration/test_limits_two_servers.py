@@ -279,3 +279,33 @@ def test_a_key_outside_its_allow_list_is_refused_by_both_and_never_forwarded(ser
     assert chat(servers[1], key, model="openai/tool-model").status_code == 200
     assert orjson.loads(httpx.get(f"{servers[0]}/v1/models", headers={"Authorization": f"Bearer {key}"}).content)[
         "data"][0]["id"] == "openai/tool-model"
+
+
+def test_provider_rpm_quota_is_exact_across_two_servers_and_tenants(servers, provider, limited_key, upstream):
+    """A provider config's quota is the provider account's: shared by every tenant and every process."""
+    from accounting.provider_configs.services import do_update_provider
+    from accounting.tenants.services import do_create_api_key, do_create_tenant
+
+    keys = [limited_key(), do_create_api_key(do_create_tenant("globex"), name="other")[1]]
+    do_update_provider("test", provider, {"rpm_limit": 10})  # reaches both servers through the invalidation channel
+
+    def answers(url):
+        return httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {keys[0]}"}).status_code == 200
+
+    for url in servers:
+        wait_until(lambda url=url: answers(url), 10, interval=0.1, message="the servers up")
+    time.sleep(1.5)  # the provider change reaches each process's registry within a second
+    upstream.requests.clear()
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(40) as pool:
+        responses = list(pool.map(lambda i: chat(servers[i % 2], keys[(i // 2) % 2]), range(40)))
+    refilled = int((time.monotonic() - started) // 6)  # GCRA: a burst of 10, then one every 6 s
+    ok = [r for r in responses if r.status_code == 200]
+    assert 10 <= len(ok) <= 10 + refilled, sorted(r.status_code for r in responses)
+    assert len(upstream.chat_requests()) == len(ok)
+    for response in responses:
+        if response.status_code != 200:
+            assert response.status_code == 429
+            error = response.json()["error"]
+            assert (error["type"], error["code"]) == ("rate_limit_error", "provider_quota_exceeded")
+            assert "provider openai" in error["message"] and int(response.headers["retry-after"]) >= 1

@@ -39,7 +39,8 @@ def test_every_provider_variable_is_in_env_example():
     suffixes = set()
     for path in code_files():
         suffixes.update(PREFIXED.findall(path.read_text()))
-    assert suffixes == {"_API_KEY", "_BASE_URL", "_MODELS"}
+    assert suffixes == {"_API_KEY", "_BASE_URL", "_MODELS", "_RPM", "_TPM", "_CONCURRENCY",
+                        "_MODEL_QUOTAS"}
     for suffix in suffixes:
         assert f"<P>{suffix}" in text
     for spec in CATALOGUE.values():

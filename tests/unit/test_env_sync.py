@@ -114,3 +114,25 @@ def test_resync_updates_a_rotated_key_and_keeps_an_unchanged_one():
 def test_env_providers_is_in_catalogue_order():
     found = env_providers({"XAI_API_KEY": "a", "OPENAI_API_KEY": "b", "BAILIAN_API_KEY": "c"})
     assert [p["name"] for p in found] == ["openai", "xai", "bailian"]
+
+
+def test_quotas_from_the_environment_audited_and_cleared_when_unset():
+    from accounting.models import AuditEntry
+
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1", "OPENAI_RPM": "500", "OPENAI_CONCURRENCY": "20",
+                           "OPENAI_MODEL_QUOTAS": '{"gpt-4o": {"tpm": 30000}}'})
+    config = rows()["openai"]
+    assert (config.rpm_limit, config.tpm_limit, config.concurrency_limit) == (500, None, 20)
+    assert config.as_target().quota.of_model("gpt-4o") == ("gpt-4o", None, 30000, None)
+    do_sync_env_providers({"OPENAI_API_KEY": "sk-1"})
+    config = rows()["openai"]
+    assert config.as_target().quota is None  # no quota: the gateway makes no Redis call for this provider
+    assert AuditEntry.objects.filter(object_type="providerconfig", action="update",
+                                     changes__has_key="rpm_limit").exists()
+
+
+@pytest.mark.parametrize("environ", [{"OPENAI_RPM": "0"}, {"OPENAI_TPM": "lots"},
+                                     {"OPENAI_MODEL_QUOTAS": "{"}, {"OPENAI_MODEL_QUOTAS": '{"m": {"rpm": -1}}'}])
+def test_bad_quotas_in_the_environment_are_improperly_configured(environ):
+    with pytest.raises(ImproperlyConfigured):
+        env_providers({"OPENAI_API_KEY": "sk-1", **environ})

@@ -156,6 +156,12 @@ class Call:
             upstream = prompt_cache.plan(upstream, target, model, self.auth.tenant_id)
         return upstream
 
+    def quota_tokens(self) -> int:
+        """What a provider's TPM quota reserves for this call: the estimate the key's TPM takes (prompt + the most
+        it may generate); asked only of a target with a quota."""
+        protocol = self.protocol
+        return protocol.prompt_tokens() + protocol.output_tokens() if protocol.billed else 0
+
     def guard(self) -> StreamGuard | None:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
         return StreamGuard.maybe(self, self.runtime)
@@ -208,9 +214,13 @@ class Call:
                 log.exception("could not write the access log line of %s", event.request_id)
             if admission is not None:
                 admission.used = 0 if record.cache else event.total_tokens  # a hit is not counted against TPM
+            if record.quota is not None:
+                record.quota.used = event.total_tokens
             room = runtime.usage.emit(event)
         if admission is not None:
             admission.finish()  # reconciles the TPM reservation and frees the slot (queued, not awaited)
+        if record.quota is not None:
+            record.quota.finish()  # the provider quota's claim, likewise
         if self.budget is not None:
             release(runtime, self.budget)  # unless the event's MULTI clears it (charge marked it settled)
         return room

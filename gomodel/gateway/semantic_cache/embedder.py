@@ -84,6 +84,10 @@ async def embed(runtime, req, principal, model: str, text: str) -> list[float] |
                 metrics.observe_event(event, runtime.registry.knows)
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", request_id)
+            if record.quota is not None:
+                record.quota.used = event.total_tokens
             runtime.usage.emit(event)
+        if record is not None and record.quota is not None:
+            record.quota.finish()  # the embedding provider's quota claim: TPM reconciled, slot freed
         if record is not None and record.budget is not None:
             release(runtime, record.budget)  # unless the event's MULTI clears it (charge marked it settled)
