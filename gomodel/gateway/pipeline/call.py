@@ -120,8 +120,11 @@ class Call:
         user = self.attribution.user if principal.user_limited else ""  # the end user's own limits
         labels = self.attribution.labels if principal.label_limits else None  # its labels' limits
         # The end user's own budget (the tenant's budget of each end user), beside the key's and the tenant's.
-        own = (cast(Budget, principal.user_budget).for_user(self.attribution.user),) \
+        own: tuple[Budget, ...] = (cast(Budget, principal.user_budget).for_user(self.attribution.user),) \
             if principal.user_budget is not None and self.attribution.user else ()
+        if principal.label_budgets:  # and the tenant's budget of each label value the call carries
+            carried = self.attribution.labels
+            own += tuple(budget for name, value, budget in principal.label_budgets if carried.get(name) == value)
         if not (principal.budgets or principal.key_limited or principal.tenant_limited or user or labels or own):
             return
         if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
