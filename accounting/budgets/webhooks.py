@@ -57,6 +57,7 @@ def check_soft_limits(client, names: list[str]) -> int:
     fired = 0
     for name, (scope, owner_id, period, first) in parsed.items():
         user = label = None
+        row: Any = None  # a Tenant or an ApiKey, as the scope says
         if scope == "label":  # a label value of a tenant: the tenant's budget of that label
             tenant_id, label = parse_user_owner(str(owner_id))
             row = Tenant.objects.filter(pk=tenant_id).first()
@@ -64,7 +65,7 @@ def check_soft_limits(client, names: list[str]) -> int:
                 if row is not None else None
         elif scope == "user":  # an end user of a tenant: the tenant's budget of each of its end users
             tenant_id, user = parse_user_owner(str(owner_id))
-            row: Any = Tenant.objects.filter(pk=tenant_id).first()
+            row = Tenant.objects.filter(pk=tenant_id).first()
             template = user_budget_of(row) if row is not None else None
             budget = template.for_user(user) if template is not None else None
         else:

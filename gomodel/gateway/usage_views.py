@@ -55,7 +55,8 @@ async def usage(req: Request):
             raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
         tenant_id, tenant_slug = tenant.id, tenant.slug
         owned = tuple(b for b in (budget_of("tenant", tenant),) if b is not None)
-        user_budget, label_budgets = user_budget_of(tenant), label_budgets_of(tenant)
+        user_budget: object = user_budget_of(tenant)
+        label_budgets = label_budgets_of(tenant)
     else:
         tenant = None
         # not the master key: a tenant's key, so both are set

@@ -205,7 +205,7 @@ class Call:
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             try:
-                metrics.access_line(event)
+                metrics.access_line(event, self.cache.label if self.cache is not None else None)
             except Exception:  # the access log must never cost an event
                 log.exception("could not write the access log line of %s", event.request_id)
             if admission is not None:
