@@ -160,6 +160,18 @@ def label_budgets_of(tenant) -> tuple[tuple[str, str, Budget], ...]:
     return tuple(found)
 
 
+def attribution_budget(group_by: str, owner: str | None, user_budget: "Budget | None",
+                       label_budgets: tuple) -> "Budget | None":
+    """The budget of a `/v1/usage?group_by=label|user` row (`owner`: its `name:value` or end user), if any."""
+    if owner is None:
+        return None
+    if group_by == "user":
+        return user_budget.for_user(owner) if user_budget is not None else None
+    if group_by == "label":
+        return next((budget for name, value, budget in label_budgets if f"{name}:{value}" == owner), None)
+    return None
+
+
 def label_of(budget: Budget) -> str:
     """A label budget's `name:value`."""
     return parse_user_owner(str(budget.owner_id))[1]

@@ -361,15 +361,9 @@ async def budget_status(runtime, owned) -> dict:
 async def row_budgets(runtime, rows: list[dict], group_by: str, user_budget, label_budgets) -> None:
     """`/v1/usage?group_by=label|user`: each row of a budgeted label value or end user gets its `budget` (as the
     report's own `budget` shows the tenant's and the key's); the others stay as they were. Redis down: null."""
-    by_label = {f"{name}:{value}": budget for name, value, budget in label_budgets}
     found = []
     for row in rows:
-        owner = row.get(group_by)
-        budget = None
-        if owner is not None and group_by == "user" and user_budget is not None:
-            budget = user_budget.for_user(owner)
-        elif owner is not None and group_by == "label":
-            budget = by_label.get(owner)
+        budget = budgets.attribution_budget(group_by, row.get(group_by), user_budget, label_budgets)
         if budget is not None:
             row["budget"] = None
             found.append((row, budget))

@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import orjson
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from accounting.budgets import counters
@@ -21,6 +22,7 @@ from accounting.usage.drain import drain
 from tests.accounting.test_budgets import assert_budget_exceeded
 
 pytestmark = [pytest.mark.e2e]
+MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
 
 
 def chat(gateway, key, labels, stream=False, model="gpt-4o-mini"):
@@ -91,6 +93,9 @@ def test_a_label_budget_cuts_a_stream_and_refuses_while_other_labels_work(gatewa
     assert Decimal(search["budget"]["spent_usd"]) == cost and search["budget"]["remaining_usd"] == "0"
     assert search["budget"]["exceeded"] is True
     assert "budget" not in next(row for row in rows if row["label"] == "team:ads")  # not budgeted: as before
+    api = httpx.get(f"{gateway}/api/v1/tenants/acme/usage/", params={"group_by": "label", "start": "2026-11-01"},
+                    headers=MASTER, timeout=10)
+    assert api.status_code == 200 and api.json()["data"] == rows, api.text  # the management API: the same
 
     # drained: the spend moves from pending to base (summed from the stored events), once; still refused
     usage_events(None, expect=4)
@@ -135,3 +140,36 @@ def test_label_budgets_validated_on_the_model(transactional_db):
         ("team", "a", Decimal(200), "weekly"), ("env", "prod", Decimal("0.5"), "monthly")]
     name = owned[0][2].counter(datetime(2026, 11, 25, tzinfo=timezone.utc))
     assert counters.parse_counter(name)[0] == "label" and counters.label_of(owned[0][2]) == "team:a"
+
+
+def test_an_end_users_row_carries_its_budget(gateway, provider, tenant_key, usage_events, at):
+    tenant, key, secret = tenant_key
+    tenant.user_budget_usd, tenant.user_budget_period = Decimal("0.01"), "weekly"
+    tenant.save()
+    for user in ("alice", ""):
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}],
+                **({"user": user} if user else {})}
+        assert httpx.post(f"{gateway}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"}, json=body,
+                          timeout=10).status_code == 200
+    usage_events(None, expect=2)
+    rows = {row["user"]: row for row in httpx.get(
+        f"{gateway}/v1/usage?group_by=user&start=2026-11-01", headers={"Authorization": f"Bearer {secret}"},
+        timeout=10).json()["data"]}
+    budget = rows["alice"]["budget"]
+    assert (budget["limit_usd"], budget["spent_usd"], budget["period"]) == ("0.01", rows["alice"]["cost_usd"], "weekly")
+    assert Decimal(budget["remaining_usd"]) == Decimal("0.01") - Decimal(budget["spent_usd"])
+    assert "budget" not in rows[None]  # no end user: no budget
+    api = httpx.get(f"{gateway}/api/v1/tenants/acme/usage/", params={"group_by": "user", "start": "2026-11-01"},
+                    headers=MASTER, timeout=10)
+    assert api.json()["data"] == list(rows.values())
+
+
+@pytest.mark.parametrize("value", [{"team": {"usd": "1"}}, {"team:a": {"usd": "-1"}}, ["team:a"],
+                                   {"team:a": {"usd": "1", "period": "total"}}])
+def test_bad_label_budgets_are_refused_by_the_api(gateway, tenant_key, value):
+    response = httpx.patch(f"{gateway}/api/v1/tenants/acme/", json={"label_budgets": value}, timeout=10,
+                           headers=MASTER)
+    assert response.status_code == 400 and "label_budgets" in response.json(), response.text
+    ok = httpx.patch(f"{gateway}/api/v1/tenants/acme/", json={"label_budgets": {"team:a": {"usd": "5"}}},
+                     timeout=10, headers=MASTER)
+    assert ok.status_code == 200 and ok.json()["label_budgets"] == {"team:a": {"usd": "5"}}, ok.text
