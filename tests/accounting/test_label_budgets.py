@@ -19,7 +19,11 @@ from accounting.budgets.services import db_spend_e10
 from accounting.labels import LabelError, check_label_budgets
 from accounting.models import ModelPrice, Tenant
 from accounting.usage.drain import drain
-from tests.accounting.test_budgets import assert_budget_exceeded
+from tests.accounting.test_budgets import (
+    ONE_CHAT,
+    assert_budget_exceeded,
+    receiver,  # noqa: F401  (a fixture: the webhook's receiving end)
+)
 
 pytestmark = [pytest.mark.e2e]
 MASTER = {"Authorization": f"Bearer {settings.GOMODEL_MASTER_KEY}"}
@@ -173,3 +177,19 @@ def test_bad_label_budgets_are_refused_by_the_api(gateway, tenant_key, value):
     ok = httpx.patch(f"{gateway}/api/v1/tenants/acme/", json={"label_budgets": {"team:a": {"usd": "5"}}},
                      timeout=10, headers=MASTER)
     assert ok.status_code == 200 and ok.json()["label_budgets"] == {"team:a": {"usd": "5"}}, ok.text
+
+
+def test_the_soft_limit_webhook_names_the_label(gateway, provider, tenant_key, usage_events, receiver, at):  # noqa: F811
+    tenant, key, secret = tenant_key
+    tenant.label_budgets = {"team:search": {"usd": "0.00002"}}  # monthly; two chats (0.0000102) cross 40 %
+    tenant.budget_soft_percent = 40
+    tenant.save()
+    for labels in ("team:search", "team:search", "team:ads"):
+        usage_events(chat(gateway, secret, labels).headers["x-request-id"])
+        drain()
+    assert len(receiver) == 1
+    payload = orjson.loads(receiver[0][1])
+    assert payload == {"event": "budget.soft_limit", "scope": "label", "tenant": "acme", "api_key_prefix": None,
+                       "period": "monthly", "period_start": "2026-11-01", "period_end": "2026-12-01T00:00:00+00:00",
+                       "limit_usd": "0.00002", "spent_usd": str(2 * ONE_CHAT), "soft_limit_percent": 40,
+                       "label": "team:search"}
