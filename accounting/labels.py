@@ -117,7 +117,8 @@ def check_label_budgets(value: object) -> dict[str, dict[str, str]]:
     if len(value) > MAX_LABEL_BUDGETS:
         raise LabelError(f"At most {MAX_LABEL_BUDGETS} labels may have budgets.")
     for label, budget in value.items():
-        if not isinstance(label, str) or "," in label or len(parse_labels(label, "label budgets")) != 1:
+        parsed = parse_labels(label, "label budgets") if isinstance(label, str) and "," not in label else {}
+        if len(parsed) != 1 or format_labels(parsed) != label:  # as written, no spaces around: it is matched so
             raise LabelError(f"'{str(label)[:MAX_LENGTH]}' is not one label written as name:value.")
         if not isinstance(budget, dict) or "usd" not in budget or set(budget) - {"usd", "period"}:
             raise LabelError(f"The budget of '{label}' must be an object with 'usd' and optionally 'period'.")

@@ -25,7 +25,8 @@ A Redis restart keeps both (AOF, as the usage stream needs anyway). A flush lose
 `pending` together, and the next reconcile restores `base` from the database.
 
 The budgets domain: counters.py (this module) holds the pure parts — periods, counter names, the
-Budget a row sets, the status a report shows; services.py the database's side (drained spend, `base`
+Budget a row sets (a tenant's, a key's, each end user's, each label value's: owners
+`user_owner`'s text for the last two), the status a report shows; services.py the database's side (drained spend, `base`
 set on a save); tasks.py the periodic reconciliation; webhooks.py the soft limit and its webhook;
 reports.py the spend the admin and the management API show.
 """

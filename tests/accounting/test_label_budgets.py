@@ -120,6 +120,8 @@ def test_a_label_budget_cuts_a_stream_and_refuses_while_other_labels_work(gatewa
     ([], "must be an object"),
     ({"team": {"usd": "1"}}, "name:value"),
     ({"team:a,b:c": {"usd": "1"}}, "one label"),
+    ({" team:a": {"usd": "1"}}, "one label"),
+    ({"team: a": {"usd": "1"}}, "one label"),
     ({"team:a": {"usd": "-1"}}, "from 0"),
     ({"team:a": {"usd": "1.00000000001"}}, "10 decimals"),
     ({"team:a": {"usd": True}}, "decimal number"),
