@@ -253,11 +253,14 @@ def access_line(event, cache: bytes | None = None) -> None:
         ACCESS.add(access_fields(event, cache))
 
 
-def refused_line(req, principal, error) -> None:
-    """A call answered before any upstream attempt (401, 400, 403, 404, 429 …): no usage event, one line."""
+def refused_line(req, principal, error, attribution=None) -> None:
+    """A call answered before any upstream attempt (401, 400, 403, 404, 429 …): no usage event, one line;
+    its labels and end user once the pipeline has read them (a budget or label limit refused it)."""
     if not settings.ACCESS_LOG:
         return
     ACCESS.add({"request_id": req.request_id, "tenant": getattr(principal, "tenant_slug", None),
                 "key_prefix": getattr(principal, "key_prefix", None), "endpoint": req.path[:200],
                 "status": error.status, "error_type": error.type, "error_code": error.code,
-                "latency_ms": round((time.perf_counter() - req.started) * 1000, 3)})
+                "latency_ms": round((time.perf_counter() - req.started) * 1000, 3),
+                "labels": getattr(attribution, "labels", None) or None,
+                "user": getattr(attribution, "user", None) or None})

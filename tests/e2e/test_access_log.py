@@ -96,6 +96,16 @@ def test_json_lines_carry_labels_user_ttft_and_the_cache_result(gateway, provide
     written = b"".join(access_lines)
     assert secret.encode() not in written and b"sk-upstream-secret" not in written and b'"Hi"' not in written
 
+    tenant.user_rpm_limit = 1  # alice's next call is refused before any upstream: its line still names her
+    tenant.save()
+    for _ in range(2):  # the first is within the minute's one request
+        refused = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
+    assert refused.status_code == 429, refused.text
+    [raw] = line_of(access_lines, refused.headers["x-request-id"])
+    assert (orjson.loads(raw)["user"], orjson.loads(raw)["labels"]) == ("alice", {"team": "search", "env": "prod"})
+    tenant.user_rpm_limit = None
+    tenant.save()
+
     settings.LOG_FORMAT = "text"
     response = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
     [raw] = line_of(access_lines, response.headers["x-request-id"])

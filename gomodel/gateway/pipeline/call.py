@@ -175,7 +175,7 @@ class Call:
         if self.trace is not None:
             self.trace.end(record)
         if handled and not record.attempts:
-            metrics.refused_line(req, self.auth, error)
+            metrics.refused_line(req, self.auth, error, self.attribution)
         if handled and not req.response_started:
             await req.respond_error(cast(GatewayError, error))
         if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
