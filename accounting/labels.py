@@ -7,6 +7,8 @@ every label lands on every usage row: at most MAX_LABELS labels, each name and v
 printable characters; a name is never empty and never holds ':' or ',' (the `name:value,…` text form).
 """
 
+from decimal import Decimal, InvalidOperation
+
 from django.core.exceptions import ValidationError
 
 MAX_LABELS = 16
@@ -109,8 +111,6 @@ BUDGET_PERIODS = ("daily", "weekly", "monthly")  # not "total": a label's spend 
 def check_label_budgets(value: object) -> dict[str, dict[str, str]]:
     """A tenant's budgets per label: {"team:search": {"usd": "200", "period": "monthly"}} (period: daily, weekly
     or monthly; "monthly" if left out). `usd` a decimal string or number ≥ 0 with at most 10 decimals."""
-    from decimal import Decimal, InvalidOperation
-
     if not isinstance(value, dict):
         raise LabelError("Label budgets must be an object: {\"name:value\": {\"usd\": \"200\", \"period\": "
                          "\"monthly\"}}.")

@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def db_spend_e10(scope: str, owner_id: int | str, first: date | None, end: date | None) -> int:
-    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD; of an end user
-    from its stored events (the roll-ups know no users), each event's cost in the roll-ups' unit."""
+    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD; of an end user or
+    a label value from its stored events (the roll-ups know neither), each event's cost in the roll-ups' unit."""
     if scope in ("user", "label"):
         tenant_id, user = parse_user_owner(str(owner_id))
         events = UsageEvent.objects.filter(tenant_id=tenant_id, cost__isnull=False)
