@@ -7,6 +7,8 @@ every label lands on every usage row: at most MAX_LABELS labels, each name and v
 printable characters; a name is never empty and never holds ':' or ',' (the `name:value,…` text form).
 """
 
+from decimal import Decimal, InvalidOperation
+
 from django.core.exceptions import ValidationError
 
 MAX_LABELS = 16
@@ -98,5 +100,45 @@ def validate_key_labels(value: object) -> None:
     """The model field's validator (admin and management API)."""
     try:
         check_labels(value)
+    except LabelError as err:
+        raise ValidationError(str(err)) from None
+
+
+MAX_LABEL_BUDGETS = 64
+BUDGET_PERIODS = ("daily", "weekly", "monthly")  # not "total": a label's spend is summed from the stored events
+
+
+def check_label_budgets(value: object) -> dict[str, dict[str, str]]:
+    """A tenant's budgets per label: {"team:search": {"usd": "200", "period": "monthly"}} (period: daily, weekly
+    or monthly; "monthly" if left out). `usd` a decimal string or number ≥ 0 with at most 10 decimals."""
+    if not isinstance(value, dict):
+        raise LabelError("Label budgets must be an object: {\"name:value\": {\"usd\": \"200\", \"period\": "
+                         "\"monthly\"}}.")
+    if len(value) > MAX_LABEL_BUDGETS:
+        raise LabelError(f"At most {MAX_LABEL_BUDGETS} labels may have budgets.")
+    for label, budget in value.items():
+        parsed = parse_labels(label, "label budgets") if isinstance(label, str) and "," not in label else {}
+        if len(parsed) != 1 or format_labels(parsed) != label:  # as written, no spaces around: it is matched so
+            raise LabelError(f"'{str(label)[:MAX_LENGTH]}' is not one label written as name:value.")
+        if not isinstance(budget, dict) or "usd" not in budget or set(budget) - {"usd", "period"}:
+            raise LabelError(f"The budget of '{label}' must be an object with 'usd' and optionally 'period'.")
+        usd = budget["usd"]
+        try:
+            if isinstance(usd, bool) or not isinstance(usd, (str, int, float)):
+                raise InvalidOperation
+            amount = Decimal(str(usd))
+        except InvalidOperation:
+            amount = None
+        if amount is None or not amount.is_finite() or amount < 0 or amount >= Decimal("1e10") \
+                or amount != amount.quantize(Decimal("1e-10")):
+            raise LabelError(f"'usd' of '{label}' must be a decimal number of USD from 0, at most 10 decimals.")
+        if budget.get("period", "monthly") not in BUDGET_PERIODS:
+            raise LabelError(f"'period' of '{label}' must be one of {', '.join(BUDGET_PERIODS)}.")
+    return value
+
+
+def validate_label_budgets(value: object) -> None:
+    try:
+        check_label_budgets(value)
     except LabelError as err:
         raise ValidationError(str(err)) from None

@@ -4,7 +4,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from .labels import validate_key_labels, validate_label_limits
+from .labels import validate_key_labels, validate_label_budgets, validate_label_limits
 from .limits.allowlists import AllowListError, validate_entries
 
 LIMIT = [MinValueValidator(1), MaxValueValidator(2**31 - 1)]  # empty (null) is "no limit"
@@ -92,6 +92,11 @@ class Tenant(BudgetFields):
         default=dict, blank=True, validators=[validate_label_limits],
         help_text="Rate limits per request label, all the tenant's keys together: {\"team:search\": {\"rpm\": 100, "
                   "\"tpm\": 50000}} (either may be left out; at most 64 labels).")
+    label_budgets = models.JSONField(
+        default=dict, blank=True, validators=[validate_label_budgets],
+        help_text="Spend limits per request label, all the tenant's keys together: {\"team:search\": {\"usd\": "
+                  "\"200\", \"period\": \"monthly\"}} (period: daily, weekly or monthly; at most 64 labels). "
+                  "Enforced like the tenant's budget: 429 budget_exceeded, streams cut.")
     allowed_models = models.JSONField(
         default=list, blank=True, validators=[validate_allowed_models],
         help_text="Models the tenant's keys may call: 'provider/model', 'provider/*' or a virtual model name; "

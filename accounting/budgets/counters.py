@@ -25,7 +25,8 @@ A Redis restart keeps both (AOF, as the usage stream needs anyway). A flush lose
 `pending` together, and the next reconcile restores `base` from the database.
 
 The budgets domain: counters.py (this module) holds the pure parts — periods, counter names, the
-Budget a row sets, the status a report shows; services.py the database's side (drained spend, `base`
+Budget a row sets (a tenant's, a key's, each end user's, each label value's: owners
+`user_owner`'s text for the last two), the status a report shows; services.py the database's side (drained spend, `base`
 set on a save); tasks.py the periodic reconciliation; webhooks.py the soft limit and its webhook;
 reports.py the spend the admin and the management API show.
 """
@@ -92,11 +93,11 @@ def parse_counter(name: str) -> tuple[str, int | str, str, date | None] | None:
     if not name.startswith(head):
         return None
     parts = name[len(head):].split(":")
-    if len(parts) != 4 or parts[0] not in ("tenant", "key", "user") or parts[2] not in PERIODS:
+    if len(parts) != 4 or parts[0] not in ("tenant", "key", "user", "label") or parts[2] not in PERIODS:
         return None
     owner: int | str = parts[1]
     try:
-        if parts[0] == "user":
+        if parts[0] in ("user", "label"):  # a label's owner is written as a user's: tenant.hex("name:value")
             parse_user_owner(parts[1])
         elif parts[1].isdigit():
             owner = int(parts[1])
@@ -110,7 +111,9 @@ def parse_counter(name: str) -> tuple[str, int | str, str, date | None] | None:
 
 @dataclass(frozen=True)
 class Budget:
-    scope: str  # "tenant" | "key" | "user" (an end user of a tenant: its owner is `user_owner`'s text)
+    # "tenant" | "key" | "user" (an end user of a tenant: its owner is `user_owner`'s text) | "label" (a label
+    # value of a tenant: its owner is `user_owner(tenant, "name:value")`)
+    scope: str
     owner_id: int | str
     limit_e10: int
     period: str
@@ -142,6 +145,37 @@ def user_budget_of(tenant) -> Budget | None:
         return None
     soft = tenant.budget_soft_percent or settings.BUDGET_SOFT_LIMIT_PERCENT
     return Budget("user", tenant.pk, int(Decimal(tenant.user_budget_usd) * E10), tenant.user_budget_period, int(soft))
+
+
+def label_budgets_of(tenant) -> tuple[tuple[str, str, Budget], ...]:
+    """A Tenant row's budgets per label value (validated when saved) as (name, value, Budget) each."""
+    found = []
+    raw = tenant.label_budgets if isinstance(tenant.label_budgets, dict) else {}
+    soft = int(tenant.budget_soft_percent or settings.BUDGET_SOFT_LIMIT_PERCENT)
+    for label, spec in raw.items():
+        name, colon, value = str(label).partition(":")
+        if colon and isinstance(spec, dict) and "usd" in spec:
+            limit = int(Decimal(str(spec["usd"])) * E10)
+            found.append((name, value, Budget("label", user_owner(tenant.pk, label), limit,
+                                              spec.get("period", MONTHLY), soft)))
+    return tuple(found)
+
+
+def attribution_budget(group_by: str, owner: str | None, user_budget: "Budget | None",
+                       label_budgets: tuple) -> "Budget | None":
+    """The budget of a `/v1/usage?group_by=label|user` row (`owner`: its `name:value` or end user), if any."""
+    if owner is None:
+        return None
+    if group_by == "user":
+        return user_budget.for_user(owner) if user_budget is not None else None
+    if group_by == "label":
+        return next((budget for name, value, budget in label_budgets if f"{name}:{value}" == owner), None)
+    return None
+
+
+def label_of(budget: Budget) -> str:
+    """A label budget's `name:value`."""
+    return parse_user_owner(str(budget.owner_id))[1]
 
 
 def budgets_of(key) -> tuple[Budget, ...]:

@@ -7,7 +7,7 @@ import redis
 from django.conf import settings
 
 from . import counters
-from .counters import Budget, budget_of, status, usd, window
+from .counters import Budget, attribution_budget, budget_of, label_budgets_of, status, usd, user_budget_of, window
 from .services import db_spend_e10
 
 log = logging.getLogger(__name__)
@@ -66,3 +66,14 @@ def tenant_status(tenant) -> dict:
     if budget is None:
         return {"tenant": None, "key": None}
     return {"tenant": status(budget, current_spend(budget)[0], counters.clock()), "key": None}
+
+
+def attribution_status(tenant, rows: list[dict], group_by: str) -> None:
+    """The management API's usage by label or end user: each budgeted label value's or end user's row gets its
+    `budget` (as `/v1/usage?group_by=` shows it); the other rows stay as they were."""
+    user_budget, label_budgets = user_budget_of(tenant), label_budgets_of(tenant)
+    now = counters.clock()
+    for row in rows:
+        budget = attribution_budget(group_by, row.get(group_by), user_budget, label_budgets)
+        if budget is not None:
+            row["budget"] = status(budget, current_spend(budget)[0], now)

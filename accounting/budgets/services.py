@@ -10,27 +10,35 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta, timezone
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from ..models import ApiKey, Tenant, UsageDaily, UsageEvent
 from ..prices.book import to_e10
 from ..usage.stream import drain_lock, redis_client, release_drain_lock
 from . import counters
-from .counters import Budget, budget_of, parse_counter, parse_user_owner, user_budget_of, window
+from .counters import Budget, budget_of, label_budgets_of, parse_counter, parse_user_owner, user_budget_of, window
 
 log = logging.getLogger(__name__)
 
 
 def db_spend_e10(scope: str, owner_id: int | str, first: date | None, end: date | None) -> int:
-    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD; of an end user
-    from its stored events (the roll-ups know no users), each event's cost in the roll-ups' unit."""
-    if scope == "user":
+    """Drained spend of a tenant or key in [first, end) from the daily roll-ups, in 1e-10 USD; of an end user or
+    a label value from its stored events (the roll-ups know neither), each event's cost in the roll-ups' unit."""
+    if scope in ("user", "label"):
         tenant_id, user = parse_user_owner(str(owner_id))
-        events = UsageEvent.objects.filter(tenant_id=tenant_id, user=user, cost__isnull=False)
+        events = UsageEvent.objects.filter(tenant_id=tenant_id, cost__isnull=False)
+        if scope == "user":
+            events = events.filter(user=user)
         if first is not None:
             events = events.filter(created_at__gte=datetime.combine(first, time.min, tzinfo=timezone.utc),
                                    created_at__lt=datetime.combine(end or first, time.min, tzinfo=timezone.utc))
+        if scope == "label":  # the events carrying this label value (jsonb containment first where there is one)
+            name, _, value = user.partition(":")
+            if connection.vendor == "postgresql":
+                events = events.filter(labels__contains={name: value})
+            return sum(to_e10(cost) for labels, cost in events.values_list("labels", "cost").iterator()
+                       if isinstance(labels, dict) and labels.get(name) == value)
         return sum(to_e10(cost) for cost in events.values_list("cost", flat=True).iterator())
     rows = UsageDaily.objects.filter(**{"tenant_id" if scope == "tenant" else "api_key_id": owner_id})
     if first is not None:
@@ -77,6 +85,16 @@ def counters_of(events) -> set[str]:
             assert template is not None  # user_budget_usd is set: filtered above
             for user, when in by_user[tenant.pk].items():
                 names.update(template.for_user(user).counter(at) for at in when)
+    labelled = defaultdict(list)
+    for event in events:
+        if event.tenant_id and event.labels:
+            labelled[event.tenant_id].append(event)
+    if labelled:  # the label budgets of the labels these events carry
+        for tenant in Tenant.objects.filter(pk__in=list(labelled)).exclude(label_budgets={}):
+            owned = label_budgets_of(tenant)
+            for event in labelled[tenant.pk]:
+                names.update(budget.counter(event.created_at) for name, value, budget in owned
+                             if event.labels.get(name) == value)
     for scope, model, times in (("tenant", Tenant, by_tenant), ("key", ApiKey, by_key)):
         if times:
             for row in model.objects.filter(pk__in=list(times), budget_usd__isnull=False):
@@ -91,6 +109,8 @@ def all_budgets() -> list[Budget]:
     found += [budget_of("key", k) for k in ApiKey.objects.filter(budget_usd__isnull=False, active=True)]
     for tenant in Tenant.objects.filter(user_budget_usd__isnull=False, active=True):
         found += user_budgets(tenant)
+    for tenant in Tenant.objects.filter(active=True).exclude(label_budgets={}):
+        found += [budget for _, _, budget in label_budgets_of(tenant)]
     return [b for b in found if b is not None]
 
 
@@ -137,6 +157,8 @@ def on_budget_saved(sender, instance, **kwargs):
         transaction.on_commit(lambda: reconcile_one(budget))
     if sender is Tenant and instance.user_budget_usd is not None:  # its end users' counters get their base now
         transaction.on_commit(lambda: [reconcile_one(each) for each in user_budgets(instance)])
+    if sender is Tenant and instance.label_budgets:  # its label budgets' counters too
+        transaction.on_commit(lambda: [reconcile_one(b) for _, _, b in label_budgets_of(instance)])
 
 
 def set_bases(pipe, bases: Mapping[str, int | None]) -> None:

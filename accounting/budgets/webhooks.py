@@ -14,7 +14,7 @@ from celery import shared_task
 from django.conf import settings
 
 from ..models import ApiKey, Tenant
-from .counters import budget_of, parse_counter, parse_user_owner, period_end, usd, user_budget_of
+from .counters import budget_of, label_budgets_of, parse_counter, parse_user_owner, period_end, usd, user_budget_of
 from .services import spent_e10, ttl_seconds
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,11 @@ def send_budget_webhook(self, payload: dict) -> int | None:
     return response.status_code
 
 
+def first_at(first) -> datetime:
+    """A period's first instant (a total period, none: now)."""
+    return datetime.combine(first, time.min, tzinfo=timezone.utc) if first else datetime.now(timezone.utc)
+
+
 def check_soft_limits(client, names: list[str]) -> int:
     """For each counter at or over its soft limit, mark it fired (SET NX) and enqueue one webhook;
     runs in the worker (drain and reconcile), never on the request path. Returns how many fired."""
@@ -51,10 +56,16 @@ def check_soft_limits(client, names: list[str]) -> int:
     spent = spent_e10(client, list(parsed))
     fired = 0
     for name, (scope, owner_id, period, first) in parsed.items():
-        user = None
-        if scope == "user":  # an end user of a tenant: the tenant's budget of each of its end users
+        user = label = None
+        row: Any = None  # a Tenant or an ApiKey, as the scope says
+        if scope == "label":  # a label value of a tenant: the tenant's budget of that label
+            tenant_id, label = parse_user_owner(str(owner_id))
+            row = Tenant.objects.filter(pk=tenant_id).first()
+            budget = next((b for _, _, b in label_budgets_of(row) if b.counter(first_at(first)) == name), None) \
+                if row is not None else None
+        elif scope == "user":  # an end user of a tenant: the tenant's budget of each of its end users
             tenant_id, user = parse_user_owner(str(owner_id))
-            row: Any = Tenant.objects.filter(pk=tenant_id).first()
+            row = Tenant.objects.filter(pk=tenant_id).first()
             template = user_budget_of(row) if row is not None else None
             budget = template.for_user(user) if template is not None else None
         else:
@@ -71,7 +82,7 @@ def check_soft_limits(client, names: list[str]) -> int:
         payload = {
             "event": "budget.soft_limit",
             "scope": scope,
-            "tenant": row.slug if scope in ("tenant", "user") else row.tenant.slug,
+            "tenant": row.slug if scope in ("tenant", "user", "label") else row.tenant.slug,
             "api_key_prefix": row.prefix if scope == "key" else None,
             "period": period,
             "period_start": first.isoformat() if first else None,
@@ -80,6 +91,7 @@ def check_soft_limits(client, names: list[str]) -> int:
             "spent_usd": usd(spent[name]),
             "soft_limit_percent": budget.soft_percent,
             **({"user": user} if user is not None else {}),
+            **({"label": label} if label is not None else {}),
         }
         try:
             send_budget_webhook.delay(payload)

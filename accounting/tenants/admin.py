@@ -115,7 +115,8 @@ class TenantAdmin(BudgetPeriodOptional, AuditedModelAdmin):
                  ("Limits of each end user and per label", {"fields": ["user_rpm_limit", "user_tpm_limit",
                                                                       "label_limits"]}),
                  ("Budget", {"fields": ["budget_usd", "budget_period", "budget_soft_percent", "budget_now"]}),
-                 ("Budget of each end user", {"fields": ["user_budget_usd", "user_budget_period"]}),
+                 ("Budgets of each end user and per label", {"fields": ["user_budget_usd", "user_budget_period",
+                                                                     "label_budgets"]}),
                  ("Response cache", {"fields": ["cache_mode", "cache_ttl_seconds", "cache_max_entry_bytes",
                                                 "cache_sampled", "cache_similarity"]})]
     readonly_fields = ["rate_limit_usage", "budget_now"]

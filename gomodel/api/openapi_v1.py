@@ -564,6 +564,10 @@ SCHEMAS = {
                           "description": "group_by=label: name:value; null for the requests without a label."},
                 "user": {"type": "string", "nullable": True,
                          "description": "group_by=user: the end user; null for the requests without one."},
+                "budget": {"allOf": [{"$ref": "#/components/schemas/core.BudgetStatus"}], "nullable": True,
+                           "description": "group_by=label|user: the budget of this label value (the tenant's "
+                                          "label_budgets) or end user (user_budget_usd) this period; absent when "
+                                          "it has none, null when Redis is unreachable."},
             }},
         ],
     },

@@ -323,6 +323,17 @@ class UsageTotalsSerializer(serializers.Serializer):
     cost_saved_usd = serializers.CharField(help_text="What the cache hits would have cost from their provider.")
 
 
+class BudgetStatusSerializer(serializers.Serializer):
+    limit_usd = serializers.CharField()
+    spent_usd = serializers.CharField(help_text="Spent in the current period (requests with a known price).")
+    remaining_usd = serializers.CharField()
+    period = serializers.ChoiceField(choices=BudgetPeriod.choices)
+    period_start = serializers.DateField(allow_null=True)
+    period_end = serializers.DateTimeField(allow_null=True, help_text="When the budget resets; null for total.")
+    soft_limit_percent = serializers.IntegerField()
+    exceeded = serializers.BooleanField()
+
+
 class UsageRowSerializer(UsageTotalsSerializer):
     """A row per day × provider × model × key; with group_by, a row per label or per end user instead."""
 
@@ -335,17 +346,10 @@ class UsageRowSerializer(UsageTotalsSerializer):
         required=False, allow_null=True, help_text="group_by=label: name:value; null for the requests without a label.")
     user = serializers.CharField(required=False, allow_null=True,
                                  help_text="group_by=user: the end user; null for the requests without one.")
-
-
-class BudgetStatusSerializer(serializers.Serializer):
-    limit_usd = serializers.CharField()
-    spent_usd = serializers.CharField(help_text="Spent in the current period (requests with a known price).")
-    remaining_usd = serializers.CharField()
-    period = serializers.ChoiceField(choices=BudgetPeriod.choices)
-    period_start = serializers.DateField(allow_null=True)
-    period_end = serializers.DateTimeField(allow_null=True, help_text="When the budget resets; null for total.")
-    soft_limit_percent = serializers.IntegerField()
-    exceeded = serializers.BooleanField()
+    budget = BudgetStatusSerializer(
+        required=False, allow_null=True,
+        help_text="group_by=label|user: the budget of this label value (label_budgets) or end user (user_budget_usd) "
+                  "this period; absent when it has none.")
 
 
 class BudgetsSerializer(serializers.Serializer):

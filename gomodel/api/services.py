@@ -21,6 +21,8 @@ def tenant_usage(tenant: Tenant, start: date | None, end: date | None, view: Bre
                                  cast(str | None, end and end.isoformat()), today_utc())
     report = tenant_report(tenant.id, tenant.slug, start, end, view=view)
     report["budget"] = budgets.tenant_status(tenant)
+    if view.group_by:  # each budgeted label value's or end user's row: its budget
+        budgets.attribution_status(tenant, report["data"], view.group_by)
     scope = tenant_scope(settings.LIMITS_PREFIX, tenant.id, tenant.rpm_limit, tenant.tpm_limit,
                          tenant.concurrency_limit)
     # The tenant's own limits; a key's are its own business (null here, as for the master key's /v1/usage).

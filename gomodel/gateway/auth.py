@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounting.budgets.counters import budgets_of, user_budget_of
+from accounting.budgets.counters import budgets_of, label_budgets_of, user_budget_of
 from accounting.limits.allowlists import EMPTY, AllowList
 from accounting.tenants.keys import hash_key
 
@@ -47,6 +47,7 @@ class Principal:
     user_rpm_limit: int | None = None  # each end user of the tenant (limits.py: a scope per user named)
     user_tpm_limit: int | None = None
     user_budget: object = None  # accounting.budgets.Budget the tenant gives each end user (Budget.for_user)
+    label_budgets: tuple = ()  # the tenant's budgets per label value: (name, value, Budget) each
     # The tenant's limits per label: (name, value, rpm, tpm) each (limits.py: a scope per matching label)
     label_limits: tuple[tuple[str, str, int | None, int | None], ...] = ()
 
@@ -92,6 +93,7 @@ def lookup_key(key_hash: str) -> Principal | None:
         user_rpm_limit=key.tenant.user_rpm_limit, user_tpm_limit=key.tenant.user_tpm_limit,
         label_limits=label_limits_of(key.tenant.label_limits),
         user_budget=user_budget_of(key.tenant),
+        label_budgets=label_budgets_of(key.tenant),
     )
 
 

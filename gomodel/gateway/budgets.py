@@ -46,6 +46,8 @@ async def prices(runtime) -> PriceBook:
 def over_budget(budget, now, prompt: bool = False) -> GatewayError:
     end = budgets.period_end(budget.period, now)
     who = {"tenant": "tenant", "user": "end user"}.get(budget.scope, "API key")
+    if budget.scope == "label":
+        who = f"label {budgets.label_of(budget)}"
     message = f"The {who}'s {budget.period} budget of ${budgets.usd(budget.limit_e10)} is spent."
     if prompt:
         message = (f"This request's prompt alone would cost more than what is left of the {who}'s "
@@ -85,7 +87,7 @@ async def reserve(runtime, principal, request_id: str, target, model: str, promp
     calls overspend by at most one call's own cost. Redis down → allowed (and logged). `units` (images, characters)
     are a media call's known units: their price is certain, so it counts with the prompt (a budget refuses the call
     when they alone cost more than is left); audio seconds are not known before the answer."""
-    owned = getattr(principal, "budgets", ()) + tuple(extra)  # extra: the call's end user's budget
+    owned = getattr(principal, "budgets", ()) + tuple(extra)  # extra: the call's end user's and labels' budgets
     if not owned:
         return None
     book = await prices(runtime)  # cold path only: the next requests find them in memory
@@ -362,3 +364,24 @@ async def budget_status(runtime, owned) -> dict:
     for budget, spent_e10 in zip(owned, await spent(runtime.redis, names)):
         answer[budget.scope] = budgets.status(budget, spent_e10, now)
     return answer
+
+
+async def row_budgets(runtime, rows: list[dict], group_by: str, user_budget, label_budgets) -> None:
+    """`/v1/usage?group_by=label|user`: each row of a budgeted label value or end user gets its `budget` (as the
+    report's own `budget` shows the tenant's and the key's); the others stay as they were. Redis down: null."""
+    found = []
+    for row in rows:
+        budget = budgets.attribution_budget(group_by, row.get(group_by), user_budget, label_budgets)
+        if budget is not None:
+            row["budget"] = None
+            found.append((row, budget))
+    if not found:
+        return
+    now = budgets.clock()
+    try:
+        values = await spent(runtime.redis, [budget.counter(now) for _, budget in found])
+    except Exception as exc:
+        log.warning("/v1/usage could not read the label and end-user budget counters (%s)", exc)
+        return
+    for (row, budget), spent_e10 in zip(found, values):
+        row["budget"] = budgets.status(budget, spent_e10, now)

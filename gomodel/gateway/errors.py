@@ -11,6 +11,8 @@ PROVIDER = "provider_error"
 
 
 class GatewayError(Exception):
+    attribution: object = None  # the call's labels and end user once read: a refusal's access line names them
+
     def __init__(self, status: int, type: str, message: str, param: str | None = None,
                  code: str | None = None, headers: list[tuple[bytes, bytes]] | None = None):
         super().__init__(message)

@@ -138,14 +138,21 @@ FLUSH_SECONDS = 0.05
 FLUSH_LINES = 512
 
 
-def access_fields(event) -> dict:
+# x-gomodel-cache's value → the access line's `cache` (None: the call has no cache policy)
+CACHE_RESULTS = {b"hit-exact": "exact", b"hit-semantic": "semantic", b"miss": "miss", b"bypass": "bypass"}
+
+
+def access_fields(event, cache: bytes | None = None) -> dict:
+    """The fields of a served call's line: the billed figures and the attribution (labels, end user), never a
+    credential (only the key's prefix) nor a body."""
     return {
         "request_id": event.request_id, "tenant": event.tenant, "key_prefix": event.api_key_prefix,
         "endpoint": event.endpoint, "model": event.model, "requested_model": event.requested_model,
         "provider": event.provider, "status": event.status, "error_type": event.error_type, "stream": event.stream,
         "prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
         "usage_source": event.usage_source, "cost_usd": event.cost, "latency_ms": event.latency_ms,
-        "ttft_ms": event.ttft_ms,
+        "ttft_ms": event.ttft_ms, "cache": CACHE_RESULTS.get(cache, event.cache) if cache else event.cache,
+        "labels": event.labels or None, "user": event.user or None,
     }
 
 
@@ -161,7 +168,7 @@ class AccessLog:
         if settings.LOG_FORMAT == "json":
             encoded = orjson.dumps({"ts": _now(), "level": "INFO", "logger": "gomodel.access", **line})
         else:
-            text = " ".join([f"{name}={value}" for name, value in line.items() if value is not None])
+            text = " ".join([f"{name}={_text(value)}" for name, value in line.items() if value is not None])
             encoded = f"{_now()} INFO gomodel.access {text}".encode()
         self.lines.append(encoded)
         if len(self.lines) >= FLUSH_LINES:
@@ -235,16 +242,25 @@ def _write_stderr(batch: bytes) -> None:
 ACCESS = AccessLog()
 
 
-def access_line(event) -> None:
+def _text(value) -> object:
+    """A text line's value: labels as `name:value,…` (as x-gomodel-labels takes them)."""
+    return ",".join(f"{name}:{text}" for name, text in value.items()) if isinstance(value, dict) else value
+
+
+def access_line(event, cache: bytes | None = None) -> None:
+    """`cache`: the call's x-gomodel-cache value (hit-exact, hit-semantic, miss, bypass), when it has a policy."""
     if settings.ACCESS_LOG:
-        ACCESS.add(access_fields(event))
+        ACCESS.add(access_fields(event, cache))
 
 
-def refused_line(req, principal, error) -> None:
-    """A call answered before any upstream attempt (401, 400, 403, 404, 429 …): no usage event, one line."""
+def refused_line(req, principal, error, attribution=None) -> None:
+    """A call answered before any upstream attempt (401, 400, 403, 404, 429 …): no usage event, one line;
+    its labels and end user once the pipeline has read them (a budget or label limit refused it)."""
     if not settings.ACCESS_LOG:
         return
     ACCESS.add({"request_id": req.request_id, "tenant": getattr(principal, "tenant_slug", None),
                 "key_prefix": getattr(principal, "key_prefix", None), "endpoint": req.path[:200],
                 "status": error.status, "error_type": error.type, "error_code": error.code,
-                "latency_ms": round((time.perf_counter() - req.started) * 1000, 3)})
+                "latency_ms": round((time.perf_counter() - req.started) * 1000, 3),
+                "labels": getattr(attribution, "labels", None) or None,
+                "user": getattr(attribution, "user", None) or None})

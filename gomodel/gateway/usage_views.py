@@ -11,14 +11,14 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from accounting.budgets.counters import budget_of
+from accounting.budgets.counters import budget_of, label_budgets_of, user_budget_of
 from accounting.usage import metrics as usage_metrics
 from accounting.usage import spool as usage_spool
 from accounting.usage.breakdown import BreakdownError, parse_breakdown
 from accounting.usage.reports import ReportError, parse_range, resolve_tenant, tenant_report, today_utc
 
 from . import metrics
-from .budgets import budget_status
+from .budgets import budget_status, row_budgets
 from .errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, GatewayError
 from .http import Request
 from .limits import rate_limit_report
@@ -55,16 +55,21 @@ async def usage(req: Request):
             raise GatewayError(404, NOT_FOUND, f"No tenant '{slug[:64]}'.", "tenant", "tenant_not_found")
         tenant_id, tenant_slug = tenant.id, tenant.slug
         owned = tuple(b for b in (budget_of("tenant", tenant),) if b is not None)
+        user_budget: object = user_budget_of(tenant)
+        label_budgets = label_budgets_of(tenant)
     else:
         tenant = None
         # not the master key: a tenant's key, so both are set
         assert principal.tenant_id is not None and principal.tenant_slug is not None
         tenant_id, tenant_slug = principal.tenant_id, principal.tenant_slug
         owned = principal.budgets
+        user_budget, label_budgets = principal.user_budget, principal.label_budgets
     # One hop for the stream scan and the database (not the chat hot path); Redis down only loses the last seconds.
     report = await sync_to_async(tenant_report, thread_sensitive=True)(tenant_id, tenant_slug, first, last,
                                                                      view=view)
     report["rate_limits"] = await rate_limit_report(runtime, principal, tenant)
+    if view.group_by:  # the budget of each budgeted label value or end user, on its row
+        await row_budgets(runtime, report["data"], view.group_by, user_budget, label_budgets)
     try:
         report["budget"] = await budget_status(runtime, owned)
     except Exception as exc:  # Redis down: the report still answers, without the live spend

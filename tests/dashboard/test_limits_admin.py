@@ -79,3 +79,17 @@ def test_key_issued_with_concurrency_and_allow_list(admin_client, acme):
                                                 "expires_at_0": "", "expires_at_1": ""})
     assert "allowed_models" in refused.context_data["adminform"].form.errors
     assert not ApiKey.objects.filter(name="bad").exists()
+
+
+def test_tenant_label_budgets_are_edited_and_validated_in_the_admin(admin_client, db):
+    tenant = Tenant.objects.create(slug="beta", name="Beta")
+    response = admin_client.post(f"{TENANTS}{tenant.pk}/change/", tenant_form(
+        label_budgets='{"team:search": {"usd": "200", "period": "monthly"}}'))
+    assert response.status_code == 302, response.context_data["adminform"].form.errors
+    tenant.refresh_from_db()
+    assert tenant.label_budgets == {"team:search": {"usd": "200", "period": "monthly"}}
+    refused = admin_client.post(f"{TENANTS}{tenant.pk}/change/", tenant_form(
+        label_budgets='{"team:search": {"usd": "-5"}}'))
+    assert refused.status_code == 200 and "label_budgets" in refused.context_data["adminform"].form.errors
+    tenant.refresh_from_db()
+    assert tenant.label_budgets == {"team:search": {"usd": "200", "period": "monthly"}}

@@ -66,3 +66,47 @@ def test_text_lines_and_the_switch(gateway, provider, tenant_key, access_lines, 
     response = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
     assert response.status_code == 200
     assert line_of(access_lines, response.headers["x-request-id"], timeout=0.3) == []
+
+
+def test_json_lines_carry_labels_user_ttft_and_the_cache_result(gateway, provider, tenant_key, usage_events,
+                                                                access_lines, settings):
+    settings.LOG_FORMAT = "json"
+    tenant, key, secret = tenant_key
+    tenant.cache_mode = "exact"
+    tenant.save()
+    headers = {"Authorization": f"Bearer {secret}", "x-gomodel-labels": "team:search,env:prod",
+               "x-gomodel-user": "alice"}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0}
+    lines = []
+    for _ in range(2):  # a miss, then the exact hit
+        response = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
+        assert response.status_code == 200, response.text
+        [raw] = line_of(access_lines, response.headers["x-request-id"])
+        lines.append(orjson.loads(raw))
+    streamed = httpx.post(f"{gateway}/v1/chat/completions", headers={**headers, "cache-control": "no-cache, no-store"},
+                          json={**body, "stream": True}, timeout=10)
+    assert streamed.status_code == 200
+    [raw] = line_of(access_lines, streamed.headers["x-request-id"])
+    lines.append(orjson.loads(raw))
+    assert [line["cache"] for line in lines] == ["miss", "exact", "bypass"]
+    for line in lines:
+        assert line["labels"] == {"team": "search", "env": "prod"} and line["user"] == "alice"
+        assert line["key_prefix"] == key.prefix and "ttft_ms" in line
+    assert lines[2]["ttft_ms"] is not None and lines[2]["ttft_ms"] > 0
+    written = b"".join(access_lines)
+    assert secret.encode() not in written and b"sk-upstream-secret" not in written and b'"Hi"' not in written
+
+    tenant.user_rpm_limit = 1  # alice's next call is refused before any upstream: its line still names her
+    tenant.save()
+    for _ in range(2):  # the first is within the minute's one request
+        refused = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
+    assert refused.status_code == 429, refused.text
+    [raw] = line_of(access_lines, refused.headers["x-request-id"])
+    assert (orjson.loads(raw)["user"], orjson.loads(raw)["labels"]) == ("alice", {"team": "search", "env": "prod"})
+    tenant.user_rpm_limit = None
+    tenant.save()
+
+    settings.LOG_FORMAT = "text"
+    response = httpx.post(f"{gateway}/v1/chat/completions", headers=headers, json=body, timeout=10)
+    [raw] = line_of(access_lines, response.headers["x-request-id"])
+    assert b" labels=team:search,env:prod " in raw and b" user=alice" in raw and b" cache=exact" in raw

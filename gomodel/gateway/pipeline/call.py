@@ -120,8 +120,11 @@ class Call:
         user = self.attribution.user if principal.user_limited else ""  # the end user's own limits
         labels = self.attribution.labels if principal.label_limits else None  # its labels' limits
         # The end user's own budget (the tenant's budget of each end user), beside the key's and the tenant's.
-        own = (cast(Budget, principal.user_budget).for_user(self.attribution.user),) \
+        own: tuple[Budget, ...] = (cast(Budget, principal.user_budget).for_user(self.attribution.user),) \
             if principal.user_budget is not None and self.attribution.user else ()
+        if principal.label_budgets:  # and the tenant's budget of each label value the call carries
+            carried = self.attribution.labels
+            own += tuple(budget for name, value, budget in principal.label_budgets if carried.get(name) == value)
         if not (principal.budgets or principal.key_limited or principal.tenant_limited or user or labels or own):
             return
         if record.cache is not None:  # a hit: nothing to reserve; the request and its slot still count
@@ -179,7 +182,7 @@ class Call:
         if self.trace is not None:
             self.trace.end(record)
         if handled and not record.attempts:
-            metrics.refused_line(req, self.auth, error)
+            metrics.refused_line(req, self.auth, error, self.attribution)
         if handled and not req.response_started:
             await req.respond_error(cast(GatewayError, error))
         if room is not None:  # backpressure: Redis is USAGE_WRITE_QUEUE_MAX events behind
@@ -209,7 +212,7 @@ class Call:
             except Exception:  # metrics must never cost an event
                 log.exception("could not count usage event %s in the metrics", event.request_id)
             try:
-                metrics.access_line(event)
+                metrics.access_line(event, self.cache.label if self.cache is not None else None)
             except Exception:  # the access log must never cost an event
                 log.exception("could not write the access log line of %s", event.request_id)
             if admission is not None:

@@ -43,7 +43,7 @@ async def run(req: Request, kind: type[Exchange]) -> None:
         principal = await runtime.keys.authenticate(req.headers)
         await _run(req, kind, runtime, principal)
     except GatewayError as error:  # refused before any upstream attempt: no usage event, one access line
-        metrics.refused_line(req, principal, error)
+        metrics.refused_line(req, principal, error, error.attribution)
         raise
 
 
@@ -86,6 +86,9 @@ async def _run(req: Request, kind: type[Exchange], runtime: Any, principal: Any)
                     answer = writer.answer()
             else:
                 answer = await answer_whole(call, adapter, response)
+    except GatewayError as error:  # refused at admission (a budget, a limit): its access line names who
+        error.attribution = attribution
+        raise
     finally:
         exchange.answered(answer)
 
