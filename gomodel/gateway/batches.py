@@ -16,7 +16,7 @@ from accounting.provider_files import services as files_store
 
 from .budgets import release, reserve
 from .errors import NOT_FOUND, GatewayError, invalid
-from .files import answer_object, provider_target, send_to_provider
+from .files import answer_object, page_limit, provider_target, send_to_provider
 from .http import Request
 from .json_body import parse_json_object
 from .runtime import get_runtime
@@ -64,12 +64,10 @@ async def create_batch(req: Request) -> None:
 async def list_batches(req: Request) -> None:
     principal = await get_runtime().keys.authenticate(req.headers)
     query = _query(req)
-    limit = query.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-        raise invalid(f"'limit' must be an integer from 1 to {MAX_PAGE}.", param="limit", code="invalid_value")
+    limit = page_limit(query, 20, MAX_PAGE)
 
     def page() -> bytes:
-        rows, more = batches_store.list_batches(principal.tenant_id, int(limit), query.get("after"))
+        rows, more = batches_store.list_batches(principal.tenant_id, limit, query.get("after"))
         data = [row.listing for row in rows]
         return orjson.dumps({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                              "last_id": data[-1]["id"] if data else None, "has_more": more})

@@ -69,6 +69,14 @@ async def send_to_provider(req: Request, runtime, principal: Principal, target: 
             admission.finish()
 
 
+def page_limit(query: dict, default: int, most: int) -> int:
+    """A list's `limit` query parameter: 1 to `most` (OpenAI's own page caps), else a 400."""
+    limit = query.get("limit", str(default))
+    if not limit.isdigit() or not 1 <= int(limit) <= most:
+        raise invalid(f"'limit' must be an integer from 1 to {most}.", param="limit", code="invalid_value")
+    return int(limit)
+
+
 def answer_object(target: Target, response) -> dict:
     try:
         data = orjson.loads(response.content)
@@ -104,15 +112,13 @@ async def upload_file(req: Request) -> None:
 async def list_files(req: Request) -> None:
     principal = await get_runtime().keys.authenticate(req.headers)
     query = _query(req)
-    limit = query.get("limit", "10000")
-    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-        raise invalid(f"'limit' must be an integer from 1 to {MAX_PAGE}.", param="limit", code="invalid_value")
+    limit = page_limit(query, 10_000, MAX_PAGE)
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
         raise invalid("'order' must be 'asc' or 'desc'.", param="order", code="invalid_value")
 
     def page() -> bytes:  # the rows and their JSON in the ORM's thread: a page grows with `limit`
-        rows, more = files_store.list_files(principal.tenant_id, int(limit), order, query.get("after"),
+        rows, more = files_store.list_files(principal.tenant_id, limit, order, query.get("after"),
                                             query.get("purpose"))
         data = [row.listing for row in rows]
         return orjson.dumps({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
