@@ -149,8 +149,9 @@ def to_chat_messages(instructions: Any, items: list[dict[str, Any]], strict: boo
             else:
                 messages.append({"role": role, "content": _chat_parts(content, f"{param}.content", strict)})
         elif kind == "function_call":
+            name = upstream_name(item.get("name"), item.get("namespace"))
             call: dict[str, Any] = {"id": item.get("call_id") or item.get("id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments") or "{}"}}
+                    "function": {"name": name, "arguments": item.get("arguments") or "{}"}}
             if isinstance(item.get("extra_content"), dict):  # Gemini's thought signature, handed back
                 call["extra_content"] = item["extra_content"]
             last = messages[-1] if messages else None
@@ -178,8 +179,35 @@ OPTIONAL_HOSTED_TOOLS = frozenset(("web_search", "web_search_preview", "web_sear
                                    "web_search_preview_2025_03_11"))
 
 
-def _chat_function(tool: dict[str, Any]) -> dict[str, Any]:
-    function = {"name": tool.get("name")}
+# A namespaced function goes to a chat upstream as `<namespace>__<name>`: unique even when two namespaces share a
+# function name, and valid in every provider's function names ([A-Za-z0-9_-]); a call of it is mapped back.
+NAMESPACE_SEPARATOR = "__"
+
+
+def upstream_name(name: Any, namespace: Any) -> Any:
+    """The chat name of a function (of a namespace, when one is given)."""
+    if isinstance(namespace, str) and namespace and isinstance(name, str):
+        return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+    return name
+
+
+def namespaced_functions(tools: Any) -> dict[str, tuple[str, str]]:
+    """The chat name of each function of a `namespace` tool -> (namespace, name): what gives a call its
+    namespace back. Plain function tools are not in it."""
+    out: dict[str, tuple[str, str]] = {}
+    for tool in tools if isinstance(tools, list) else ():
+        if not (isinstance(tool, dict) and tool.get("type") == "namespace" and isinstance(tool.get("tools"), list)):
+            continue
+        namespace = tool.get("name")
+        for inner in tool["tools"]:
+            if isinstance(namespace, str) and namespace and isinstance(inner, dict) and isinstance(
+                    inner.get("name"), str):
+                out[upstream_name(inner["name"], namespace)] = (namespace, inner["name"])
+    return out
+
+
+def _chat_function(tool: dict[str, Any], namespace: Any = None) -> dict[str, Any]:
+    function = {"name": upstream_name(tool.get("name"), namespace)}
     for key in ("description", "parameters", "strict"):
         if tool.get(key) is not None:
             function[key] = tool[key]
@@ -188,7 +216,7 @@ def _chat_function(tool: dict[str, Any]) -> dict[str, Any]:
 
 def _chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Function tools, and the function tools inside a `namespace` (Codex groups its sub-agent tools so), as chat
-    functions under their own names; a call of one comes back without its namespace."""
+    functions; a namespace's under `upstream_name`."""
     out = []
     for i, tool in enumerate(tools):
         kind = tool.get("type")
@@ -201,7 +229,7 @@ def _chat_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     raise UpstreamError(400, f"Tools of type '{inner_kind}' need a provider with the Responses API; "
                                         "this one takes function tools only.", param=f"tools[{i}].tools[{j}]",
                                         code="unsupported_value")
-                out.append(_chat_function(inner))
+                out.append(_chat_function(inner, tool.get("name")))
         elif kind in OPTIONAL_HOSTED_TOOLS:
             continue
         else:
@@ -348,8 +376,19 @@ def _call_item(call_id: str, name: str, arguments: str, status: str = "completed
             "name": name, "arguments": arguments}
 
 
-def from_chat_response(chat: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, Any] | None]:
-    """A chat completion's first choice as Responses output items, with status and incomplete_details."""
+def _name_call(item: dict[str, Any], name: str, namespaces: dict[str, tuple[str, str]]) -> None:
+    """Names a call item; a call of a namespaced function gets its own name and its `namespace` back (Codex
+    routes a call by both)."""
+    if name in namespaces:
+        item["namespace"], item["name"] = namespaces[name]
+    else:
+        item["name"] = name
+
+
+def from_chat_response(chat: dict[str, Any], namespaces: dict[str, tuple[str, str]] | None = None
+                       ) -> tuple[list[dict[str, Any]], str, dict[str, Any] | None]:
+    """A chat completion's first choice as Responses output items, with status and incomplete_details;
+    `namespaces` (from `namespaced_functions`) names the calls of namespaced functions."""
     choices = chat.get("choices") or []
     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
     message = message if isinstance(message := choice.get("message"), dict) else {}
@@ -363,8 +402,8 @@ def from_chat_response(chat: dict[str, Any]) -> tuple[list[dict[str, Any]], str,
     for call in message.get("tool_calls") or ():
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
-            item = _call_item(call.get("id") or new_id("call"), function.get("name") or "",
-                              function.get("arguments") or "")
+            item = _call_item(call.get("id") or new_id("call"), "", function.get("arguments") or "")
+            _name_call(item, function.get("name") or "", namespaces or {})
             if isinstance(call.get("extra_content"), dict):
                 item["extra_content"] = call["extra_content"]
             output.append(item)
@@ -402,6 +441,7 @@ class StreamTranslator(ChatDeltaWalker):
         self.text_index: int | None = None
         self.reasoning_index: int | None = None
         self.finish_reason: str | None = None
+        self.namespaces = namespaced_functions(request.get("tools"))
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -499,8 +539,8 @@ class StreamTranslator(ChatDeltaWalker):
         index = self.calls.get(position)
         if index is None or index not in self.open:
             events.extend(self._close_all(keep="function_call"))
-            item = _call_item(call.get("id") or new_id("call"), function.get("name") or "", "",
-                              status="in_progress")
+            item = _call_item(call.get("id") or new_id("call"), "", "", status="in_progress")
+            _name_call(item, function.get("name") or "", self.namespaces)
             index, added = self._add(item)
             self.calls[position] = index
             events.append(added)
@@ -508,7 +548,7 @@ class StreamTranslator(ChatDeltaWalker):
         if isinstance(call.get("extra_content"), dict):
             item["extra_content"] = call["extra_content"]
         if function.get("name") and not item["name"]:
-            item["name"] = function["name"]
+            _name_call(item, function["name"], self.namespaces)
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             item["arguments"] += arguments

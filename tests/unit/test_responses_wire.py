@@ -283,7 +283,7 @@ def test_system_and_developer_items_mid_conversation_stay_in_place():
         {"text": "Hi"}, {"text": marked % "Be brief."}, {"text": marked % "No emoji."}]}]
 
 
-def test_codex_tools_translate_namespaces_flattened_and_hosted_web_search_left_out():
+def test_codex_tools_translate_namespaces_prefixed_and_hosted_web_search_left_out():
     """Codex offers web search and groups its sub-agent tools in a namespace on every request; a provider without
     the Responses API gets the functions, and no web search, rather than a 400."""
     tools = [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
@@ -294,7 +294,7 @@ def test_codex_tools_translate_namespaces_flattened_and_hosted_web_search_left_o
     chat = wire.to_chat_body({"model": "m", "tools": tools, "tool_choice": "auto"}, [], False)
     assert chat["tools"] == [
         {"type": "function", "function": {"name": "exec_command", "parameters": {"type": "object"}}},
-        {"type": "function", "function": {"name": "spawn_agent", "description": "Spawn.",
+        {"type": "function", "function": {"name": "multi_agent_v1__spawn_agent", "description": "Spawn.",
                                           "parameters": {"type": "object"}}}]
     assert chat["tool_choice"] == "auto"
     only_search = wire.to_chat_body({"model": "m", "tools": [tools[2]], "tool_choice": "auto"}, [], False)
@@ -303,3 +303,55 @@ def test_codex_tools_translate_namespaces_flattened_and_hosted_web_search_left_o
         wire.to_chat_body({"model": "m", "tools": [{"type": "namespace", "name": "n", "tools": [
             {"type": "custom", "name": "apply_patch"}]}]}, [], False)
     assert info.value.param == "tools[0].tools[0]"
+
+
+# Two namespaces with a function of the same name, and a plain function of that name too.
+NAMESPACED_TOOLS = [
+    {"type": "function", "name": "wait", "parameters": {"type": "object"}},
+    {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+     "tools": [{"type": "function", "name": "wait", "parameters": {"type": "object"}}]},
+    {"type": "namespace", "name": "mcp__docs", "description": "Docs.",
+     "tools": [{"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]
+
+
+def test_namespaced_functions_get_unique_chat_names_and_calls_carry_them_as_namespace():
+    chat = wire.to_chat_body({"model": "m", "tools": NAMESPACED_TOOLS}, [], False)
+    assert [t["function"]["name"] for t in chat["tools"]] == ["wait", "multi_agent_v1__wait", "mcp__docs__wait"]
+    answer = {"choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "mcp__docs__wait", "arguments": "{}"}},
+        {"id": "c2", "type": "function", "function": {"name": "wait", "arguments": "{}"}}]}}]}
+    output, status, _ = wire.from_chat_response(answer, wire.namespaced_functions(NAMESPACED_TOOLS))
+    assert [(i.get("namespace"), i["name"], i["call_id"]) for i in output] == [
+        ("mcp__docs", "wait", "c1"), (None, "wait", "c2")]
+    assert "namespace" not in output[1]  # a plain function's call stays as it was
+    parsed = construct_type(type_=Response, value=wire.response_object({}, "resp_t", 0, "m", status, output,
+                                                                        None, "p"))
+    assert parsed.output[0].namespace == "mcp__docs"
+
+
+def test_a_namespaced_call_sent_back_as_input_goes_upstream_under_its_chat_name():
+    items = [{"type": "function_call", "call_id": "c1", "name": "wait", "namespace": "multi_agent_v1",
+              "arguments": "{}"},
+             {"type": "function_call_output", "call_id": "c1", "output": "done"}]
+    [call, _] = wire.to_chat_messages(None, items)
+    assert call["tool_calls"][0]["function"]["name"] == "multi_agent_v1__wait"
+
+
+def test_a_streamed_namespaced_call_carries_its_namespace_in_every_item_event():
+    translator = wire.StreamTranslator({"model": "m", "tools": NAMESPACED_TOOLS}, "resp_t", "m", "p")
+    events = translator.start()
+    events += translator.feed(chunk({"tool_calls": [{"index": 0, "id": "c1", "function": {
+        "name": "multi_agent_v1__wait", "arguments": '{"s"'}}]}))
+    events += translator.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}))
+    events += translator.feed(chunk({"tool_calls": [{"index": 1, "id": "c2", "function": {
+        "name": "wait", "arguments": "{}"}}]}))
+    events += translator.feed(chunk({}, "tool_calls"))
+    events += translator.finish(None)
+    items = [e["item"] for e in events if e["type"] in ("response.output_item.added", "response.output_item.done")]
+    assert [(i.get("namespace"), i["name"]) for i in items] == [  # added, added, done, done
+        ("multi_agent_v1", "wait"), (None, "wait"), ("multi_agent_v1", "wait"), (None, "wait")]
+    done = [e["name"] for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert done == ["wait", "wait"]
+    final = sdk_final(events)
+    assert [(c.namespace, c.name, c.arguments) for c in final.output] == [
+        ("multi_agent_v1", "wait", '{"s":1}'), (None, "wait", "{}")]

@@ -70,7 +70,8 @@ class ResponsesExchange(BaseExchange):
             data["previous_response_id"] = self.body.get("previous_response_id")
         else:
             chat, usage = adapter.parse_chat_response(content)
-            output, status, incomplete = wire.from_chat_response(chat)
+            output, status, incomplete = wire.from_chat_response(
+                chat, wire.namespaced_functions(self.body.get("tools")))
             data = wire.response_object(self.body, self.id, self.created_at, chat.get("model") or record.model,
                                         status, output, wire.usage_to_responses(usage), target.name,
                                         incomplete=incomplete)
