@@ -18,8 +18,8 @@ MODELS = ["gpt-4o-mini", "tool-model", "fail-429", "fail-401", "fail-400", "fail
           "think-model"]
 LONG_STREAMS = ("long-stream", "gpt-4o-long-stream")  # the second: a model with an OpenAI tokenizer
 # Answered too, though not listed (ask for them as "openai/<name>"): fail-text, huge-body, long-line,
-# trickle, error-event-secrets (chat and Responses streams). Embeddings also answer fail-429, fail-text and slow,
-# and bag-<anything> with bag_of_words vectors (the semantic cache's tests).
+# trickle, error-event-secrets (chat and Responses streams), last-tool-model (chat). Embeddings also answer
+# fail-429, fail-text and slow, and bag-<anything> with bag_of_words vectors (the semantic cache's tests).
 TRICKLE_CHUNKS = 200  # model "trickle": one content chunk every TRICKLE_EVERY seconds, this many at most
 TRICKLE_EVERY = 0.05
 REPLY = ["Hello", " from", " the", " fake", " upstream", "!"]
@@ -29,6 +29,16 @@ SPEECH = b"ID3" + bytes(range(256)) * 40  # what /audio/speech answers: bytes, a
 
 
 STOPWORDS = frozenset("a an the what whats s is are of me tell please could you can i to in do does which".split())
+
+
+# tool-model calls get_weather; last-tool-model calls the last function it was offered, under the name it got.
+TOOL_MODELS = ("tool-model", "last-tool-model")
+
+
+def called_tool(body: dict) -> str:
+    if body["model"] == "last-tool-model":
+        return body["tools"][-1]["function"]["name"]
+    return "get_weather"
 
 
 def bag_of_words(text: str, size: int = 64) -> list[float]:
@@ -130,9 +140,9 @@ class FakeUpstream(FakeServer):
         completion = len(REPLY)
         message = {"role": "assistant", "content": "".join(REPLY)}
         finish = "stop"
-        if model == "tool-model":
+        if model in TOOL_MODELS:
             message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                {"id": "call_1", "type": "function", "function": {"name": called_tool(body),
                                                                   "arguments": '{"city":"Paris"}'}}]}
             finish = "tool_calls"
         if model == "think-model":
@@ -195,9 +205,9 @@ class FakeUpstream(FakeServer):
             for thought in REASONING:
                 await event({**base, "choices": [{"index": 0, "delta": {"reasoning_content": thought},
                                                   "finish_reason": None}]})
-        if model == "tool-model":
+        if model in TOOL_MODELS:
             await event({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
-                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather",
+                {"index": 0, "id": "call_1", "type": "function", "function": {"name": called_tool(body),
                                                                               "arguments": ""}}]},
                 "finish_reason": None}]})
             for part in ['{"ci', 'ty":', '"Paris"}']:

@@ -251,3 +251,41 @@ def test_the_async_client(gateway, tenant_key, groq):
     created, deltas, final, retrieved = asyncio.run(run())
     assert created.output_text == final.output_text == "".join(deltas) == TEXT
     assert retrieved.id == created.id and retrieved.output_text == TEXT
+
+
+# Codex's tools (tests/fixtures/agents/codex-*.json record the shape): a plain function, hosted web search, and
+# a namespace grouping its sub-agent functions; last-tool-model calls the namespace's function.
+CODEX_TOOLS = [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+               {"type": "web_search", "external_web_access": False},
+               {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.",
+                "tools": [{"type": "function", "name": "spawn_agent", "parameters": WEATHER_TOOL["parameters"]}]}]
+
+
+def _assert_namespaced(call):
+    assert (call.type, call.namespace, call.name, call.call_id) == ("function_call", "multi_agent_v1",
+                                                                    "spawn_agent", "call_1")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_translated_call_of_a_namespaced_function_comes_back_with_its_namespace(client, groq, upstream, stream):
+    if stream:
+        with client.responses.stream(model="groq/last-tool-model", input="Spawn one.", tools=CODEX_TOOLS) as events:
+            added = [e.item for e in events if e.type in ("response.output_item.added", "response.output_item.done")]
+            first = events.get_final_response()
+        for item in added:
+            _assert_namespaced(item)
+    else:
+        first = client.responses.create(model="groq/last-tool-model", input="Spawn one.", tools=CODEX_TOOLS)
+    [call] = first.output
+    _assert_namespaced(call)
+    assert [t["function"]["name"] for t in upstream.chat_requests()[0]["body"]["tools"]] == [
+        "exec_command", "multi_agent_v1__spawn_agent"]
+    _assert_namespaced(client.responses.retrieve(first.id).output[0])
+    # Codex answers the call: the stored call is replayed upstream under the name the upstream gave it.
+    second = client.responses.create(
+        model="groq/gpt-4o-mini", previous_response_id=first.id, tools=CODEX_TOOLS,
+        input=[{"type": "function_call_output", "call_id": "call_1", "output": "spawned"}])
+    items = client.responses.input_items.list(second.id, order="asc").data
+    _assert_namespaced(items[1])
+    replayed = upstream.chat_requests()[1]["body"]["messages"][1]["tool_calls"][0]["function"]
+    assert replayed["name"] == "multi_agent_v1__spawn_agent"
