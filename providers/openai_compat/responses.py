@@ -7,6 +7,7 @@ Shapes follow https://platform.openai.com/docs/api-reference/responses and the o
 ground truth for what an upstream sends.
 """
 
+import hashlib
 import re
 import time
 import uuid
@@ -182,13 +183,18 @@ OPTIONAL_HOSTED_TOOLS = frozenset(("web_search", "web_search_preview", "web_sear
 # A namespaced function goes to a chat upstream as `<namespace>__<name>`: unique even when two namespaces share a
 # function name, and valid in every provider's function names ([A-Za-z0-9_-]); a call of it is mapped back.
 NAMESPACE_SEPARATOR = "__"
+MAX_FUNCTION_NAME = 64  # OpenAI's, Anthropic's and Gemini's limit on a function's name
 
 
 def upstream_name(name: Any, namespace: Any) -> Any:
     """The chat name of a function (of a namespace, when one is given)."""
-    if isinstance(namespace, str) and namespace and isinstance(name, str):
-        return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
-    return name
+    if not (isinstance(namespace, str) and namespace and isinstance(name, str)):
+        return name
+    full = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+    if len(full) <= MAX_FUNCTION_NAME:
+        return full
+    # Too long for the upstream: cut, with a digest of the whole name so that it stays unique.
+    return f"{full[:MAX_FUNCTION_NAME - 9]}_{hashlib.sha256(full.encode()).hexdigest()[:8]}"
 
 
 def namespaced_functions(tools: Any) -> dict[str, tuple[str, str]]:

@@ -355,3 +355,13 @@ def test_a_streamed_namespaced_call_carries_its_namespace_in_every_item_event():
     final = sdk_final(events)
     assert [(c.namespace, c.name, c.arguments) for c in final.output] == [
         ("multi_agent_v1", "wait", '{"s":1}'), (None, "wait", "{}")]
+
+
+def test_a_namespaced_name_too_long_for_a_provider_is_cut_uniquely_and_still_mapped_back():
+    tools = [{"type": "namespace", "name": "mcp__" + "x" * 50, "tools": [
+        {"type": "function", "name": f"read_{kind}_file"} for kind in ("text", "json")]}]
+    names = [t["function"]["name"] for t in wire.to_chat_body({"model": "m", "tools": tools}, [], False)["tools"]]
+    assert all(len(name) == 64 for name in names) and names[0] != names[1]
+    answer = {"choices": [{"message": {"tool_calls": [{"id": "c1", "function": {"name": names[1]}}]}}]}
+    [call], _, _ = wire.from_chat_response(answer, wire.namespaced_functions(tools))
+    assert (call["namespace"], call["name"]) == ("mcp__" + "x" * 50, "read_json_file")
