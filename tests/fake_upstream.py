@@ -59,11 +59,13 @@ class FakeUpstream(FakeServer):
         self.reset_content()
 
     def reset_content(self):
-        """/files/{id}/content: in one body (0), or in pieces of `content_chunk` bytes, with a content-length
-        unless `content_declared` is off, cut (the connection dropped) once `content_cut_at` bytes went."""
+        """/files/{id}/content: in one body (0), or in pieces of `content_chunk` bytes `content_pause` seconds
+        apart, with a content-length unless `content_declared` is off, cut (the connection dropped) once
+        `content_cut_at` bytes went."""
         self.content_chunk = 0
         self.content_declared = True
         self.content_cut_at: int | None = None
+        self.content_pause = 0.0  # seconds between two pieces
         self.content_sent = 0  # bytes of the last piecewise content handed to the server
         self.content_abandoned = threading.Event()  # its reader went away before the end
 
@@ -436,7 +438,7 @@ class FakeUpstream(FakeServer):
                     raise ConnectionAbortedError("the fake cuts the file mid-way")  # uvicorn drops the connection
                 await send({"type": "http.response.body", "body": content[at:at + self.content_chunk],
                             "more_body": True})
-                await asyncio.sleep(0)  # the disconnect watcher's turn
+                await asyncio.sleep(self.content_pause)  # and the disconnect watcher's turn
                 if gone.done():
                     self.content_abandoned.set()
                     return

@@ -192,3 +192,14 @@ def test_a_file_over_the_body_cap_is_refused_or_cut(gateway, provider, upstream,
     upstream.content_declared = False
     with pytest.raises(httpx.RemoteProtocolError):
         httpx.get(content_url(gateway, file_id), headers={"Authorization": f"Bearer {tenant_key[2]}"})
+
+
+def test_a_download_past_the_deadline_is_cut(gateway, provider, upstream, tenant_key, settings):
+    import httpx
+
+    settings.UPSTREAM_DEADLINE = 0.5
+    upstream.content_chunk, upstream.content_pause = 64 * 1024, 0.05  # 64 pieces: ~3 s
+    file_id, _ = provider_holds(upstream, tenant_key, 4 * MIB)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(content_url(gateway, file_id), headers={"Authorization": f"Bearer {tenant_key[2]}"})
+    assert upstream.content_sent < 4 * MIB
