@@ -82,6 +82,7 @@ def upstream(upstream_server):
     upstream_server.flaky_failures = 0
     upstream_server.retry_after = b"0"
     upstream_server.key_answers.clear()
+    upstream_server.reset_content()
     return upstream_server
 
 

@@ -41,6 +41,7 @@ class FakeServer:
         query = scope["query_string"].decode() if self.query_as_text else scope["query_string"]
         self.requests.append({"method": scope["method"], "path": scope["path"], "query": query,
                               "headers": headers, "body": parsed, **({"raw": body} if form else {})})
+        scope = {**scope, "receive": receive}  # for a handler that watches for its reader going away
         await self.handle(scope, headers, parsed, send)
 
     async def handle(self, scope, headers, body, send):

@@ -6,6 +6,7 @@ What it answers depends on the model name (see `behaviour`); every request it re
 import asyncio
 import math
 import re
+import threading
 import time
 import zlib
 
@@ -65,6 +66,18 @@ class FakeUpstream(FakeServer):
         self.key_answers: dict[str, tuple[int, bytes | None]] = {}
         self.batches: dict[str, dict] = {}
         self.files: dict[str, dict] = {}  # /files: id → the file object, with its bytes in "_content"
+        self.reset_content()
+
+    def reset_content(self):
+        """/files/{id}/content: in one body (0), or in pieces of `content_chunk` bytes `content_pause` seconds
+        apart, with a content-length unless `content_declared` is off, cut (the connection dropped) once
+        `content_cut_at` bytes went."""
+        self.content_chunk = 0
+        self.content_declared = True
+        self.content_cut_at: int | None = None
+        self.content_pause = 0.0  # seconds between two pieces
+        self.content_sent = 0  # bytes of the last piecewise content handed to the server
+        self.content_abandoned = threading.Event()  # its reader went away before the end
 
     def keys_used(self) -> list[str]:
         """The bearer token of every chat call received, in order."""
@@ -85,7 +98,8 @@ class FakeUpstream(FakeServer):
         if "/batches" in scope["path"]:
             return await self.batches_api(scope["method"], scope["path"].split("/batches", 1)[1], parsed, send)
         if "/files" in scope["path"]:
-            return await self.files_api(scope["method"], scope["path"].split("/files", 1)[1], parsed, send)
+            return await self.files_api(scope["method"], scope["path"].split("/files", 1)[1], parsed, send,
+                                        scope.get("receive"))
         if scope["path"].endswith(("/audio/transcriptions", "/audio/translations", "/images/edits")):
             return await self.upload(scope["path"].rsplit("/", 1)[-1], parsed, send)
         if scope["path"].endswith(("/images/generations", "/audio/speech", "/moderations")):
@@ -394,7 +408,7 @@ class FakeUpstream(FakeServer):
         await send({"type": "http.response.body", "body": b""})
 
     # -- /files: upload (multipart), list, retrieve, content, delete ----------------------------------------
-    async def files_api(self, method, rest, form, send):
+    async def files_api(self, method, rest, form, send, receive=None):
         parts = rest.strip("/").split("/") if rest.strip("/") else []
         if method == "POST" and not parts:
             filename, content = form["file"]
@@ -411,6 +425,8 @@ class FakeUpstream(FakeServer):
             return await self._json(send, 404, {"error": {"message": f"No such File object: {parts[:1]}",
                                                           "type": "invalid_request_error", "param": "id",
                                                           "code": None}})
+        if method == "GET" and parts[1:] == ["content"] and self.content_chunk:
+            return await self.content_in_pieces(receive, stored["_content"], send)
         if method == "GET" and parts[1:] == ["content"]:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/octet-stream")]})
@@ -419,6 +435,32 @@ class FakeUpstream(FakeServer):
             return await self._json(send, 200, self.public(stored))
         del self.files[parts[0]]
         return await self._json(send, 200, {"id": parts[0], "object": "file", "deleted": True})
+
+    async def content_in_pieces(self, receive, content, send):
+        length = [(b"content-length", b"%d" % len(content))] if self.content_declared else []
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/octet-stream"), *length]})
+        gone = asyncio.ensure_future(self._disconnect(receive))
+        self.content_sent = 0
+        try:
+            for at in range(0, len(content), self.content_chunk):
+                if self.content_cut_at is not None and at >= self.content_cut_at:
+                    raise ConnectionAbortedError("the fake cuts the file mid-way")  # uvicorn drops the connection
+                await send({"type": "http.response.body", "body": content[at:at + self.content_chunk],
+                            "more_body": True})
+                await asyncio.sleep(self.content_pause)  # and the disconnect watcher's turn
+                if gone.done():
+                    self.content_abandoned.set()
+                    return
+                self.content_sent = min(at + self.content_chunk, len(content))
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            gone.cancel()
+
+    @staticmethod
+    async def _disconnect(receive):
+        while (await receive())["type"] != "http.disconnect":
+            pass
 
     # -- /batches: created from an uploaded file; the first GET finds it completed, with an output file of one
     # chat completion per input line (11 prompt and 6 completion tokens each) ---------------------------------

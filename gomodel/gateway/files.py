@@ -7,7 +7,10 @@ Which provider: the upload's `provider` form field (or `?provider=`), else FILES
 where the file lives. The key must be allowed that provider (`provider/*` in its allow-list, as for
 passthrough); the request and concurrency limits apply. Files cost nothing here: no usage event."""
 
+import asyncio
+import logging
 import re
+from typing import cast
 
 import orjson
 from asgiref.sync import sync_to_async
@@ -21,13 +24,17 @@ from .auth import Principal
 from .errors import INVALID_REQUEST, NOT_FOUND, GatewayError, invalid
 from .http import Request
 from .limits import allowed_chain
+from .pipeline.run import watch_disconnect
 from .runtime import get_runtime
 from .upstream import transport_error, unreadable, upstream_error
-from .upstream_errors import HTTPError
+from .upstream_client import UpstreamResponse
+from .upstream_errors import HTTPError, ResponseTooLarge
 from .usage_views import _query
 
 FILE_ID = re.compile(r"[A-Za-z0-9_.-]{1,255}")  # anything else names no file
 MAX_PAGE = 10_000  # OpenAI's own cap for a files page
+
+log = logging.getLogger(__name__)
 
 
 def _not_found(file_id: str) -> GatewayError:
@@ -57,8 +64,7 @@ async def send_to_provider(req: Request, runtime, principal: Principal, target: 
         if body is None:
             upstream_headers.pop("content-type", None)
         try:
-            response = await runtime.http.request(method, target.base_url.rstrip("/") + path,
-                                                  headers=upstream_headers, content=body)
+            response = await runtime.http.request(method, _url(target, path), headers=upstream_headers, content=body)
         except HTTPError as exc:
             raise transport_error(target, exc) from None
         if not 200 <= response.status_code < 300:
@@ -67,6 +73,95 @@ async def send_to_provider(req: Request, runtime, principal: Principal, target: 
     finally:
         if admission is not None:
             admission.finish()
+
+
+def _url(target: Target, path: str) -> str:
+    return target.base_url.rstrip("/") + path
+
+
+async def open_from_provider(runtime, target: Target, path: str) -> UpstreamResponse:
+    """A GET whose 2xx answer comes back unread (the upstream client's stream mode, as a streamed call's), for
+    a body relayed as it arrives; a non-2xx is the scrubbed error, a declared length over the cap a 502."""
+    request = runtime.http.build_request("GET", _url(target, path), headers={**auth_headers(target), "accept": "*/*"})
+    try:
+        response = await runtime.http.send(request, stream=True)
+    except HTTPError as exc:
+        raise transport_error(target, exc) from None
+    try:
+        if not 200 <= response.status_code < 300:
+            raise upstream_error(target, response.status_code, await response.aread(), response.headers)
+        declared = response.headers.get("content-length") or ""
+        if declared.isdigit() and int(declared) > settings.UPSTREAM_MAX_BODY_BYTES:
+            raise transport_error(target, ResponseTooLarge(f"the upstream's body of {declared} bytes is over "
+                                                           "UPSTREAM_MAX_BODY_BYTES"))
+    except HTTPError as exc:  # the error answer itself could not be read
+        await response.aclose()
+        raise transport_error(target, exc) from None
+    except BaseException:
+        await response.aclose()
+        raise
+    return response
+
+
+class _HangUp:
+    """watch_disconnect's note for a relay without a usage record."""
+
+    __slots__ = ("status", "error_type")
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.error_type: str | None = None
+
+
+def content_headers(response: UpstreamResponse) -> list[tuple[bytes, bytes]]:
+    """The provider's content-type, and its length when the bytes relayed are the bytes it counted (the client
+    decompresses a compressed answer: its length is not the relayed one)."""
+    content_type = response.headers.get("content-type") or "application/octet-stream"
+    headers = [(b"content-type", content_type.encode("latin-1"))]
+    length = response.headers.get("content-length") or ""
+    if length.isdigit() and (response.headers.get("content-encoding") or "identity").strip().lower() == "identity":
+        headers.append((b"content-length", length.encode()))
+    return headers
+
+
+async def relay_body(req: Request, target: Target, response: UpstreamResponse) -> None:
+    """The upstream's 2xx body to the client as it arrives, one piece at a time (each write waits for the
+    client to take it: memory does not grow with the body). The client's hang-up closes the upstream; an
+    upstream failure mid-way (a break, the deadline, over UPSTREAM_MAX_BODY_BYTES) leaves the answer
+    unfinished, so the server cuts the connection and the client sees a cut body, never a complete one."""
+    task = cast("asyncio.Task[None]", asyncio.current_task())  # a request runs in a task
+    note = _HangUp()
+    watcher = None
+    try:
+        await req.start(200, content_headers(response))
+        watcher = asyncio.ensure_future(watch_disconnect(req, task, note))
+        if await _pump(req, target, response):
+            watcher.cancel()
+            await req.finish()
+    except asyncio.CancelledError:
+        if note.error_type != "client_disconnected":
+            raise
+        task.uncancel()  # the watcher cancelled us: the client hung up
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await response.aclose()
+
+
+async def _pump(req: Request, target: Target, response: UpstreamResponse) -> bool:
+    """Relay every piece; False when the upstream failed mid-way (logged: the client only sees the cut)."""
+    cap, relayed = settings.UPSTREAM_MAX_BODY_BYTES, 0
+    try:
+        async for piece in response.aiter_bytes():
+            relayed += len(piece)
+            if relayed > cap:  # the stream mode does not apply the cap: applied here as bytes arrive
+                raise ResponseTooLarge(f"the upstream's body is over UPSTREAM_MAX_BODY_BYTES ({cap})")
+            await req.write(piece)
+    except HTTPError as exc:
+        log.warning("file content from provider %s cut after %d bytes (request %s): %s", target.name, relayed,
+                    req.request_id, transport_error(target, exc).message)
+        return False
+    return True
 
 
 def page_limit(query: dict, default: int, most: int) -> int:
@@ -146,10 +241,15 @@ async def retrieve_file(req: Request, file_id: str) -> None:
 
 
 async def file_content(req: Request, file_id: str) -> None:
+    """Relayed as it arrives (relay_body), under the key's request and concurrency limits until its last byte."""
     runtime, principal, row, target = await _owned(req, file_id)
-    response = await send_to_provider(req, runtime, principal, target, "GET", f"/files/{row.file_id}/content")
-    content_type = response.headers.get("content-type") or "application/octet-stream"
-    await req.respond(200, response.content, content=[(b"content-type", content_type.encode("latin-1"))])
+    admission = await runtime.limits.admit(req, principal, 0)
+    try:
+        response = await open_from_provider(runtime, target, f"/files/{row.file_id}/content")
+        await relay_body(req, target, response)
+    finally:
+        if admission is not None:
+            admission.finish()
 
 
 async def delete_file(req: Request, file_id: str) -> None:

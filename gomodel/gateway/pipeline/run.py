@@ -10,7 +10,7 @@ miss's complete answer is stored here: the upstream body, or the stream's events
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from django.conf import settings
 
@@ -206,7 +206,14 @@ async def relay_stream(call: Call, writer: StreamWriter, response: UpstreamRespo
         await response.aclose()
 
 
-async def watch_disconnect(req: Request, task: "asyncio.Task[None]", record: UsageRecord) -> None:
+class HangUpNote(Protocol):
+    """Where a hang-up is noted (a UsageRecord, or a relay's own note): how the cancelled task tells it apart."""
+
+    status: int
+    error_type: str | None
+
+
+async def watch_disconnect(req: Request, task: "asyncio.Task[None]", record: HangUpNote) -> None:
     while True:
         message = await req.receive()
         if message["type"] == "http.disconnect":
