@@ -2,6 +2,7 @@
 --   BENCH_KEY     the bearer key to send (optional: the mock ignores it)
 --   BENCH_STREAM  "1" to ask for an SSE stream ("stream": true)
 --   BENCH_MODEL   the model name (default gpt-4o-mini)
+--   BENCH_USER    an end user to name (header x-gomodel-user; the +limits row's per-user limits)
 --   BENCH_VARY    "1": every request a different prompt (the response cache's misses), kept 2 s (x-gomodel-cache-ttl)
 -- At the end it prints one machine-readable line, "BENCH_JSON {...}", that run.py parses
 -- (latencies in microseconds; wrk's --latency table is printed above it for humans).
@@ -15,6 +16,10 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 if key ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. key
+end
+local user = os.getenv("BENCH_USER") or ""
+if user ~= "" then
+  wrk.headers["x-gomodel-user"] = user
 end
 local function body(text)
   return '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are terse."},'

@@ -52,6 +52,10 @@ BIN = Path(PY).parent
 APP = "gomodel.asgi:application"
 TRANSPORT_APP = "bench.transport_app:application"  # the same app with GOMODEL_HTTP_TRANSPORT's client
 MODEL = "gpt-4o-mini"
+# The +limits row's provider and model quotas (never reached), synced into the provider config for that row alone.
+QUOTAS = {"OPENAI_RPM": "2000000000", "OPENAI_TPM": "2000000000", "OPENAI_CONCURRENCY": "1000000",
+          "OPENAI_MODEL_QUOTAS": json.dumps(
+              {MODEL: {"rpm": 2_000_000_000, "tpm": 2_000_000_000, "concurrency": 1_000_000}})}
 USAGE_STREAM = "gomodel:bench:usage"
 INVALIDATION_CHANNEL = "gomodel:bench:invalidate"
 LIMITS_PREFIX = "gomodel:bench:rl"
@@ -330,9 +334,9 @@ class Result:
 
 
 def run_wrk(procs: Processes, url: str, conc: int, seconds: float, stream: bool, key: str, threads: int,
-            timeout: float, vary: bool = False) -> dict:
+            timeout: float, vary: bool = False, user: str = "") -> dict:
     env = dict(os.environ, BENCH_KEY=key, BENCH_STREAM="1" if stream else "0", BENCH_MODEL=MODEL,
-               BENCH_VARY="1" if vary else "0")
+               BENCH_VARY="1" if vary else "0", BENCH_USER=user)
     cmd = ["wrk", "-t", str(threads), "-c", str(conc), "-d", f"{max(1, round(seconds))}s", "--latency", "--timeout",
            f"{max(1, round(timeout))}s", "-s", str(BENCH_DIR / "post.lua"), url]
     proc = procs.start("wrk", cmd, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -467,11 +471,13 @@ class Bench:
         limits = getattr(self.args, "limits", None)
         if limits:  # limits never reached: `all` = every limit of the key and its tenant plus allow-lists
             manage(env, "create_tenant", "bench-limited")
-            if limits == "all":
+            if limits == "all":  # + a label's and the end user's limits; the provider's and model's quotas below
                 manage(env, "shell", "-c", "from accounting.models import Tenant; t = Tenant.objects.get(slug="
                        "'bench-limited'); t.rpm_limit = t.tpm_limit = 2_000_000_000; t.concurrency_limit = 1_000_000; "
-                       "t.allowed_models = ['openai/*']; t.save()")
-                flags = ["--tpm", "2000000000", "--concurrency", "1000000", "--models", f"openai/{MODEL}"]
+                       "t.allowed_models = ['openai/*']; t.user_rpm_limit = t.user_tpm_limit = 2_000_000_000; "
+                       "t.label_limits = {'team:bench': {'rpm': 2_000_000_000, 'tpm': 2_000_000_000}}; t.save()")
+                flags = ["--tpm", "2000000000", "--concurrency", "1000000", "--models", f"openai/{MODEL}",
+                         "--labels", "team:bench"]
             else:  # "rpm": one requests-per-minute limit on the key
                 flags = []
             out = manage(env, "create_api_key", "bench-limited", "--name", "bench-limited", "--rpm", "2000000000",
@@ -529,13 +535,13 @@ class Bench:
                 log(f"worker probe: {exc}")
         return proc, base, logfile
 
-    def measure(self, label: str, url: str, key: str, server_pid: int | None, vary: bool = False):
+    def measure(self, label: str, url: str, key: str, server_pid: int | None, vary: bool = False, user: str = ""):
         a = self.args
         for mode in a.modes:
             for conc in a.concurrency:
                 stream = mode == "stream"
                 if a.warmup > 0:
-                    run_wrk(self.procs, url, conc, a.warmup, stream, key, a.threads, a.timeout, vary)
+                    run_wrk(self.procs, url, conc, a.warmup, stream, key, a.threads, a.timeout, vary, user)
                 workers = process_tree(server_pid) if server_pid else []
                 if server_pid:
                     self.usage_events += self.clear_stream()  # what the warm-up appended
@@ -543,7 +549,7 @@ class Bench:
                 cpu0 = {pid: cpu_seconds([pid]) for pid in workers + mine}
                 kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 busy0 = machine_busy_seconds()
-                data = run_wrk(self.procs, url, conc, a.duration, stream, key, a.threads, a.timeout, vary)
+                data = run_wrk(self.procs, url, conc, a.duration, stream, key, a.threads, a.timeout, vary, user)
                 busy1 = machine_busy_seconds()
                 kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 used = {pid: cpu_seconds([pid]) - before for pid, before in cpu0.items()}
@@ -584,7 +590,8 @@ class Bench:
                 parts.append(f"wrk {wrk_cpu / seconds:.2f} cores, other load {result.extra['other_cores']:.2f}")
                 if result.rss_mb:
                     parts.append("RSS " + "/".join(f"{m:.0f}" for m in result.rss_mb) + " MB"
-                                 + (f", full GC {result.gc_ms:.1f} ms" if result.gc_ms is not None else "")
+                                 + (f", full GC {result.gc_ms:.1f} ms ({result.extra.get('tracked', 0):,} objects)"
+                                    if result.gc_ms is not None else "")
                                  + (f", GC {result.extra['gc_us_per_req']:.0f} us/req"
                                     if "gc_us_per_req" in result.extra else ""))
                 if errors:
@@ -627,7 +634,8 @@ class Bench:
         log(f"starting {label} ({1 if kind == 'daphne' else self.args.workers} process(es))")
         proc, base, logfile = self.start_gateway(kind, transport, key, traced)
         try:
-            self.measure(label, base + "/v1/chat/completions", key, proc.pid, vary=cache == "miss")
+            self.measure(label, base + "/v1/chat/completions", key, proc.pid, vary=cache == "miss",
+                     user="bench-user" if limited else "")
         finally:
             self.procs.stop(proc)
         if any(r.errors for r in self.results if r.label == label):
@@ -651,7 +659,13 @@ class Bench:
         best = max(candidates, key=lambda k: self.rps(f"{k}/{own}", "json", max(self.args.concurrency)),
                    default=None)
         if best and self.args.limits != "none":
-            self.bench_server(best, own, limited=True)
+            if self.args.limits == "all":  # the provider's and the model's quotas, for this row only
+                manage(dict(self.env, **QUOTAS), "sync_providers")
+            try:
+                self.bench_server(best, own, limited=True)
+            finally:
+                if self.args.limits == "all":
+                    manage(self.env, "sync_providers")
         if best and self.args.traces:
             self.bench_server(best, own, traced=True)
         if best and self.args.cache:

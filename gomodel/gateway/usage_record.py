@@ -12,15 +12,11 @@ if TYPE_CHECKING:
     from .limits import Admission
 
 
-def _no_tokens() -> int:
-    return 0
-
-
 class UsageRecord:
     __slots__ = ("request_id", "principal", "target", "requested_model", "model", "endpoint", "stream",
                  "started", "status", "error_type", "usage", "ttft_ms", "relayed", "relayed_chars", "_messages",
                  "attempts", "budget", "estimate_missing", "cache", "labels", "user", "trace",
-                 "images", "audio_seconds", "characters", "quota", "quota_tokens")
+                 "images", "audio_seconds", "characters", "quota", "_protocol")
 
     def __init__(self, req, target: Target, requested_model: str, model: str, endpoint: str, stream: bool,
                  messages):
@@ -54,8 +50,14 @@ class UsageRecord:
         self.characters = 0
         # The answering target's provider-quota claim (gateway/quotas.py); the Call settles it.
         self.quota: Admission | None = None
-        # The tokens a provider's TPM quota reserves (the Call's own estimate); 0 for a call that has none.
-        self.quota_tokens = getattr(req, "quota_tokens", None) or _no_tokens
+        # The plug-in whose estimate a provider's TPM quota reserves (held, not the Call: no reference cycle per call).
+        self._protocol = getattr(req, "protocol", None)
+
+    def quota_tokens(self) -> int:
+        """What a provider's TPM quota reserves for this call: the estimate the key's TPM takes (prompt + the most
+        it may generate); asked only of a target with a quota."""
+        protocol = self._protocol
+        return protocol.prompt_tokens() + protocol.output_tokens() if protocol is not None and protocol.billed else 0
 
     @property
     def messages(self) -> list:

@@ -159,12 +159,6 @@ class Call:
             upstream = prompt_cache.plan(upstream, target, model, self.auth.tenant_id)
         return upstream
 
-    def quota_tokens(self) -> int:
-        """What a provider's TPM quota reserves for this call: the estimate the key's TPM takes (prompt + the most
-        it may generate); asked only of a target with a quota."""
-        protocol = self.protocol
-        return protocol.prompt_tokens() + protocol.output_tokens() if protocol.billed else 0
-
     def guard(self) -> StreamGuard | None:
         """The budget guard of a stream (None when the caller has no budget or the model no price)."""
         return StreamGuard.maybe(self, self.runtime)
