@@ -62,6 +62,8 @@ LIMITS_PREFIX = "gomodel:bench:rl"
 LIMITED_SUFFIX = "+limits"
 TRACED_SUFFIX = "+traces"  # OTEL_EXPORTER_OTLP_ENDPOINT set (the mock takes the spans): every call traced
 TARGET_TRACES_SHARE = 0.9  # throughput with every call traced, vs the same server without
+PASSTHROUGH_SUFFIX = "+passthrough"  # the same body through /p/openai/v1/chat/completions (provider-native)
+TARGET_PASSTHROUGH_SHARE = 0.9  # passthrough's JSON throughput within 10 % of /v1/chat/completions' (issue #22)
 CACHE_PREFIX = "gomodel:bench:cache"
 HIT_SUFFIX, MISS_SUFFIX = "+cache-hit", "+cache-miss"  # a key with the response cache: the same prompt, or new ones
 TARGET_HIT_ADDED_P50_MS_C1 = 0.3  # a hit's p50 over the mock's own, c=1
@@ -627,14 +629,16 @@ class Bench:
         result.rss_mb = sorted(rss, reverse=True)
 
     def bench_server(self, kind: str, transport: str, limited: bool = False, cache: str | None = None,
-                     traced: bool = False):
+                     traced: bool = False, passthrough: bool = False):
         label = f"{kind}/{transport}" + (LIMITED_SUFFIX if limited else "") + (
-            {"hit": HIT_SUFFIX, "miss": MISS_SUFFIX}[cache] if cache else "") + (TRACED_SUFFIX if traced else "")
+            {"hit": HIT_SUFFIX, "miss": MISS_SUFFIX}[cache] if cache else "") + (TRACED_SUFFIX if traced else "") + (
+            PASSTHROUGH_SUFFIX if passthrough else "")
+        path = "/p/openai/v1/chat/completions" if passthrough else "/v1/chat/completions"
         key = self.limited_key if limited else self.cached_key if cache else self.key
         log(f"starting {label} ({1 if kind == 'daphne' else self.args.workers} process(es))")
         proc, base, logfile = self.start_gateway(kind, transport, key, traced)
         try:
-            self.measure(label, base + "/v1/chat/completions", key, proc.pid, vary=cache == "miss",
+            self.measure(label, base + path, key, proc.pid, vary=cache == "miss",
                      user="bench-user" if limited else "")
         finally:
             self.procs.stop(proc)
@@ -671,6 +675,8 @@ class Bench:
         if best and self.args.cache:
             self.bench_server(best, own, cache="hit")
             self.bench_server(best, own, cache="miss")
+        if best and self.args.passthrough:
+            self.bench_server(best, own, passthrough=True)
         for transport in others if best else ():
             self.bench_server(best, transport)
         self.elapsed = time.monotonic() - started
@@ -709,7 +715,7 @@ class Bench:
     def targets(self) -> tuple[list[str], bool]:
         lines, ok_all = [], True
         fast = [r for r in self.results if r.mode == "json" and r.label.split("/")[0] in ("uvicorn", "granian")
-                and not r.label.endswith((LIMITED_SUFFIX, HIT_SUFFIX, MISS_SUFFIX, TRACED_SUFFIX))]
+                and not r.label.endswith((LIMITED_SUFFIX, HIT_SUFFIX, MISS_SUFFIX, TRACED_SUFFIX, PASSTHROUGH_SUFFIX))]
         clean = [r for r in fast if r.errors <= 0.001 * max(r.requests, 1)]
         best_rps = max((r for r in clean if r.conc == 64), key=lambda r: r.rps, default=None)
         if best_rps is not None:
@@ -760,6 +766,15 @@ class Bench:
                 lines.append(f"{'PASS' if ok else 'FAIL'}  traces on every call, {r.mode.upper()}, c={r.conc}: "
                              f"{r.rps:,.0f} req/s = {share:.0%} of {plain:,.0f} without ({r.label}){cpu_text} vs "
                              f"target >= {TARGET_TRACES_SHARE:.0%}{noisy(r)}")
+        for r in self.results:  # provider-native passthrough within 10 % of the chat endpoint, JSON
+            if r.label.endswith(PASSTHROUGH_SUFFIX) and r.mode == "json" and r.conc == max(self.args.concurrency):
+                plain = self.rps(r.label[:-len(PASSTHROUGH_SUFFIX)], r.mode, r.conc)
+                share = r.rps / plain if plain else 0.0
+                ok = share >= TARGET_PASSTHROUGH_SHARE and r.errors <= 0.001 * max(r.requests, 1)
+                ok_all &= ok
+                lines.append(f"{'PASS' if ok else 'FAIL'}  passthrough, JSON, c={r.conc}: {r.rps:,.0f} req/s = "
+                             f"{share:.0%} of {plain:,.0f} on /v1/chat/completions ({r.label}) vs target >= "
+                             f"{TARGET_PASSTHROUGH_SHARE:.0%}{noisy(r)}")
         for line in self.cache_targets():
             ok_all &= line.startswith("PASS")
             lines.append(line)
@@ -912,6 +927,8 @@ def parse_args(argv=None):
     p.add_argument("--cache", action=argparse.BooleanOptionalAction, default=True,
                    help="the +cache-hit and +cache-miss rows: a key with the response cache, the same prompt every "
                         "time, or a new one every time (default on)")
+    p.add_argument("--passthrough", action=argparse.BooleanOptionalAction, default=True,
+                   help="the +passthrough row: the same chat body through /p/openai/v1/chat/completions (default on)")
     p.add_argument("--app", default=APP, help=f"the ASGI app to serve (default {APP})")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (DB, server logs)")
     p.add_argument("--gateway-root", default=str(ROOT),
