@@ -16,7 +16,7 @@ from accounting.provider_files import services as files_store
 
 from .budgets import release, reserve
 from .errors import NOT_FOUND, GatewayError, invalid
-from .files import answer_object, page_limit, provider_target, send_to_provider
+from .files import answer_object, created_object, page_limit, provider_target, send_to_provider
 from .http import Request
 from .json_body import parse_json_object
 from .runtime import get_runtime
@@ -52,10 +52,7 @@ async def create_batch(req: Request) -> None:
         release(runtime, held)
     body.pop("provider", None)
     response = await send_to_provider(req, runtime, principal, target, "POST", "/batches", body=orjson.dumps(body))
-    listing = answer_object(target, response)
-    if not isinstance(listing.get("id"), str) or not BATCH_ID.fullmatch(listing["id"]):
-        raise GatewayError(502, "provider_error", f"Provider '{target.name}' answered a batch without a usable id.",
-                           code="invalid_upstream_response")
+    listing = created_object(target, response, BATCH_ID, "batch")
     await sync_to_async(batches_store.do_record_batch, thread_sensitive=True)(
         principal.tenant_id, principal.key_id, target.name, listing)
     await req.respond(200, response.content)

@@ -182,6 +182,15 @@ def answer_object(target: Target, response) -> dict:
     return data
 
 
+def created_object(target: Target, response, id_pattern: re.Pattern, what: str) -> dict:
+    """The object a provider answered a create with (a file, a batch), refused (502) unless its id is one the
+    gateway can record and route by."""
+    listing = answer_object(target, response)
+    if not isinstance(listing.get("id"), str) or not id_pattern.fullmatch(listing["id"]):
+        raise unreadable(target, ValueError(f"the {what} object has no usable id"))
+    return listing
+
+
 async def upload_file(req: Request) -> None:
     from .multipart_form import read_form  # the multipart parser only for uploads
 
@@ -196,9 +205,7 @@ async def upload_file(req: Request) -> None:
     target = await provider_target(runtime, principal, provider)
     response = await send_to_provider(req, runtime, principal, target, "POST", "/files",
                            {"content-type": form.content_type}, form.rewritten({}, drop=("provider",)))
-    listing = answer_object(target, response)
-    if not isinstance(listing.get("id"), str) or not FILE_ID.fullmatch(listing["id"]):
-        raise unreadable(target, ValueError("the file object has no usable id"))
+    listing = created_object(target, response, FILE_ID, "file")
     await sync_to_async(files_store.do_record_file, thread_sensitive=True)(
         principal.tenant_id, principal.key_id, target.name, listing)
     await req.respond(200, response.content)
